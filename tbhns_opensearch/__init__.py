@@ -1,0 +1,3 @@
+"""Taxonomy-based hard-negative sampling (TB-HNS) for personalized semantic product search on OpenSearch."""
+
+__version__ = "0.1.0"

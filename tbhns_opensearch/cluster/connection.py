@@ -1,0 +1,64 @@
+"""Clients for the configured cluster, and what that cluster can do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opensearchpy import OpenSearch
+
+from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.errors import ClusterError
+
+
+def make_client(config: OpenSearchConfig) -> OpenSearch:
+    """An opensearch-py client for `config.url`; constructing it opens no connection.
+
+    Example:
+        >>> make_client(OpenSearchConfig(url="http://127.0.0.1:9200"))  # doctest: +ELLIPSIS
+        <OpenSearch([{'host': '127.0.0.1', 'port': 9200}])>
+    """
+    if not config.url:
+        raise ClusterError("no cluster URL: set OPENSEARCH_URL or start the local node with `tbhns opensearch start`")
+    return OpenSearch(
+        hosts=[config.url],
+        http_auth=(config.user, config.password) if config.user else None,
+        use_ssl=config.url.startswith("https://"),
+        verify_certs=config.verify_certs,
+        ssl_show_warn=config.verify_certs,
+        ca_certs=config.ca_certs,
+        timeout=config.timeout_s,
+        http_compress=True,
+    )
+
+
+@dataclass(frozen=True)
+class ClusterCapabilities:
+    """What the connected cluster offers; decides server- or client-side hybrid and the analyzer."""
+
+    version: str
+    plugins: frozenset[str]
+
+    @property
+    def has_knn(self) -> bool:
+        return "opensearch-knn" in self.plugins
+
+    @property
+    def has_hybrid(self) -> bool:
+        """neural-search gives the `hybrid` query and the normalization search processor."""
+        return "opensearch-neural-search" in self.plugins
+
+    @property
+    def has_rrf(self) -> bool:
+        """The score-ranker-processor (RRF) arrived in neural-search 2.19."""
+        major, minor = (int(part) for part in self.version.split(".")[:2])
+        return self.has_hybrid and (major, minor) >= (2, 19)
+
+
+def cluster_capabilities(client: OpenSearch) -> ClusterCapabilities:
+    """Read the version and installed plugins (the modules of analysis-common included)."""
+    info = client.info()
+    nodes = client.nodes.info(metric="plugins")["nodes"]
+    names = {
+        entry["name"] for node in nodes.values() for entry in node.get("plugins", []) + node.get("modules", [])
+    }
+    return ClusterCapabilities(version=info["version"]["number"], plugins=frozenset(names))

@@ -1,0 +1,241 @@
+"""A single-node OpenSearch the project starts on 127.0.0.1 from the Maven Central artifacts.
+
+Example:
+    >>> with LocalNode(NodeConfig(http_port=9250)) as node:  # doctest: +SKIP
+    ...     print(node.url)
+    http://127.0.0.1:9250
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tbhns_opensearch.cluster.artifacts import install_home
+from tbhns_opensearch.cluster.jdk import find_java_home
+from tbhns_opensearch.errors import ClusterError
+
+
+def default_cache_dir() -> Path:
+    """TBHNS_CACHE_DIR, else a per-user cache; as root a world-traversable one, since the node runs unprivileged."""
+    if os.environ.get("TBHNS_CACHE_DIR"):
+        return Path(os.environ["TBHNS_CACHE_DIR"])
+    if os.geteuid() == 0:
+        return Path("/var/cache/tbhns-opensearch")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tbhns-opensearch"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Settings of the self-started node."""
+
+    http_port: int = 9200  # HTTP port on 127.0.0.1
+    transport_port: int | None = None  # defaults to http_port + 100
+    heap: str = "1g"  # JVM heap; vectors live off-heap in Lucene, 1 GiB serves ~100k products on a 24 GiB box
+    cache_dir: Path = field(default_factory=default_cache_dir)  # downloaded and assembled OpenSearch
+    data_dir: Path | None = None  # node data, logs, config and pid; defaults to <cache_dir>/nodes/<http_port>
+    run_as: str = "nobody"  # OpenSearch refuses to run as root: when root, the node runs as this user
+    start_timeout_s: float = 180.0  # how long to wait for a green cluster
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.http_port <= 65535:
+            raise ClusterError(f"http_port must be 1-65535, got {self.http_port}")
+
+    @property
+    def node_dir(self) -> Path:
+        return self.data_dir or self.cache_dir / "nodes" / str(self.http_port)
+
+    @property
+    def transport(self) -> int:
+        return self.transport_port or self.http_port + 100
+
+
+class LocalNode:
+    """Start, query and stop the local node. Constructing it starts nothing."""
+
+    def __init__(self, config: NodeConfig | None = None) -> None:
+        self.config = config or NodeConfig()
+        self._started_here = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.config.http_port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.config.node_dir / "node.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.config.node_dir / "logs" / "opensearch.log"
+
+    def pid(self) -> int | None:
+        """The pid of a running node started from this node dir, or None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return None
+        return pid
+
+    def health(self) -> dict[str, Any] | None:
+        """The cluster health JSON, or None when nothing answers."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/_cluster/health", timeout=2) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def start(self) -> float:
+        """Start the node (reusing one already running from this node dir); return seconds until green."""
+        began = time.monotonic()
+        if self.pid() is not None and self._is_green():
+            return 0.0
+        _require_free_port(self.config.http_port)
+        _require_free_port(self.config.transport)
+        home = install_home(self.config.cache_dir)
+        java_home = find_java_home()
+        config_dir = self._write_config(home)
+        env = {**os.environ, "OPENSEARCH_JAVA_HOME": str(java_home), "OPENSEARCH_PATH_CONF": str(config_dir)}
+        env.pop("JAVA_TOOL_OPTIONS", None)
+        user = self.config.run_as if os.geteuid() == 0 else None
+        if user:
+            _chown_tree(self.config.node_dir, user)
+        with (self.config.node_dir / "stdout.log").open("ab") as out:
+            process = subprocess.Popen(
+                [str(home / "bin" / "opensearch")],
+                env=env,
+                cwd=self.config.node_dir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                user=user,
+            )
+        self.pid_file.write_text(str(process.pid))
+        self._started_here = True
+        self._wait_for_green(process)
+        return time.monotonic() - began
+
+    def stop(self, timeout_s: float = 60.0) -> bool:
+        """Stop the node cleanly (SIGTERM, then SIGKILL after `timeout_s`); False when none was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def __enter__(self) -> "LocalNode":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._started_here:
+            self.stop()
+
+    def _is_green(self) -> bool:
+        health = self.health()
+        return bool(health) and health.get("status") in ("green", "yellow")
+
+    def _wait_for_green(self, process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + self.config.start_timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise ClusterError(
+                    f"OpenSearch exited during start (code {process.returncode}): {self._last_error()}; "
+                    f"full log: {self.config.node_dir / 'stdout.log'}"
+                )
+            if self._is_green():
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise ClusterError(
+            f"OpenSearch did not turn green within {self.config.start_timeout_s:.0f}s: {self._last_error()}; "
+            f"raise NodeConfig.start_timeout_s or read {self.log_file}"
+        )
+
+    def _last_error(self) -> str:
+        for log in (self.config.node_dir / "stdout.log", self.log_file):
+            if log.exists():
+                lines = log.read_text(errors="replace").splitlines()
+                errors = [line for line in lines if "Exception" in line or "ERROR" in line]
+                if errors or lines:
+                    return (errors or lines)[-1].strip()[:400]
+        return "no log written"
+
+    def _write_config(self, home: Path) -> Path:
+        node_dir = self.config.node_dir
+        config_dir = node_dir / "config"
+        for sub in ("data", "logs"):
+            (node_dir / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copytree(home / "config", config_dir, dirs_exist_ok=True)
+        settings = {
+            "cluster.name": "tbhns-local",
+            "node.name": "tbhns-node",
+            "discovery.type": "single-node",
+            "network.host": "127.0.0.1",
+            "http.port": self.config.http_port,
+            "transport.port": self.config.transport,
+            "path.data": str(node_dir / "data"),
+            "path.logs": str(node_dir / "logs"),
+            "cluster.routing.allocation.disk.threshold_enabled": False,
+            "action.auto_create_index": False,
+        }
+        (config_dir / "opensearch.yml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
+        jvm_options = (home / "config" / "jvm.options").read_text()
+        jvm_options = jvm_options.replace("=logs/", f"={node_dir}/logs/").replace("file=logs/", f"file={node_dir}/logs/")
+        jvm_options = jvm_options.replace("HeapDumpPath=data", f"HeapDumpPath={node_dir}/data")
+        (config_dir / "jvm.options").write_text(jvm_options)
+        (config_dir / "jvm.options.d").mkdir(exist_ok=True)
+        heap = f"-Xms{self.config.heap}\n-Xmx{self.config.heap}\n"
+        (config_dir / "jvm.options.d" / "heap.options").write_text(heap)
+        return config_dir
+
+
+def _require_free_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise ClusterError(
+                f"port {port} on 127.0.0.1 is in use; stop what listens there, choose another with --port, "
+                "or point OPENSEARCH_URL at that cluster"
+            ) from None
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ClusterError(f"user {user!r} does not exist; OpenSearch will not run as root, create it or set run_as")
+    for root, dirs, files in os.walk(path):
+        for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
+            os.chown(name, entry.pw_uid, entry.pw_gid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

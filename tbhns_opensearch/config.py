@@ -1,0 +1,50 @@
+"""Configuration shared by the stages, as frozen dataclasses with defaults and one-line help."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from tbhns_opensearch.errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class OpenSearchConfig:
+    """How to reach an existing cluster; `url=None` means: start the local node."""
+
+    url: str | None = None  # OPENSEARCH_URL, e.g. https://search.example.com:9200
+    user: str | None = None  # OPENSEARCH_USER (basic auth)
+    password: str | None = None  # OPENSEARCH_PASSWORD
+    ca_certs: str | None = None  # OPENSEARCH_CA_CERTS: PEM bundle for TLS clusters
+    verify_certs: bool = True  # OPENSEARCH_VERIFY_CERTS=false to accept self-signed certificates
+    timeout_s: float = 30.0  # OPENSEARCH_TIMEOUT: per-request timeout in seconds
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"OPENSEARCH_URL must start with http:// or https://, got {self.url!r}")
+        if (self.user is None) != (self.password is None):
+            raise ConfigError("set both OPENSEARCH_USER and OPENSEARCH_PASSWORD, or neither")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "OpenSearchConfig":
+        """Read OPENSEARCH_URL, OPENSEARCH_USER, OPENSEARCH_PASSWORD, OPENSEARCH_CA_CERTS, OPENSEARCH_VERIFY_CERTS."""
+        env = os.environ if env is None else env
+        verify = env.get("OPENSEARCH_VERIFY_CERTS", "true").strip().lower()
+        if verify not in _TRUE | _FALSE:
+            raise ConfigError(f"OPENSEARCH_VERIFY_CERTS must be true or false, got {verify!r}")
+        return cls(
+            url=env.get("OPENSEARCH_URL") or None,
+            user=env.get("OPENSEARCH_USER") or None,
+            password=env.get("OPENSEARCH_PASSWORD") or None,
+            ca_certs=env.get("OPENSEARCH_CA_CERTS") or None,
+            verify_certs=verify in _TRUE,
+            timeout_s=float(env.get("OPENSEARCH_TIMEOUT", "30")),
+        )
+
+    def redacted_url(self) -> str:
+        """The URL without credentials, safe for logs."""
+        return (self.url or "").split("@")[-1]

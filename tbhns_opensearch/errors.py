@@ -1,0 +1,45 @@
+"""One exception tree for the project: every error a user can act on derives from TbhnsError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TbhnsError(Exception):
+    """Base class: the message says what was wrong, the value that came in, and what to do."""
+
+
+class ConfigError(TbhnsError):
+    """A configuration value is missing or invalid."""
+
+
+class ClusterError(TbhnsError):
+    """The OpenSearch node could not be fetched, started, reached or stopped."""
+
+
+class CatalogError(TbhnsError):
+    """A catalog file or record could not be read."""
+
+
+class TemplateError(TbhnsError):
+    """An index template could not be loaded, rendered or applied."""
+
+
+class IngestError(TbhnsError):
+    """Documents could not be written; `failures` keeps every per-document reason."""
+
+    def __init__(self, message: str, failures: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+
+class EncoderError(TbhnsError):
+    """An encoder could not be loaded, exported or run."""
+
+
+class SearchError(TbhnsError):
+    """A search request could not be built or answered."""
+
+
+class TrainingError(TbhnsError):
+    """Training data or a training run is invalid."""

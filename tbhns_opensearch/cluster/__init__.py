@@ -1,6 +1,6 @@
 """The OpenSearch cluster: a connection from the environment, or a local node the project starts itself."""
 
-from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client
+from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client, resolve_cluster
 from tbhns_opensearch.cluster.node import LocalNode, NodeConfig
 
-__all__ = ["ClusterCapabilities", "LocalNode", "NodeConfig", "cluster_capabilities", "make_client"]
+__all__ = ["ClusterCapabilities", "LocalNode", "NodeConfig", "cluster_capabilities", "make_client", "resolve_cluster"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from opensearchpy import OpenSearch
 
+from tbhns_opensearch.cluster.node import LocalNode, NodeConfig
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import ClusterError
 
@@ -27,8 +28,21 @@ def make_client(config: OpenSearchConfig) -> OpenSearch:
         ssl_show_warn=config.verify_certs,
         ca_certs=config.ca_certs,
         timeout=config.timeout_s,
+        max_retries=3,
+        retry_on_timeout=True,
+        retry_on_status=(502, 503, 504),
         http_compress=True,
     )
+
+
+def resolve_cluster(config: OpenSearchConfig, node: NodeConfig | None = None) -> OpenSearchConfig:
+    """`config` when it names a cluster (OPENSEARCH_URL); else the local node, started if it is not running."""
+    if config.url:
+        return config
+    local = LocalNode(node)
+    if local.health() is None:
+        local.start()
+    return OpenSearchConfig(url=local.url, timeout_s=config.timeout_s)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Index templates, documents and the ingest pipeline."""

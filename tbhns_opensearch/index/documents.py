@@ -1,0 +1,43 @@
+"""Turn a Product and its vector into the OpenSearch document of the product template (pure)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from tbhns_opensearch.catalog.product import Product
+
+MAX_LEVELS = 8
+PATH_DELIMITER = ">"
+
+
+def category_path_value(path: Sequence[str]) -> str:
+    """The `category_path` field value: names joined by '>' (prefix-searchable by path_hierarchy).
+
+    Example:
+        >>> category_path_value(["Toys", "Dolls > Accessories"])
+        'Toys>Dolls Accessories'
+    """
+    return PATH_DELIMITER.join(" ".join(name.replace(PATH_DELIMITER, " ").split()) for name in path)
+
+
+def product_document(product: Product, vector: Sequence[float] | None) -> dict[str, Any]:
+    """The document for `product`; its `_id` is the product id, so a rerun overwrites it."""
+    path = list(product.taxonomy_path)
+    document: dict[str, Any] = {
+        "product_id": product.id,
+        "title": product.title,
+        "description": product.description,
+        "brand": product.brand,
+        "attributes_text": [f"{name}: {value}" for name, value in product.attributes.items()],
+        "attribute_terms": [f"{name}={value}" for name, value in product.attributes.items()],
+        "category_names": path,
+        "category_path": category_path_value(path) if path else None,
+        "category_levels": {f"l{level}": name for level, name in enumerate(path[:MAX_LEVELS])},
+        "category_leaf": path[-1] if path else None,
+        "category_depth": len(path),
+        "price": product.price,
+        "rating": product.rating,
+    }
+    if vector is not None:
+        document["embedding"] = [float(x) for x in vector]
+    return document

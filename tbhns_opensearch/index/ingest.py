@@ -1,0 +1,166 @@
+"""Encode products and bulk-write them behind the product alias, encoding and writing at the same time.
+
+The main thread encodes chunks of products while a writer thread streams the previous chunks to OpenSearch
+with opensearch-py's `streaming_bulk` (retries with backoff on 429). Document ids are product ids, so a rerun
+after a crash overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from opensearchpy import OpenSearch, helpers
+from opensearchpy.exceptions import TransportError
+from tqdm import tqdm
+
+from tbhns_opensearch.catalog.product import Product
+from tbhns_opensearch.encoder import Encoder
+from tbhns_opensearch.errors import IngestError
+from tbhns_opensearch.index.documents import product_document
+from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index, swap_alias
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How products are encoded and written."""
+
+    encode_chunk: int = 512  # products encoded per call (sorted by length inside, so larger is faster)
+    bulk_chunk: int = 500  # documents per bulk request
+    max_retries: int = 5  # retries per bulk chunk on 429, with exponential backoff
+    initial_backoff_s: float = 2.0
+    rebuild: bool = False  # write a fresh index and swap the alias at the end (zero downtime)
+    keep_previous: bool = False  # with rebuild: keep the index the alias pointed at before
+    progress: bool = True  # show a progress bar
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest did; `failures` keeps each rejected document's id and reason."""
+
+    index: str
+    read: int = 0
+    indexed: int = 0
+    seconds: float = 0.0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def products_per_s(self) -> float:
+        return self.indexed / self.seconds if self.seconds else 0.0
+
+
+def ingest_products(
+    client: OpenSearch,
+    products: Iterable[Product],
+    encoder: Encoder,
+    index_config: IndexConfig | None = None,
+    config: IngestConfig | None = None,
+) -> IngestSummary:
+    """Encode `products` and write them behind `index_config.alias`; return counts and per-document failures.
+
+    Example:
+        >>> ingest_products(client, read_products("catalog.jsonl"), Encoder())  # doctest: +SKIP
+        IngestSummary(index='products-20260101...', read=19406, indexed=19406, ...)
+    """
+    config = config or IngestConfig()
+    index_config = index_config or IndexConfig()
+    if index_config.dimension != encoder.dimension:
+        index_config = IndexConfig(**{**index_config.__dict__, "dimension": encoder.dimension})
+    index = _target_index(client, index_config, config.rebuild)
+    summary = IngestSummary(index=index)
+    started = time.perf_counter()
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=4)
+    errors: list[TransportError] = []
+    writer = threading.Thread(target=_write, args=(client, index, chunks, config, summary, errors), daemon=True)
+    writer.start()
+    try:
+        for batch in _batched(products, config.encode_chunk):
+            vectors = encoder.encode([product.text_for_embedding() for product in batch])  # (n, dim)
+            chunks.put([(product.id, product_document(product, vector)) for product, vector in zip(batch, vectors)])
+            summary.read += len(batch)
+            if not writer.is_alive():
+                break
+    finally:
+        chunks.put(_DONE)
+        writer.join()
+    if errors:
+        raise IngestError(
+            f"bulk writing to {index} failed after {summary.indexed} documents: {errors[0]}; "
+            "the written documents stay, and a rerun overwrites them by product id",
+            summary.failures,
+        ) from errors[0]
+    client.indices.refresh(index=index)
+    if config.rebuild:
+        swap_alias(client, index_config.alias, index, delete_previous=not config.keep_previous)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) -> str:
+    targets = alias_targets(client, index_config.alias)
+    if rebuild or not targets:
+        index = create_index(client, index_config)
+        if not targets:
+            swap_alias(client, index_config.alias, index)
+        return index
+    if len(targets) > 1:
+        raise IngestError(f"alias {index_config.alias} points at several indices {targets}; rebuild with --rebuild")
+    mapping = client.indices.get_mapping(index=targets[0])[targets[0]]["mappings"]
+    dimension = mapping["properties"]["embedding"]["dimension"]
+    if dimension != index_config.dimension:
+        raise IngestError(
+            f"index {targets[0]} holds {dimension}-dimensional vectors but the encoder makes "
+            f"{index_config.dimension}; rerun with --rebuild to build a new index for this encoder"
+        )
+    return targets[0]
+
+
+def _write(
+    client: OpenSearch,
+    index: str,
+    chunks: queue.Queue[Any],
+    config: IngestConfig,
+    summary: IngestSummary,
+    errors: list[TransportError],
+) -> None:
+    def actions() -> Iterator[dict[str, Any]]:
+        while (chunk := chunks.get()) is not _DONE:
+            for doc_id, document in chunk:
+                yield {"_op_type": "index", "_index": index, "_id": doc_id, "_source": document}
+
+    bar = tqdm(desc="indexed", unit="products", disable=not config.progress)
+    try:
+        for ok, item in helpers.streaming_bulk(
+            client,
+            actions(),
+            chunk_size=config.bulk_chunk,
+            max_retries=config.max_retries,
+            initial_backoff=config.initial_backoff_s,
+            raise_on_error=False,
+            raise_on_exception=True,
+        ):
+            if ok:
+                summary.indexed += 1
+            else:
+                result = item.get("index", item)
+                failure = {"id": result.get("_id"), "status": result.get("status"), "error": result.get("error")}
+                summary.failures.append(failure)
+            bar.update(1)
+    except TransportError as exc:
+        errors.append(exc)
+        while chunks.get() is not _DONE:  # drain so the encoder is never blocked
+            pass
+    finally:
+        bar.close()
+
+
+def _batched(items: Iterable[Product], size: int) -> Iterator[list[Product]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch

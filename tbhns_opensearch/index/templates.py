@@ -1,0 +1,135 @@
+"""Render and apply the composable index templates in `index_templates/`, and manage the product alias.
+
+A product index is written as `<alias>-<timestamp>` behind the alias, so a rebuild fills a fresh index and
+swaps the alias atomically, with no downtime.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import TransportError
+
+from tbhns_opensearch.errors import TemplateError
+
+TEMPLATE_DIR = Path(os.environ.get("TBHNS_TEMPLATE_DIR", Path(__file__).resolve().parents[2] / "index_templates"))
+ENGINES = {
+    "lucene": ("cosinesimil", "l2", "innerproduct"),
+    "faiss": ("l2", "innerproduct", "cosinesimil"),
+    "nmslib": ("cosinesimil", "l2", "innerproduct", "l1", "linf"),
+}
+"""k-NN engines and the space types each accepts. The Maven Central k-NN zip carries only Lucene."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Where products are written and how their vectors are indexed."""
+
+    alias: str = "products"  # the name searches use; concrete indices are <alias>-<timestamp>
+    dimension: int = 384  # vector size; taken from the encoder at ingest
+    engine: str = "lucene"  # k-NN engine: lucene (default, in every distribution) or faiss (full distributions)
+    space_type: str = "cosinesimil"  # similarity: cosinesimil, l2 or innerproduct
+    m: int = 16  # HNSW graph degree
+    ef_construction: int = 128  # HNSW build-time beam width
+    ef_search: int = 100  # HNSW query-time beam width
+    shards: int = 1
+    replicas: int = 0
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise TemplateError(f"unknown k-NN engine {self.engine!r}; choose one of {sorted(ENGINES)}")
+        if self.space_type not in ENGINES[self.engine]:
+            raise TemplateError(
+                f"space type {self.space_type!r} is not supported by engine {self.engine!r}; "
+                f"choose one of {ENGINES[self.engine]}"
+            )
+        if not self.alias or self.alias != self.alias.lower() or any(c in self.alias for c in ' ,"*\\/<>|?#'):
+            raise TemplateError(f"index alias must be a lowercase OpenSearch index name, got {self.alias!r}")
+        if self.dimension <= 0:
+            raise TemplateError(f"vector dimension must be positive, got {self.dimension}")
+
+    @property
+    def template_name(self) -> str:
+        return f"{self.alias}-template"
+
+
+def load_template(name: str) -> dict[str, Any]:
+    """The JSON template `index_templates/<name>.json`, without its `_comment`."""
+    path = TEMPLATE_DIR / f"{name}.json"
+    try:
+        template = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TemplateError(f"no index template {path}; set TBHNS_TEMPLATE_DIR to the index_templates folder")
+    except json.JSONDecodeError as exc:
+        raise TemplateError(f"index template {path} is not valid JSON: {exc}") from exc
+    template.pop("_comment", None)
+    return template
+
+
+def render_product_template(config: IndexConfig) -> dict[str, Any]:
+    """The product template with the alias pattern, vector field and HNSW settings of `config` (pure)."""
+    template = copy.deepcopy(load_template("products"))
+    template["index_patterns"] = [f"{config.alias}-*"]
+    body = template["template"]
+    body["settings"]["index"].update(
+        {
+            "number_of_shards": config.shards,
+            "number_of_replicas": config.replicas,
+            "knn.algo_param.ef_search": config.ef_search,
+        }
+    )
+    body["mappings"]["properties"]["embedding"] = {
+        "type": "knn_vector",
+        "dimension": config.dimension,
+        "method": {
+            "name": "hnsw",
+            "engine": config.engine,
+            "space_type": config.space_type,
+            "parameters": {"m": config.m, "ef_construction": config.ef_construction},
+        },
+    }
+    return template
+
+
+def put_product_template(client: OpenSearch, config: IndexConfig) -> None:
+    """Create or replace the composable index template for `config.alias` (idempotent)."""
+    try:
+        client.indices.put_index_template(name=config.template_name, body=render_product_template(config))
+    except TransportError as exc:
+        raise TemplateError(f"the cluster rejected template {config.template_name}: {exc.info or exc}") from exc
+
+
+def alias_targets(client: OpenSearch, alias: str) -> list[str]:
+    """The indices `alias` points at, or [] when it does not exist."""
+    if not client.indices.exists_alias(name=alias):
+        return []
+    return sorted(client.indices.get_alias(name=alias))
+
+
+def create_index(client: OpenSearch, config: IndexConfig) -> str:
+    """Create a fresh `<alias>-<timestamp>` index from the template and return its name."""
+    put_product_template(client, config)
+    name = f"{config.alias}-{time.strftime('%Y%m%d%H%M%S')}-{time.monotonic_ns() % 1000:03d}"
+    try:
+        client.indices.create(index=name)
+    except TransportError as exc:
+        raise TemplateError(f"cannot create index {name}: {exc.info or exc}") from exc
+    return name
+
+
+def swap_alias(client: OpenSearch, alias: str, index: str, delete_previous: bool = True) -> list[str]:
+    """Point `alias` at `index` alone in one atomic call; return the indices it pointed at before."""
+    previous = [name for name in alias_targets(client, alias) if name != index]
+    actions: list[dict[str, Any]] = [{"remove": {"index": name, "alias": alias}} for name in previous]
+    actions.append({"add": {"index": index, "alias": alias, "is_write_index": True}})
+    client.indices.update_aliases(body={"actions": actions})
+    if delete_previous and previous:
+        client.indices.delete(index=",".join(previous))
+    return previous

@@ -1,0 +1,1 @@
+"""Query encoding, pure request builders and the search client."""

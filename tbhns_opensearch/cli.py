@@ -136,6 +136,8 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
         "products_per_s": round(summary.products_per_s, 1),
         "rejects_file": str(rejects) if stream.counts.rejected else None,
     }
+    if not stream.counts.rejected:
+        rejects.unlink(missing_ok=True)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

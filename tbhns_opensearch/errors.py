@@ -43,3 +43,7 @@ class SearchError(TbhnsError):
 
 class TrainingError(TbhnsError):
     """Training data or a training run is invalid."""
+
+
+class BenchError(TbhnsError):
+    """A run, qrels file, metric setting or benchmark result is invalid."""

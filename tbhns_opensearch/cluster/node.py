@@ -112,6 +112,7 @@ class LocalNode:
         env.pop("JAVA_TOOL_OPTIONS", None)
         user = self.config.run_as if os.geteuid() == 0 else None
         if user:
+            _require_traversable(self.config.node_dir, user)
             _chown_tree(self.config.node_dir, user)
         with (self.config.node_dir / "stdout.log").open("ab") as out:
             process = subprocess.Popen(
@@ -177,7 +178,9 @@ class LocalNode:
         for log in (self.config.node_dir / "stdout.log", self.log_file):
             if log.exists():
                 lines = log.read_text(errors="replace").splitlines()
-                errors = [line for line in lines if "Exception" in line or "ERROR" in line]
+                errors = [
+                    line for line in lines if ("Exception" in line or "ERROR" in line) and not line.strip().startswith("at ")
+                ]
                 if errors or lines:
                     return (errors or lines)[-1].strip()[:400]
         return "no log written"
@@ -231,6 +234,16 @@ def _chown_tree(path: Path, user: str) -> None:
     for root, dirs, files in os.walk(path):
         for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
             os.chown(name, entry.pw_uid, entry.pw_gid)
+
+
+def _require_traversable(path: Path, user: str) -> None:
+    """As root the node runs as `user`, who must be able to reach `path` through every parent folder."""
+    for parent in [*reversed(path.resolve().parents), path.resolve()]:
+        if parent.exists() and not parent.stat().st_mode & 0o001 and parent.owner() != user:
+            raise ClusterError(
+                f"OpenSearch runs as {user!r} (it refuses root) but cannot enter {parent} (mode "
+                f"{oct(parent.stat().st_mode & 0o777)}); choose a data dir outside it, e.g. under {default_cache_dir()}"
+            )
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,148 @@
+"""Which source column holds which `Product` field, and the conversion of one record through it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tbhns_opensearch.catalog.fields import (
+    is_missing,
+    parse_id,
+    parse_path,
+    parse_price,
+    parse_rating,
+    parse_text,
+    parse_title,
+)
+from tbhns_opensearch.catalog.product import Product
+from tbhns_opensearch.catalog.stream import RecordError
+from tbhns_opensearch.errors import CatalogError
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Canonical field -> source column. The defaults read the canonical catalog JSONL.
+
+    Args:
+        id: Column with the product id (required in every record).
+        title: Column with the title (required in every record).
+        description: Column with the description, or None.
+        brand: Column with the brand, or None.
+        price: Column with the price (number or text like "£3.99"), or None.
+        rating: Column with the average rating, or None.
+        taxonomy: Column with the category path (a list, JSON list text, or text split on
+            `taxonomy_separator`), or None.
+        taxonomy_separator: Separator of a path written as text.
+        attributes: Column holding a dict (or JSON object text) of attributes, or None.
+        attribute_columns: Further columns copied into `attributes` under their own names.
+
+    Example:
+        >>> m = ColumnMapping.from_dict({"id": "sku", "title": "name", "attribute_columns": ["colour"]})
+        >>> m.to_product({"sku": 7, "name": "Mug", "colour": "red"}).attributes
+        {'colour': 'red'}
+    """
+
+    id: str = "id"
+    title: str = "title"
+    description: str | None = "description"
+    brand: str | None = "brand"
+    price: str | None = "price"
+    rating: str | None = "rating"
+    taxonomy: str | None = "taxonomy_path"
+    taxonomy_separator: str = " > "
+    attributes: str | None = "attributes"
+    attribute_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("id", "title"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise CatalogError(
+                    f"column mapping: {name}={getattr(self, name)!r} must name a source column; "
+                    f"e.g. ColumnMapping({name}='product_{name}')"
+                )
+        if not self.taxonomy_separator:
+            raise CatalogError("column mapping: taxonomy_separator is empty; use e.g. ' > '")
+        object.__setattr__(self, "attribute_columns", tuple(self.attribute_columns))
+
+    @classmethod
+    def from_dict(cls, mapping: dict[str, Any]) -> ColumnMapping:
+        """Build from a plain dict (CLI flags or a JSON file); unknown keys are an error.
+
+        Fields that are not given are unmapped (None), except `id` and `title`, which keep their
+        canonical column names.
+        """
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - valid)
+        if unknown:
+            raise CatalogError(
+                f"column mapping: unknown field(s) {unknown}; valid fields are {sorted(valid)}"
+            )
+        optional = {"description", "brand", "price", "rating", "taxonomy", "attributes"}
+        return cls(**{**{name: None for name in optional}, **mapping})
+
+    def columns(self) -> tuple[str, ...]:
+        """Every source column this mapping reads, in field order."""
+        named = (self.id, self.title, self.description, self.brand, self.price, self.rating,
+                 self.taxonomy, self.attributes)
+        return tuple(dict.fromkeys([c for c in named if c] + list(self.attribute_columns)))
+
+    def check_header(self, header: Iterable[str], source: str, *, strict: bool) -> None:
+        """Fail early when the file lacks mapped columns.
+
+        Args:
+            header: Column names of the file.
+            source: File name for the message.
+            strict: Require every mapped column; otherwise only `id` and `title`.
+        """
+        present = set(header)
+        wanted = self.columns() if strict else (self.id, self.title)
+        missing = [column for column in wanted if column not in present]
+        if missing:
+            raise CatalogError(
+                f"{source}: column(s) {missing} named by the column mapping are not in the file; "
+                f"its columns are {sorted(present)}. Pass a mapping that names them, "
+                f"e.g. ColumnMapping.from_dict({{'id': ..., 'title': ...}})"
+            )
+
+    def to_product(self, record: dict[str, Any]) -> Product:
+        """Convert one record; raises `RecordError` naming the bad column."""
+        return Product(
+            id=parse_id(record.get(self.id), self.id),
+            title=parse_title(record.get(self.title), self.title),
+            description=parse_text(record.get(self.description)) if self.description else "",
+            brand=parse_text(record.get(self.brand)) if self.brand else "",
+            attributes=self._attributes(record),
+            price=parse_price(record.get(self.price), self.price) if self.price else None,
+            rating=parse_rating(record.get(self.rating), self.rating) if self.rating else None,
+            taxonomy_path=(parse_path(record.get(self.taxonomy), self.taxonomy_separator, self.taxonomy)
+                           if self.taxonomy else ()),
+        )
+
+    def _attributes(self, record: dict[str, Any]) -> dict[str, Any]:
+        attributes: dict[str, Any] = {}
+        if self.attributes and not is_missing(record.get(self.attributes)):
+            attributes.update(_attribute_dict(record[self.attributes], self.attributes))
+        for column in self.attribute_columns:
+            if not is_missing(record.get(column)):
+                attributes[column] = record[column]
+        return attributes
+
+
+def _attribute_dict(value: Any, column: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RecordError(column, value, f"attributes are not valid JSON ({exc.msg})",
+                              'write them as a JSON object, e.g. {"colour": "red"}') from exc
+    if isinstance(value, list) and all(isinstance(pair, tuple) and len(pair) == 2 for pair in value):
+        value = dict(value)  # a Parquet map column reads as a list of (key, value) tuples
+    if not isinstance(value, dict):
+        raise RecordError(column, value, "attributes are not an object",
+                          'write them as a JSON object, e.g. {"colour": "red"}')
+    return {str(name): item for name, item in value.items() if not is_missing(item)}
+
+
+CANONICAL = ColumnMapping()

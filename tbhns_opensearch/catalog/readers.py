@@ -1,0 +1,188 @@
+"""Read a catalog file (JSONL, CSV, TSV or Parquet) as a stream of products; write the canonical JSONL.
+
+Each format is a row reader in `ROW_READERS`; the column mapping and `CatalogStream` do the rest, so a bad
+record becomes a `Reject` with its line and never costs its neighbours.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from tbhns_opensearch.catalog.mapping import CANONICAL, ColumnMapping
+from tbhns_opensearch.catalog.product import Product
+from tbhns_opensearch.catalog.stream import CatalogStream, RawRow, RecordError
+from tbhns_opensearch.errors import CatalogError
+
+PARQUET_BATCH_ROWS = 4096
+
+RowReader = Callable[[Path, ColumnMapping | None, bool], Iterator[RawRow]]
+"""(path, mapping whose columns the header must have (None: no check), strict) -> raw rows.
+Strict requires every mapped column; otherwise only `id` and `title`."""
+
+
+def read_catalog(
+    path: str | Path,
+    mapping: ColumnMapping | None = None,
+    fmt: str | None = None,
+    rejects_path: str | Path | None = None,
+) -> CatalogStream:
+    """Stream the products of one catalog file; rejects and counts are filled in as it is iterated.
+
+    Args:
+        path: Catalog file.
+        mapping: Source columns of each field; None reads the canonical layout (`id`, `title`, ...),
+            where only `id` and `title` must exist. An explicit mapping must name existing columns.
+        fmt: One of `ROW_READERS` ("jsonl", "csv", "tsv", "parquet"); None picks it from the suffix.
+        rejects_path: Optional JSONL file that receives one line per rejected record.
+
+    Example:
+        >>> stream = read_catalog("catalog.jsonl", rejects_path="rejects.jsonl")  # doctest: +SKIP
+        >>> products = list(stream); stream.counts, stream.rejects[:1]  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"catalog file {str(path)!r} does not exist; pass the path of a catalog file")
+    read_rows = ROW_READERS[_format_of(path, fmt)]
+    chosen = mapping or CANONICAL
+    strict = mapping is not None
+    return CatalogStream(lambda: read_rows(path, chosen, strict), chosen.to_product, rejects_path)
+
+
+def write_catalog_jsonl(products: Iterable[Product], path: str | Path) -> int:
+    """Write products as canonical JSONL (one `Product.to_dict()` per line), atomically.
+
+    Returns:
+        The number of products written.
+
+    Example:
+        >>> write_catalog_jsonl([Product(id="p1", title="Mug")], "catalog.jsonl")  # doctest: +SKIP
+        1
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    count = 0
+    with partial.open("w", encoding="utf-8") as out:
+        for product in products:
+            out.write(json.dumps(product.to_dict(), ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(partial, path)
+    return count
+
+
+def read_jsonl_rows(path: Path, mapping: ColumnMapping | None = None, strict: bool = False) -> Iterator[RawRow]:
+    """One raw row per non-blank line; a line that is not a JSON object becomes an error row."""
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                reason = f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+                yield RawRow(str(path), number, error=RecordError(
+                    "(line)", raw.decode("utf-8", "replace").strip(), reason,
+                    "fix or remove the line; each line must be one UTF-8 JSON object"))
+                continue
+            if not isinstance(record, dict):
+                yield RawRow(str(path), number, error=RecordError(
+                    "(line)", record, "line is not a JSON object", "write each product as one JSON object"))
+                continue
+            yield RawRow(str(path), number, record)
+
+
+def read_csv_rows(
+    path: Path, mapping: ColumnMapping | None = None, strict: bool = False, delimiter: str = ","
+) -> Iterator[RawRow]:
+    """One raw row per CSV record, numbered by the file line it starts on (the header is line 1)."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long descriptions exceed the 128 KiB default
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            if mapping is not None:
+                mapping.check_header(header, str(path), strict=strict)
+            start = reader.line_num + 1
+            for values in reader:
+                if values:
+                    yield _csv_row(path, start, header, values)
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise CatalogError(
+                f"{path}:{reader.line_num}: unreadable CSV ({exc}); fix the quoting on that line "
+                f"or pass fmt='tsv' if the file is tab-separated"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise CatalogError(
+                f"{path}: near line {reader.line_num + 1}: not UTF-8 ({exc.reason}); "
+                f"re-encode the file, e.g. `iconv -f latin1 -t utf-8`"
+            ) from exc
+
+
+def read_tsv_rows(path: Path, mapping: ColumnMapping | None = None, strict: bool = False) -> Iterator[RawRow]:
+    """Tab-separated variant of `read_csv_rows`."""
+    return read_csv_rows(path, mapping, strict, delimiter="\t")
+
+
+def read_parquet_rows(path: Path, mapping: ColumnMapping | None = None, strict: bool = False) -> Iterator[RawRow]:
+    """One raw row per Parquet row (numbered from 1), read in batches of the mapped columns only."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - pyarrow is a dependency
+        raise CatalogError("reading Parquet needs pyarrow; install it with `pip install pyarrow`") from exc
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise CatalogError(f"{path}: not a readable Parquet file ({exc}); check the file or pass fmt") from exc
+    names = parquet.schema_arrow.names
+    columns = None
+    if mapping is not None:
+        mapping.check_header(names, str(path), strict=strict)
+        columns = [column for column in mapping.columns() if column in names]
+    number = 0
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+        for record in batch.to_pylist():
+            number += 1
+            yield RawRow(str(path), number, record)
+
+
+ROW_READERS: dict[str, RowReader] = {
+    "jsonl": read_jsonl_rows,
+    "csv": read_csv_rows,
+    "tsv": read_tsv_rows,
+    "parquet": read_parquet_rows,
+}
+
+SUFFIX_FORMATS: dict[str, str] = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+}
+
+
+def _format_of(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in ROW_READERS:
+            raise CatalogError(f"unknown catalog format {fmt!r}; valid formats are {sorted(ROW_READERS)}")
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise CatalogError(
+            f"cannot tell the format of {str(path)!r} from its suffix {suffix!r}; "
+            f"use one of {sorted(SUFFIX_FORMATS)} or pass fmt (one of {sorted(ROW_READERS)})"
+        )
+    return SUFFIX_FORMATS[suffix]
+
+
+def _csv_row(path: Path, line: int, header: list[str], values: list[str]) -> RawRow:
+    if len(values) != len(header):
+        return RawRow(str(path), line, error=RecordError(
+            "(row)", ",".join(values), f"row has {len(values)} fields, the header has {len(header)}",
+            "quote fields that contain the delimiter, or fix the row's field count"))
+    return RawRow(str(path), line, dict(zip(header, values, strict=True)))
+

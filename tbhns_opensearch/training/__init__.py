@@ -1,0 +1,1 @@
+"""Training: examples and splits, query generation, negative samplers, personalization, trainer, export."""

@@ -1,0 +1,134 @@
+"""Templates and ingest against the real node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tbhns_opensearch.cli import cli
+from tbhns_opensearch.catalog import read_catalog
+from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
+from tbhns_opensearch.index.templates import alias_targets, create_index
+from tbhns_opensearch.query.builders import build_bm25, build_knn
+from tests.conftest import FIXTURES, fixture_products
+
+pytestmark = pytest.mark.integration
+QUIET = IngestConfig(progress=False)
+
+
+def _count(os_client, alias: str) -> int:
+    return os_client.count(index=alias)["count"]
+
+
+def test_index_from_template_has_knn_vector_mapping(os_client, index_config) -> None:
+    index = create_index(os_client, index_config)
+    mapping = os_client.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+    assert mapping["embedding"]["type"] == "knn_vector"
+    assert mapping["embedding"]["dimension"] == index_config.dimension
+    assert mapping["embedding"]["method"]["engine"] == "lucene"
+    assert os_client.indices.get_settings(index=index)[index]["settings"]["index"]["knn"] == "true"
+
+
+@pytest.fixture(scope="module")
+def fixture_catalog(os_client, encoder):  # type: ignore[no-untyped-def]
+    """Icecat and Amazon UK toys fixtures (3,000 products) ingested once for this module."""
+    from tbhns_opensearch.index.templates import IndexConfig
+
+    config = IndexConfig(alias="test-catalog")
+    products = fixture_products("icecat_products.jsonl") + fixture_products("toys_products.jsonl")
+    summary = ingest_products(os_client, products, encoder, config, QUIET)
+    yield config, products, summary
+    os_client.indices.delete(index="test-catalog-*", ignore_unavailable=True)
+
+
+def test_ingest_indexes_every_product_with_a_vector(os_client, encoder, fixture_catalog) -> None:
+    config, products, summary = fixture_catalog
+    assert summary.indexed == len(products) == 3000
+    assert summary.failures == []
+    assert _count(os_client, config.alias) == len(products)
+    with_vector = os_client.count(index=config.alias, body={"query": {"exists": {"field": "embedding"}}})["count"]
+    assert with_vector == len(products)
+    document = os_client.get(index=config.alias, id=products[0].id)["_source"]
+    assert len(document["embedding"]) == encoder.dimension
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_id"),
+    [
+        ("Integral 2GB SD Card memory card", "1625640"),
+    ],
+)
+def test_bm25_finds_the_named_product(os_client, fixture_catalog, query: str, expected_id: str) -> None:
+    config, _, _ = fixture_catalog
+    hits = os_client.search(index=config.alias, body=build_bm25(query, 3))["hits"]["hits"]
+    assert hits[0]["_id"] == expected_id
+
+
+def test_bm25_and_knn_find_judged_products(os_client, encoder, fixture_catalog) -> None:
+    """For judged Icecat queries, each mode's top 10 holds a product judged relevant (grade >= 2)."""
+    from tbhns_opensearch.catalog import read_judgments_csv
+
+    config, _, _ = fixture_catalog
+    relevant: dict[str, set[str]] = {}
+    for judgment in read_judgments_csv(FIXTURES / "icecat_judgments.csv"):
+        if judgment.grade >= 2:
+            relevant.setdefault(judgment.query, set()).add(judgment.product_id)
+    for query in ("bluetooth speaker", "headphones", "memory card", "smartwatch", "gaming mouse pad"):
+        bm25 = {hit["_id"] for hit in os_client.search(index=config.alias, body=build_bm25(query, 10))["hits"]["hits"]}
+        vector = encoder.encode([query])[0]
+        knn = {hit["_id"] for hit in os_client.search(index=config.alias, body=build_knn(vector, 10))["hits"]["hits"]}
+        assert bm25 & relevant[query], f"bm25 top 10 for {query!r} has no relevant product"
+        assert knn & relevant[query], f"knn top 10 for {query!r} has no relevant product"
+
+
+def test_category_prefix_filter_inside_knn(os_client, encoder, fixture_catalog) -> None:
+    from tbhns_opensearch.query.builders import Filters
+
+    config, products, _ = fixture_catalog
+    top_level = next(p.taxonomy_path[0] for p in products if p.taxonomy_path)
+    vector = encoder.encode(["toy car"])[0]
+    body = build_knn(vector, 20, Filters(category=(top_level,)))
+    hits = os_client.search(index=config.alias, body=body)["hits"]["hits"]
+    assert len(hits) == 20
+    assert all(hit["_source"]["category_names"][0] == top_level for hit in hits)
+
+
+def test_rerun_leaves_the_count_unchanged(os_client, encoder, index_config) -> None:
+    products = fixture_products("toys_products.jsonl")[:200]
+    first = ingest_products(os_client, products, encoder, index_config, QUIET)
+    second = ingest_products(os_client, products, encoder, index_config, QUIET)
+    assert first.index == second.index
+    assert _count(os_client, index_config.alias) == 200
+
+
+def test_rebuild_swaps_the_alias_and_drops_the_old_index(os_client, encoder, index_config) -> None:
+    products = fixture_products("toys_products.jsonl")[:50]
+    first = ingest_products(os_client, products, encoder, index_config, QUIET)
+    second = ingest_products(os_client, products[:30], encoder, index_config, IngestConfig(rebuild=True, progress=False))
+    assert second.index != first.index
+    assert alias_targets(os_client, index_config.alias) == [second.index]
+    assert not os_client.indices.exists(index=first.index)
+    assert _count(os_client, index_config.alias) == 30
+
+
+def test_cli_ingest_of_a_malformed_catalog_indexes_good_lines_and_names_bad_ones(
+    opensearch_config, index_config, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
+    rejects = tmp_path / "rejects.jsonl"
+    catalog = FIXTURES / "malformed_catalog.jsonl"
+    good = list(read_catalog(catalog))
+    result = CliRunner().invoke(
+        cli, ["ingest", str(catalog), "--alias", index_config.alias, "--rejects", str(rejects), "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["indexed"] == len(good) > 0
+    assert summary["rejected"] >= 3
+    lines = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert {entry["field"] for entry in lines} >= {"title", "price"}
+    assert all(entry["line"] > 0 for entry in lines)
+    assert "malformed_catalog.jsonl:" in result.stderr

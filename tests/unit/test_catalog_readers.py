@@ -1,0 +1,124 @@
+"""Catalog readers: the three formats, column mappings, format choice and the canonical JSONL round trip."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tbhns_opensearch.catalog import ColumnMapping, Product, ReadCounts, read_catalog, write_catalog_jsonl
+from tbhns_opensearch.errors import CatalogError
+
+CABLE = Product(id="p1", title="USB-C cable", description="1 m, braided", brand="Anker",
+                attributes={"length_m": 1.0, "colour": "black"}, price=9.99, rating=4.5,
+                taxonomy_path=("Electronics", "Cables"))
+LAMP = Product(id="p2", title="Desk lamp", taxonomy_path=("Home", "Lighting"))
+
+SHOP_MAPPING = ColumnMapping.from_dict({
+    "id": "sku", "title": "name", "brand": "maker", "price": "cost", "taxonomy": "category",
+    "taxonomy_separator": " / ", "attribute_columns": ["colour"],
+})
+
+
+def test_canonical_jsonl_round_trip(tmp_path):
+    path = tmp_path / "catalog.jsonl"
+    assert write_catalog_jsonl([CABLE, LAMP], path) == 2
+    stream = read_catalog(path)
+    assert list(stream) == [CABLE, LAMP]
+    assert stream.counts == ReadCounts(read=2, ok=2, rejected=0)
+    assert not (tmp_path / "catalog.jsonl.partial").exists()
+
+
+def test_csv_with_mapping(tmp_path):
+    path = tmp_path / "shop.csv"
+    path.write_text('sku,name,maker,cost,category,colour,unused\n'
+                    'A1,"Mug, large",Acme,£4.50,Home / Kitchen / Mugs,red,x\n'
+                    'A2,Plate,,,Home / Kitchen,,y\n', encoding="utf-8")
+    mug, plate = read_catalog(path, SHOP_MAPPING)
+    assert mug == Product(id="A1", title="Mug, large", brand="Acme", attributes={"colour": "red"}, price=4.5,
+                          taxonomy_path=("Home", "Kitchen", "Mugs"))
+    assert plate == Product(id="A2", title="Plate", taxonomy_path=("Home", "Kitchen"))
+
+
+def test_tsv_by_suffix(tmp_path):
+    path = tmp_path / "shop.tsv"
+    path.write_text("id\ttitle\tprice\nt1\tTea pot\t12\n", encoding="utf-8")
+    assert [p.price for p in read_catalog(path)] == [12.0]
+
+
+def test_parquet_in_batches_with_typed_columns(tmp_path, monkeypatch):
+    monkeypatch.setattr("tbhns_opensearch.catalog.readers.PARQUET_BATCH_ROWS", 2)
+    table = pa.table({
+        "sku": [1, 2, 3],
+        "name": ["Mug", "Plate", "Bowl"],
+        "cost": [4.5, None, 2.0],
+        "category": [["Home", "Mugs"], [], ["Home", "Bowls"]],
+        "colour": ["red", None, "blue"],
+        "maker": ["Acme", "Acme", "Bowlco"],
+    })
+    pq.write_table(table, tmp_path / "shop.parquet")
+    products = list(read_catalog(tmp_path / "shop.parquet", SHOP_MAPPING))
+    assert [p.id for p in products] == ["1", "2", "3"]
+    assert products[0].taxonomy_path == ("Home", "Mugs") and products[0].attributes == {"colour": "red"}
+    assert products[1].price is None and products[1].taxonomy_path == ()
+
+
+def test_parquet_map_and_canonical_columns(tmp_path):
+    table = pa.table({
+        "id": ["m1"], "title": ["Mug"],
+        "attributes": pa.array([[("colour", "red")]], type=pa.map_(pa.string(), pa.string())),
+        "taxonomy_path": [["Home", "Mugs"]],
+    })
+    pq.write_table(table, tmp_path / "catalog.pq")
+    (mug,) = read_catalog(tmp_path / "catalog.pq")
+    assert mug.attributes == {"colour": "red"} and mug.leaf_category == "Mugs"
+
+
+def test_format_override_reads_jsonl_without_suffix(tmp_path):
+    path = tmp_path / "export.txt"
+    path.write_text(json.dumps(LAMP.to_dict()) + "\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"cannot tell the format .*'\.txt'"):
+        read_catalog(path)
+    assert list(read_catalog(path, fmt="jsonl")) == [LAMP]
+
+
+def test_unknown_format_lists_valid_ones(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"unknown catalog format 'xml'.*'csv', 'jsonl', 'parquet', 'tsv'"):
+        read_catalog(path, fmt="xml")
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(CatalogError, match=r"nope\.csv' does not exist"):
+        read_catalog(tmp_path / "nope.csv")
+
+
+def test_explicit_mapping_must_name_existing_columns(tmp_path):
+    path = tmp_path / "shop.csv"
+    path.write_text("sku,name\nA1,Mug\n", encoding="utf-8")
+    missing = r"\['maker', 'cost', 'category', 'colour'\].*its columns are \['name', 'sku'\]"
+    with pytest.raises(CatalogError, match=missing):
+        list(read_catalog(path, SHOP_MAPPING))
+
+
+def test_default_mapping_needs_only_id_and_title(tmp_path):
+    path = tmp_path / "shop.csv"
+    path.write_text("id,title\nA1,Mug\n", encoding="utf-8")
+    assert [p.title for p in read_catalog(path)] == ["Mug"]
+    path.write_text("sku,title\nA1,Mug\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"\['id'\] named by the column mapping are not in the file"):
+        list(read_catalog(path))
+
+
+def test_mapping_from_dict_refuses_unknown_fields():
+    with pytest.raises(CatalogError, match=r"unknown field\(s\) \['name'\]; valid fields are"):
+        ColumnMapping.from_dict({"name": "title"})
+
+
+def test_stream_can_be_iterated_again_from_the_start(tmp_path):
+    path = tmp_path / "catalog.jsonl"
+    write_catalog_jsonl([CABLE, LAMP], path)
+    stream = read_catalog(path)
+    assert next(iter(stream)) == CABLE
+    assert [p.id for p in stream] == ["p1", "p2"] and stream.counts.read == 2

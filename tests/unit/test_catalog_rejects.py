@@ -1,0 +1,95 @@
+"""Bad records become rejects naming file, line, field, value and fix; good neighbours are always kept."""
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tbhns_opensearch.catalog import ColumnMapping, ReadCounts, read_catalog
+from tbhns_opensearch.errors import CatalogError
+
+MALFORMED = Path(__file__).resolve().parents[1] / "fixtures" / "malformed_catalog.jsonl"
+
+
+def test_malformed_jsonl_keeps_good_lines_and_rejects_each_bad_one(tmp_path):
+    rejects_path = tmp_path / "out" / "rejects.jsonl"
+    stream = read_catalog(MALFORMED, rejects_path=rejects_path)
+    products = list(stream)
+    assert [p.id for p in products] == ["p1", "p2", "p6"]
+    assert products[1].price == 12.5 and products[1].attributes == {"length_m": 2}
+    assert stream.counts == ReadCounts(read=8, ok=3, rejected=5)
+    assert [(r.line, r.field) for r in stream.rejects] == [
+        (3, "(line)"), (4, "title"), (5, "price"), (6, "id"), (7, "id")]
+    broken, untitled, bad_price, no_id, duplicate = stream.rejects
+    assert broken.reason.startswith("invalid JSON") and broken.value.startswith('{"id": "p3"')
+    assert untitled.reason == "missing title"
+    assert bad_price.value == "cheap" and "price is not a number" in bad_price.reason
+    assert no_id.reason == "missing id"
+    assert duplicate.reason == f"duplicate id, first seen at {MALFORMED}:1"
+    assert all(r.source == str(MALFORMED) and r.fix for r in stream.rejects)
+    written = [json.loads(line) for line in rejects_path.read_text(encoding="utf-8").splitlines()]
+    assert written == [r.to_dict() for r in stream.rejects]
+
+
+def test_rejects_file_is_rewritten_on_each_pass(tmp_path):
+    rejects_path = tmp_path / "rejects.jsonl"
+    stream = read_catalog(MALFORMED, rejects_path=rejects_path)
+    list(stream)
+    list(stream)
+    assert len(rejects_path.read_text(encoding="utf-8").splitlines()) == 5 == len(stream.rejects)
+
+
+def test_non_object_json_line_is_rejected(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('[1, 2]\n{"id": "a", "title": "A"}\n', encoding="utf-8")
+    stream = read_catalog(path)
+    assert [p.id for p in stream] == ["a"]
+    assert stream.rejects[0].reason == "line is not a JSON object"
+
+
+def test_csv_rejects_name_the_file_line_including_multiline_records(tmp_path):
+    path = tmp_path / "shop.csv"
+    path.write_text(
+        "sku,name,cost\n"
+        'A1,"Mug\nwith a two-line title",4\n'  # lines 2-3
+        "A2,,5\n"  # line 4: no title
+        "A3,Plate,free\n"  # line 5: bad price
+        "A4,Bowl,3,extra\n"  # line 6: too many fields
+        "A5,Cup,2\n",
+        encoding="utf-8")
+    stream = read_catalog(path, ColumnMapping.from_dict({"id": "sku", "title": "name", "price": "cost"}))
+    assert [p.id for p in stream] == ["A1", "A5"]
+    assert [(r.line, r.field) for r in stream.rejects] == [(4, "name"), (5, "cost"), (6, "(row)")]
+    assert stream.rejects[2].reason == "row has 4 fields, the header has 3"
+
+
+def test_parquet_rejects_name_the_row(tmp_path):
+    pq.write_table(pa.table({"id": ["a", None, "c"], "title": ["A", "B", ""]}), tmp_path / "c.parquet")
+    stream = read_catalog(tmp_path / "c.parquet")
+    assert [p.id for p in stream] == ["a"]
+    assert [(r.line, r.field, r.reason) for r in stream.rejects] == [
+        (2, "id", "missing id"), (3, "title", "missing title")]
+
+
+def test_bad_attributes_json_is_rejected(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text('id,title,attributes\na,A,"{""colour"": ""red""}"\nb,B,{oops\n', encoding="utf-8")
+    stream = read_catalog(path)
+    assert [p.attributes for p in stream] == [{"colour": "red"}]
+    assert stream.rejects[0].field == "attributes" and "not valid JSON" in stream.rejects[0].reason
+
+
+def test_non_utf8_csv_is_an_error_with_a_fix(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_bytes("id,title\na,Caf\xe9\n".encode("latin-1"))
+    with pytest.raises(CatalogError, match=r"not UTF-8.*iconv"):
+        list(read_catalog(path))
+
+
+def test_unwritable_rejects_path_is_an_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(CatalogError, match="cannot write the rejects file"):
+        list(read_catalog(MALFORMED, rejects_path=blocker / "rejects.jsonl"))

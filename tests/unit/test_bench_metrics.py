@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tbhns_opensearch.bench import BenchError
+from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.bench.metrics import MetricConfig, condense, evaluate, judged_at_k
 
 # q1 ranks d1..d5, q2 ranks e1..e5 (scores descending). "q4" is only in the run (ignored);

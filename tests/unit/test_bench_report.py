@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from tbhns_opensearch.bench import BenchError
+from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.bench.breakdown import GroupStat, breakdown, history_bucket
 from tbhns_opensearch.bench.latency import latency_stats
 from tbhns_opensearch.bench.metrics import MetricConfig

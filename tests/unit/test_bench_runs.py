@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tbhns_opensearch.bench import BenchError
+from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.bench.runs import (
     DataSource,
     RankedRun,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tbhns_opensearch.bench import BenchError
+from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.bench.significance import adjust, bonferroni, compare_to_baseline, holm, paired_test
 
 

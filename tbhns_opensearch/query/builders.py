@@ -7,9 +7,13 @@ fields) and is clipped so a 10 kB paste cannot exceed the clause limit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+import numpy as np
+
+from tbhns_opensearch.errors import SearchError
 from tbhns_opensearch.index.documents import category_path_value
+from tbhns_opensearch.training.personalization import blend
 
 BM25_FIELDS = ("title^3", "brand^2", "category_names^1.5", "attributes_text", "description")
 SOURCE_FIELDS = ("product_id", "title", "brand", "category_names", "price")
@@ -32,9 +36,71 @@ class Filters:
     brands: tuple[str, ...] = ()  # any of these brands (case-insensitive)
     attributes: tuple[str, ...] = field(default=())  # "name=value" terms, all required
 
+    def __post_init__(self) -> None:
+        if self.price_min is not None and self.price_max is not None and self.price_min > self.price_max:
+            raise SearchError(f"price range {self.price_min}..{self.price_max} is empty; give min <= max")
+        if any(not part.strip() for part in self.category):
+            raise SearchError(f"category path {self.category!r} has an empty level; write levels as A>B>C")
+        if any("=" not in term for term in self.attributes):
+            raise SearchError(f"attribute filters must be name=value terms, got {list(self.attributes)}")
+
     @property
     def is_empty(self) -> bool:
         return not (self.category or self.brands or self.attributes) and self.price_min is None and self.price_max is None
+
+
+def _category_spec(value: str, fields: dict[str, Any]) -> None:
+    if fields.get("category"):
+        raise SearchError(f"give at most one category filter, got {' and '.join(['>'.join(fields['category']), value])}")
+    fields["category"] = tuple(part.strip() for part in value.split(">"))
+
+
+def _price_spec(value: str, fields: dict[str, Any]) -> None:
+    low, separator, high = value.partition("..")
+    try:
+        bounds = [float(bound) if bound.strip() else None for bound in (low, high)]
+    except ValueError:
+        bounds = []
+    if not separator or len(bounds) != 2 or bounds == [None, None]:
+        raise SearchError(f"price filter {value!r} must be MIN..MAX, MIN.. or ..MAX with numbers, e.g. price=10..50")
+    fields["price_min"], fields["price_max"] = bounds
+
+
+def _brand_spec(value: str, fields: dict[str, Any]) -> None:
+    fields["brands"] = (*fields.get("brands", ()), value.strip())
+
+
+def _attribute_spec(value: str, fields: dict[str, Any]) -> None:
+    name, separator, term = value.partition("=")
+    if not separator or not name.strip() or not term.strip():
+        raise SearchError(f"attribute filter {value!r} must be attr=NAME=VALUE, e.g. attr=colour=red")
+    fields["attributes"] = (*fields.get("attributes", ()), f"{name.strip()}={term.strip()}")
+
+
+FILTER_SPECS: dict[str, Callable[[str, dict[str, Any]], None]] = {
+    "category": _category_spec,  # category=Toys>Puzzles (taxonomy path prefix, any depth)
+    "price": _price_spec,  # price=10..50, price=10.., price=..50
+    "brand": _brand_spec,  # brand=Lego (repeat for any of several brands)
+    "attr": _attribute_spec,  # attr=colour=red (repeat: all required)
+}
+"""Filter specs as the CLI and the HTTP API take them (NAME=VALUE), by name."""
+
+
+def parse_filters(specs: Sequence[str]) -> Filters | None:
+    """Turn NAME=VALUE specs (`FILTER_SPECS`) into `Filters`; None when there are none.
+
+    Example:
+        >>> parse_filters(["category=Toys>Puzzles", "price=..20", "brand=Ravensburger"])
+        Filters(category=('Toys', 'Puzzles'), price_min=None, price_max=20.0, brands=('Ravensburger',), attributes=())
+    """
+    fields: dict[str, Any] = {}
+    for spec in specs:
+        name, separator, value = spec.partition("=")
+        if not separator or name.strip() not in FILTER_SPECS or not value.strip():
+            raise SearchError(f"filter {spec!r} is not NAME=VALUE with a known name; valid names are "
+                              f"{list(FILTER_SPECS)} (e.g. category=A>B, price=10..50, brand=X, attr=name=value)")
+        FILTER_SPECS[name.strip()](value.strip(), fields)
+    return Filters(**fields) if fields else None
 
 
 def clip_query_text(text: str) -> str:
@@ -63,31 +129,88 @@ def filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
     return clauses
 
 
-def build_bm25(text: str, size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
-    """A BM25 `multi_match` over the product text fields.
+def bm25_query(text: str, filters: Filters | None = None) -> dict[str, Any]:
+    """The BM25 query clause: `multi_match` over the product text fields, filters in a bool `filter`.
 
     Example:
-        >>> build_bm25("usb cable", 10)["query"]["bool"]["must"][0]["multi_match"]["query"]
+        >>> bm25_query("usb cable")["bool"]["must"][0]["multi_match"]["query"]
         'usb cable'
     """
     match = {"multi_match": {"query": clip_query_text(text), "fields": list(BM25_FIELDS), "type": "best_fields", "tie_breaker": 0.3}}
-    return {
-        "size": size,
-        "from": offset,
-        "_source": list(SOURCE_FIELDS),
-        "query": {"bool": {"must": [match], "filter": filter_clauses(filters)}},
-    }
+    return {"bool": {"must": [match], "filter": filter_clauses(filters)}}
 
 
-def build_knn(vector: Sequence[float], size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
-    """A `knn` query on the product vector with filters inside the clause (efficient filtering, no starvation).
+def knn_query(vector: Sequence[float], k: int, filters: Filters | None = None) -> dict[str, Any]:
+    """The `knn` query clause on the product vector, filters inside it (efficient filtering, no starvation).
 
     Example:
-        >>> build_knn([0.1, 0.2], 5, Filters(brands=("ACME",)))["query"]["knn"]["embedding"]["filter"]
+        >>> knn_query([0.1, 0.2], 5, Filters(brands=("ACME",)))["knn"]["embedding"]["filter"]
         {'bool': {'filter': [{'terms': {'brand.keyword': ['acme']}}]}}
     """
-    knn: dict[str, Any] = {"vector": [float(x) for x in vector], "k": size + offset}
+    knn: dict[str, Any] = {"vector": [float(x) for x in vector], "k": k}
     clauses = filter_clauses(filters)
     if clauses:
         knn["filter"] = {"bool": {"filter": clauses}}
-    return {"size": size, "from": offset, "_source": list(SOURCE_FIELDS), "query": {"knn": {"embedding": knn}}}
+    return {"knn": {"embedding": knn}}
+
+
+def build_bm25(text: str, size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
+    """A BM25 search request (see `bm25_query`).
+
+    Example:
+        >>> build_bm25("usb cable", 10)["size"]
+        10
+    """
+    return _request(bm25_query(text, filters), size, offset)
+
+
+def build_knn(vector: Sequence[float], size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
+    """A vector search request: `knn` with k = offset + size, so every page is among the k nearest.
+
+    Example:
+        >>> build_knn([0.1, 0.2], 5, offset=5)["query"]["knn"]["embedding"]["k"]
+        10
+    """
+    return _request(knn_query(vector, size + offset, filters), size, offset)
+
+
+def build_personalized(
+    query_vector: np.ndarray, user_vector: np.ndarray, alpha: float, size: int,
+    filters: Filters | None = None, offset: int = 0,
+) -> dict[str, Any]:
+    """A vector search request with the blended vector normalize((1 - alpha) q + alpha u).
+
+    Below `min_history` the search client does not call this: it sends `build_knn` with the plain vector
+    (see `training.personalization.personalize`).
+
+    Example:
+        >>> body = build_personalized(np.array([1.0, 0.0]), np.array([0.0, 1.0]), 0.5, 3)
+        >>> [round(x, 4) for x in body["query"]["knn"]["embedding"]["vector"]]
+        [0.7071, 0.7071]
+    """
+    return build_knn(blend(query_vector, user_vector, alpha), size, filters, offset)
+
+
+def build_hybrid(
+    text: str, vector: Sequence[float], size: int, depth: int, filters: Filters | None = None, offset: int = 0
+) -> dict[str, Any]:
+    """A `hybrid` query of the BM25 and knn clauses (in that order), each retrieving `depth` candidates.
+
+    Send it with a search pipeline (`fusion.search_pipeline`) that normalizes and combines the two scores.
+    `pagination_depth` fixes each sub-query's candidate set, so pages are consistent and the client-side
+    fusion can reproduce it; `from + size` must not exceed it.
+
+    Example:
+        >>> body = build_hybrid("usb cable", [0.1, 0.2], 10, depth=100)
+        >>> hybrid = body["query"]["hybrid"]
+        >>> [next(iter(clause)) for clause in hybrid["queries"]], hybrid["pagination_depth"]
+        (['bool', 'knn'], 100)
+    """
+    if offset + size > depth:
+        raise SearchError(f"offset + k = {offset + size} exceeds the hybrid depth {depth}; raise HybridConfig.depth")
+    hybrid = {"queries": [bm25_query(text, filters), knn_query(vector, depth, filters)], "pagination_depth": depth}
+    return _request({"hybrid": hybrid}, size, offset)
+
+
+def _request(query: dict[str, Any], size: int, offset: int) -> dict[str, Any]:
+    return {"size": size, "from": offset, "_source": list(SOURCE_FIELDS), "query": query}

@@ -1,25 +1,61 @@
-"""SearchClient: encode the query, build the request for the chosen mode, send it, parse typed results."""
+"""SearchClient: encode the query, build the request for the chosen mode, send it, parse typed results.
+
+Modes, by name (`SearchClient.modes`):
+- `bm25`: `multi_match` over the product text;
+- `semantic`: `knn` on the product vector;
+- `personalized`: `knn` with the query vector blended with the user's vector; no user, an unknown user or
+  fewer than `min_history` events: the `semantic` query, with `fallback=True` and the reason;
+- `hybrid`: BM25 and the (personalized, when the user has enough history) vector together, fused on the
+  server (`hybrid` query + search pipeline, when the cluster has neural-search) or on the client (two
+  queries in one `msearch`, fused by `fusion.fuse`); the response names the path.
+
+Every request applies the same filters (inside the knn clause for vector queries). Constructing a client
+connects to nothing and loads no model; the first search does.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
-from opensearchpy import OpenSearch
+import numpy as np
+from opensearchpy import NotFoundError, OpenSearch
+from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import TransportError
 
-from tbhns_opensearch.cluster.connection import make_client
+from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
-from tbhns_opensearch.errors import SearchError
-from tbhns_opensearch.query.builders import Filters, build_bm25, build_knn
+from tbhns_opensearch.errors import ClusterError, SearchError
+from tbhns_opensearch.index.users import get_user_profile
+from tbhns_opensearch.query.builders import (
+    Filters,
+    build_bm25,
+    build_hybrid,
+    build_knn,
+    build_personalized,
+    clip_query_text,
+)
+from tbhns_opensearch.query.encoding import QueryEncoder
+from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, search_pipeline
+from tbhns_opensearch.training.personalization import (
+    PersonalizationConfig,
+    PersonalizedVector,
+    UserProfile,
+    personalize,
+)
+
+MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it
 
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One ranked product."""
+    """One ranked product; `parts` holds the raw BM25 and vector scores when `explain` was asked for
+    (a part is missing when that sub-query did not retrieve the product)."""
 
     id: str
     score: float
@@ -27,28 +63,78 @@ class SearchHit:
     category_path: tuple[str, ...]
     brand: str = ""
     price: float | None = None
+    parts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SearchResponse:
-    """Ranked hits and how they were produced."""
+    """Ranked hits and how they were produced.
+
+    Args:
+        hits: Best first.
+        mode: The mode that produced the hits ("semantic" when "personalized" fell back).
+        requested_mode: The mode asked for.
+        took_ms: Wall time of the whole search (encoding, user lookup, requests).
+        fallback: True when the user's vector was not used although a personalized mode or a user was
+            asked for; `fallback_reason` says why.
+        fallback_reason: Why it fell back, else None.
+        path: "server" or "client" for hybrid, else None.
+        alpha: Weight of the user vector actually applied (0.0 without personalization).
+    """
 
     hits: list[SearchHit]
-    mode: str  # the mode that produced the hits
+    mode: str
+    requested_mode: str
     took_ms: float
-    fallback: bool = False  # True when the requested mode fell back to another (see fallback_reason)
+    fallback: bool = False
     fallback_reason: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    alpha: float = 0.0
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A validated search; `text` is already clipped."""
+
+    text: str
+    user_id: str | None
+    k: int
+    filters: Filters | None
+    offset: int
+    explain: bool
+    path: str
+
+
+@dataclass(frozen=True)
+class ClusterHealth:
+    """What `/health` reports about the cluster."""
+
+    status: str  # green, yellow or red
+    version: str
+    server_hybrid: bool  # neural-search present: hybrid runs server-side on path "auto"
+    index: str
+    index_exists: bool
+
+
+Mode = Callable[[SearchRequest], SearchResponse]
 
 
 class SearchClient:
-    """Run BM25 or semantic search against the product alias.
+    """Search the product alias in any mode of `modes`.
 
-    Constructing it connects to nothing and loads no model; the first search does.
+    Args:
+        opensearch: How to reach the cluster.
+        index: Product alias.
+        encoder: The encoder the product index was built with (an `Encoder`, or a path / name).
+        users_index: Index of user vectors (`tbhns ingest-users`).
+        backend: Encoder backend when `encoder` is a path; None: onnx when the directory has an export.
+        personalization: alpha and min_history.
+        hybrid: Fusion, weights, depth and the server/client path.
+        cache_size: Query vectors kept in the LRU cache.
 
     Example:
-        >>> client = SearchClient(OpenSearchConfig(url="http://127.0.0.1:9200"))
-        >>> client.search("usb-c cable", mode="bm25", k=10)  # doctest: +SKIP
+        >>> client = SearchClient(OpenSearchConfig(url="http://127.0.0.1:9200"))  # connects to nothing yet
+        >>> client.search("usb-c cable", user_id="u42", mode="hybrid", k=10)  # doctest: +SKIP
     """
 
     def __init__(
@@ -56,58 +142,236 @@ class SearchClient:
         opensearch: OpenSearchConfig,
         index: str = "products",
         encoder: str | Encoder = DEFAULT_ENCODER,
+        *,
+        users_index: str = "users",
+        backend: str | None = None,
+        personalization: PersonalizationConfig | None = None,
+        hybrid: HybridConfig | None = None,
+        cache_size: int = 4096,
     ) -> None:
         self.opensearch = opensearch
         self.index = index
-        self._encoder = encoder
+        self.users_index = users_index
+        self.personalization = personalization or PersonalizationConfig()
+        self.hybrid = hybrid or HybridConfig()
+        self.query_encoder = QueryEncoder(encoder, backend=backend, cache_size=cache_size)
+        self._pipelines: set[str] = set()
 
     @cached_property
     def client(self) -> OpenSearch:
         return make_client(self.opensearch)
 
     @cached_property
-    def encoder(self) -> Encoder:
-        return self._encoder if isinstance(self._encoder, Encoder) else Encoder(self._encoder)
+    def capabilities(self) -> ClusterCapabilities:
+        with self._cluster_call("reading the cluster's plugins"):
+            return cluster_capabilities(self.client)
 
     @property
-    def modes(self) -> dict[str, Callable[[str, int, Filters | None, int], dict[str, Any]]]:
-        return {"bm25": self._bm25_body, "semantic": self._semantic_body}
+    def modes(self) -> dict[str, Mode]:
+        """Mode name -> bound method (`MODES`)."""
+        return {name: method.__get__(self) for name, method in MODES.items()}
 
-    def search(self, query: str, mode: str = "bm25", k: int = 24, filters: Filters | None = None, offset: int = 0) -> SearchResponse:
-        """Return the top `k` products for `query` in `mode`."""
+    def search(
+        self,
+        query: str,
+        user_id: str | None = None,
+        mode: str = "hybrid",
+        k: int = 24,
+        filters: Filters | None = None,
+        offset: int = 0,
+        explain: bool = False,
+        path: str | None = None,
+    ) -> SearchResponse:
+        """The top `k` products for `query` from rank `offset` on.
+
+        Args:
+            query: Free text; clipped to `MAX_QUERY_CHARS` and never parsed as query syntax.
+            user_id: Personalize with this user's stored vector (modes personalized and hybrid).
+            mode: A name in `modes`.
+            k: Hits per page.
+            filters: Category prefix, price range, brands, attribute terms.
+            offset: Rank of the first hit (0-based) for pagination.
+            explain: Fill each hit's `parts` with its raw BM25 and vector scores.
+            path: Hybrid only: "server", "client" or "auto"; None uses `HybridConfig.path`.
+        """
+        started = time.perf_counter()
         if mode not in self.modes:
             raise SearchError(f"unknown search mode {mode!r}; valid modes are {sorted(self.modes)}")
-        body = self.modes[mode](query, k, filters, offset)
-        started = time.perf_counter()
-        raw = self._send(body)
-        return SearchResponse(hits=parse_hits(raw), mode=mode, took_ms=(time.perf_counter() - started) * 1000)
+        if k < 1 or offset < 0 or offset + k > MAX_WINDOW:
+            raise SearchError(f"need k >= 1, offset >= 0 and offset + k <= {MAX_WINDOW}, got k={k}, offset={offset}")
+        if path is not None and path not in HYBRID_PATHS:
+            raise SearchError(f"unknown hybrid path {path!r}; valid paths are {list(HYBRID_PATHS)}")
+        text = clip_query_text(query)
+        if not text:
+            raise SearchError("the query is empty; give some text to search for")
+        request = SearchRequest(text, user_id, k, filters, offset, explain, path or self.hybrid.path)
+        response = self.modes[mode](request)
+        return replace(response, took_ms=(time.perf_counter() - started) * 1000)
 
-    def _bm25_body(self, query: str, k: int, filters: Filters | None, offset: int) -> dict[str, Any]:
-        return build_bm25(query, k, filters, offset)
+    def health(self) -> ClusterHealth:
+        """Cluster colour, version, server-side hybrid support and whether the product alias exists."""
+        with self._cluster_call("reading cluster health"):
+            status = self.client.cluster.health()["status"]
+            index_exists = bool(self.client.indices.exists(index=self.index))
+        return ClusterHealth(status, self.capabilities.version, self.capabilities.has_hybrid, self.index, index_exists)
 
-    def _semantic_body(self, query: str, k: int, filters: Filters | None, offset: int) -> dict[str, Any]:
-        return build_knn(self.encoder.encode([query])[0], k, filters, offset)
+    # --- modes ---------------------------------------------------------------------------------------------
+    def _bm25(self, request: SearchRequest) -> SearchResponse:
+        raw = self._send(build_bm25(request.text, request.k, request.filters, request.offset))
+        return SearchResponse(parse_hits(raw, "bm25" if request.explain else None), "bm25", "bm25", 0.0)
 
+    def _semantic(self, request: SearchRequest) -> SearchResponse:
+        vector = self.query_encoder.encode(request.text)
+        raw = self._send(build_knn(vector, request.k, request.filters, request.offset))
+        return SearchResponse(parse_hits(raw, "vector" if request.explain else None), "semantic", "semantic", 0.0)
+
+    def _personalized(self, request: SearchRequest) -> SearchResponse:
+        query_vector, profile, decision = self._personalize(request)
+        if profile is None or decision.fallback:
+            semantic = self._semantic(request)
+            return replace(semantic, requested_mode="personalized", fallback=True, fallback_reason=decision.reason)
+        body = build_personalized(query_vector, profile.vector, decision.alpha, request.k, request.filters, request.offset)
+        hits = parse_hits(self._send(body), "vector" if request.explain else None)
+        return SearchResponse(hits, "personalized", "personalized", 0.0, alpha=decision.alpha)
+
+    def _hybrid(self, request: SearchRequest) -> SearchResponse:
+        """BM25 + the query vector, personalized when the request names a user with enough history."""
+        _, _, decision = self._personalize(request)
+        path = self._resolve_path(request.path)
+        fuse_on = {"server": self._server_hybrid, "client": self._client_hybrid}[path]
+        hits = fuse_on(request, decision.vector, max(self.hybrid.depth, request.offset + request.k))
+        asked = request.user_id is not None
+        return SearchResponse(hits, "hybrid", "hybrid", 0.0, fallback=asked and decision.fallback,
+                              fallback_reason=decision.reason if asked else None,
+                              path=path, alpha=decision.alpha)  # fmt: skip
+
+    # --- hybrid paths --------------------------------------------------------------------------------------
+    def _server_hybrid(self, request: SearchRequest, vector: np.ndarray, depth: int) -> list[SearchHit]:
+        name = self._ensure_pipeline()
+        body = build_hybrid(request.text, vector, request.k, depth, request.filters, request.offset)
+        hits = parse_hits(self._send(body, search_pipeline=name))
+        if not request.explain:
+            return hits
+        parts = _parts(self._sub_queries(request, vector, depth))
+        return [replace(hit, parts=parts.get(hit.id, {})) for hit in hits]
+
+    def _client_hybrid(self, request: SearchRequest, vector: np.ndarray, depth: int) -> list[SearchHit]:
+        bm25, knn = self._sub_queries(request, vector, depth)
+        ranked = [[(hit.id, hit.score) for hit in hits] for hits in (bm25, knn)]
+        fused = fuse(ranked, self.hybrid)[request.offset:request.offset + request.k]
+        by_id = {hit.id: hit for hit in (*knn, *bm25)}
+        parts = _parts((bm25, knn)) if request.explain else {}
+        return [replace(by_id[product_id], score=score, parts=parts.get(product_id, {})) for product_id, score in fused]
+
+    def _sub_queries(
+        self, request: SearchRequest, vector: np.ndarray, depth: int
+    ) -> tuple[list[SearchHit], list[SearchHit]]:
+        """The BM25 and knn candidate lists (top `depth` each) that hybrid fuses, in one msearch."""
+        bodies = [build_bm25(request.text, depth, request.filters), build_knn(vector, depth, request.filters)]
+        lines: list[dict[str, Any]] = [line for body in bodies for line in ({"index": self.index}, body)]
+        with self._cluster_call(f"hybrid sub-queries on {self.index}"):
+            responses = self.client.msearch(body=lines)["responses"]
+        for response in responses:
+            if "error" in response:
+                raise SearchError(f"a hybrid sub-query on {self.index} failed: {response['error']}")
+        bm25, knn = (parse_hits(response) for response in responses)
+        return bm25, knn
+
+    def _resolve_path(self, path: str) -> str:
+        capable = self.capabilities.has_rrf if self.hybrid.fusion == "rrf" else self.capabilities.has_hybrid
+        if path == "auto":
+            return "server" if capable else "client"
+        if path == "server" and not capable:
+            raise SearchError(
+                f"server-side hybrid ({self.hybrid.fusion}) needs the neural-search plugin (RRF: 2.19 or later); "
+                f"cluster {self.capabilities.version} has {sorted(self.capabilities.plugins)}. Use path='client'"
+            )
+        return path
+
+    def _ensure_pipeline(self) -> str:
+        name, body = search_pipeline(self.hybrid)
+        if name not in self._pipelines:
+            with self._cluster_call(f"creating search pipeline {name}"):
+                ensure_pipeline(self.client, name, body)
+            self._pipelines.add(name)
+        return name
+
+    # --- personalization -----------------------------------------------------------------------------------
+    def _personalize(self, request: SearchRequest) -> tuple[np.ndarray, UserProfile | None, PersonalizedVector]:
+        """The query vector, the user's stored profile (one get; None without user) and the blend decision."""
+        query_vector = self.query_encoder.encode(request.text)
+        profile = self._profile(request.user_id)
+        return query_vector, profile, personalize(query_vector, request.user_id, profile, self.personalization)
+
+    def _profile(self, user_id: str | None) -> UserProfile | None:
+        if user_id is None:
+            return None
+        with self._cluster_call(f"reading user {user_id!r} from {self.users_index}"):
+            return get_user_profile(self.client, self.users_index, user_id)
+
+    # --- transport -----------------------------------------------------------------------------------------
     def _send(self, body: dict[str, Any], **params: Any) -> dict[str, Any]:
-        try:
+        with self._cluster_call(f"search on {self.index}"):
             return self.client.search(index=self.index, body=body, params=params or None)
+
+    @contextmanager
+    def _cluster_call(self, action: str) -> Iterator[None]:
+        """Turn transport errors into ClusterError (unreachable) or SearchError (the cluster said no)."""
+        try:
+            yield
+        except TransportConnectionError as exc:
+            raise ClusterError(
+                f"cannot reach the cluster at {self.opensearch.redacted_url()} for {action} "
+                f"({type(exc).__name__}); check OPENSEARCH_URL and that the node is running"
+            ) from exc
         except TransportError as exc:
-            raise SearchError(f"search on {self.index} failed ({exc.status_code}): {exc.error}") from exc
+            raise SearchError(f"{action} failed ({exc.status_code}): {exc.error}") from exc
 
 
-def parse_hits(raw: dict[str, Any]) -> list[SearchHit]:
-    """Typed hits from a raw OpenSearch search response."""
+MODES: dict[str, Callable[[SearchClient, SearchRequest], SearchResponse]] = {
+    "bm25": SearchClient._bm25,
+    "semantic": SearchClient._semantic,
+    "personalized": SearchClient._personalized,
+    "hybrid": SearchClient._hybrid,
+}
+"""The search modes by name."""
+
+
+def ensure_pipeline(client: OpenSearch, name: str, body: dict[str, Any]) -> bool:
+    """Create or update search pipeline `name` unless it already has `body`; True when it was written."""
+    try:
+        if client.search_pipeline.get(id=name).get(name) == body:
+            return False
+    except NotFoundError:
+        pass
+    client.search_pipeline.put(id=name, body=body)
+    return True
+
+
+def parse_hits(raw: dict[str, Any], part: str | None = None) -> list[SearchHit]:
+    """Typed hits from a raw OpenSearch search response; `part` names the score in `parts` (explain)."""
     hits = []
     for hit in raw["hits"]["hits"]:
         source = hit.get("_source", {})
+        score = float(hit["_score"] or 0.0)
         hits.append(
             SearchHit(
                 id=hit["_id"],
-                score=float(hit["_score"] or 0.0),
+                score=score,
                 title=source.get("title", ""),
                 category_path=tuple(source.get("category_names") or ()),
                 brand=source.get("brand", ""),
                 price=source.get("price"),
+                parts={part: score} if part else {},
             )
         )
     return hits
+
+
+def _parts(sub_results: tuple[list[SearchHit], list[SearchHit]]) -> dict[str, dict[str, float]]:
+    """Product id -> {"bm25": raw score, "vector": raw score}, for the products each sub-query retrieved."""
+    parts: dict[str, dict[str, float]] = {}
+    for name, hits in zip(("bm25", "vector"), sub_results):
+        for hit in hits:
+            parts.setdefault(hit.id, {})[name] = hit.score
+    return parts

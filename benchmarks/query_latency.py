@@ -1,0 +1,135 @@
+"""Query latency of every search mode on an ingested catalog: p50 / p95, one client, warm, as a ratio to BM25.
+
+Queries are the distinct real shopper queries of the Icecat judgments. Each query runs once in every mode,
+modes interleaved query by query, after a warm-up pass (model loaded, pipeline created, cluster caches
+filled). Latency is the wall time of `SearchClient.search` (query encoding, user `get`, requests, parsing),
+measured twice: with the query-vector cache off (every query encoded) and with every query already in the
+cache (what repeated queries cost; isolates the cluster side). Personalized and hybrid-with-user searches cycle
+through `--users` users whose histories are `--history` random catalog products each (seeded, marked
+simulated; they only need to exist), written to a temporary users index that is deleted at the end.
+
+Run against a full Icecat index built with the same encoder, e.g.:
+    tbhns ingest --dataset icecat --alias icecat
+    python benchmarks/query_latency.py --alias icecat
+It writes benchmarks/results/query_latency_icecat.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
+from tbhns_opensearch.catalog.adapters import load_judgments
+from tbhns_opensearch.cluster import make_client
+from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.encoder import DEFAULT_ENCODER
+from tbhns_opensearch.index.users import UsersIngestConfig, ingest_users
+from tbhns_opensearch.query.service import SearchClient, SearchResponse
+from tbhns_opensearch.training.personalization import PersonalizationConfig, UserEvent
+
+RESULTS = Path(__file__).parent / "results" / "query_latency_icecat.md"
+
+
+def systems(search: SearchClient, users: Sequence[str]) -> dict[str, Callable[[str, int], SearchResponse]]:
+    """Name -> (query, index of the query) -> response, for every mode and hybrid path."""
+    def user(i: int) -> str:
+        return users[i % len(users)]
+
+    return {
+        "bm25": lambda q, i: search.search(q, mode="bm25"),
+        "semantic": lambda q, i: search.search(q, mode="semantic"),
+        "personalized": lambda q, i: search.search(q, mode="personalized", user_id=user(i)),
+        "hybrid server": lambda q, i: search.search(q, mode="hybrid", path="server"),
+        "hybrid client": lambda q, i: search.search(q, mode="hybrid", path="client"),
+        "hybrid server + user": lambda q, i: search.search(q, mode="hybrid", path="server", user_id=user(i)),
+    }
+
+
+def measure(runs: dict[str, Callable[[str, int], SearchResponse]], queries: Sequence[str],
+            warm_up: Sequence[str]) -> dict[str, LatencyStats]:
+    """Run `warm_up`, then every query once per system (interleaved); latency stats per system."""
+    for i, query in enumerate(warm_up):
+        for run in runs.values():
+            run(query, i)
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for i, query in enumerate(queries):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run(query, i)
+            seconds[name].append(time.perf_counter() - started)
+    return {name: latency_stats(values) for name, values in seconds.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alias", required=True, help="product alias holding the full Icecat catalog")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="the encoder the index was built with")
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--history", type=int, default=10, help="events per user")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    opensearch = OpenSearchConfig.from_env()
+    client = make_client(opensearch)
+    documents = client.count(index=args.alias)["count"]
+    queries = sorted({judgment.query for judgment in load_judgments("icecat")})
+    users_index = f"latency-users-{uuid.uuid4().hex[:8]}"
+    rng = random.Random(args.seed)
+    sample = [hit["_id"] for hit in client.search(index=args.alias, body={"size": 1000, "_source": False})["hits"]["hits"]]
+    events = [UserEvent(f"latency-{u}", product_id, "purchase", float(t), "simulated")
+              for u in range(args.users) for t, product_id in enumerate(rng.sample(sample, args.history))]  # fmt: skip
+    ingest_users(client, events, UsersIngestConfig(args.alias, users_index, PersonalizationConfig()))
+    user_ids = [f"latency-{u}" for u in range(args.users)]
+    try:
+        uncached = SearchClient(opensearch, args.alias, args.encoder, users_index=users_index, cache_size=0)
+        cached = SearchClient(opensearch, args.alias, uncached.query_encoder.encoder, users_index=users_index)
+        tables = {
+            "query encoding included (cache off)": measure(systems(uncached, user_ids), queries, queries[:10]),
+            "query vector cached (cluster side)": measure(systems(cached, user_ids), queries, queries),
+        }
+    finally:
+        client.indices.delete(index=users_index, ignore_unavailable=True)
+    report = render(args, documents, len(queries), tables, os.getloadavg()[0])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report)
+    print(report)
+    return 0
+
+
+def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dict[str, dict[str, LatencyStats]],
+           load: float) -> str:  # fmt: skip
+    lines = [
+        "# Query latency by mode — Icecat",
+        "",
+        f"{n_queries} distinct real Icecat queries, each once per mode (interleaved) after a warm-up pass; one "
+        f"client; {documents} products behind `{args.alias}`; encoder `{args.encoder}` (torch, CPU); k = 24; "
+        f"hybrid = min-max 0.3/0.7 over 100 candidates per sub-query; {args.users} simulated users with "
+        f"{args.history} events each for the rows with a user. BM25 never encodes, so its rows match.",
+    ]
+    for title, stats in tables.items():
+        base = stats["bm25"]
+        lines += ["", f"## {title}", "", "| mode | p50 ms | p95 ms | mean ms | p50 / BM25 | p95 / BM25 |",
+                  "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for name, row in stats.items():
+            lines.append(f"| {name} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {row.mean_ms:.1f} | "
+                         f"{row.p50_ms / base.p50_ms:.1f}x | {row.p95_ms / base.p95_ms:.1f}x |")  # fmt: skip
+    lines += [
+        "",
+        f"Run: `python benchmarks/query_latency.py --alias {args.alias}` on {platform.machine()} with "
+        f"{os.cpu_count()} CPU cores shared with other work (1-minute load average at the end: {load:.1f}); "
+        "the node runs on the same machine.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

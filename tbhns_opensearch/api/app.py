@@ -1,0 +1,205 @@
+"""The HTTP search API: `GET/POST /search`, `/health`, OpenAPI docs at `/docs`.
+
+Bad input gets a 422 naming the field and what is allowed; an unreachable cluster gets a 503; a request
+the cluster rejects gets a 502. Responses and logs carry no stack traces and no credentials (the cluster
+URL is logged without them); the app logs one line per request with the path and status, never the query
+string or query text (only its length). Serve it without the server's own access log (`tbhns serve` does).
+
+Example:
+    >>> from fastapi.testclient import TestClient
+    >>> app = create_app(ServeSettings(OpenSearchConfig(url="http://127.0.0.1:9200"), warm=False))
+    >>> TestClient(app).get("/search", params={"query": "kite", "k": 500}).status_code  # doctest: +SKIP
+    422
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.encoder import DEFAULT_ENCODER
+from tbhns_opensearch.errors import ClusterError, SearchError
+from tbhns_opensearch.query.builders import parse_filters
+from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig
+from tbhns_opensearch.query.service import MODES, SearchClient, SearchResponse
+from tbhns_opensearch.training.personalization import PersonalizationConfig
+
+MAX_QUERY_LENGTH = 1000  # characters accepted in `query`
+MAX_K = 100
+MAX_OFFSET = 1000
+MAX_FILTERS = 20
+
+log = logging.getLogger("tbhns.api")
+
+
+class _WithoutTraceback(logging.Filter):
+    """Drop the traceback opensearch-py attaches to its connection warnings; keep the one-line message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What the HTTP app searches and how.
+
+    Args:
+        opensearch: The cluster (`OpenSearchConfig.from_env()`).
+        index: Product alias.
+        users_index: Users index for personalization.
+        encoder: Encoder path or name (the one the product index was built with).
+        backend: Encoder backend; None: onnx when the encoder directory has an export, else torch.
+        hybrid: Fusion, weights, depth and server/client path.
+        personalization: alpha and min_history.
+        warm: Load the encoder and read the cluster's plugins at startup instead of on the first search.
+    """
+
+    opensearch: OpenSearchConfig
+    index: str = "products"
+    users_index: str = "users"
+    encoder: str = DEFAULT_ENCODER
+    backend: str | None = None
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+    personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
+    warm: bool = True
+
+    def search_client(self) -> SearchClient:
+        """A (lazy) `SearchClient` with these settings."""
+        return SearchClient(self.opensearch, self.index, self.encoder, users_index=self.users_index,
+                            backend=self.backend, personalization=self.personalization, hybrid=self.hybrid)  # fmt: skip
+
+
+class SearchParams(BaseModel):
+    """A search, as query parameters (GET) or a JSON body (POST)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH, description="free text, never parsed as syntax")
+    mode: Literal[tuple(MODES)] = Field("hybrid", description="search mode")  # type: ignore[valid-type]
+    user_id: str | None = Field(None, min_length=1, max_length=256, description="personalize for this user")
+    k: int = Field(24, ge=1, le=MAX_K, description="hits per page")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="rank of the first hit (0-based)")
+    filter: list[str] = Field(
+        default_factory=list, max_length=MAX_FILTERS,
+        description="NAME=VALUE filters: category=A>B, price=10..50, brand=X, attr=name=value",
+    )  # fmt: skip
+    explain: bool = Field(False, description="return each hit's raw BM25 and vector scores")
+    path: Literal[HYBRID_PATHS] | None = Field(  # type: ignore[valid-type]
+        None, description="hybrid: force server or client fusion"
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query is blank; give some text to search for")
+        return value
+
+    @field_validator("filter")
+    @classmethod
+    def _known_filters(cls, value: list[str]) -> list[str]:
+        try:
+            parse_filters(value)
+        except SearchError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+def create_app(settings: ServeSettings, search_client: SearchClient | None = None) -> FastAPI:
+    """The ASGI app; `search_client` replaces the one built from `settings` (tests share an encoder).
+
+    Example:
+        >>> app = create_app(ServeSettings(OpenSearchConfig(url="http://127.0.0.1:9200"), warm=False))
+        >>> sorted(route.path for route in app.routes if route.path in ("/search", "/health"))
+        ['/health', '/search', '/search']
+    """
+    client = search_client or settings.search_client()
+    transport_log = logging.getLogger("opensearch")
+    if not any(isinstance(existing, _WithoutTraceback) for existing in transport_log.filters):
+        transport_log.addFilter(_WithoutTraceback())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.info("searching %s at %s with encoder %s", settings.index, settings.opensearch.redacted_url(),
+                 client.query_encoder.name)  # fmt: skip
+        if settings.warm:
+            client.query_encoder.encode("warm up")
+        yield
+
+    app = FastAPI(title="tbhns search", version="0.1.0", lifespan=lifespan,
+                  description="BM25, semantic, personalized and hybrid product search on OpenSearch.")  # fmt: skip
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"field": ".".join(str(part) for part in error["loc"][1:]) or str(error["loc"][0]),
+                    "message": error["msg"].removeprefix("Value error, ")} for error in exc.errors()]  # fmt: skip
+        return JSONResponse(status_code=422, content={"error": "invalid request", "details": details})
+
+    @app.exception_handler(ClusterError)
+    async def unreachable(_: Request, exc: ClusterError) -> JSONResponse:
+        log.warning("cluster unavailable: %s", exc)
+        return JSONResponse(status_code=503, content={"error": "the search cluster is unavailable; try again later"})
+
+    @app.exception_handler(SearchError)
+    async def rejected(_: Request, exc: SearchError) -> JSONResponse:
+        log.warning("search failed: %s", exc)
+        return JSONResponse(status_code=502, content={"error": "the search cluster could not answer this search"})
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """One log line per request (path and status, never the query string); anything unexpected becomes a
+        500 with one log line, so the server never sees (or logs) a traceback."""
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # the last line of defence: every error type ends here
+            log.error("unexpected %s on %s: %s", type(exc).__name__, request.url.path, exc)
+            response = JSONResponse(status_code=500, content={"error": "internal error"})
+        log.info("%s %s %d %.1f ms", request.method, request.url.path, response.status_code,
+                 (time.perf_counter() - started) * 1000)  # fmt: skip
+        return response
+
+    def run(params: SearchParams) -> SearchResponse:
+        response = client.search(
+            params.query, user_id=params.user_id, mode=params.mode, k=params.k, filters=parse_filters(params.filter),
+            offset=params.offset, explain=params.explain, path=params.path,
+        )  # fmt: skip
+        log.info("search mode=%s used=%s path=%s fallback=%s chars=%d hits=%d took_ms=%.1f", params.mode,
+                 response.mode, response.path, response.fallback, len(params.query), len(response.hits),
+                 response.took_ms)  # fmt: skip
+        return response
+
+    @app.get("/search", response_model=SearchResponse, summary="Search (query parameters)")
+    def search_get(params: Annotated[SearchParams, Query()]) -> SearchResponse:
+        return run(params)
+
+    @app.post("/search", response_model=SearchResponse, summary="Search (JSON body)")
+    def search_post(params: SearchParams) -> SearchResponse:
+        return run(params)
+
+    @app.get("/health", summary="Cluster and model status")
+    def health() -> JSONResponse:
+        model = {"encoder": client.query_encoder.name, "loaded": client.query_encoder.loaded,
+                 "cache": asdict(client.query_encoder.cache_info())}  # fmt: skip
+        try:
+            cluster: dict[str, Any] = {"reachable": True, **asdict(client.health())}
+        except ClusterError as exc:
+            log.warning("health: %s", exc)
+            return JSONResponse(status_code=503, content={"status": "unavailable", "cluster": {"reachable": False},
+                                                          "model": model})  # fmt: skip
+        status = "ok" if cluster["status"] in ("green", "yellow") and cluster["index_exists"] else "degraded"
+        return JSONResponse(status_code=200, content={"status": status, "cluster": cluster, "model": model})
+
+    return app
+

@@ -1,0 +1,179 @@
+"""The users index: user vectors computed from histories at ingest, read with one `get` at query time.
+
+`ingest_users` takes the product vectors already in the product index (one `mget` per 500 ids), encodes
+the products it cannot find there when a catalog and an encoder are given, builds the profiles with the
+personalization rules (`training.personalization`) and writes one document per user (`_id` = user id).
+
+Example:
+    >>> summary = ingest_users(client, read_history("history.csv"), UsersIngestConfig())  # doctest: +SKIP
+    >>> summary.users, summary.missing_products  # doctest: +SKIP
+    (120, 0)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from opensearchpy import NotFoundError, OpenSearch, helpers
+from opensearchpy.exceptions import TransportError
+
+from tbhns_opensearch.catalog.product import Product
+from tbhns_opensearch.encoder import Encoder
+from tbhns_opensearch.errors import IngestError
+from tbhns_opensearch.index.templates import load_template
+from tbhns_opensearch.training.personalization import (
+    PersonalizationConfig,
+    UserEvent,
+    UserProfile,
+    build_user_profiles,
+)
+
+MGET_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class UsersIngestConfig:
+    """Where user vectors come from and where they go."""
+
+    product_alias: str = "products"  # product index whose stored embeddings build the user vectors
+    users_index: str = "users"  # index the profiles are written to (created from index_templates/users.json)
+    personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)  # event weights, half-life
+
+
+@dataclass
+class UsersSummary:
+    """What `ingest_users` did."""
+
+    users_index: str
+    events: int = 0
+    users: int = 0  # profiles written
+    below_min_history: int = 0  # written, but searches for them fall back to the plain query
+    missing_products: int = 0  # product ids with no vector in the index nor in the catalog given
+    encoded_products: int = 0  # products encoded from the catalog because the index lacked them
+    seconds: float = 0.0
+
+
+def user_document(profile: UserProfile, updated: datetime) -> dict[str, Any]:
+    """The users-index document of `profile` (pure).
+
+    Example:
+        >>> profile = UserProfile("u1", np.array([0.6, 0.8]), 3, 12.0, "real")
+        >>> user_document(profile, datetime(2025, 1, 1, tzinfo=timezone.utc))["vector"]
+        [0.6, 0.8]
+    """
+    return {
+        "user_id": profile.user_id,
+        "vector": [float(x) for x in profile.vector],
+        "dimension": int(profile.vector.shape[0]),
+        "event_count": profile.event_count,
+        "last_event": profile.last_event,
+        "last_update": updated.isoformat(),
+        "source": profile.source,
+    }
+
+
+def profile_from_document(source: Mapping[str, Any]) -> UserProfile:
+    """The `UserProfile` stored in a users-index document."""
+    return UserProfile(
+        user_id=source["user_id"],
+        vector=np.asarray(source["vector"], dtype=np.float32),
+        event_count=int(source["event_count"]),
+        last_event=float(source["last_event"]),
+        source=source["source"],
+    )
+
+
+def ensure_users_index(client: OpenSearch, name: str) -> bool:
+    """Create the users index `name` from `index_templates/users.json` unless it exists; True if created."""
+    if client.indices.exists(index=name):
+        return False
+    try:
+        client.indices.create(index=name, body=load_template("users"))
+    except TransportError as exc:
+        if exc.error == "resource_already_exists_exception":
+            return False
+        raise IngestError(f"cannot create users index {name}: {exc.info or exc}") from exc
+    return True
+
+
+def get_user_profile(client: OpenSearch, users_index: str, user_id: str) -> UserProfile | None:
+    """The stored profile of `user_id` (one `get`), or None when the user or the index does not exist."""
+    try:
+        return profile_from_document(client.get(index=users_index, id=user_id)["_source"])
+    except NotFoundError:
+        return None
+
+
+def fetch_product_vectors(client: OpenSearch, alias: str, product_ids: Iterable[str]) -> dict[str, np.ndarray]:
+    """Product id -> stored embedding, for the ids found behind `alias` (mget, 500 ids per request)."""
+    ids = sorted(set(product_ids))
+    vectors: dict[str, np.ndarray] = {}
+    for start in range(0, len(ids), MGET_CHUNK):
+        try:
+            chunk = ids[start:start + MGET_CHUNK]
+            response = client.mget(index=alias, body={"ids": chunk}, params={"_source": "embedding"})
+        except TransportError as exc:
+            raise IngestError(f"cannot read product vectors from {alias}: {exc.info or exc}; "
+                              "ingest the catalog first (`tbhns ingest`) or pass --alias") from exc
+        for doc in response["docs"]:
+            embedding = doc.get("_source", {}).get("embedding") if doc.get("found") else None
+            if embedding is not None:
+                vectors[doc["_id"]] = np.asarray(embedding, dtype=np.float32)
+    return vectors
+
+
+def write_user_profiles(client: OpenSearch, users_index: str, profiles: Iterable[UserProfile]) -> int:
+    """Bulk-write profiles (overwriting by user id) and refresh; every failed document is in the IngestError."""
+    ensure_users_index(client, users_index)
+    updated = datetime.now(timezone.utc)
+    actions = ({"_index": users_index, "_id": profile.user_id, "_source": user_document(profile, updated)}
+               for profile in profiles)
+    written, failures = helpers.bulk(client, actions, raise_on_error=False, chunk_size=500)
+    if failures:
+        raise IngestError(f"{len(failures)} user profiles were not written to {users_index}", list(failures))
+    client.indices.refresh(index=users_index)
+    return int(written)
+
+
+def ingest_users(
+    client: OpenSearch,
+    events: Iterable[UserEvent],
+    config: UsersIngestConfig,
+    catalog: Iterable[Product] = (),
+    encoder: Encoder | None = None,
+) -> UsersSummary:
+    """Build and store the profile of every user in `events`.
+
+    Args:
+        client: Cluster client.
+        events: User events (real or simulated).
+        config: Product alias, users index, personalization rules.
+        catalog: Products to encode when their vector is not in the product index (needs `encoder`).
+        encoder: The encoder the product index was built with.
+    """
+    started = time.perf_counter()
+    events = list(events)
+    wanted = {event.product_id for event in events}
+    vectors = fetch_product_vectors(client, config.product_alias, wanted)
+    missing = wanted - vectors.keys()
+    to_encode = [product for product in catalog if product.id in missing] if encoder is not None else []
+    if to_encode:
+        encoded = encoder.encode([product.text_for_embedding() for product in to_encode])  # (n, dim)
+        vectors.update({product.id: vector for product, vector in zip(to_encode, encoded)})
+    profiles = build_user_profiles(events, vectors, config.personalization)
+    written = write_user_profiles(client, config.users_index, profiles.values())
+    min_history = config.personalization.min_history
+    return UsersSummary(
+        users_index=config.users_index,
+        events=len(events),
+        users=written,
+        below_min_history=sum(profile.event_count < min_history for profile in profiles.values()),
+        missing_products=len(missing) - len(to_encode),
+        encoded_products=len(to_encode),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,115 @@
+"""Training rows (anchor, positive, negative_1..n) whose negatives are drawn by a sampler and can be refreshed.
+
+The `datasets.Dataset` given to the trainer holds the query, the positive's text and a row number; a
+transform adds the negatives' texts from the table when a batch is read. `refresh(epoch)` re-draws every
+row's negatives: the trainer calls it at each epoch start (samplers rotate with the epoch) and, for
+`ance`, after each re-mining. Every row has exactly `count` negatives, as the loss needs: a row the sampler
+leaves short is filled with uniformly drawn catalog products that pass the same false-negative filter
+(level "fill", counted in `fills`).
+
+Example:
+    >>> from tbhns_opensearch.training.negatives import FalseNegativeFilter, get_sampler
+    >>> products = [Product("p1", "Kite"), Product("p2", "Yo-yo"), Product("p3", "Ball")]
+    >>> pairs = [TrainingPair("kite", "p1", frozenset({"p1"}), "generated")]
+    >>> table = NegativeTable(pairs, products, get_sampler("random"), FalseNegativeFilter.from_products(products),
+    ...                       count=1, seed=0)
+    >>> table.refresh(epoch=0)
+    >>> table.dataset()[0]["anchor"], table.fills
+    ('kite', 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tbhns_opensearch.catalog import Product
+from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.training.examples import TrainingPair, keyed_rng, query_key
+from tbhns_opensearch.training.negatives import FalseNegativeFilter, NegativeSampler
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+_FILL_TRIES = 50  # random draws per missing negative before giving up
+
+
+class NegativeTable:
+    """The negatives of every training row, as product ids, re-drawn by `refresh`.
+
+    Args:
+        pairs: Training pairs, one row each.
+        products: The catalog (texts of positives and negatives).
+        sampler: Draws each row's negatives.
+        false_negatives: Filter for the fill draws (the sampler filters its own).
+        count: Negatives per row (0: in-batch negatives only).
+        seed: Seeds the sampler and the fills.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[TrainingPair],
+        products: Sequence[Product],
+        sampler: NegativeSampler,
+        false_negatives: FalseNegativeFilter,
+        count: int,
+        seed: int,
+    ) -> None:
+        if not pairs:
+            raise TrainingError("no training pairs: check the data config (queries, min_grade, splits)")
+        self.pairs = tuple(pairs)
+        self.texts = {p.id: p.text_for_embedding() for p in products}
+        missing = sorted({p.positive_id for p in self.pairs} - set(self.texts))
+        if missing:
+            raise TrainingError(f"positives {missing[:5]} are not in the catalog; build pairs from the same catalog")
+        self.pool = tuple(sorted(self.texts))
+        self.sampler = sampler
+        self.false_negatives = false_negatives
+        self.count = count
+        self.seed = seed
+        self.fills = 0
+        self.negatives: list[tuple[str, ...]] = [()] * len(self.pairs)
+
+    def refresh(self, epoch: int) -> None:
+        """Re-draw every row's negatives for `epoch` (deterministic for a seed, epoch and pair)."""
+        if not self.count:
+            return
+        for row, pair in enumerate(self.pairs):
+            chosen = [n.product_id for n in self.sampler.sample(pair, seed=self.seed, epoch=epoch)][: self.count]
+            if len(chosen) < self.count:
+                chosen += self._fill(pair, chosen, epoch)
+            self.negatives[row] = tuple(chosen)
+
+    def dataset(self) -> Dataset:
+        """Columns anchor, positive and (through the transform) negative_1..negative_count."""
+        from datasets import Dataset
+
+        rows = {
+            "anchor": [p.query for p in self.pairs],
+            "positive": [self.texts[p.positive_id] for p in self.pairs],
+            "row": list(range(len(self.pairs))),
+        }
+        return Dataset.from_dict(rows).with_transform(self._with_negatives)
+
+    def _with_negatives(self, batch: dict[str, list[Any]]) -> dict[str, list[str]]:
+        columns = {"anchor": batch["anchor"], "positive": batch["positive"]}
+        for i in range(self.count):
+            columns[f"negative_{i + 1}"] = [self.texts[self.negatives[row][i]] for row in batch["row"]]
+        return columns
+
+    def _fill(self, pair: TrainingPair, chosen: list[str], epoch: int) -> list[str]:
+        rng = keyed_rng(self.seed, epoch, "fill", query_key(pair.query), pair.positive_id)
+        taken = set(chosen)
+        fills: list[str] = []
+        for _ in range(_FILL_TRIES * (self.count - len(chosen))):
+            if len(chosen) + len(fills) == self.count:
+                break
+            candidate = self.pool[rng.randrange(len(self.pool))]
+            if candidate not in taken and not self.false_negatives.rejects(pair, candidate):
+                taken.add(candidate)
+                fills.append(candidate)
+        if len(chosen) + len(fills) < self.count:
+            raise TrainingError(f"cannot find {self.count} negatives for {pair.query!r} in a catalog of "
+                                f"{len(self.pool)} products; lower the sampler counts")  # fmt: skip
+        self.fills += len(fills)
+        return fills

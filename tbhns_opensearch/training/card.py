@@ -1,0 +1,127 @@
+"""The model card of a training run: `model_card.json` and `MODEL_CARD.md` in the model directory.
+
+It records what a reader needs to trust or reproduce the model: the data (which set; real vs generated
+queries and pairs, kept apart), the taxonomy (catalog or induced), the full config, the sampler and the
+level each negative came from, steps run and the best step, wall time, validation metrics of the base
+model (step 0) and of the exported weights, and the ONNX parity.
+
+Example:
+    >>> card = model_card(result, export)  # doctest: +SKIP
+    >>> write_model_card(Path("runs/train/toys"), card)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tbhns_opensearch.training.export import ExportReport
+    from tbhns_opensearch.training.trainer import TrainResult
+
+CARD_JSON = "model_card.json"
+CARD_MARKDOWN = "MODEL_CARD.md"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything the card shows; `to_dict` is the JSON, `to_markdown` the Markdown."""
+
+    data: dict[str, Any]
+    config: dict[str, Any]
+    sampler: dict[str, Any]
+    training: dict[str, Any]
+    validation_base: dict[str, float]
+    validation: dict[str, float]
+    export: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_markdown(self) -> str:
+        data, training, sampler = self.data, self.training, self.sampler
+        lines = [
+            f"# {data['name']} bi-encoder, {sampler['name']} negatives",
+            "",
+            f"Fine-tuned from `{self.config['base_model']}` with sentence-transformers "
+            f"({self.config['loss']} loss) by `tbhns train`.",
+            "",
+            "## Data",
+            f"- catalog: {data['name']}, {data['counts'].get('products', 0)} products; queries: {data['queries']}",
+            f"- training pairs: {data['counts'].get('train_pairs_real', 0)} real, "
+            f"{data['counts'].get('train_pairs_generated', 0)} generated "
+            f"({data['counts'].get('train_queries_real', 0)} real / {data['counts'].get('train_queries_generated', 0)} "
+            "generated queries)",
+            f"- validation queries: {data['counts'].get('validation_queries_real', 0)} real, "
+            f"{data['counts'].get('validation_queries_generated', 0)} generated; test queries (held out): "
+            f"{data['counts'].get('test_queries_real', 0)} real, {data['counts'].get('test_queries_generated', 0)} generated",
+            f"- taxonomy: {sampler.get('taxonomy') or 'not used'}",
+            "",
+            "## Negatives",
+            f"- sampler `{sampler['name']}` {json.dumps(sampler['params'])}, {sampler['negatives_per_pair']} per row",
+            f"- negatives by level: {json.dumps(sampler['level_counts'])}; short draws filled at random: "
+            f"{sampler['short_rows']}",
+        ]
+        if sampler["remined_at"]:
+            lines.append(f"- re-mined at steps {list(sampler['remined_at'])}")
+        lines += [
+            "",
+            "## Training",
+            f"- steps: {training['steps']} of {self.config['max_steps']} (early stop: {training['stopped_early']}); "
+            f"best validation at step {training['best_step']}",
+            f"- wall time: {training['wall_s']:.0f} s ({training['eval_s']:.0f} s of it validation), "
+            f"device {self.config['device']}",
+            "",
+            "## Validation",
+            "| metric | base (step 0) | this model |",
+            "|---|---|---|",
+            *(f"| {name} | {self.validation_base.get(name, float('nan')):.4f} | {value:.4f} |"
+              for name, value in self.validation.items()),  # fmt: skip
+        ]
+        if self.export:
+            onnx, int8 = self.export["onnx"], self.export.get("quantized")
+            lines += [
+                "",
+                "## Export",
+                f"- dimension {self.export['dimension']}, cosine similarity on normalized vectors, "
+                f"max_seq_length {self.export['max_seq_length']}, {self.export['pooling']} pooling",
+                f"- `{onnx['file']}`: min cosine to torch {onnx['min_cosine']:.6f} over {onnx['texts']} texts "
+                f"({onnx['size_mb']} MB)",
+            ]
+            if int8:
+                lines.append(f"- `{int8['file']}` (int8, dynamic): min cosine {int8['min_cosine']:.4f}, "
+                             f"mean {int8['mean_cosine']:.4f} ({int8['size_mb']} MB)")  # fmt: skip
+        return "\n".join(lines) + "\n"
+
+
+def model_card(result: TrainResult, export: ExportReport | None = None) -> ModelCard:
+    """Collect the card of a finished run (and its export)."""
+    config = asdict(result.config)
+    data = {"name": result.data.name, "queries": result.config.data.queries, "counts": result.data.report}
+    training = {
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
+        "wall_s": round(result.wall_s, 1),
+        "eval_s": round(result.eval_s, 1),
+        "relevance_threshold": result.metrics.threshold,
+        "step_log": result.log_path.name,
+    }
+    exported = None
+    if export is not None:
+        exported = {key: value for key, value in asdict(export).items() if key != "directory"}
+    return ModelCard(
+        data=data, config=config, sampler=asdict(result.sampler), training=training,
+        validation_base=result.history[0].metrics, validation=result.best_validation, export=exported,
+    )  # fmt: skip
+
+
+def write_model_card(directory: Path, card: ModelCard) -> tuple[Path, Path]:
+    """Write `model_card.json` and `MODEL_CARD.md`; return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, markdown_path = directory / CARD_JSON, directory / CARD_MARKDOWN
+    json_path.write_text(json.dumps(card.to_dict(), indent=2, default=str) + "\n")
+    markdown_path.write_text(card.to_markdown())
+    return json_path, markdown_path

@@ -1,0 +1,206 @@
+"""Training configuration: frozen dataclasses read from a TOML or JSON file in `training/`.
+
+A file has top-level training keys and two tables, `[data]` and `[sampler]`:
+
+    base_model = "all-MiniLM-L6-v2"
+    max_steps = 200
+    [data]
+    dataset = "amazon-uk-toys"
+    queries = "generated"
+    [sampler]
+    name = "taxonomy"
+    leaf = 1
+    sibling = 1
+
+Example:
+    >>> TrainConfig(data=DataConfig(dataset="icecat", queries="judged")).negatives_per_pair
+    2
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tbhns_opensearch.errors import ConfigError
+from tbhns_opensearch.taxonomy import SOURCES as TAXONOMY_SOURCES
+from tbhns_opensearch.training.losses import LOSSES
+from tbhns_opensearch.training.negatives import SAMPLERS
+
+QUERY_SOURCES = ("judged", "generated")  # or a path to a labelled-queries JSONL
+SAMPLER_PARAMS = {"random": (), "taxonomy": ("leaf", "sibling", "cousin"), "bm25": ("count", "depth"),
+                  "ance": ("count", "depth", "remine_every")}  # fmt: skip
+"""The [sampler] keys each sampler reads (besides cosine_threshold, which all use)."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which catalog, which queries, and how they are split."""
+
+    dataset: str = ""  # a public set by name (amazon-uk-toys, icecat, ...); or set `catalog`
+    catalog: str = ""  # a catalog file (JSONL, CSV, Parquet) instead of a dataset
+    data_dir: str | None = None  # folder of `dataset` [default: ../shared/data/<dataset>]
+    queries: str = "generated"  # "judged" (the dataset's judgments), "generated" (querygen) or a labelled-queries JSONL
+    catalog_limit: int = 0  # keep a seeded sample of this many products (judged products first); 0 keeps all
+    per_product: int = 2  # generated queries: query kinds tried per product
+    type_attribute: str = ""  # attribute naming the product type (query generation, induced:attribute taxonomy)
+    taxonomy: str = "catalog"  # catalog, induced:attribute (type_attribute) or induced:clustering (base embeddings)
+    taxonomy_levels: int = 2  # induced:clustering: nested cluster levels (1-3)
+    min_grade: int = 2  # lowest grade that makes a (query, product) a training positive
+    relevance_threshold: int = 1  # lowest grade that counts as relevant for Recall in validation and test
+    validation: float = 0.1  # fraction of queries in the validation split
+    test: float = 0.1  # fraction of queries in the test split (never read by training)
+    unseen_products: bool = True  # drop training pairs whose positive is relevant to a validation/test query
+    max_eval_relevant: int = 0  # drop validation/test queries with more relevant products than this; 0 keeps all
+    max_positives_per_query: int = 0  # keep at most this many training pairs per query (seeded); 0 keeps all
+
+    def __post_init__(self) -> None:
+        if bool(self.dataset) == bool(self.catalog):
+            raise ConfigError(f"[data] needs exactly one of dataset or catalog, got dataset={self.dataset!r}, "
+                              f"catalog={self.catalog!r}; e.g. dataset = \"amazon-uk-toys\"")  # fmt: skip
+        if self.queries not in QUERY_SOURCES and not self.queries.endswith(".jsonl"):
+            raise ConfigError(f"[data] queries={self.queries!r}: use {' or '.join(QUERY_SOURCES)} or a .jsonl path")
+        if self.queries == "judged" and not self.dataset:
+            raise ConfigError("[data] queries=\"judged\" needs a dataset with judgments (icecat, wands)")
+        if self.taxonomy not in TAXONOMY_SOURCES:
+            raise ConfigError(f"[data] taxonomy={self.taxonomy!r}; use one of {', '.join(TAXONOMY_SOURCES)}")
+        if self.taxonomy == "induced:attribute" and not self.type_attribute:
+            raise ConfigError("[data] taxonomy=\"induced:attribute\" needs type_attribute (e.g. \"category\")")
+        if not 1 <= self.relevance_threshold <= self.min_grade:
+            raise ConfigError(f"[data] need 1 <= relevance_threshold <= min_grade, got {self.relevance_threshold} "
+                              f"and {self.min_grade}")  # fmt: skip
+        _check_non_negative("[data]", self, ("catalog_limit", "max_eval_relevant", "max_positives_per_query"))
+
+    @property
+    def name(self) -> str:
+        """A short name for the data: the dataset, else the catalog file's stem."""
+        return self.dataset or Path(self.catalog).stem
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Which negative sampler (`negatives.SAMPLERS`) and its parameters."""
+
+    name: str = "taxonomy"  # random (in-batch only), taxonomy (TB-HNS), bm25 or ance
+    leaf: int = 1  # taxonomy: negatives from the positive's leaf
+    sibling: int = 1  # taxonomy: negatives under the parent, outside the leaf
+    cousin: int = 0  # taxonomy: negatives under the grandparent, outside the parent
+    count: int = 2  # bm25 / ance: negatives per pair
+    depth: int = 30  # bm25 / ance: hits searched per query
+    remine_every: int = 50  # ance: re-mine negatives from the current encoder every N steps
+    cosine_threshold: float = 0.95  # candidates this close to the positive (base-encoder cosine) are near-duplicates
+    alias: str = ""  # bm25: alias of the training catalog on OpenSearch [default: train-<data>-<fingerprint>]
+
+    def __post_init__(self) -> None:
+        if self.name not in SAMPLERS:
+            raise ConfigError(f"[sampler] name={self.name!r} is unknown; valid names: {', '.join(SAMPLERS)}")
+        _check_non_negative("[sampler]", self, ("leaf", "sibling", "cousin", "count", "depth", "remine_every"))
+
+    @property
+    def params(self) -> dict[str, float]:
+        """The parameters this sampler reads, e.g. {"leaf": 1, "sibling": 1, "cousin": 0, "cosine_threshold": 0.95}."""
+        return {name: getattr(self, name) for name in (*SAMPLER_PARAMS[self.name], "cosine_threshold")}
+
+    @property
+    def negatives_per_pair(self) -> int:
+        """Explicit negatives per training row (0 for random: in-batch negatives only)."""
+        return {"random": 0, "taxonomy": self.leaf + self.sibling + self.cousin}.get(self.name, self.count)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: data, sampler, model, loss and optimization."""
+
+    data: DataConfig
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    base_model: str = "all-MiniLM-L6-v2"  # sentence-transformers path or hub name
+    loss: str = "mnrl"  # mnrl (MultipleNegativesRankingLoss), cached_mnrl, or margin (cosine TripletLoss)
+    scale: float = 20.0  # mnrl / cached_mnrl: similarity scale (inverse temperature)
+    margin: float = 0.3  # margin: cosine-distance margin between positive and negative
+    mini_batch_size: int = 8  # cached_mnrl: rows per forward chunk (memory, not results)
+    batch_size: int = 16  # rows per step
+    max_steps: int = 200  # optimizer steps
+    learning_rate: float = 2e-5  # AdamW peak learning rate
+    warmup_ratio: float = 0.1  # share of max_steps with linear warmup
+    max_seq_length: int = 64  # tokens per text (short keeps CPU training fast)
+    eval_every: int = 50  # validate every N steps (and at step 0 and the last step)
+    patience: int = 3  # stop after this many validations without improvement; 0 never stops early
+    select_metric: str = "recall@24"  # validation metric that picks the best step
+    restore_best: bool = True  # end with the best validated weights (step 0 = base model); false keeps the last step's
+    seed: int = 13  # seeds torch, the data order, splits and samplers
+    device: str = "cpu"  # torch device: cpu, cuda, cuda:1, mps
+    output_dir: str = ""  # where `tbhns train` writes the model [default: runs/train/<config name>]
+    quantize: bool = True  # also export an int8 dynamically quantized ONNX variant
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss={self.loss!r} is unknown; valid losses: {', '.join(LOSSES)}")
+        if self.loss == "margin" and self.negatives_per_pair != 1:
+            raise ConfigError(f"loss=\"margin\" takes exactly one negative per row, the {self.sampler.name!r} "
+                              f"sampler gives {self.negatives_per_pair}; set its counts to 1 or use loss=\"mnrl\"")  # fmt: skip
+        positive = ("batch_size", "max_steps", "max_seq_length", "eval_every", "mini_batch_size")
+        bad = {name: getattr(self, name) for name in positive if getattr(self, name) < 1}
+        if bad:
+            raise ConfigError(f"{bad} must be at least 1")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size={self.batch_size}: in-batch negatives need at least 2 rows per batch")
+        if not 0 <= self.warmup_ratio < 1 or self.learning_rate <= 0:
+            raise ConfigError(f"need 0 <= warmup_ratio < 1 and learning_rate > 0, got {self.warmup_ratio}, "
+                              f"{self.learning_rate}")  # fmt: skip
+        _check_non_negative("", self, ("patience",))
+
+    @property
+    def negatives_per_pair(self) -> int:
+        return self.sampler.negatives_per_pair
+
+    def with_overrides(self, **overrides: Any) -> TrainConfig:
+        """A copy with the given top-level fields replaced; None values are ignored (CLI flags left unset).
+
+        Example:
+            >>> TrainConfig(data=DataConfig(dataset="icecat")).with_overrides(max_steps=5, device=None).max_steps
+            5
+        """
+        return replace(self, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read a TOML or JSON training config; unknown keys and bad values raise `ConfigError`.
+
+    Example:
+        >>> load_train_config("training/toys-taxonomy.toml").sampler.name  # doctest: +SKIP
+        'taxonomy'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"training config {str(path)!r} does not exist; see training/*.toml") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"training config {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
+    data = _build(DataConfig, raw.pop("data", None), f"{path} [data]")
+    sampler = _build(SamplerConfig, raw.pop("sampler", {}), f"{path} [sampler]")
+    config = _build(TrainConfig, {**raw, "data": data, "sampler": sampler}, str(path))
+    return config if config.output_dir else replace(config, output_dir=str(Path("runs") / "train" / path.stem))
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: missing or not a table; e.g. [data] with dataset = \"icecat\"")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _check_non_negative(where: str, config: object, names: tuple[str, ...]) -> None:
+    bad = {name: getattr(config, name) for name in names if getattr(config, name) < 0}
+    if bad:
+        raise ConfigError(f"{where} {bad} must be >= 0".strip())

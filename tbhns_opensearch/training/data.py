@@ -1,0 +1,207 @@
+"""Training data from a config: catalog, labelled queries, splits by query, training pairs and evaluation sets.
+
+Steps, in order (`prepare_data`):
+1. read the catalog (a dataset by name or a file); with `catalog_limit`, keep a seeded sample (judged
+   products always kept);
+2. labelled queries: the dataset's judgments ("real"), generated ones (`querygen`, "generated", made from
+   the kept products) or a labelled-queries JSONL; judgments of products outside the catalog are dropped;
+3. split by query (`examples.split_by_query`): no query is in two splits;
+4. validation and test keep queries with at least one product graded >= `relevance_threshold` and, with
+   `max_eval_relevant`, at most that many (a broad generated query such as "jigsaws" with 800 sources
+   cannot score Recall@24 above 24/800, so it says little);
+5. training pairs (grade >= `min_grade`); with `unseen_products`, pairs whose positive is relevant to any
+   validation or test query are dropped, so evaluation is on products whose queries training never saw;
+   with `max_positives_per_query`, a seeded sample of each query's pairs is kept.
+
+Example:
+    >>> data = prepare_data(DataConfig(dataset="icecat", queries="judged", test=0.3), seed=13)  # doctest: +SKIP
+    >>> data.report["train_pairs_real"], len(data.test.queries)  # doctest: +SKIP
+    (612, 30)
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tbhns_opensearch.catalog import Product, read_catalog
+from tbhns_opensearch.catalog.adapters import load_judgments, read_dataset
+from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.taxonomy import Taxonomy
+from tbhns_opensearch.training.config import DataConfig
+from tbhns_opensearch.training.examples import (
+    LabelledQuery,
+    TrainingPair,
+    keyed_rng,
+    make_pairs,
+    query_key,
+    read_labelled_queries,
+    split_by_query,
+)
+from tbhns_opensearch.training.querygen import generate_queries
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The queries of one split and their graded qrels, keyed by query key.
+
+    Args:
+        queries: qid (the query key) -> query text.
+        qrels: qid -> {product id: grade}.
+        sources: qid -> "real" or "generated".
+    """
+
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    sources: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Everything a run trains and validates on.
+
+    Args:
+        name: The data's short name (dataset or catalog stem).
+        products: The catalog (after `catalog_limit`).
+        train_pairs: (query, positive) pairs of the training split.
+        validation, test: Evaluation sets; training never reads `test`.
+        report: Counts for the model card: products, queries and pairs per source, what was dropped and why.
+    """
+
+    name: str
+    products: tuple[Product, ...]
+    train_pairs: tuple[TrainingPair, ...]
+    validation: EvalSet
+    test: EvalSet
+    report: dict[str, int]
+
+
+def prepare_data(config: DataConfig, seed: int) -> TrainingData:
+    """Build catalog, pairs and evaluation sets from `config` (see the module docstring for the steps)."""
+    products = _read_products(config)
+    judgments = [] if config.queries == "generated" else _read_labelled(config)
+    products = _sample(products, {j.product_id for j in judgments}, config.catalog_limit, seed)
+    if config.queries == "generated":
+        judgments = _generated(config, products, seed)
+    known = {p.id for p in products}
+    kept = [j for j in judgments if j.product_id in known]
+    if not kept:
+        raise TrainingError(f"none of the {len(judgments)} labelled queries names a product of the catalog "
+                            f"({len(products)} products); check that queries and catalog match")  # fmt: skip
+    splits = split_by_query(kept, seed=seed, validation=config.validation, test=config.test)
+    report: Counter[str] = Counter(products=len(products), judgments_outside_catalog=len(judgments) - len(kept))
+    validation = _eval_set(splits.validation, config, report, "validation")
+    test = _eval_set(splits.test, config, report, "test")
+    pairs = make_pairs(splits.train, min_grade=config.min_grade)
+    if config.unseen_products:
+        held_out = {pid for split in (validation, test) for grades in split.qrels.values() for pid, g in grades.items() if g}
+        report["train_pairs_dropped_unseen"] = sum(p.positive_id in held_out for p in pairs)
+        pairs = [p for p in pairs if p.positive_id not in held_out]
+    if config.max_positives_per_query:
+        capped = _cap_per_query(pairs, config.max_positives_per_query, seed)
+        report["train_pairs_dropped_cap"] = len(pairs) - len(capped)
+        pairs = capped
+    if not pairs:
+        raise TrainingError(f"no training pairs are left for {config.name}; lower min_grade={config.min_grade}, "
+                            "set unseen_products=false, or add queries")  # fmt: skip
+    for source in ("real", "generated"):
+        report[f"train_queries_{source}"] = len({query_key(j.query) for j in splits.train if j.source == source})
+        report[f"train_pairs_{source}"] = sum(p.source == source for p in pairs)
+    return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report))
+
+
+def sample_texts(data: TrainingData, n: int = 16) -> list[str]:
+    """Up to `n` validation queries and the `n` longest product texts (they test truncation), for export checks.
+
+    Example:
+        >>> sample_texts(data, n=2)  # doctest: +SKIP
+        ['lego duplo', 'kite', 'LEGO 10969 DUPLO Fire Station | LEGO | Building Sets', 'Red kite | Kites']
+    """
+    products = sorted(data.products, key=lambda p: len(p.text_for_embedding()), reverse=True)
+    return [*list(data.validation.queries.values())[:n], *(p.text_for_embedding() for p in products[:n])]
+
+
+def build_taxonomy(config: DataConfig, products: Sequence[Product], embeddings: np.ndarray | None, seed: int) -> Taxonomy:
+    """The catalog's own taxonomy, or one induced from `type_attribute` or by clustering `embeddings`.
+
+    Example:
+        >>> build_taxonomy(DataConfig(catalog="c.jsonl"), [Product("a", "A", taxonomy_path=("Toys",))], None, 0).source
+        'catalog'
+    """
+    if config.taxonomy == "catalog":
+        taxonomy = Taxonomy.from_products(products)
+    elif config.taxonomy == "induced:attribute":
+        taxonomy = Taxonomy.induced(products, attributes=config.type_attribute)
+    else:
+        taxonomy = Taxonomy.induced(products, embeddings=embeddings, levels=config.taxonomy_levels, seed=seed)
+    if all(taxonomy.is_unknown(p.id) for p in products):
+        raise TrainingError(f"no product of {config.name} has a {config.taxonomy} taxonomy path; use "
+                            "taxonomy=\"induced:clustering\" or \"induced:attribute\" for catalogs without one")  # fmt: skip
+    return taxonomy
+
+
+def _read_products(config: DataConfig) -> list[Product]:
+    stream = read_dataset(config.dataset, config.data_dir) if config.dataset else read_catalog(config.catalog)
+    return list(stream)
+
+
+def _read_labelled(config: DataConfig) -> list[LabelledQuery]:
+    """The dataset's judgments (real) or a labelled-queries JSONL; generated queries come after sampling."""
+    if config.queries == "judged":
+        return [LabelledQuery.from_judgment(j, "real") for j in load_judgments(config.dataset, config.data_dir)]
+    return read_labelled_queries(config.queries)
+
+
+def _generated(config: DataConfig, products: Sequence[Product], seed: int) -> list[LabelledQuery]:
+    queries = generate_queries(products, seed=seed, per_product=config.per_product,
+                               type_attribute=config.type_attribute or None)  # fmt: skip
+    return [judgment for query in queries for judgment in query.judgments()]
+
+
+def _sample(products: list[Product], keep: set[str], limit: int, seed: int) -> list[Product]:
+    """All of `keep`, then a seeded sample of the rest up to `limit` products (catalog order kept)."""
+    if not limit or len(products) <= limit:
+        return products
+    rest = [i for i, p in enumerate(products) if p.id not in keep]
+    chosen = set(keyed_rng(seed, "catalog").sample(rest, max(0, min(len(rest), limit - (len(products) - len(rest))))))
+    return [p for i, p in enumerate(products) if p.id in keep or i in chosen]
+
+
+def _eval_set(judgments: Iterable[LabelledQuery], config: DataConfig, report: Counter[str], split: str) -> EvalSet:
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    texts: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for j in judgments:
+        key = query_key(j.query)
+        texts.setdefault(key, j.query)
+        sources.setdefault(key, j.source)
+        qrels[key][j.product_id] = max(j.grade, qrels[key].get(j.product_id, 0))
+    kept = {}
+    for key, grades in qrels.items():
+        relevant = sum(g >= config.relevance_threshold for g in grades.values())
+        if not relevant:
+            report[f"{split}_queries_dropped_no_relevant"] += 1
+        elif config.max_eval_relevant and relevant > config.max_eval_relevant:
+            report[f"{split}_queries_dropped_broad"] += 1
+        else:
+            kept[key] = grades
+    if not kept:
+        raise TrainingError(f"the {split} split has no query with a product graded >= {config.relevance_threshold}"
+                            f" (max_eval_relevant={config.max_eval_relevant}); raise the {split} fraction")  # fmt: skip
+    for source in ("real", "generated"):
+        report[f"{split}_queries_{source}"] = sum(sources[key] == source for key in kept)
+    return EvalSet({k: texts[k] for k in kept}, kept, {k: sources[k] for k in kept})
+
+
+def _cap_per_query(pairs: Sequence[TrainingPair], cap: int, seed: int) -> list[TrainingPair]:
+    groups: dict[str, list[TrainingPair]] = defaultdict(list)
+    for pair in pairs:
+        groups[query_key(pair.query)].append(pair)
+    kept = []
+    for key in sorted(groups):
+        group = groups[key]
+        kept += group if len(group) <= cap else keyed_rng(seed, "cap", key).sample(group, cap)
+    return sorted(kept, key=lambda p: (query_key(p.query), p.positive_id))

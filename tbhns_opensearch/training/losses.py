@@ -1,0 +1,48 @@
+"""Training losses by name, each built from sentence-transformers (imported only when a loss is built).
+
+Rows are (anchor, positive, negative_1, ..., negative_n):
+- `mnrl`: MultipleNegativesRankingLoss: softmax over the positive, the row's explicit negatives and every
+  other row's positive and negatives (in-batch negatives).
+- `cached_mnrl`: the same loss with gradient caching (GradCache), so large batches fit in memory; results
+  match `mnrl` for the same batch.
+- `margin`: TripletLoss on cosine distance, max(0, d(a, p) - d(a, n) + margin); one negative per row.
+
+Example:
+    >>> sorted(LOSSES)
+    ['cached_mnrl', 'margin', 'mnrl']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from torch import nn
+
+    from tbhns_opensearch.training.config import TrainConfig
+
+
+def _mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    return MultipleNegativesRankingLoss(model, scale=config.scale)
+
+
+def _cached_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+    return CachedMultipleNegativesRankingLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size)
+
+
+def _margin(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
+    from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
+
+    return TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=config.margin)
+
+
+LOSSES: dict[str, Callable[[SentenceTransformer, TrainConfig], nn.Module]] = {
+    "mnrl": _mnrl,
+    "cached_mnrl": _cached_mnrl,
+    "margin": _margin,
+}

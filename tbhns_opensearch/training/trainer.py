@@ -1,0 +1,222 @@
+"""Train a bi-encoder with sentence-transformers' trainer on (query, positive, hard negatives) rows.
+
+One run (`train`): prepare the data (`data.prepare_data`), encode the catalog once with the base model
+(for the near-duplicate filter, an induced taxonomy, the first ANCE mining and the step-0 validation),
+build the sampler (`mining.build_sampler`), draw the negatives (`batches.NegativeTable`), then train with
+`SentenceTransformerTrainer` (fixed seeds; `NO_DUPLICATES` batches, so no text appears twice in a batch and
+in-batch negatives are never copies of a row's positive). `monitor.TrainingMonitor` validates every
+`eval_every` steps, stops early and writes the per-step log; at the end the best validated weights are
+restored (the base weights when no step beat them; `restore_best = false` keeps the last step's instead).
+
+Example:
+    >>> config = load_train_config("training/toys-taxonomy.toml").with_overrides(max_steps=5)  # doctest: +SKIP
+    >>> result = train(config)  # doctest: +SKIP
+    >>> result.best_step, result.best_validation["recall@24"]  # doctest: +SKIP
+    (5, 0.412)
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tbhns_opensearch.bench.metrics import MetricConfig
+from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.encoder import resolve_model_path
+from tbhns_opensearch.errors import ConfigError, EncoderError, TrainingError
+from tbhns_opensearch.training.batches import NegativeTable
+from tbhns_opensearch.training.config import TrainConfig
+from tbhns_opensearch.training.data import TrainingData, prepare_data
+from tbhns_opensearch.training.losses import LOSSES
+from tbhns_opensearch.training.mining import SamplerContext, SamplerSetup, build_sampler
+from tbhns_opensearch.training.monitor import NegativeRefresh, TrainingMonitor, ValidationPoint
+from tbhns_opensearch.training.negatives import FalseNegativeFilter
+from tbhns_opensearch.training.retrieval import ExactIndex, evaluate_split, product_index
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from transformers import TrainerCallback
+
+STEP_LOG = "train_log.jsonl"
+
+
+@dataclass(frozen=True)
+class SamplerSummary:
+    """What the sampler did, for the model card.
+
+    Args:
+        name: The sampler.
+        params: Its configured parameters.
+        negatives_per_pair: Explicit negatives per row.
+        level_counts: Negatives per level over every draw (leaf, sibling, cousin, bm25, ance, fill).
+        short_rows: Draws that returned fewer negatives than requested (then filled at random).
+        taxonomy: The taxonomy's source (catalog, induced:...), for the taxonomy sampler.
+        remined_at: Steps at which ANCE re-mined.
+        sample: The first draws in full: (query, positive id, levels).
+    """
+
+    name: str
+    params: dict[str, float]
+    negatives_per_pair: int
+    level_counts: dict[str, int]
+    short_rows: int
+    taxonomy: str | None = None
+    remined_at: tuple[int, ...] = ()
+    sample: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+
+@dataclass
+class TrainResult:
+    """A finished run: the model with its best validated weights, and how it got there.
+
+    Args:
+        steps: Optimizer steps run (fewer than max_steps after early stopping).
+        best_step: The best validated step (0: the base model); the model has its weights with `restore_best`.
+        best_validation: Validation means at `best_step`.
+        history: Every validation.
+        wall_s: Seconds from the start of training to its end, validation included.
+        eval_s: The validation share of `wall_s`.
+    """
+
+    config: TrainConfig
+    data: TrainingData
+    model: SentenceTransformer
+    steps: int
+    best_step: int
+    best_validation: dict[str, float]
+    history: list[ValidationPoint]
+    stopped_early: bool
+    wall_s: float
+    eval_s: float
+    sampler: SamplerSummary
+    log_path: Path
+    metrics: MetricConfig = field(default_factory=MetricConfig)
+
+
+def load_model(config: TrainConfig) -> SentenceTransformer:
+    """The base model on `config.device`, truncating at `config.max_seq_length` tokens."""
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model_path(config.base_model)
+    try:
+        model = SentenceTransformer(path, device=config.device)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise EncoderError(f"cannot load base_model {config.base_model!r} ({path}) on {config.device!r}: {exc}; "
+                           "pass a sentence-transformers directory or name, and a device torch can use") from exc  # fmt: skip
+    model.max_seq_length = config.max_seq_length
+    return model
+
+
+def train(
+    config: TrainConfig,
+    *,
+    data: TrainingData | None = None,
+    base_vectors: np.ndarray | None = None,
+    opensearch: OpenSearchConfig | None = None,
+    log_path: Path | None = None,
+) -> TrainResult:
+    """Train one model (see the module docstring).
+
+    Args:
+        config: The run.
+        data: Prepared data, to share between runs; default `prepare_data(config.data, config.seed)`.
+        base_vectors: (n_products, dim) base-model vectors of `data.products` at `config.max_seq_length`, to
+            share between runs; default: encoded here.
+        opensearch: The cluster for the bm25 sampler (default: OPENSEARCH_URL).
+        log_path: The per-step JSONL log; default `<output_dir>/train_log.jsonl`.
+    """
+    from transformers import set_seed
+
+    metrics = MetricConfig(threshold=config.data.relevance_threshold)
+    if config.select_metric not in metrics.names:
+        raise ConfigError(f"select_metric={config.select_metric!r} is not computed; use one of {', '.join(metrics.names)}")
+    set_seed(config.seed)
+    model = load_model(config)
+    data = data or prepare_data(config.data, config.seed)
+    ids = tuple(p.id for p in data.products)
+    base_index = product_index(model, data.products) if base_vectors is None else ExactIndex(ids, base_vectors)
+    initial = evaluate_split(model, data.validation, base_index, metrics)
+    false_negatives = FalseNegativeFilter.from_products(data.products, base_index.vectors, config.sampler.cosine_threshold)
+    setup = build_sampler(SamplerContext(config, data, model, base_index.vectors, false_negatives, opensearch))
+    table = NegativeTable(data.train_pairs, data.products, setup.sampler, false_negatives, config.negatives_per_pair, config.seed)
+    table.refresh(epoch=0)
+
+    monitor = TrainingMonitor(
+        validate=lambda m: evaluate_split(m, data.validation, product_index(m, data.products), metrics),
+        log_path=log_path or Path(config.output_dir) / STEP_LOG,
+        eval_every=config.eval_every,
+        patience=config.patience,
+        select_metric=config.select_metric,
+        initial=initial,
+    )
+    refresh = NegativeRefresh(table, setup.remine, config.sampler.remine_every)
+    steps, wall_s = _fit(model, config, table, [monitor, refresh])
+    best, best_state = monitor.best, monitor.best_state
+    if best is None or best_state is None:  # on_train_begin validates step 0, so this means train() never began
+        raise TrainingError("the trainer never started; see the sentence-transformers output above")
+    if config.restore_best:
+        model.load_state_dict(best_state)
+    return TrainResult(
+        config=config, data=data, model=model, steps=steps, best_step=best.step,
+        best_validation=best.metrics, history=monitor.history, stopped_early=monitor.stopped_early,
+        wall_s=wall_s, eval_s=monitor.eval_s, sampler=_summary(config, setup, table, refresh), log_path=monitor.log_path,
+        metrics=metrics,
+    )  # fmt: skip
+
+
+def _fit(model: SentenceTransformer, config: TrainConfig, table: NegativeTable, callbacks: list[TrainerCallback]) -> tuple[int, float]:
+    """Run sentence-transformers' trainer on the table's rows; return the steps run and the wall seconds."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+    from transformers import PrinterCallback
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch:  # nothing is saved there (save_strategy)
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch,
+            max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup_ratio,  # a float below 1 is a share of max_steps
+            seed=config.seed,
+            data_seed=config.seed,
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            logging_steps=1,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=config.device == "cpu",
+        )
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=table.dataset(),
+                                             loss=LOSSES[config.loss](model, config), callbacks=callbacks)  # fmt: skip
+        trainer.remove_callback(PrinterCallback)  # the monitor writes the step log
+        started = time.perf_counter()
+        trainer.train()
+        return trainer.state.global_step, time.perf_counter() - started
+
+
+def _summary(config: TrainConfig, setup: SamplerSetup, table: NegativeTable, refresh: NegativeRefresh) -> SamplerSummary:
+    log = setup.sampler.log
+    counts: Counter[str] = Counter(log.counts)
+    if table.fills:
+        counts["fill"] = table.fills
+    return SamplerSummary(
+        name=config.sampler.name,
+        params=config.sampler.params,
+        negatives_per_pair=config.negatives_per_pair,
+        level_counts=dict(sorted(counts.items())),
+        short_rows=log.short,
+        taxonomy=setup.taxonomy.source if setup.taxonomy else None,
+        remined_at=tuple(refresh.remined_at),
+        sample=tuple((r.query, r.positive_id, r.levels) for r in log.records[:20]),
+    )

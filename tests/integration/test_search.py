@@ -1,0 +1,270 @@
+"""Every search mode, filters, personalization, hybrid paths and the HTTP app against the real node.
+
+One module-scoped product index (368 Amazon UK toys from five leaves) and one users index with fixture users
+built here from those products: `slotcar-fan` (six slot-car purchases) and `newbie` (one purchase, below
+min_history=3). Both indices are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from tbhns_opensearch.api import ServeSettings, create_app
+from tbhns_opensearch.catalog import Product, write_catalog_jsonl
+from tbhns_opensearch.cli import cli
+from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
+from tbhns_opensearch.index.templates import IndexConfig
+from tbhns_opensearch.index.users import UsersIngestConfig, get_user_profile, ingest_users
+from tbhns_opensearch.query.builders import parse_filters
+from tbhns_opensearch.query.fusion import HybridConfig
+from tbhns_opensearch.query.service import SearchClient, SearchHit, SearchResponse
+from tbhns_opensearch.training.personalization import PersonalizationConfig, UserEvent
+from tests.conftest import fixture_products
+
+pytestmark = pytest.mark.integration
+
+SLOT_CARS = ("Hobbies", "Slot Cars, Race Tracks & Accessories")
+TRAINS = ("Hobbies", "Model Trains & Railway Sets")
+LEAVES = {("Die-Cast & Toy Vehicles", "Toy Vehicles & Accessories"), SLOT_CARS, TRAINS,
+          ("Hobbies", "Remote Controlled Devices"), ("Games", "Chess")}  # fmt: skip
+PERSONALIZATION = PersonalizationConfig(alpha=0.3, min_history=3, half_life=None)
+MODES = ("bm25", "semantic", "personalized", "hybrid")
+
+
+@dataclass(frozen=True)
+class Env:
+    alias: str
+    users_index: str
+    products: dict[str, Product]
+    search: SearchClient
+
+
+@pytest.fixture(scope="module")
+def env(os_client, opensearch_config, encoder):  # type: ignore[no-untyped-def]
+    suffix = uuid.uuid4().hex[:10]
+    config = IndexConfig(alias=f"test-search-{suffix}")
+    users_index = f"test-users-{suffix}"
+    products = [p for p in fixture_products("toys_products.jsonl") if p.taxonomy_path[:2] in LEAVES]
+    ingest_products(os_client, products, encoder, config, IngestConfig(progress=False))
+    slot_cars = sorted(p.id for p in products if p.taxonomy_path[:2] == SLOT_CARS)
+    events = [UserEvent("slotcar-fan", product_id, "purchase", float(t)) for t, product_id in enumerate(slot_cars[:6])]
+    events.append(UserEvent("newbie", slot_cars[0], "purchase", 0.0))
+    ingest_users(os_client, events, UsersIngestConfig(config.alias, users_index, PERSONALIZATION))
+    search = SearchClient(opensearch_config, config.alias, encoder, users_index=users_index,
+                          personalization=PERSONALIZATION)  # fmt: skip
+    yield Env(config.alias, users_index, {p.id: p for p in products}, search)
+    os_client.indices.delete(index=f"{config.alias}-*,{users_index}", ignore_unavailable=True)
+    os_client.indices.delete_index_template(name=config.template_name, ignore=[404])
+
+
+def _ids(response: SearchResponse) -> list[str]:
+    return [hit.id for hit in response.hits]
+
+
+def _leaf_share(env: Env, response: SearchResponse, leaf: tuple[str, ...]) -> int:
+    return sum(env.products[hit.id].taxonomy_path[:2] == leaf for hit in response.hits)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("query", "expected_id", "leaf"), [
+    ("chess set", "d4f4936c368c46e5e72565fffadf9da5", ("Games", "Chess")),
+    ("remote control helicopter", "bc7be3c23db9c7deba3491b89a295845", ("Hobbies", "Remote Controlled Devices")),
+    ("hornby locomotive", "bdd43e34552ee5d84b793ccceb27b701", TRAINS),
+])  # fmt: skip
+def test_each_mode_finds_the_expected_products(env: Env, mode: str, query: str, expected_id: str,
+                                               leaf: tuple[str, ...]) -> None:  # fmt: skip
+    response = env.search.search(query, user_id="slotcar-fan" if mode == "personalized" else None, mode=mode, k=5)
+    assert expected_id in _ids(response)
+    assert _leaf_share(env, response, leaf) == 5
+    assert response.requested_mode == mode and response.took_ms > 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_filters_restrict_every_mode(env: Env, mode: str) -> None:
+    filters = parse_filters(["category=Hobbies>Model Trains & Railway Sets", "price=10..200", "brand=hornby"])
+    response = env.search.search("train", user_id="slotcar-fan", mode=mode, k=10, filters=filters)
+    assert response.hits
+    for hit in response.hits:
+        product = env.products[hit.id]
+        assert product.taxonomy_path[:2] == TRAINS and product.brand == "Hornby" and 10 <= product.price <= 200
+
+
+def test_attribute_filter(env: Env) -> None:
+    wanted = "number_available_in_stock=2 new"
+    response = env.search.search("car", mode="hybrid", k=10, filters=parse_filters([f"attr={wanted}"]))
+    assert response.hits
+    assert all(env.products[hit.id].attributes.get("number_available_in_stock") == "2 new" for hit in response.hits)
+
+
+@pytest.mark.parametrize(("mode", "path"), [("semantic", None), ("hybrid", "server"), ("hybrid", "client")])
+def test_knn_filter_sits_inside_the_clause(env: Env, mode: str, path: str | None) -> None:
+    """A post-filter on the 10 nearest chess sets would leave nothing; inside the knn clause it leaves 10."""
+    response = env.search.search("chess set", mode=mode, k=10, filters=parse_filters(["category=" + ">".join(SLOT_CARS)]),
+                                 path=path)  # fmt: skip
+    assert len(response.hits) == 10
+    assert _leaf_share(env, response, SLOT_CARS) == 10
+
+
+@pytest.mark.parametrize("mode", ["personalized", "hybrid"])
+def test_personalization_lifts_the_users_category(env: Env, mode: str) -> None:
+    plain = env.search.search("car", mode="semantic" if mode == "personalized" else "hybrid", k=10)
+    personal = env.search.search("car", user_id="slotcar-fan", mode=mode, k=10)
+    assert (personal.mode, personal.fallback, personal.alpha) == (mode, False, 0.3)
+    assert _leaf_share(env, personal, SLOT_CARS) > _leaf_share(env, plain, SLOT_CARS)
+
+
+@pytest.mark.parametrize(("user_id", "reason"), [
+    ("nobody", "unknown user 'nobody': no stored history"),
+    ("newbie", "user 'newbie' has 1 events, fewer than min_history=3"),
+])  # fmt: skip
+def test_unknown_and_short_history_users_get_semantic_results(env: Env, user_id: str, reason: str) -> None:
+    semantic = env.search.search("car", mode="semantic", k=10)
+    personal = env.search.search("car", user_id=user_id, mode="personalized", k=10)
+    assert (personal.mode, personal.requested_mode, personal.fallback, personal.fallback_reason) == (
+        "semantic", "personalized", True, reason)
+    assert personal.hits == semantic.hits
+    hybrid = env.search.search("car", user_id=user_id, mode="hybrid", k=10)
+    assert (hybrid.fallback, hybrid.fallback_reason) == (True, reason)
+    assert hybrid.hits == env.search.search("car", mode="hybrid", k=10).hits
+
+
+def _assert_same_ranking(server: list[SearchHit], client: list[SearchHit]) -> None:
+    """Same scores rank by rank; same ids except that tied products may swap (OpenSearch breaks ties by doc id)."""
+    assert [hit.score for hit in server] == pytest.approx([hit.score for hit in client], abs=1e-6)
+    groups: dict[float, tuple[set[str], set[str]]] = {}
+    for left, right in zip(server, client):
+        key = round(left.score, 6)
+        groups.setdefault(key, (set(), set()))[0].add(left.id)
+        groups[key][1].add(right.id)
+    last = round(server[-1].score, 6)
+    for key, (left_ids, right_ids) in groups.items():
+        if key != last:  # the last tie group may be cut differently at the page end
+            assert left_ids == right_ids
+
+
+@pytest.mark.parametrize("fusion", ["minmax", "rrf"])
+@pytest.mark.parametrize(("query", "filters", "offset", "user_id"), [
+    ("car", [], 0, None),
+    ("racing car set", [], 10, "slotcar-fan"),
+    ("wooden train", ["price=5..100"], 0, None),
+])  # fmt: skip
+def test_server_and_client_hybrid_agree(env: Env, opensearch_config, encoder, fusion: str, query: str,
+                                        filters: list[str], offset: int, user_id: str | None) -> None:  # fmt: skip
+    search = SearchClient(opensearch_config, env.alias, encoder, users_index=env.users_index,
+                          personalization=PERSONALIZATION, hybrid=HybridConfig(fusion=fusion, depth=50))  # fmt: skip
+    kwargs = {"user_id": user_id, "mode": "hybrid", "k": 15, "filters": parse_filters(filters), "offset": offset,
+              "explain": True}  # fmt: skip
+    server, client = search.search(query, path="server", **kwargs), search.search(query, path="client", **kwargs)
+    assert (server.path, client.path) == ("server", "client")
+    assert len(server.hits) == 15
+    _assert_same_ranking(server.hits, client.hits)
+    client_parts = {hit.id: hit.parts for hit in client.hits}
+    for hit in server.hits:
+        if hit.id in client_parts:
+            assert hit.parts == client_parts[hit.id]
+
+
+def test_auto_path_is_server_side_on_a_node_with_neural_search(env: Env) -> None:
+    assert env.search.capabilities.has_hybrid
+    assert env.search.search("car", mode="hybrid", k=3).path == "server"
+
+
+def test_explain_gives_the_raw_bm25_and_vector_scores(env: Env) -> None:
+    hybrid = env.search.search("hornby train set", mode="hybrid", k=10, explain=True)
+    bm25 = {hit.id: hit.score for hit in env.search.search("hornby train set", mode="bm25", k=100).hits}
+    vector = {hit.id: hit.score for hit in env.search.search("hornby train set", mode="semantic", k=100).hits}
+    assert any(set(hit.parts) == {"bm25", "vector"} for hit in hybrid.hits)
+    for hit in hybrid.hits:  # the default depth (100) is the candidate list each sub-query retrieves
+        assert hit.parts and hit.parts.keys() <= {"bm25", "vector"}
+        assert (hit.parts.get("bm25"), hit.parts.get("vector")) == (bm25.get(hit.id), vector.get(hit.id))
+    plain = env.search.search("hornby train set", mode="bm25", k=3, explain=True)
+    assert all(hit.parts == {"bm25": hit.score} for hit in plain.hits)
+
+
+@pytest.mark.parametrize(("mode", "path"), [("bm25", None), ("semantic", None), ("hybrid", "server"), ("hybrid", "client")])
+def test_pages_follow_on(env: Env, mode: str, path: str | None) -> None:
+    whole = env.search.search("train set", mode=mode, k=10, path=path)
+    pages = [env.search.search("train set", mode=mode, k=5, offset=offset, path=path) for offset in (0, 5)]
+    assert [hit.score for page in pages for hit in page.hits] == pytest.approx([hit.score for hit in whole.hits])
+    assert _ids(pages[0]) == _ids(whole)[:5]
+
+
+NASTY = ['"unterminated quote', "title:(hornby OR lego) AND NOT [1 TO 5] {x}", "back\\slash\\\\ \\", "AND OR NOT",
+         "🚂🚃🚃 choo choo 🎉", "<script>alert(1)</script>", "x" * 300 + " " + "train " * 2000]  # last: ~12 kB
+
+
+@pytest.mark.parametrize("text", NASTY)
+def test_nasty_queries_neither_fail_nor_act_as_syntax(env: Env, text: str) -> None:
+    for mode in MODES:
+        for path in (("server", "client") if mode == "hybrid" else (None,)):
+            response = env.search.search(text, user_id="slotcar-fan", mode=mode, k=5, path=path)
+            assert isinstance(response.hits, list)
+
+
+def test_syntax_is_plain_text(env: Env) -> None:
+    assert env.search.search("*:*", mode="bm25", k=5).hits == []  # query_string would match everything
+    not_chess = env.search.search("NOT chess", mode="bm25", k=5)
+    assert _leaf_share(env, not_chess, ("Games", "Chess")) == 5  # NOT is a word (a stopword), not an operator
+
+
+def test_stored_profile_matches_the_fixture_user(os_client, env: Env) -> None:
+    profile = get_user_profile(os_client, env.users_index, "slotcar-fan")
+    assert profile is not None and (profile.event_count, profile.source) == (6, "real")
+    vectors = np.stack([os_client.get(index=env.alias, id=pid)["_source"]["embedding"]
+                        for pid in sorted(p for p in env.products if env.products[p].taxonomy_path[:2] == SLOT_CARS)[:6]])
+    expected = vectors.mean(axis=0)
+    np.testing.assert_allclose(profile.vector, expected / np.linalg.norm(expected), atol=1e-6)
+    assert get_user_profile(os_client, env.users_index, "nobody") is None
+
+
+def test_http_search_and_health_on_the_real_node(env: Env, opensearch_config) -> None:
+    app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=env.search)
+    with TestClient(app) as http:
+        got = http.get("/search", params={"query": "hornby locomotive", "k": 5, "filter": ["brand=Hornby"]})
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert (body["mode"], body["path"], len(body["hits"])) == ("hybrid", "server", 5)
+        assert {hit["brand"] for hit in body["hits"]} == {"Hornby"}
+        posted = http.post("/search", json={"query": "car", "mode": "personalized", "user_id": "newbie", "k": 3})
+        assert posted.status_code == 200
+        assert (posted.json()["mode"], posted.json()["fallback"]) == ("semantic", True)
+        health = http.get("/health")
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok" and health.json()["cluster"]["index_exists"] is True
+
+
+def test_ingest_users_cli(tmp_path: Path, os_client, opensearch_config, env: Env) -> None:
+    history = tmp_path / "history.csv"
+    trains = sorted(p for p in env.products if env.products[p].taxonomy_path[:2] == TRAINS)[:3]
+    with history.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "product_id", "event", "timestamp"])
+        writer.writerows([["train-fan", pid, "click", t] for t, pid in enumerate(trains)] + [["train-fan", "gone", "click", 9]])
+    users_index = f"test-users-cli-{uuid.uuid4().hex[:8]}"
+    catalog = tmp_path / "catalog.jsonl"
+    write_catalog_jsonl(env.products.values(), catalog)
+    runner = CliRunner(env={"OPENSEARCH_URL": opensearch_config.url})
+    try:
+        real = runner.invoke(cli, ["ingest-users", str(history), "--alias", env.alias, "--users-index", users_index, "--json"])
+        assert real.exit_code == 0, real.output
+        summary = json.loads(real.stdout)
+        assert (summary["users"], summary["missing_products"], summary["source"]) == (1, 1, "real")
+        simulated = runner.invoke(cli, ["ingest-users", "--simulate", "4", "--catalog", str(catalog), "--alias",
+                                        env.alias, "--users-index", users_index, "--json"])  # fmt: skip
+        assert simulated.exit_code == 0, simulated.output
+        assert json.loads(simulated.stdout)["encoded_products"] == 0
+        stored = os_client.search(index=users_index, body={"size": 10, "_source": ["user_id", "source"]})["hits"]["hits"]
+        sources = {hit["_source"]["user_id"]: hit["_source"]["source"] for hit in stored}
+        assert sources["train-fan"] == "real"
+        assert {source for user, source in sources.items() if user.startswith("sim-")} == {"simulated"}
+    finally:
+        os_client.indices.delete(index=users_index, ignore_unavailable=True)

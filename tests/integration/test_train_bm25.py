@@ -1,0 +1,78 @@
+"""The bm25 sampler wired to the real node, and `tbhns train` end to end with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tbhns_opensearch.cli import cli
+from tbhns_opensearch.encoder import Encoder
+from tbhns_opensearch.index.templates import alias_targets
+from tbhns_opensearch.training.examples import TrainingPair
+from tbhns_opensearch.training.mining import MinedHits, bm25_hits, ensure_catalog_index
+from tbhns_opensearch.training.negatives import FalseNegativeFilter, get_sampler
+from tests.conftest import FIXTURES, fixture_products
+
+pytestmark = pytest.mark.integration
+PRODUCTS = fixture_products("toys_products.jsonl")[:300]
+
+
+def test_bm25_sampler_returns_top_non_relevant_hits(os_client, index_config) -> None:  # type: ignore[no-untyped-def]
+    ensure_catalog_index(os_client, PRODUCTS, index_config.alias, "all-MiniLM-L6-v2", "cpu")
+    index = alias_targets(os_client, index_config.alias)
+    ensure_catalog_index(os_client, PRODUCTS, index_config.alias, "all-MiniLM-L6-v2", "cpu")
+    assert alias_targets(os_client, index_config.alias) == index  # a complete index is reused, not rebuilt
+
+    positive = next(p for p in PRODUCTS if "kinetic sand" in p.title.lower())
+    query = " ".join(positive.title.split()[:3])
+    hits = bm25_hits(os_client, index_config.alias, [query, "model train"], depth=20)
+    assert positive.id in hits[query][:5] and len(hits[query]) == 20
+    relevant = frozenset({positive.id, hits[query][1]})
+    pair = TrainingPair(query, positive.id, relevant, "generated")
+
+    search = MinedHits()
+    search.update(hits)
+    false_negatives = FalseNegativeFilter.from_products(PRODUCTS)
+    sampler = get_sampler("bm25", search=search, false_negatives=false_negatives, count=3, depth=20)
+    negatives = sampler.sample(pair, seed=0, epoch=0)
+    ids = [n.product_id for n in negatives]
+    expected = [pid for pid in hits[query] if not false_negatives.rejects(pair, pid)][:3]
+    assert ids == expected and not set(ids) & relevant
+    assert {n.level for n in negatives} == {"bm25"} and sampler.log.counts["bm25"] == 3
+
+
+def test_train_command_with_bm25_writes_a_model_directory(opensearch_config, os_client, index_config,
+                                                          tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    config = tmp_path / "tiny.toml"
+    config.write_text(f"""
+batch_size = 4
+max_steps = 2
+max_seq_length = 16
+eval_every = 2
+quantize = false
+[data]
+catalog = "{FIXTURES / 'toys_products.jsonl'}"
+queries = "generated"
+catalog_limit = 60
+relevance_threshold = 2
+[sampler]
+name = "bm25"
+count = 1
+alias = "{index_config.alias}"
+""")
+    out = tmp_path / "model"
+    result = CliRunner().invoke(cli, ["train", str(config), "--output", str(out), "--device", "cpu"],
+                                env={"OPENSEARCH_URL": opensearch_config.url})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["sampler"]["name"] == "bm25" and card["sampler"]["level_counts"].get("bm25", 0) > 0
+    assert card["data"]["counts"]["train_pairs_generated"] > 0 and card["data"]["counts"]["train_pairs_real"] == 0
+    assert card["training"]["steps"] == 2 and (out / "MODEL_CARD.md").is_file()
+    texts = ["wooden jigsaw", "remote control car"]
+    torch_vectors, onnx_vectors = Encoder(str(out)).encode(texts), Encoder(str(out), backend="onnx").encode(texts)
+    assert np.min(np.sum(torch_vectors * onnx_vectors, axis=1)) >= 1 - 1e-4
+    assert os_client.count(index=index_config.alias)["count"] == 60

@@ -1,0 +1,89 @@
+"""The HTTP app without a cluster: input validation (422), 503 on a closed port, no leaks; lazy clients."""
+
+import logging
+import socket
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tbhns_opensearch.api import ServeSettings, create_app
+from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.query.service import SearchClient
+
+SECRET = "s3cr3t-pw"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app_client() -> TestClient:
+    config = OpenSearchConfig(url=f"http://admin:{SECRET}@127.0.0.1:{_closed_port()}", timeout_s=2)
+    return TestClient(create_app(ServeSettings(config, warm=False)))
+
+
+@pytest.mark.parametrize(("params", "field", "message"), [
+    ({"query": "kite", "k": 101}, "k", "less than or equal to 100"),
+    ({"query": "kite", "k": 0}, "k", "greater than or equal to 1"),
+    ({"query": "kite", "mode": "fuzzy"}, "mode", "'bm25', 'semantic', 'personalized' or 'hybrid'"),
+    ({"query": "kite", "filter": "colour=red"}, "filter", "valid names are ['category', 'price', 'brand', 'attr']"),
+    ({"query": "kite", "filter": "price=cheap"}, "filter", "must be MIN..MAX"),
+    ({"query": "x" * 10_000}, "query", "at most 1000 characters"),
+    ({"query": "   "}, "query", "query is blank"),
+    ({}, "query", "Field required"),
+    ({"query": "kite", "offset": -1}, "offset", "greater than or equal to 0"),
+    ({"query": "kite", "path": "edge"}, "path", "'auto', 'server' or 'client'"),
+])  # fmt: skip
+def test_get_search_validates_input(app_client: TestClient, params: dict, field: str, message: str) -> None:
+    response = app_client.get("/search", params=params)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid request"
+    assert any(detail["field"] == field and message in detail["message"] for detail in body["details"]), body
+
+
+def test_post_search_validates_the_body(app_client: TestClient) -> None:
+    response = app_client.post("/search", json={"query": "kite", "k": "many", "surprise": True})
+    assert response.status_code == 422
+    assert {detail["field"] for detail in response.json()["details"]} == {"k", "surprise"}
+
+
+def test_closed_port_gives_503_without_traceback_or_credentials(app_client: TestClient, caplog) -> None:
+    with caplog.at_level(logging.DEBUG):
+        search = app_client.post("/search", json={"query": "kite", "mode": "bm25"})
+        health = app_client.get("/health")
+    assert search.status_code == 503
+    assert search.json() == {"error": "the search cluster is unavailable; try again later"}
+    assert health.status_code == 503 and health.json()["cluster"] == {"reachable": False}
+    for text in (search.text, health.text, caplog.text):
+        assert SECRET not in text
+        assert "Traceback" not in text
+    assert not any(record.exc_info for record in caplog.records)
+    assert "cannot reach the cluster at 127.0.0.1" in caplog.text
+
+
+def test_openapi_documents_the_endpoints(app_client: TestClient) -> None:
+    spec = app_client.get("/openapi.json").json()
+    assert {"/search", "/health"} <= set(spec["paths"])
+    assert set(spec["paths"]["/search"]) == {"get", "post"}
+    assert app_client.get("/docs").status_code == 200
+
+
+def test_search_client_connects_lazily() -> None:
+    client = SearchClient(OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}"), encoder="/no/such/model")
+    assert "client" not in client.__dict__ and not client.query_encoder.loaded
+
+
+def test_cli_choices_match_the_registries() -> None:
+    from tbhns_opensearch.cli import cli
+    from tbhns_opensearch.encoder import BACKENDS
+    from tbhns_opensearch.query.fusion import FUSIONS, HYBRID_PATHS
+    from tbhns_opensearch.query.service import MODES
+
+    choices = {param.name: list(param.type.choices) for param in cli.commands["search"].params
+               if hasattr(param.type, "choices")}  # fmt: skip
+    assert choices == {"mode": list(MODES), "backend": list(BACKENDS), "fusion": list(FUSIONS),
+                       "hybrid_path": list(HYBRID_PATHS)}  # fmt: skip

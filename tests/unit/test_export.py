@@ -1,0 +1,110 @@
+"""ONNX export of an encoder: parity with torch, onnxruntime loading, the int8 variant, the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tbhns_opensearch.encoder import BACKENDS, Encoder
+from tbhns_opensearch.errors import EncoderError
+from tbhns_opensearch.training.export import MANIFEST, PARITY_TOLERANCE, ExportReport, export_model, pooling_mode
+from tbhns_opensearch.training.trainer import load_model
+from tbhns_opensearch.training.config import DataConfig, TrainConfig
+from tests.conftest import FIXTURES, fixture_products
+
+SAMPLES = ["lego duplo fire station", "usb-c cable 2m", "kite"]
+UNSEEN = ["wooden train set for toddlers", "Hornby 2014 Catalogue | Hornby | Trains " * 8, "x", "bluetooth speaker"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, ExportReport]:
+    model = load_model(TrainConfig(data=DataConfig(catalog="c.jsonl"), max_seq_length=32))
+    products = [p.text_for_embedding() for p in fixture_products("toys_products.jsonl")[:5]]
+    report = export_model(model, tmp_path_factory.mktemp("model"), base_model="all-MiniLM-L6-v2",
+                          sample_texts=SAMPLES + products)  # fmt: skip
+    return model, report
+
+
+def test_onnx_matches_torch_and_loads_in_onnxruntime(exported) -> None:  # type: ignore[no-untyped-def]
+    _, report = exported
+    assert report.onnx.min_cosine >= 1 - PARITY_TOLERANCE
+    assert (report.directory / "onnx" / "model.onnx").is_file() and report.onnx.texts == 8
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(report.directory / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert session.get_outputs()[0].shape == ["batch", 384]
+
+
+def test_onnx_backend_matches_torch_on_unseen_texts(exported) -> None:  # type: ignore[no-untyped-def]
+    _, report = exported
+    torch_vectors = Encoder(str(report.directory)).encode(UNSEEN)
+    onnx = Encoder(str(report.directory), backend="onnx", batch_size=3)
+    onnx_vectors = onnx.encode(UNSEEN)
+    assert onnx.dimension == 384 and onnx_vectors.dtype == np.float32 and onnx_vectors.shape == (4, 384)
+    assert np.allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(torch_vectors * onnx_vectors, axis=1)) >= 1 - PARITY_TOLERANCE
+    assert onnx.encode([]).shape == (0, 384)
+
+
+def test_int8_variant_is_smaller_and_close(exported) -> None:  # type: ignore[no-untyped-def]
+    _, report = exported
+    assert report.quantized is not None
+    assert report.quantized.size_mb < report.onnx.size_mb / 3
+    assert report.quantized.min_cosine > 0.95
+    vectors = Encoder(str(report.directory), backend="onnx-int8").encode(SAMPLES)
+    assert vectors.shape == (3, 384)
+
+
+def test_manifest_describes_the_vectors(exported) -> None:  # type: ignore[no-untyped-def]
+    _, report = exported
+    manifest = json.loads((report.directory / MANIFEST).read_text())
+    assert manifest["dimension"] == 384 and manifest["space_type"] == "cosinesimil" and manifest["normalized"] is True
+    assert manifest["max_seq_length"] == 32 and manifest["base_model"] == "all-MiniLM-L6-v2"
+    assert manifest["backends"] == ["torch", "onnx", "onnx-int8"]
+    assert manifest["onnx"]["file"] == "onnx/model.onnx" and manifest["onnx"]["min_cosine"] >= 1 - PARITY_TOLERANCE
+
+
+def test_export_keeps_max_seq_length(exported) -> None:  # type: ignore[no-untyped-def]
+    _, report = exported
+    assert Encoder(str(report.directory)).model.max_seq_length == 32
+    assert Encoder(str(report.directory), backend="onnx").runtime.max_seq_length == 32  # type: ignore[attr-defined]
+
+
+def test_unknown_backend_lists_the_valid_ones() -> None:
+    with pytest.raises(EncoderError, match="unknown encoder backend 'tensorrt'; valid backends: torch, onnx, onnx-int8"):
+        Encoder("x", backend="tensorrt")
+    assert set(BACKENDS) == {"torch", "onnx", "onnx-int8"}
+
+
+def test_onnx_backend_needs_an_export(tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match="no onnx/model.onnx in .*written by `tbhns train`"):
+        Encoder(str(tmp_path), backend="onnx").encode(["x"])
+
+
+def test_onnx_backend_has_no_torch_model(exported) -> None:  # type: ignore[no-untyped-def]
+    _, report = exported
+    with pytest.raises(EncoderError, match="has no SentenceTransformer; use backend='torch'"):
+        Encoder(str(report.directory), backend="onnx").model
+
+
+def test_export_refuses_unsupported_pooling(exported) -> None:  # type: ignore[no-untyped-def]
+    model, _ = exported
+    assert pooling_mode(model) == "mean"
+    pooling = model[1]
+    original = pooling.pooling_mode
+    try:
+        pooling.pooling_mode = "max"
+        with pytest.raises(EncoderError, match="cannot export pooling 'max'; supported: mean, cls"):
+            pooling_mode(model)
+    finally:
+        pooling.pooling_mode = original
+
+
+def test_export_needs_sample_texts(exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model, _ = exported
+    with pytest.raises(EncoderError, match="needs sample texts"):
+        export_model(model, tmp_path, base_model="m", sample_texts=[])

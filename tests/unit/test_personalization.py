@@ -1,0 +1,128 @@
+"""User vectors, blending and the explicit fallback, with hand-computed expectations."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.training.personalization import (
+    PersonalizationCase,
+    PersonalizationConfig,
+    UserEvent,
+    UserProfile,
+    blend,
+    build_user_profiles,
+    personalize,
+    read_history,
+    recall_at_k,
+    tune_alpha,
+)
+
+E1, E2, E3 = np.eye(3)
+VECTORS = {"p1": E1, "p2": E2, "p3": E3}
+
+
+def _profile(events: int, vector: np.ndarray = E2) -> UserProfile:
+    return UserProfile("u1", vector, events, 0.0, "real")
+
+
+def test_blend_is_the_normalized_weighted_sum() -> None:
+    expected = np.array([0.75, 0.25, 0.0]) / np.hypot(0.75, 0.25)
+    np.testing.assert_allclose(blend(E1, E2, 0.25), expected)
+    np.testing.assert_array_equal(blend(E1, E2, 0.0), E1)
+
+
+def test_blend_rejects_bad_alpha_and_shapes() -> None:
+    with pytest.raises(TrainingError, match=r"alpha must be in \[0, 1\].*1.5"):
+        blend(E1, E2, 1.5)
+    with pytest.raises(TrainingError, match="differ in shape"):
+        blend(E1, np.ones(4), 0.5)
+
+
+def test_fallback_below_min_history_returns_exactly_the_query_vector() -> None:
+    query = np.array([0.6, 0.8, 0.0], dtype=np.float32)
+    result = personalize(query, "u1", _profile(events=2), PersonalizationConfig(min_history=3, alpha=0.5))
+    assert result.fallback is True
+    assert result.vector is query
+    assert result.alpha == 0.0
+    assert result.reason == "user 'u1' has 2 events, fewer than min_history=3"
+
+
+@pytest.mark.parametrize(("user_id", "reason"), [(None, "no user_id given"),
+                                                 ("ghost", "unknown user 'ghost': no stored history")])
+def test_fallback_without_a_profile(user_id: str | None, reason: str) -> None:
+    result = personalize(E1, user_id, None, PersonalizationConfig())
+    assert (result.fallback, result.reason, result.vector is E1) == (True, reason, True)
+
+
+def test_enough_history_blends_with_the_configured_alpha() -> None:
+    result = personalize(E1, "u1", _profile(events=3), PersonalizationConfig(min_history=3, alpha=0.5))
+    assert (result.fallback, result.reason, result.alpha) == (False, None, 0.5)
+    np.testing.assert_allclose(result.vector, [2**-0.5, 2**-0.5, 0.0])
+
+
+def test_user_vector_weights_events_by_type_and_recency() -> None:
+    config = PersonalizationConfig(event_weights={"purchase": 1.0, "click": 0.2}, half_life=10.0)
+    events = [UserEvent("u1", "p1", "purchase", 10.0), UserEvent("u1", "p2", "click", 0.0),
+              UserEvent("u1", "unknown-product", "purchase", 11.0)]
+    profile = build_user_profiles(events, VECTORS, config)["u1"]
+    expected = np.array([1.0, 0.2 * 0.5, 0.0])  # the click is one half-life older than the latest used event
+    np.testing.assert_allclose(profile.vector, expected / np.linalg.norm(expected))
+    assert (profile.event_count, profile.last_event, profile.source) == (2, 10.0, "real")
+
+
+def test_user_vector_without_decay_is_the_event_weighted_mean() -> None:
+    config = PersonalizationConfig(half_life=None)
+    events = [UserEvent("u1", "p1", "purchase", 0.0), UserEvent("u1", "p3", "add_to_cart", 1e9)]
+    np.testing.assert_allclose(build_user_profiles(events, VECTORS, config)["u1"].vector,
+                               np.array([1.0, 0.0, 0.5]) / np.hypot(1.0, 0.5))
+
+
+def test_profiles_reject_unknown_events_and_mixed_sources() -> None:
+    with pytest.raises(TrainingError, match=r"'wishlist'.*valid types are \['add_to_cart', 'click', 'purchase'\]"):
+        build_user_profiles([UserEvent("u1", "p1", "wishlist", 0.0)], VECTORS, PersonalizationConfig())
+    mixed = [UserEvent("u1", "p1", "click", 0.0), UserEvent("u1", "p2", "click", 1.0, "simulated")]
+    with pytest.raises(TrainingError, match="mixes real and simulated"):
+        build_user_profiles(mixed, VECTORS, PersonalizationConfig())
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(TrainingError, match="min_history must be an integer >= 1, got 0"):
+        PersonalizationConfig(min_history=0)
+    with pytest.raises(TrainingError, match="positive weight"):
+        PersonalizationConfig(event_weights={"click": -1.0})
+    with pytest.raises(TrainingError, match="half_life"):
+        PersonalizationConfig(half_life=0)
+
+
+def test_read_history_csv_and_jsonl(tmp_path) -> None:
+    csv_file = tmp_path / "history.csv"
+    csv_file.write_text("user_id,product_id,event,timestamp\nu1,p1,Purchase,2024-01-01T00:00:00Z\nu1,p2,click,5\n")
+    jsonl_file = tmp_path / "history.jsonl"
+    jsonl_file.write_text(json.dumps({"user_id": "s1", "product_id": "p3", "event": "click", "timestamp": 7,
+                                      "source": "simulated"}) + "\n\n")
+    assert read_history(csv_file) == [UserEvent("u1", "p1", "purchase", 1704067200.0),
+                                      UserEvent("u1", "p2", "click", 5.0)]
+    assert read_history(jsonl_file) == [UserEvent("s1", "p3", "click", 7.0, "simulated")]
+
+
+def test_read_history_names_the_bad_line(tmp_path) -> None:
+    bad = tmp_path / "history.csv"
+    bad.write_text("user_id,product_id,event\nu1,p1,click\n")
+    with pytest.raises(TrainingError, match=r"missing columns \['timestamp'\]"):
+        read_history(bad)
+    bad.write_text("user_id,product_id,event,timestamp\nu1,p1,click,yesterday\n")
+    with pytest.raises(TrainingError, match=r"history.csv:2: timestamp 'yesterday'"):
+        read_history(bad)
+
+
+def test_tune_alpha_finds_the_user_signal() -> None:
+    """The plain query finds the distractor; the user's taste (dimension 3) lifts the target above it."""
+    ids = ["distractor", "target"]
+    matrix = np.array([[1.0, 0.0, 0.0], [0.8, 0.0, 0.6]])
+    case = PersonalizationCase("u1", E1, _profile(events=5, vector=E3), frozenset({"target"}))
+    assert recall_at_k([case], ids, matrix, PersonalizationConfig(alpha=0.0), k=1).tolist() == [0.0]
+    tuning = tune_alpha([case], ids, matrix, PersonalizationConfig(), grid=(0.0, 0.4, 0.8), k=1)
+    assert tuning.recall == {0.0: 0.0, 0.4: 1.0, 0.8: 1.0}
+    assert tuning.best_alpha == 0.4  # ties go to the smaller alpha

@@ -1,0 +1,190 @@
+"""Compare negative samplers with the same steps, seed and data: base model vs random vs bm25 vs taxonomy (vs ance).
+
+For each dataset config (training/<name>-taxonomy.toml) the data are prepared once; every sampler then
+trains from the same base model with the same steps, batch size, seed and validation schedule, and the
+weights of its best validation step are scored once on the held-out test split (the test split is read
+only here, after training). Reported per system: test Recall@24 and NDCG@10, best validation Recall@24, the
+step it was reached at (steps-to-best-validation; 0 means no step beat the base model), training wall time,
+and where the negatives came from. Paired randomization tests (bench.significance.paired_test, Holm-corrected
+per dataset) compare taxonomy with the base model and with bm25 on the test queries.
+
+    OPENSEARCH_URL=http://127.0.0.1:9250 python training/compare_samplers.py            # both sets, ~30 min
+    python training/compare_samplers.py --datasets icecat --samplers random taxonomy --steps 40
+
+Writes benchmarks/results/samplers_<dataset>.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tbhns_opensearch.bench.metrics import Evaluation, MetricConfig
+from tbhns_opensearch.bench.significance import PairedTest, adjust, paired_test
+from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.training.config import SamplerConfig, TrainConfig, load_train_config
+from tbhns_opensearch.training.data import prepare_data
+from tbhns_opensearch.training.retrieval import evaluate_split, product_index
+from tbhns_opensearch.training.trainer import TrainResult, load_model, train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"amazon-uk-toys": ROOT / "training" / "toys-taxonomy.toml", "icecat": ROOT / "training" / "icecat-taxonomy.toml"}
+SAMPLERS = {  # every hard sampler gives 2 negatives per row; random relies on in-batch negatives only
+    "random": SamplerConfig(name="random"),
+    "bm25": SamplerConfig(name="bm25", count=2, depth=30),
+    "taxonomy": SamplerConfig(name="taxonomy", leaf=1, sibling=1, cousin=0),
+    "ance": SamplerConfig(name="ance", count=2, depth=30, remine_every=40),
+}
+METRICS = ("recall@24", "ndcg@10")
+QUERY_NOTES = {
+    "generated": "GENERATED queries (querygen: title fragments, brand + type, category names); test queries' "
+                 "products were never training positives",
+    "judged": "REAL shopper queries with graded judgments (Chorus), split by query",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--samplers", nargs="+", default=["random", "bm25", "taxonomy"], choices=list(SAMPLERS))
+    parser.add_argument("--steps", type=int, default=120, help="optimizer steps per sampler")
+    parser.add_argument("--eval-every", type=int, default=40, help="validate every N steps")
+    parser.add_argument("--catalog-limit", type=int, default=3000, help="products per catalog (judged ones always kept)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    for dataset in args.datasets:
+        config = load_train_config(CONFIGS[dataset])
+        config = replace(config, max_steps=args.steps, eval_every=args.eval_every, patience=0,
+                         data=replace(config.data, catalog_limit=args.catalog_limit))  # fmt: skip
+        results = compare(config, args.samplers)
+        write(results, args.out / f"samplers_{dataset}")
+
+
+def compare(config: TrainConfig, samplers: list[str]) -> dict[str, Any]:
+    """Train every sampler on the same data; score base and trained models on the test split."""
+    started = time.perf_counter()
+    data = prepare_data(config.data, config.seed)
+    metrics = MetricConfig(threshold=config.data.relevance_threshold)
+    base = load_model(config)
+    base_index = product_index(base, data.products)
+    base_validation = evaluate_split(base, data.validation, base_index, metrics)
+    tests: dict[str, Evaluation] = {"base": evaluate_split(base, data.test, base_index, metrics)}
+    systems: dict[str, dict[str, Any]] = {"base": _system_row(None, tests["base"], base_validation)}
+    for name in samplers:
+        run_config = replace(config, sampler=SAMPLERS[name], output_dir=f"/tmp/tbhns-compare/{data.name}-{name}")
+        result = train(run_config, data=data, base_vectors=base_index.vectors,
+                       opensearch=OpenSearchConfig.from_env() if name == "bm25" else None)  # fmt: skip
+        tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
+        systems[name] = _system_row(result, tests[name], base_validation)
+        print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)
+    return {
+        "dataset": data.name,
+        "queries": config.data.queries,
+        "taxonomy": config.data.taxonomy,
+        "data": data.report,
+        "setup": {
+            "steps": config.max_steps, "batch_size": config.batch_size, "max_seq_length": config.max_seq_length,
+            "learning_rate": config.learning_rate, "eval_every": config.eval_every, "seed": config.seed,
+            "catalog_limit": config.data.catalog_limit, "loss": config.loss, "base_model": config.base_model,
+            "relevance_threshold": config.data.relevance_threshold, "machine": _machine(),
+        },  # fmt: skip
+        "systems": systems,
+        "significance": [asdict(t) for t in _significance(tests)],
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def _system_row(result: TrainResult | None, test: Evaluation, base_validation: Evaluation) -> dict[str, Any]:
+    row: dict[str, Any] = {"test": {m: round(test.mean[m], 4) for m in METRICS}, "test_queries": len(test.queries)}
+    if result is None:
+        return row | {"validation": {m: round(base_validation.mean[m], 4) for m in METRICS}, "best_step": 0}
+    return row | {
+        "validation": {m: result.best_validation[m] for m in METRICS},
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "train_s": round(result.wall_s - result.eval_s, 1),
+        "levels": result.sampler.level_counts,
+        "taxonomy": result.sampler.taxonomy,
+        "history": [{"step": p.step, **{m: p.metrics[m] for m in METRICS}} for p in result.history],
+        "per_query_test": test.per_query["recall@24"],
+    }
+
+
+def _significance(tests: dict[str, Evaluation]) -> list[PairedTest]:
+    if "taxonomy" not in tests:
+        return []
+    family = [
+        paired_test(tests[baseline].per_query[metric], tests["taxonomy"].per_query[metric], metric=metric,
+                    baseline_name=baseline, system_name="taxonomy", seed=0)  # fmt: skip
+        for baseline in ("base", "bm25") if baseline in tests
+        for metric in METRICS
+    ]
+    return adjust(family, "holm")
+
+
+def _machine() -> str:
+    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__} (CPU)"
+
+
+def write(results: dict[str, Any], stem: Path) -> None:
+    """Write `<stem>.json` (everything) and `<stem>.md` (the tables)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results), flush=True)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The comparison as Markdown: setup, one row per system, then the significance tests."""
+    setup, data = results["setup"], results["data"]
+    source = "generated" if results["queries"] == "generated" else "real"
+    lines = [
+        f"# Negative samplers on {results['dataset']}",
+        "",
+        f"- queries: {QUERY_NOTES.get(results['queries'], results['queries'])}; "
+        f"training pairs {data.get('train_pairs_real', 0)} real / {data.get('train_pairs_generated', 0)} generated; "
+        f"test queries {data.get('test_queries_real', 0)} real / {data.get('test_queries_generated', 0)} generated",
+        f"- taxonomy for TB-HNS: {results['taxonomy']}"
+        + (" (INDUCED: Ward clustering of base-encoder embeddings; the catalog has none)" if "induced" in results["taxonomy"] else ""),
+        f"- catalog: {data['products']} products (seeded subset, judged products kept; limit {setup['catalog_limit']}), "
+        "ranked exactly (in-memory cosine) for validation and test",
+        f"- same for every sampler: {setup['steps']} steps, batch {setup['batch_size']}, max_seq_length "
+        f"{setup['max_seq_length']}, lr {setup['learning_rate']}, {setup['loss']} loss, seed {setup['seed']}, "
+        f"validation every {setup['eval_every']} steps; weights of the best validation step are tested",
+        f"- relevant = grade >= {setup['relevance_threshold']}; {setup['machine']}; whole comparison "
+        f"{results['wall_s'] / 60:.1f} min",
+        "",
+        f"| system | test Recall@24 ({source}) | test NDCG@10 ({source}) | best val Recall@24 | steps-to-best-validation "
+        "| train s | negatives by level |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in results["systems"].items():
+        steps = f"{row['best_step']} / {row['steps']}" if "steps" in row else "-"
+        levels = ", ".join(f"{k} {v}" for k, v in row.get("levels", {}).items()) or ("in-batch only" if name == "random" else "-")
+        lines.append(f"| {name if name != 'base' else 'base (no training)'} | {row['test']['recall@24']:.4f} | "
+                     f"{row['test']['ndcg@10']:.4f} | {row['validation']['recall@24']:.4f} | {steps} | "
+                     f"{row.get('train_s', '-')} | {levels} |")  # fmt: skip
+    if results["significance"]:
+        lines += [
+            "",
+            f"Paired randomization test on the {next(iter(results['systems'].values()))['test_queries']} test "
+            "queries (10,000 sign flips; Holm-corrected over the family below):",
+            "",
+            "| comparison | metric | mean diff | 95% CI | p | p (Holm) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for t in results["significance"]:
+            lines.append(f"| {t['system']} vs {t['baseline']} | {t['metric']} | {t['mean_diff']:+.4f} | "
+                         f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}] | {t['p_rand']:.4f} | {t['p_adjusted']:.4f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

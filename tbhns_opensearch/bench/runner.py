@@ -42,11 +42,11 @@ class BenchConfig:
     """A benchmark: which catalog, which labelled queries, which systems."""
 
     title: str
-    catalog: str  # a dataset name (icecat, amazon-uk-toys, ...) or a catalog file
-    queries: str  # "judgments" (the dataset's own) or a labelled-queries JSONL (e.g. generated queries)
     systems: tuple[SystemSpec, ...]
+    catalog: str = ""  # a dataset name (icecat, amazon-uk-toys, ...) or a catalog file
+    queries: str = "judgments"  # "judgments" (the dataset's own) or a labelled-queries JSONL
     source: str = "real"  # real | generated | simulated: where the queries came from
-    split: str | None = "test"  # evaluate this split of split_by_query (None: all queries)
+    split: str = "test"  # evaluate this split of split_by_query: validation, test, or all (no split)
     split_seed: int = 13  # must equal the trainer's seed and fractions
     validation_fraction: float = 0.15
     test_fraction: float = 0.3
@@ -56,8 +56,11 @@ class BenchConfig:
     baselines: tuple[str, ...] = ("bm25",)  # significance families: each system vs each of these
     breakdown: str | None = None  # "top_category": group queries by their relevant products' top category
     data_dir: str | None = None
+    training_config: str | None = None  # take catalog and held-out split from this `tbhns train` config
 
     def __post_init__(self) -> None:
+        if self.split not in ("validation", "test", "all") or (self.training_config and self.split == "all"):
+            raise BenchError(f"split must be validation, test or all (all not with training_config), got {self.split!r}")
         names = [system.name for system in self.systems]
         missing = [name for name in self.baselines if name not in names]
         if missing:
@@ -77,37 +80,48 @@ class BenchConfig:
             raise BenchError(f"benchmark config {path} is invalid: {exc}; see benchmarks/configs/*.toml") from exc
 
 
-def load_products(config: BenchConfig) -> list[Product]:
-    """The benchmark catalog, from a dataset adapter or a catalog file."""
+@dataclass(frozen=True)
+class QuerySet:
+    """The evaluated queries: qid -> text, qid -> {product id: grade}, and the labelled queries behind them."""
+
+    texts: dict[str, str]
+    qrels: Qrels
+
+
+def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
+    """The catalog and the evaluated split: from a training config (the very split `tbhns train` held out),
+    or from the dataset's judgments / a labelled-queries file split with the trainer's seed and fractions."""
+    if config.training_config:
+        from tbhns_opensearch.training.config import load_train_config
+        from tbhns_opensearch.training.data import prepare_data
+
+        train_config = load_train_config(config.training_config)
+        data = prepare_data(train_config.data, train_config.seed)
+        held_out = getattr(data, config.split)
+        ids = query_ids(list(held_out.queries.values()))
+        texts = {ids[text]: text for text in held_out.queries.values()}
+        qrels = {ids[held_out.queries[key]]: dict(grades) for key, grades in held_out.qrels.items()}
+        return list(data.products), QuerySet(texts, qrels)
     stream = read_dataset(config.catalog, config.data_dir) if config.catalog in ADAPTERS else read_catalog(config.catalog)
-    return list(stream)
-
-
-def load_queries(config: BenchConfig) -> list[LabelledQuery]:
-    """The labelled queries of the evaluated split."""
     if config.queries == "judgments":
         labelled = [LabelledQuery.from_judgment(j, config.source) for j in load_judgments(config.catalog, config.data_dir)]
     else:
         labelled = list(read_labelled_queries(config.queries))
-    if config.split is None:
-        return labelled
-    splits = split_by_query(
-        labelled, seed=config.split_seed, validation=config.validation_fraction, test=config.test_fraction
-    )
-    return list(getattr(splits, config.split))
-
-
-def query_ids(queries: Sequence[LabelledQuery]) -> dict[str, str]:
-    """Stable ids (q0001 ...) for query texts, in sorted order."""
-    return {text: f"q{number:04d}" for number, text in enumerate(sorted({q.query for q in queries}), start=1)}
-
-
-def build_qrels(queries: Sequence[LabelledQuery], ids: dict[str, str]) -> Qrels:
+    if config.split != "all":
+        splits = split_by_query(labelled, seed=config.split_seed, validation=config.validation_fraction,
+                                test=config.test_fraction)  # fmt: skip
+        labelled = list(getattr(splits, config.split))
+    ids = query_ids([q.query for q in labelled])
     qrels: Qrels = {}
-    for query in queries:
+    for query in labelled:
         grades = qrels.setdefault(ids[query.query], {})
         grades[query.product_id] = max(grades.get(query.product_id, 0), query.grade)
-    return qrels
+    return list(stream), QuerySet({qid: text for text, qid in ids.items()}, qrels)
+
+
+def query_ids(texts: Sequence[str]) -> dict[str, str]:
+    """Stable ids (q0001 ...) for query texts, in sorted order (TREC ids hold no whitespace)."""
+    return {text: f"q{number:04d}" for number, text in enumerate(sorted(set(texts)), start=1)}
 
 
 def run_system(search: Any, texts: dict[str, str], mode: str, depth: int) -> tuple[Run, list[float]]:
@@ -130,14 +144,15 @@ def measure_qps(search: Any, texts: Sequence[str], mode: str, clients: int, dept
     return len(texts) / (time.perf_counter() - started)
 
 
-def top_category_groups(queries: Sequence[LabelledQuery], ids: dict[str, str], products: Sequence[Product]) -> dict[str, str]:
+def top_category_groups(qrels: Qrels, products: Sequence[Product]) -> dict[str, str]:
     """Each query's group: the most common top-level category among its relevant products."""
     top = {p.id: (p.taxonomy_path[0] if p.taxonomy_path else "(none)") for p in products}
-    votes: dict[str, Counter[str]] = {}
-    for query in queries:
-        if query.grade > 0:
-            votes.setdefault(ids[query.query], Counter())[top.get(query.product_id, "(none)")] += 1
-    return {qid: counter.most_common(1)[0][0] for qid, counter in votes.items()}
+    groups = {}
+    for qid, grades in qrels.items():
+        votes = Counter(top.get(pid, "(none)") for pid, grade in grades.items() if grade > 0)
+        if votes:
+            groups[qid] = votes.most_common(1)[0][0]
+    return groups
 
 
 def alias_for(catalog: str, encoder: str) -> str:
@@ -154,18 +169,15 @@ class BenchRun:
     opensearch: OpenSearchConfig
     output_dir: Path
     default_encoder: str = "all-MiniLM-L6-v2"
-    products: list[Product] = field(default_factory=list)
+    products: list[Product] = field(default_factory=list)  # filled by run()
 
     def run(self) -> BenchResult:
         from tbhns_opensearch.cluster import make_client
         from tbhns_opensearch.query.service import SearchClient
 
         config = self.config
-        self.products = self.products or load_products(config)
-        queries = load_queries(config)
-        ids = query_ids(queries)
-        qrels = build_qrels(queries, ids)
-        texts = {qid: text for text, qid in ids.items()}
+        self.products, query_set = load_inputs(config)
+        texts, qrels = query_set.texts, query_set.qrels
         client = make_client(self.opensearch)
         metric_config = MetricConfig(threshold=config.threshold)
         runs_dir = self.output_dir / "runs"
@@ -188,11 +200,11 @@ class BenchRun:
         significance = tuple(
             test for baseline in config.baselines for test in compare_to_baseline(per_query, baseline, metrics)
         )
-        breakdowns = {"top_category": top_category_groups(queries, ids, self.products)} if config.breakdown else {}
+        breakdowns = {"top_category": top_category_groups(qrels, self.products)} if config.breakdown else {}
         environment = {"opensearch": client.info()["version"]["number"], "queries": str(len(texts))}
         result = BenchResult(
             title=config.title,
-            dataset=f"{config.catalog} ({len(texts)} {config.source} queries, split={config.split})",
+            dataset=f"{config.catalog or config.training_config} ({len(texts)} {config.source} queries, split={config.split})",
             systems=tuple(systems),
             baseline=config.baselines[0],
             significance=significance,
@@ -207,7 +219,7 @@ class BenchRun:
         from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
         from tbhns_opensearch.index.templates import IndexConfig
 
-        alias = alias_for(self.config.catalog, encoder)
+        alias = alias_for(self.config.catalog or Path(self.config.training_config or "catalog").stem, encoder)
         if client.indices.exists_alias(name=alias) and client.count(index=alias)["count"] == len(self.products):
             return alias
         ingest_products(client, self.products, Encoder(encoder), IndexConfig(alias=alias), IngestConfig(rebuild=True))

@@ -1,0 +1,41 @@
+"""Pure parts of the benchmark runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tbhns_opensearch.bench.runner import BenchConfig, SystemSpec, alias_for, query_ids, top_category_groups
+from tbhns_opensearch.catalog import Product
+from tbhns_opensearch.errors import BenchError
+
+BM25 = (SystemSpec("bm25", "bm25"),)
+
+
+def test_query_ids_are_sorted_stable_and_whitespace_free() -> None:
+    assert query_ids(["usb cable", "fan", "usb cable"]) == {"fan": "q0001", "usb cable": "q0002"}
+
+
+def test_top_category_is_the_majority_of_relevant_products() -> None:
+    products = [Product("a", "A", taxonomy_path=("Toys", "Cars")), Product("b", "B", taxonomy_path=("Toys",)),
+                Product("c", "C", taxonomy_path=("Games",)), Product("d", "D")]  # fmt: skip
+    qrels = {"q1": {"a": 2, "b": 1, "c": 3}, "q2": {"c": 0, "d": 1}, "q3": {"c": 0}}
+    assert top_category_groups(qrels, products) == {"q1": "Toys", "q2": "(none)"}
+
+
+def test_config_rejects_unknown_split_and_missing_baseline() -> None:
+    with pytest.raises(BenchError, match="split must be"):
+        BenchConfig(title="t", systems=BM25, catalog="icecat", split="train")
+    with pytest.raises(BenchError, match=r"baselines \['semantic-base'\] are not among"):
+        BenchConfig(title="t", systems=BM25, catalog="icecat", baselines=("semantic-base",))
+
+
+def test_shipped_configs_parse() -> None:
+    for path in (Path(__file__).resolve().parents[2] / "benchmarks" / "configs").glob("*.toml"):
+        config = BenchConfig.from_toml(path)
+        assert config.systems and config.baselines[0] in {s.name for s in config.systems}
+
+
+def test_alias_is_a_valid_index_name() -> None:
+    assert alias_for("../data/My Catalog.jsonl", "runs/train/Icecat_TBHNS") == "bench-my-catalog-icecat-tbhns"

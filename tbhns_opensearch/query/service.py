@@ -352,16 +352,16 @@ def parse_hits(raw: dict[str, Any], part: str | None = None) -> list[SearchHit]:
     """Typed hits from a raw OpenSearch search response; `part` names the score in `parts` (explain)."""
     hits = []
     for hit in raw["hits"]["hits"]:
-        source = hit.get("_source", {})
+        fields = hit.get("fields", {})  # stored fields come as lists
         score = float(hit["_score"] or 0.0)
         hits.append(
             SearchHit(
                 id=hit["_id"],
                 score=score,
-                title=source.get("title", ""),
-                category_path=tuple(source.get("category_names") or ()),
-                brand=source.get("brand", ""),
-                price=source.get("price"),
+                title=(fields.get("title") or [""])[0],
+                category_path=tuple(fields.get("category_names") or ()),
+                brand=(fields.get("brand") or [""])[0],
+                price=(fields.get("price") or [None])[0],
                 parts={part: score} if part else {},
             )
         )

@@ -93,7 +93,7 @@ def test_category_prefix_filter_inside_knn(os_client, encoder, fixture_catalog) 
     body = build_knn(vector, 20, Filters(category=(top_level,)))
     hits = os_client.search(index=config.alias, body=body)["hits"]["hits"]
     assert len(hits) == 20
-    assert all(hit["_source"]["category_names"][0] == top_level for hit in hits)
+    assert all(hit["fields"]["category_names"][0] == top_level for hit in hits)
 
 
 def test_rerun_leaves_the_count_unchanged(os_client, encoder, index_config) -> None:

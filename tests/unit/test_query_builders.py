@@ -29,14 +29,14 @@ MATCH = {"multi_match": {"query": "slot car", "fields": list(BM25_FIELDS), "type
 
 def test_bm25_request() -> None:
     assert build_bm25("  slot   car ", 10, FILTERS, offset=20) == {
-        "size": 10, "from": 20, "_source": list(SOURCE_FIELDS),
+        "size": 10, "from": 20, "_source": False, "stored_fields": list(SOURCE_FIELDS),
         "query": {"bool": {"must": [MATCH], "filter": CLAUSES}},
     }  # fmt: skip
 
 
 def test_knn_request_puts_filters_inside_the_clause() -> None:
     assert build_knn([0.5, 0.25], 10, FILTERS, offset=10) == {
-        "size": 10, "from": 10, "_source": list(SOURCE_FIELDS),
+        "size": 10, "from": 10, "_source": False, "stored_fields": list(SOURCE_FIELDS),
         "query": {"knn": {"embedding": {"vector": [0.5, 0.25], "k": 20, "filter": {"bool": {"filter": CLAUSES}}}}},
     }  # fmt: skip
 
@@ -52,7 +52,7 @@ def test_personalized_request_is_knn_with_the_blended_vector() -> None:
 
 def test_hybrid_request_has_both_clauses_with_filters_and_a_pagination_depth() -> None:
     assert build_hybrid("slot car", [0.5, 0.25], 10, depth=100, filters=FILTERS, offset=10) == {
-        "size": 10, "from": 10, "_source": list(SOURCE_FIELDS),
+        "size": 10, "from": 10, "_source": False, "stored_fields": list(SOURCE_FIELDS),
         "query": {"hybrid": {
             "queries": [
                 {"bool": {"must": [MATCH], "filter": CLAUSES}},

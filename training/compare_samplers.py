@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, replace
@@ -42,6 +43,11 @@ SAMPLERS = {  # every hard sampler gives 2 negatives per row; random relies on i
     "taxonomy": SamplerConfig(name="taxonomy", leaf=1, sibling=1, cousin=0),
     "ance": SamplerConfig(name="ance", count=2, depth=30, remine_every=40),
 }
+SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
+    "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
+    "icecat": {"max_steps": 80, "eval_every": 40, "max_seq_length": 32, "catalog_limit": 3000},
+}
+"""Icecat texts carry descriptions, so a row costs ~3x a toys row at 64 tokens: fewer steps, 32 tokens."""
 METRICS = ("recall@24", "ndcg@10")
 QUERY_NOTES = {
     "generated": "GENERATED queries (querygen: title fragments, brand + type, category names); test queries' "
@@ -54,15 +60,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--samplers", nargs="+", default=["random", "bm25", "taxonomy"], choices=list(SAMPLERS))
-    parser.add_argument("--steps", type=int, default=120, help="optimizer steps per sampler")
-    parser.add_argument("--eval-every", type=int, default=40, help="validate every N steps")
-    parser.add_argument("--catalog-limit", type=int, default=3000, help="products per catalog (judged ones always kept)")
+    parser.add_argument("--steps", type=int, help="optimizer steps per sampler [default: SETTINGS]")
+    parser.add_argument("--eval-every", type=int, help="validate every N steps [default: SETTINGS]")
+    parser.add_argument("--max-seq-length", type=int, help="tokens per text [default: SETTINGS]")
+    parser.add_argument("--catalog-limit", type=int, help="products per catalog, judged ones always kept [default: SETTINGS]")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    flags = {"max_steps": args.steps, "eval_every": args.eval_every, "max_seq_length": args.max_seq_length,
+             "catalog_limit": args.catalog_limit}  # fmt: skip
     for dataset in args.datasets:
+        settings = SETTINGS[dataset] | {key: value for key, value in flags.items() if value is not None}
         config = load_train_config(CONFIGS[dataset])
-        config = replace(config, max_steps=args.steps, eval_every=args.eval_every, patience=0,
-                         data=replace(config.data, catalog_limit=args.catalog_limit))  # fmt: skip
+        config = replace(config, max_steps=settings["max_steps"], eval_every=settings["eval_every"], patience=0,
+                         max_seq_length=settings["max_seq_length"],
+                         data=replace(config.data, catalog_limit=settings["catalog_limit"]))  # fmt: skip
         results = compare(config, args.samplers)
         write(results, args.out / f"samplers_{dataset}")
 
@@ -98,6 +109,7 @@ def compare(config: TrainConfig, samplers: list[str]) -> dict[str, Any]:
         "systems": systems,
         "significance": [asdict(t) for t in _significance(tests)],
         "wall_s": round(time.perf_counter() - started, 1),
+        "load_average_15min": round(os.getloadavg()[2], 2),
     }
 
 
@@ -158,8 +170,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"- same for every sampler: {setup['steps']} steps, batch {setup['batch_size']}, max_seq_length "
         f"{setup['max_seq_length']}, lr {setup['learning_rate']}, {setup['loss']} loss, seed {setup['seed']}, "
         f"validation every {setup['eval_every']} steps; weights of the best validation step are tested",
-        f"- relevant = grade >= {setup['relevance_threshold']}; {setup['machine']}; whole comparison "
-        f"{results['wall_s'] / 60:.1f} min",
+        f"- relevant = grade >= {setup['relevance_threshold']}; {setup['machine']}; this dataset's comparison took "
+        f"{results['wall_s'] / 60:.1f} min wall; 15-min load average at the end: "
+        f"{results.get('load_average_15min', 'not recorded')} (other jobs share the 2 cores, so train seconds are "
+        "only roughly comparable)",
         "",
         f"| system | test Recall@24 ({source}) | test NDCG@10 ({source}) | best val Recall@24 | steps-to-best-validation "
         "| train s | negatives by level |",

@@ -10,10 +10,10 @@ import pytest
 
 from tbhns_opensearch.encoder import BACKENDS, Encoder
 from tbhns_opensearch.errors import EncoderError
+from tbhns_opensearch.training.config import DataConfig, TrainConfig
 from tbhns_opensearch.training.export import MANIFEST, PARITY_TOLERANCE, ExportReport, export_model, pooling_mode
 from tbhns_opensearch.training.trainer import load_model
-from tbhns_opensearch.training.config import DataConfig, TrainConfig
-from tests.conftest import FIXTURES, fixture_products
+from tests.conftest import fixture_products
 
 SAMPLES = ["lego duplo fire station", "usb-c cable 2m", "kite"]
 UNSEEN = ["wooden train set for toddlers", "Hornby 2014 Catalogue | Hornby | Trains " * 8, "x", "bluetooth speaker"]

@@ -9,7 +9,7 @@ bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1
 PORT=${TBHNS_PORT:-9200}
-STEPS=${DEMO_STEPS:-60}
+STEPS=${DEMO_STEPS:-80}
 [ -n "${OPENSEARCH_URL:-}" ] || tbhns opensearch start --port "$PORT"
 tbhns train training/icecat-taxonomy.toml --max-steps "$STEPS" --output runs/train/icecat-taxonomy --port "$PORT"
 tbhns ingest --dataset icecat --encoder runs/train/icecat-taxonomy --alias products --rebuild --port "$PORT"

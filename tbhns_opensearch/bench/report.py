@@ -270,7 +270,7 @@ def _source_section(result: BenchResult) -> list[str]:
 
 def _effectiveness_section(result: BenchResult) -> list[str]:
     names = result.system(result.baseline).evaluation.config.names
-    tests = {(t.system, t.metric): t for t in result.significance}
+    tests = {(t.system, t.metric): t for t in result.significance if t.baseline == result.baseline}
     p_header = f"p vs {result.baseline} ({metric_label(result.primary_metric)})"
     header = ["system", "mode", "encoder", "data source", *map(metric_label, names)]
     header += [p_header] if tests else []

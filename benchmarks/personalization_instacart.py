@@ -27,7 +27,6 @@ import os
 import platform
 import random
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from tbhns_opensearch.bench.breakdown import HISTORY_BUCKETS, history_bucket
 from tbhns_opensearch.bench.significance import paired_test
 from tbhns_opensearch.catalog.adapters import dataset_dir, read_dataset
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.query.encoding import default_backend
-from tbhns_opensearch.training.examples import keyed_rng
 from tbhns_opensearch.training.personalization import (
     ALPHA_GRID,
     PersonalizationCase,
@@ -50,31 +49,16 @@ from tbhns_opensearch.training.personalization import (
     recall_at_k,
     tune_alpha,
 )
-from tbhns_opensearch.training.user_sources import HeldOutUser, instacart_holdout
+from tbhns_opensearch.training.user_sources import UserQuery, aisle_queries, instacart_holdout, split_users
 
 K = 24
-BUCKETS = (("0", 0, 0), ("1-4", 1, 4), ("5+", 5, None))
 RESULTS = Path(__file__).parent / "results" / "personalization_instacart.md"
 
 
-def bucket_of(history_length: int) -> str:
-    """The history-length bucket name of a user."""
-    return next(name for name, low, high in BUCKETS if history_length >= low and (high is None or history_length <= high))
-
-
-def build_cases(users: Sequence[HeldOutUser], aisle_of: dict[str, str], aisle_vectors: dict[str, np.ndarray],
+def build_cases(queries: Sequence[UserQuery], aisle_vectors: dict[str, np.ndarray],
                 profiles: dict[str, UserProfile]) -> list[PersonalizationCase]:  # fmt: skip
-    """One case per (user, aisle of a held-out product); targets without an aisle are left out."""
-    cases = []
-    for user in users:
-        by_aisle: dict[str, set[str]] = defaultdict(set)
-        for product_id in user.targets:
-            if product_id in aisle_of:
-                by_aisle[aisle_of[product_id]].add(product_id)
-        for aisle, targets in sorted(by_aisle.items()):
-            cases.append(PersonalizationCase(user.user_id, aisle_vectors[aisle], profiles.get(user.user_id),
-                                             frozenset(targets)))  # fmt: skip
-    return cases
+    """One case per user query: the aisle's vector, the user's profile, the held-out targets."""
+    return [PersonalizationCase(q.user_id, aisle_vectors[q.text], profiles.get(q.user_id), q.targets) for q in queries]
 
 
 def bucket_rows(cases: Sequence[PersonalizationCase], plain: np.ndarray, personal: np.ndarray,
@@ -82,8 +66,8 @@ def bucket_rows(cases: Sequence[PersonalizationCase], plain: np.ndarray, persona
     """Per history bucket (and "all"): sizes, fallbacks, mean Recall@K of both, and a paired test."""
     fell_back = [personalize(case.query_vector, case.user_id, case.profile, config).fallback for case in cases]
     rows = []
-    for name, _, _ in (*BUCKETS, ("all", 0, None)):
-        chosen = [i for i, case in enumerate(cases) if name in ("all", bucket_of(history_length[case.user_id]))]
+    for name in (*HISTORY_BUCKETS, "all"):
+        chosen = [i for i, case in enumerate(cases) if name in ("all", history_bucket(history_length[case.user_id]))]
         row: dict[str, Any] = {
             "bucket": name, "users": len({cases[i].user_id for i in chosen}), "queries": len(chosen),
             "fallback": sum(fell_back[i] for i in chosen),
@@ -131,11 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = PersonalizationConfig(event_weights={"purchase": 1.0}, half_life=args.half_life,
                                    min_history=args.min_history)  # fmt: skip
     profiles = build_user_profiles([event for user in users for event in user.history], vectors, config)
-    validation = [user for user in users if keyed_rng(args.seed, "split", user.user_id).random() < args.validation_share]
-    validation_ids = {user.user_id for user in validation}
-    test = [user for user in users if user.user_id not in validation_ids]
-    validation_cases = build_cases(validation, aisle_of, aisle_vectors, profiles)
-    test_cases = build_cases(test, aisle_of, aisle_vectors, profiles)
+    validation, test = split_users(users, args.validation_share, args.seed)
+    validation_cases = build_cases(aisle_queries(validation, aisle_of), aisle_vectors, profiles)
+    test_cases = build_cases(aisle_queries(test, aisle_of), aisle_vectors, profiles)
 
     tuning = tune_alpha(validation_cases, product_ids, matrix, config, ALPHA_GRID, K)
     plain = recall_at_k(test_cases, product_ids, matrix, replace(config, alpha=0.0), K)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tbhns_opensearch.bench.significance import PairedTest, adjust, paired_test
 from tbhns_opensearch.errors import BenchError
 
 HISTORY_BUCKETS: tuple[str, ...] = ("0", "1-4", "5+")
@@ -53,3 +54,31 @@ def breakdown(per_query: Mapping[str, float], groups: Mapping[str, str]) -> dict
         raise BenchError(f"No query of the {len(per_query)} scored has a group; check that `groups` is keyed "
                          f"by the same query ids (e.g. {next(iter(per_query))!r}).")
     return {g: GroupStat(mean=sum(v) / len(v), count=len(v)) for g, v in sorted(members.items())}
+
+
+def group_tests(per_query: Mapping[str, Mapping[str, float]], baseline: str, groups: Mapping[str, str],
+                metric: str, method: str = "holm") -> dict[str, list[PairedTest]]:
+    """Per group: each system vs `baseline` on the group's queries (paired tests; groups with fewer than 2
+    queries are left out), corrected with `method` over every test of the breakdown as one family.
+
+    Args:
+        per_query: system name -> {qid: score} of `metric`.
+        baseline: Reference system name.
+        groups: qid -> group label.
+        metric: Label stored in the tests.
+    """
+    members: dict[str, list[str]] = {}
+    for qid in per_query[baseline]:
+        if qid in groups:
+            members.setdefault(groups[qid], []).append(qid)
+    keyed = [
+        (group, paired_test({q: per_query[baseline][q] for q in qids}, {q: scores[q] for q in qids},
+                            metric=metric, baseline_name=baseline, system_name=name))  # fmt: skip
+        for group, qids in sorted(members.items()) if len(qids) >= 2
+        for name, scores in per_query.items() if name != baseline
+    ]
+    adjusted = adjust([test for _, test in keyed], method) if keyed else []
+    tests: dict[str, list[PairedTest]] = {}
+    for (group, _), test in zip(keyed, adjusted):
+        tests.setdefault(group, []).append(test)
+    return tests

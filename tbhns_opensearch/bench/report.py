@@ -28,7 +28,7 @@ from typing import Any
 
 from tbhns_opensearch.bench import plots
 from tbhns_opensearch.errors import BenchError
-from tbhns_opensearch.bench.breakdown import breakdown
+from tbhns_opensearch.bench.breakdown import GroupStat, breakdown, group_tests
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
 from tbhns_opensearch.bench.metrics import Evaluation, MetricConfig, evaluate
 from tbhns_opensearch.bench.runs import DataSource, RankedRun
@@ -204,6 +204,10 @@ def _report_dict(result: BenchResult) -> dict[str, Any]:
                   for s in result.systems}
             for key, groups in result.breakdowns.items()
         },
+        "breakdown_significance": {
+            key: {group: [asdict(t) for t in tests] for group, tests in _group_tests(result, groups).items()}
+            for key, groups in result.breakdowns.items()
+        },
         "machine": machine_info(),
         "environment": dict(result.environment),
     }
@@ -321,12 +325,30 @@ def _breakdown_sections(result: BenchResult) -> list[list[str]]:
     sections = []
     for key, groups in result.breakdowns.items():
         stats = {s.name: breakdown(s.evaluation.per_query[metric], groups) for s in result.systems}
+        tests = {(g, t.system): t for g, group in _group_tests(result, groups).items() for t in group}
         base = stats[result.baseline]
-        rows = [[g, str(base[g].count), *(f"{stats[s.name][g].mean:.4f}" if g in stats[s.name] else "-"
-                                           for s in result.systems)] for g in base]
+        rows = [[g, str(base[g].count), *(_group_cell(stats[s.name].get(g), tests.get((g, s.name)))
+                                          for s in result.systems)] for g in base]
         header = [key, "queries", *(s.name for s in result.systems)]
-        sections.append([f"## {metric_label(metric)} by {key}", "", *_table(header, rows)])
+        sections.append([f"## {metric_label(metric)} by {key}", "",
+                         (f"Mean per group; for each system, the difference from `{result.baseline}` on the "
+                          "group's queries and its randomization-test p, Holm-corrected over the table."), "",
+                         *_table(header, rows)])
     return sections
+
+
+def _group_tests(result: BenchResult, groups: Mapping[str, str]) -> dict[str, list[PairedTest]]:
+    metric = result.primary_metric
+    return group_tests({s.name: s.evaluation.per_query[metric] for s in result.systems}, result.baseline,
+                       groups, metric)  # fmt: skip
+
+
+def _group_cell(stat: GroupStat | None, test: PairedTest | None) -> str:
+    if stat is None:
+        return "-"
+    if test is None:
+        return f"{stat.mean:.4f}"
+    return f"{stat.mean:.4f} ({test.mean_diff:+.4f}, p {test.p_adjusted:.3f}){_marker(test)}"
 
 
 def _marker(test: PairedTest | None) -> str:

@@ -22,10 +22,13 @@ from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_repor
 from tbhns_opensearch.bench.runs import Qrels, RankedRun, Run, write_qrels, write_ranked_run
 from tbhns_opensearch.bench.significance import compare_to_baseline
 from tbhns_opensearch.catalog import Product, read_catalog
-from tbhns_opensearch.catalog.adapters import ADAPTERS, load_judgments, read_dataset
+from tbhns_opensearch.bench.breakdown import history_bucket
+from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, load_judgments, read_dataset
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.training.examples import LabelledQuery, read_labelled_queries, split_by_query
+from tbhns_opensearch.training.personalization import PersonalizationConfig, UserEvent
+from tbhns_opensearch.training.user_sources import aisle_queries, instacart_holdout, split_users
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,34 @@ class SystemSpec:
     name: str
     mode: str  # bm25, semantic, personalized, hybrid
     encoder: str = ""  # sentence-transformers dir or name; empty for bm25
+    personalize: bool = True  # send the query's user (configs with [users]); false: a plain hybrid
+
+
+@dataclass(frozen=True)
+class UsersSpec:
+    """Real users whose held-out purchases are the relevant products (`[users]` in a config).
+
+    Only Instacart is supported: per user, the tail of the last order is held out (`training.user_sources`);
+    each (user, aisle of a held-out product) is a query whose text is the aisle name. Users are split into
+    validation and test by a seeded hash, as in `benchmarks/personalization_instacart.py`, where `alpha` is
+    tuned on the validation users.
+    """
+
+    source: str = "instacart"
+    holdout: float = 0.5  # share of the last order held out
+    validation_share: float = 0.3
+    seed: int = 0
+    min_history: int = 3  # fewer purchases: the plain query (fallback)
+    half_life: float = 5.0  # recency half-life, in orders
+    alpha: float = 0.4  # weight of the user vector
+
+    def __post_init__(self) -> None:
+        if self.source != "instacart":
+            raise BenchError(f"[users] source must be 'instacart' (the only real users set), got {self.source!r}")
+
+    def personalization(self) -> PersonalizationConfig:
+        return PersonalizationConfig(event_weights={"purchase": 1.0}, half_life=self.half_life,
+                                     min_history=self.min_history, alpha=self.alpha)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,10 +84,13 @@ class BenchConfig:
     threshold: int = 1  # grade >= threshold counts as relevant for Recall and MRR
     depth: int = 100  # hits kept per query
     concurrency: tuple[int, ...] = (1, 4)  # client threads for the QPS measurement
+    qps_queries: int = 500  # queries sent per QPS measurement (the first ones, in query id order)
+    primary_metric: str = "ndcg@10"  # metric of the breakdown tables and delta plots
     baselines: tuple[str, ...] = ("bm25",)  # significance families: each system vs each of these
     breakdown: str | None = None  # "top_category": group queries by their relevant products' top category
     data_dir: str | None = None
     training_config: str | None = None  # take catalog and held-out split from this `tbhns train` config
+    users: UsersSpec | None = None  # queries come from real users' held-out purchases
 
     def __post_init__(self) -> None:
         if self.split not in ("validation", "test", "all") or (self.training_config and self.split == "all"):
@@ -72,6 +106,8 @@ class BenchConfig:
         raw = tomllib.loads(Path(path).read_text())
         try:
             systems = tuple(SystemSpec(**system) for system in raw.pop("systems"))
+            if "users" in raw:
+                raw["users"] = UsersSpec(**raw["users"])
             for key in ("concurrency", "baselines"):
                 if key in raw:
                     raw[key] = tuple(raw[key])
@@ -82,15 +118,22 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class QuerySet:
-    """The evaluated queries: qid -> text, qid -> {product id: grade}, and the labelled queries behind them."""
+    """The evaluated queries: qid -> text, qid -> {product id: grade}; with users, who asks each query,
+    every user's history, and the query groups (history length, cold items) for the breakdowns."""
 
     texts: dict[str, str]
     qrels: Qrels
+    user_of: dict[str, str] = field(default_factory=dict)
+    events: tuple[UserEvent, ...] = ()
+    groups: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
     """The catalog and the evaluated split: from a training config (the very split `tbhns train` held out),
-    or from the dataset's judgments / a labelled-queries file split with the trainer's seed and fractions."""
+    or from the dataset's judgments / a labelled-queries file split with the trainer's seed and fractions,
+    or from real users' held-out purchases (`[users]`)."""
+    if config.users:
+        return load_user_queries(config.users, config.split, config.data_dir)
     if config.training_config:
         from tbhns_opensearch.training.config import load_train_config
         from tbhns_opensearch.training.data import prepare_data
@@ -119,29 +162,64 @@ def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
     return list(stream), QuerySet({qid: text for text, qid in ids.items()}, qrels)
 
 
+def load_user_queries(spec: UsersSpec, split: str, data_dir: str | None) -> tuple[list[Product], QuerySet]:
+    """Instacart's catalog and the queries of the `split` users (validation, test or all): one per
+    (user, aisle of a held-out product), relevant = the user's held-out products in that aisle."""
+    directory = dataset_dir(spec.source, data_dir)
+    products = list(read_dataset(spec.source, directory))
+    users = instacart_holdout(directory, spec.holdout)
+    validation, test = split_users(users, spec.validation_share, spec.seed)
+    chosen = {"validation": validation, "test": test, "all": users}[split]
+    aisle_of = {product.id: product.taxonomy_path[-1] for product in products if product.taxonomy_path}
+    history = {user.user_id: user.history for user in chosen}
+    bought_before = {event.product_id for user in users for event in user.history}
+    texts, qrels, user_of, by_history, by_item = {}, {}, {}, {}, {}
+    for query in aisle_queries(chosen, aisle_of):
+        qid = "u" + re.sub(r"[^A-Za-z0-9]+", "-", f"{query.user_id}-{query.text}").strip("-")
+        texts[qid], qrels[qid], user_of[qid] = query.text, dict.fromkeys(query.targets, 1), query.user_id
+        by_history[qid] = history_bucket(len(history[query.user_id]))
+        by_item[qid] = "seen before" if query.targets & bought_before else "cold (never bought before)"
+    events = tuple(event for user in chosen for event in user.history)
+    groups = {"user history (purchases)": by_history, "target items": by_item}
+    return products, QuerySet(texts, qrels, user_of, events, groups)
+
+
 def query_ids(texts: Sequence[str]) -> dict[str, str]:
     """Stable ids (q0001 ...) for query texts, in sorted order (TREC ids hold no whitespace)."""
     return {text: f"q{number:04d}" for number, text in enumerate(sorted(set(texts)), start=1)}
 
 
-def run_system(search: Any, texts: dict[str, str], mode: str, depth: int) -> tuple[Run, list[float]]:
-    """Each query once through `search.search`, sequentially: the run and per-query latencies (seconds)."""
+@dataclass(frozen=True)
+class SystemRun:
+    """One pass of every query: the run, per-query latencies (seconds) and how many queries fell back."""
+
+    run: Run
+    latencies: list[float]
+    fallbacks: int
+
+
+def run_system(search: Any, texts: dict[str, str], mode: str, depth: int,
+               user_of: dict[str, str] | None = None) -> SystemRun:  # fmt: skip
+    """Each query once through `search.search` (as its user, when `user_of` names one), sequentially."""
+    user_of = user_of or {}
     run: Run = {}
     latencies = []
+    fallbacks = 0
     for qid, text in tqdm(texts.items(), desc=mode, unit="q", leave=False):
         started = time.perf_counter()
-        response = search.search(text, mode=mode, k=depth)
+        response = search.search(text, user_id=user_of.get(qid), mode=mode, k=depth)
         latencies.append(time.perf_counter() - started)
         run[qid] = {hit.id: hit.score for hit in response.hits}
-    return run, latencies
+        fallbacks += response.fallback
+    return SystemRun(run, latencies, fallbacks)
 
 
-def measure_qps(search: Any, texts: Sequence[str], mode: str, clients: int, depth: int) -> float:
-    """Queries per second with `clients` concurrent threads sending all `texts`."""
+def measure_qps(search: Any, queries: Sequence[tuple[str, str | None]], mode: str, clients: int, depth: int) -> float:
+    """Queries per second with `clients` concurrent threads sending all (text, user id) `queries`."""
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(lambda text: search.search(text, mode=mode, k=depth), texts))
-    return len(texts) / (time.perf_counter() - started)
+        list(pool.map(lambda query: search.search(query[0], user_id=query[1], mode=mode, k=depth), queries))
+    return len(queries) / (time.perf_counter() - started)
 
 
 def top_category_groups(qrels: Qrels, products: Sequence[Product]) -> dict[str, str]:
@@ -187,20 +265,24 @@ class BenchRun:
         for spec in tqdm(config.systems, desc="systems", unit="system"):
             encoder = spec.encoder or self.default_encoder
             alias = self._ensure_ingested(client, encoder)
-            search = SearchClient(self.opensearch, index=alias, encoder=encoder)
-            run_system(search, dict(list(texts.items())[:5]), spec.mode, config.depth)  # warm-up: model, caches
-            run, latencies = run_system(search, texts, spec.mode, config.depth)
-            qps = {f"qps@{n}": f"{measure_qps(search, list(texts.values()), spec.mode, n, config.depth):.1f}"
+            search = SearchClient(self.opensearch, index=alias, encoder=encoder, **self._users(client, alias, query_set))
+            user_of = query_set.user_of if spec.personalize else {}
+            run_system(search, dict(list(texts.items())[:5]), spec.mode, config.depth, user_of)  # warm-up
+            passed = run_system(search, texts, spec.mode, config.depth, user_of)
+            sample = [(texts[qid], user_of.get(qid)) for qid in sorted(texts)[: config.qps_queries]]
+            qps = {f"qps@{n}": f"{measure_qps(search, sample, spec.mode, n, config.depth):.1f}"
                    for n in config.concurrency}  # fmt: skip
-            ranked = RankedRun(spec.name, run, spec.mode, config.source, encoder=spec.encoder, metadata={"alias": alias, **qps})
+            metadata = {"alias": alias, **qps, "fallback_queries": str(passed.fallbacks)}
+            ranked = RankedRun(spec.name, passed.run, spec.mode, config.source, encoder=spec.encoder, metadata=metadata)
             write_ranked_run(runs_dir / f"{spec.name}.trec", ranked)
-            systems.append(SystemResult.from_run(ranked, qrels, metric_config, latencies_s=latencies))
+            systems.append(SystemResult.from_run(ranked, qrels, metric_config, latencies_s=passed.latencies))
         per_query = {s.name: s.evaluation.per_query for s in systems}
         metrics = ("recall@24", "ndcg@10", "mrr@100")
         significance = tuple(
             test for baseline in config.baselines for test in compare_to_baseline(per_query, baseline, metrics)
         )
         breakdowns = {"top_category": top_category_groups(qrels, self.products)} if config.breakdown else {}
+        breakdowns |= query_set.groups
         environment = {"opensearch": client.info()["version"]["number"], "queries": str(len(texts))}
         result = BenchResult(
             title=config.title,
@@ -210,9 +292,22 @@ class BenchRun:
             significance=significance,
             breakdowns=breakdowns,
             environment=environment,
+            primary_metric=config.primary_metric,
         )
         write_report(result, self.output_dir)
         return result
+
+    def _users(self, client: Any, alias: str, query_set: QuerySet) -> dict[str, Any]:
+        """SearchClient arguments for a config with users: their profiles, built from this alias's product
+        vectors, written (idempotently, ids = user ids) to `<alias>-users`."""
+        if not self.config.users:
+            return {}
+        from tbhns_opensearch.index.users import UsersIngestConfig, ingest_users
+
+        personalization = self.config.users.personalization()
+        users_index = f"{alias}-users"
+        ingest_users(client, query_set.events, UsersIngestConfig(alias, users_index, personalization))
+        return {"users_index": users_index, "personalization": personalization}
 
     def _ensure_ingested(self, client: Any, encoder: str) -> str:
         from tbhns_opensearch.encoder import Encoder

@@ -15,6 +15,7 @@ connects to nothing and loads no model; the first search does.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+from cachetools import TTLCache
 from opensearchpy import NotFoundError, OpenSearch
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import TransportError
@@ -130,7 +132,9 @@ class SearchClient:
         backend: Encoder backend when `encoder` is a path; None: onnx when the directory has an export.
         personalization: alpha and min_history.
         hybrid: Fusion, weights, depth and the server/client path.
-        cache_size: Query vectors kept in the LRU cache.
+        cache_size: Query vectors kept in the LRU cache, and user profiles kept in the TTL cache.
+        user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again;
+            0 reads it on every search. Profiles change only at `ingest-users` time.
 
     Example:
         >>> client = SearchClient(OpenSearchConfig(url="http://127.0.0.1:9200"))  # connects to nothing yet
@@ -148,6 +152,7 @@ class SearchClient:
         personalization: PersonalizationConfig | None = None,
         hybrid: HybridConfig | None = None,
         cache_size: int = 4096,
+        user_ttl_s: float = 60.0,
     ) -> None:
         self.opensearch = opensearch
         self.index = index
@@ -156,6 +161,10 @@ class SearchClient:
         self.hybrid = hybrid or HybridConfig()
         self.query_encoder = QueryEncoder(encoder, backend=backend, cache_size=cache_size)
         self._pipelines: set[str] = set()
+        self._profiles: TTLCache[str, UserProfile | None] | None = (
+            TTLCache(maxsize=max(cache_size, 1), ttl=user_ttl_s) if user_ttl_s > 0 else None
+        )
+        self._profiles_lock = threading.Lock()
 
     @cached_property
     def client(self) -> OpenSearch:
@@ -298,7 +307,7 @@ class SearchClient:
 
     # --- personalization -----------------------------------------------------------------------------------
     def _personalize(self, request: SearchRequest) -> tuple[np.ndarray, UserProfile | None, PersonalizedVector]:
-        """The query vector, the user's stored profile (one get; None without user) and the blend decision."""
+        """The query vector, the user's stored profile (a cached get; None without user) and the blend decision."""
         query_vector = self.query_encoder.encode(request.text)
         profile = self._profile(request.user_id)
         return query_vector, profile, personalize(query_vector, request.user_id, profile, self.personalization)
@@ -306,8 +315,16 @@ class SearchClient:
     def _profile(self, user_id: str | None) -> UserProfile | None:
         if user_id is None:
             return None
+        if self._profiles is not None:
+            with self._profiles_lock:
+                if user_id in self._profiles:
+                    return self._profiles[user_id]
         with self._cluster_call(f"reading user {user_id!r} from {self.users_index}"):
-            return get_user_profile(self.client, self.users_index, user_id)
+            profile = get_user_profile(self.client, self.users_index, user_id)
+        if self._profiles is not None:
+            with self._profiles_lock:
+                self._profiles[user_id] = profile
+        return profile
 
     # --- transport -----------------------------------------------------------------------------------------
     def _send(self, body: dict[str, Any], **params: Any) -> dict[str, Any]:

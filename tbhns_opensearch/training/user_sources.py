@@ -32,7 +32,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +85,47 @@ def instacart_holdout(directory: str | Path, holdout_fraction: float = 0.5) -> l
         targets = tuple(dict.fromkeys(event.product_id for event in events[len(events) - held:]))
         held_out.append(HeldOutUser(user_id, history, targets))
     return held_out
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    """A query issued by a held-out user: its text, and the held-out products it should retrieve."""
+
+    user_id: str
+    text: str
+    targets: frozenset[str]
+
+
+def aisle_queries(users: Sequence[HeldOutUser], aisle_of: Mapping[str, str]) -> list[UserQuery]:
+    """One query per (user, aisle of a held-out product), the aisle name as text; targets without an aisle
+    are left out. Users keep their order; a user's queries are sorted by aisle.
+
+    Example:
+        >>> user = HeldOutUser("7", (), ("p1", "p2", "p3"))
+        >>> [(q.text, sorted(q.targets)) for q in aisle_queries([user], {"p1": "tea", "p2": "tea", "p3": "milk"})]
+        [('milk', ['p3']), ('tea', ['p1', 'p2'])]
+    """
+    queries = []
+    for user in users:
+        by_aisle: dict[str, set[str]] = defaultdict(set)
+        for product_id in user.targets:
+            if product_id in aisle_of:
+                by_aisle[aisle_of[product_id]].add(product_id)
+        queries += [UserQuery(user.user_id, aisle, frozenset(targets)) for aisle, targets in sorted(by_aisle.items())]
+    return queries
+
+
+def split_users(users: Sequence[HeldOutUser], validation_share: float, seed: int = 0) -> tuple[list[HeldOutUser], list[HeldOutUser]]:
+    """(validation, test) users by a seeded hash of the user id: stable whatever other users are present.
+
+    Example:
+        >>> users = [HeldOutUser(str(i), (), ("p",)) for i in range(100)]
+        >>> validation, test = split_users(users, 0.3)
+        >>> len(validation) + len(test), 15 < len(validation) < 45
+        (100, True)
+    """
+    chosen = {user.user_id for user in users if keyed_rng(seed, "split", user.user_id).random() < validation_share}
+    return [u for u in users if u.user_id in chosen], [u for u in users if u.user_id not in chosen]
 
 
 def _instacart_purchases(directory: Path) -> dict[str, list[UserEvent]]:

@@ -137,6 +137,22 @@ def test_unknown_and_short_history_users_get_semantic_results(env: Env, user_id:
     assert hybrid.hits == env.search.search("car", mode="hybrid", k=10).hits
 
 
+def test_user_profiles_are_reused_for_their_ttl(env: Env, os_client, opensearch_config, encoder) -> None:
+    users_index = f"test-users-ttl-{uuid.uuid4().hex[:8]}"
+    events = [UserEvent("ttl-fan", pid, "purchase", float(t)) for t, pid in enumerate(sorted(env.products)[:4])]
+    ingest_users(os_client, events, UsersIngestConfig(env.alias, users_index, PERSONALIZATION))
+    cached, uncached = (SearchClient(opensearch_config, env.alias, encoder, users_index=users_index,
+                                     personalization=PERSONALIZATION, user_ttl_s=ttl) for ttl in (60.0, 0.0))  # fmt: skip
+    try:
+        assert not cached.search("car", user_id="ttl-fan", mode="personalized").fallback
+        assert not uncached.search("car", user_id="ttl-fan", mode="personalized").fallback
+        os_client.delete(index=users_index, id="ttl-fan", refresh=True)
+        assert not cached.search("car", user_id="ttl-fan", mode="personalized").fallback  # the cached profile
+        assert uncached.search("car", user_id="ttl-fan", mode="personalized").fallback  # read again: gone
+    finally:
+        os_client.indices.delete(index=users_index, ignore_unavailable=True)
+
+
 def _assert_same_ranking(server: list[SearchHit], client: list[SearchHit]) -> None:
     """Same scores rank by rank; same ids except that tied products may swap (OpenSearch breaks ties by doc id)."""
     assert [hit.score for hit in server] == pytest.approx([hit.score for hit in client], abs=1e-6)

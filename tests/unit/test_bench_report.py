@@ -9,7 +9,7 @@ import pytest
 from matplotlib import image
 
 from tbhns_opensearch.errors import BenchError
-from tbhns_opensearch.bench.breakdown import GroupStat, breakdown, history_bucket
+from tbhns_opensearch.bench.breakdown import GroupStat, breakdown, group_tests, history_bucket
 from tbhns_opensearch.bench.latency import latency_stats
 from tbhns_opensearch.bench.metrics import MetricConfig
 from tbhns_opensearch.bench.report import BenchResult, SystemResult, metric_label, write_report
@@ -116,6 +116,26 @@ def test_breakdown_mean_and_count():
     assert [history_bucket(n) for n in (0, 1, 4, 5)] == ["0", "1-4", "1-4", "5+"]
     with pytest.raises(BenchError, match="same query ids"):
         breakdown(scores, {"x": "a"})
+
+
+def test_group_tests_find_the_group_where_the_systems_differ():
+    queries = [f"q{i:02d}" for i in range(40)]
+    groups = {q: ("cold" if i < 20 else "warm") for i, q in enumerate(queries)}
+    plain = {q: 0.3 + 0.01 * (i % 7) for i, q in enumerate(queries)}
+    personal = {q: plain[q] + (0.2 if groups[q] == "warm" else 0.0) for q in queries}
+    tests = group_tests({"plain": plain, "personal": personal}, "plain", groups, "recall@24")
+    (cold,), (warm,) = tests["cold"], tests["warm"]
+    assert (cold.n, cold.mean_diff, cold.significant) == (20, 0.0, False)
+    assert warm.n == 20 and warm.mean_diff == pytest.approx(0.2) and warm.significant
+    assert warm.correction == "holm" and warm.p_adjusted >= warm.p_rand
+
+
+def test_report_breakdown_tables_show_differences_and_p(tmp_path):
+    write_report(_bench(), tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Holm-corrected over the table" in summary and ", p " in summary
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["breakdown_significance"]["category"]["Chairs"][0]["system"] == "knn-tbhns"
 
 
 def test_latency_stats():

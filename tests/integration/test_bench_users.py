@@ -1,0 +1,81 @@
+"""`tbhns bench run` with real-user style histories ([users]) against the real node.
+
+The catalog and orders are a hand-made set in Instacart's layout (made up here; Instacart itself never
+enters the repository).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tbhns_opensearch.cli import cli
+
+pytestmark = pytest.mark.integration
+AISLES = {"1": "chocolate candy", "2": "tea", "3": "cookies cakes"}
+PRODUCTS = {  # product id -> (name, aisle id)
+    "101": ("Dark Chocolate Bar 70%", "1"), "102": ("Milk Chocolate Truffles", "1"), "103": ("Mint Candy", "1"),
+    "104": ("Chocolate Covered Almonds", "1"), "201": ("Green Tea Bags", "2"), "202": ("Earl Grey Tea", "2"),
+    "203": ("Chamomile Herbal Tea", "2"), "301": ("Chocolate Chip Cookies", "3"), "302": ("Lemon Pound Cake", "3"),
+    "303": ("Oatmeal Raisin Cookies", "3"), "304": ("Vanilla Sponge Cake", "3"),
+}
+ORDERS = {  # order id -> (user id, order number, [product ids in add-to-cart order])
+    "1": ("7", 1, ["101", "102"]), "2": ("7", 2, ["104", "102"]), "3": ("7", 3, ["201", "301"]),
+    "4": ("8", 1, ["202"]), "5": ("8", 2, ["203", "302"]),
+    "6": ("9", 1, ["303", "201"]),
+}
+
+
+def write_instacart_layout(directory: Path) -> None:
+    directory.mkdir()
+    (directory / "aisles.csv").write_text("aisle_id,aisle\n" + "".join(f"{k},{v}\n" for k, v in AISLES.items()))
+    (directory / "departments.csv").write_text("department_id,department\n1,snacks\n")
+    (directory / "products.csv").write_text("product_id,product_name,aisle_id,department_id\n" + "".join(
+        f'{pid},"{name}",{aisle},1\n' for pid, (name, aisle) in PRODUCTS.items()))
+    (directory / "orders.csv").write_text("order_id,user_id,eval_set,order_number,order_dow,order_hour_of_day,"
+                                          "days_since_prior_order\n" + "".join(
+        f"{oid},{user},prior,{number},0,9,\n" for oid, (user, number, _) in ORDERS.items()))
+    (directory / "order_products__prior.csv").write_text("order_id,product_id,add_to_cart_order,reordered\n" + "".join(
+        f"{oid},{pid},{position},0\n" for oid, (_, _, items) in ORDERS.items()
+        for position, pid in enumerate(items, start=1)))
+
+
+def test_bench_with_users_personalizes_above_min_history_and_falls_back_below(
+    opensearch_config, os_client, tmp_path: Path, monkeypatch
+) -> None:
+    data = tmp_path / "instacart"
+    write_instacart_layout(data)
+    (tmp_path / "bench.toml").write_text(
+        f'title = "users bench"\ncatalog = "instacart"\ndata_dir = "{data}"\nsplit = "all"\nconcurrency = [1]\n'
+        'primary_metric = "recall@24"\nbaselines = ["semantic"]\n'
+        '[users]\nmin_history = 3\nalpha = 0.9\n'
+        '[[systems]]\nname = "semantic"\nmode = "semantic"\nencoder = "all-MiniLM-L6-v2"\n'
+        '[[systems]]\nname = "personalized"\nmode = "personalized"\nencoder = "all-MiniLM-L6-v2"\n'
+        '[[systems]]\nname = "hybrid"\nmode = "hybrid"\nencoder = "all-MiniLM-L6-v2"\npersonalize = false\n'
+    )
+    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
+    out = tmp_path / "report"
+    try:
+        result = CliRunner().invoke(cli, ["bench", "run", str(tmp_path / "bench.toml"), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    finally:
+        os_client.indices.delete(index="bench-instacart-*", ignore_unavailable=True)
+    report = json.loads((out / "report.json").read_text())
+    systems = {system["name"]: system for system in report["systems"]}
+    # user 7 (5 purchases before the held-out cookie) is personalized; 8 (1) and 9 (1) fall back
+    assert systems["personalized"]["metadata"]["fallback_queries"] == "2"
+    assert systems["hybrid"]["metadata"]["fallback_queries"] == "0"  # no user sent: nothing to fall back from
+    history = report["breakdowns"]["user history (purchases)"]["semantic"]["recall@24"]
+    assert {group: stat["count"] for group, stat in history.items()} == {"1-4": 2, "5+": 1}
+    runs = {name: (out / "runs" / f"{name}.trec").read_text().splitlines() for name in ("semantic", "personalized")}
+    by_query = {name: {} for name in runs}
+    for name, lines in runs.items():
+        for line in lines:
+            qid, _, doc, rank, _, _ = line.split()
+            by_query[name].setdefault(qid, []).append(doc)
+    assert by_query["personalized"]["u8-cookies-cakes"] == by_query["semantic"]["u8-cookies-cakes"]
+    assert by_query["personalized"]["u7-cookies-cakes"] != by_query["semantic"]["u7-cookies-cakes"]
+    assert "user history (purchases)" in (out / "summary.md").read_text()

@@ -11,7 +11,9 @@ per dataset) compare taxonomy with the base model and with bm25 on the test quer
     OPENSEARCH_URL=http://127.0.0.1:9250 python training/compare_samplers.py            # both sets, ~30 min
     python training/compare_samplers.py --datasets icecat --samplers random taxonomy --steps 40
 
-Writes benchmarks/results/samplers_<dataset>.md and .json.
+Writes benchmarks/results/samplers_<dataset>.md and .json, and saves each trained model (best validation
+step) under runs/compare/<dataset>-<sampler>, so `benchmarks/configs/icecat-samplers.toml` can rank the whole
+catalog with them through OpenSearch.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tbhns_opensearch.training.retrieval import evaluate_split, product_index
 from tbhns_opensearch.training.trainer import TrainResult, load_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "runs" / "compare"  # each trained model is saved at <dataset>-<sampler> (git-ignored)
 CONFIGS = {"amazon-uk-toys": ROOT / "training" / "toys-taxonomy.toml", "icecat": ROOT / "training" / "icecat-taxonomy.toml"}
 SAMPLERS = {  # every hard sampler gives 2 negatives per row; random relies on in-batch negatives only
     "random": SamplerConfig(name="random"),
@@ -89,9 +92,10 @@ def compare(config: TrainConfig, samplers: list[str]) -> dict[str, Any]:
     tests: dict[str, Evaluation] = {"base": evaluate_split(base, data.test, base_index, metrics)}
     systems: dict[str, dict[str, Any]] = {"base": _system_row(None, tests["base"], base_validation)}
     for name in samplers:
-        run_config = replace(config, sampler=SAMPLERS[name], output_dir=f"/tmp/tbhns-compare/{data.name}-{name}")
+        run_config = replace(config, sampler=SAMPLERS[name], output_dir=str(MODELS / f"{data.name}-{name}"))
         result = train(run_config, data=data, base_vectors=base_index.vectors,
                        opensearch=OpenSearchConfig.from_env() if name == "bm25" else None)  # fmt: skip
+        result.model.save(run_config.output_dir)  # best-validation weights, for full-catalog benchmarks
         tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
         systems[name] = _system_row(result, tests[name], base_validation)
         print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)

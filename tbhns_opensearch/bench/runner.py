@@ -6,6 +6,7 @@ never saw (the split is recomputed with the trainer's seed and fractions, so bot
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import tomllib
@@ -234,9 +235,22 @@ def top_category_groups(qrels: Qrels, products: Sequence[Product]) -> dict[str, 
 
 
 def alias_for(catalog: str, encoder: str) -> str:
-    """The index alias a catalog is ingested under for one encoder."""
-    slug = re.sub(r"[^a-z0-9]+", "-", f"bench-{Path(catalog).stem}-{Path(encoder).name}".lower()).strip("-")
-    return slug[:200]
+    """The index alias a catalog is ingested under for one encoder: readable, plus a digest of the encoder's
+    identity (a local folder's absolute path and weights' mtime, else the name), so two encoders sharing a
+    folder name, or a retrained folder, never reuse each other's vectors.
+
+    Example:
+        >>> alias_for("icecat", "all-MiniLM-L6-v2").startswith("bench-icecat-all-minilm-l6-v2-")
+        True
+    """
+    folder = Path(encoder)
+    identity = encoder
+    if folder.is_dir():
+        weights = [f.stat().st_mtime_ns for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))]
+        identity = f"{folder.resolve()}|{weights}"
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "-", f"bench-{Path(catalog).stem}-{folder.name}".lower()).strip("-")
+    return f"{slug[:180]}-{digest}"
 
 
 @dataclass

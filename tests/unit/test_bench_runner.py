@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -38,4 +40,16 @@ def test_shipped_configs_parse() -> None:
 
 
 def test_alias_is_a_valid_index_name() -> None:
-    assert alias_for("../data/My Catalog.jsonl", "runs/train/Icecat_TBHNS") == "bench-my-catalog-icecat-tbhns"
+    alias = alias_for("../data/My Catalog.jsonl", "runs/train/Icecat_TBHNS")
+    assert re.fullmatch(r"bench-my-catalog-icecat-tbhns-[0-9a-f]{8}", alias)
+
+
+def test_encoders_sharing_a_folder_name_get_their_own_alias(tmp_path: Path) -> None:
+    first, second = tmp_path / "a" / "icecat-taxonomy", tmp_path / "b" / "icecat-taxonomy"
+    for folder in (first, second):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"weights")
+    assert alias_for("icecat", str(first)) != alias_for("icecat", str(second))
+    before = alias_for("icecat", str(first))
+    os.utime(first / "model.safetensors", ns=(1, 1))  # retrained in place
+    assert alias_for("icecat", str(first)) != before

@@ -84,3 +84,20 @@ def index_config(os_client) -> Iterator[IndexConfig]:  # type: ignore[no-untyped
 def fixture_products(name: str) -> list[Product]:
     """All products of a committed fixture catalog."""
     return list(read_catalog(FIXTURES / name))
+
+
+def run_bench(config_file: Path, out: Path, opensearch_config: OpenSearchConfig, os_client, cleanup: str,  # type: ignore[no-untyped-def]
+              monkeypatch: pytest.MonkeyPatch) -> str:  # fmt: skip
+    """`tbhns bench run CONFIG_FILE --out OUT` on the test cluster; delete the indices matching `cleanup` after.
+    Returns the command's output; fails the test when it exits non-zero."""
+    from click.testing import CliRunner
+
+    from tbhns_opensearch.cli import cli
+
+    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
+    try:
+        result = CliRunner().invoke(cli, ["bench", "run", str(config_file), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    finally:
+        os_client.indices.delete(index=cleanup, ignore_unavailable=True)
+    return result.output

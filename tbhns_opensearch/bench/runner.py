@@ -234,20 +234,22 @@ def top_category_groups(qrels: Qrels, products: Sequence[Product]) -> dict[str, 
     return groups
 
 
-def alias_for(catalog: str, encoder: str) -> str:
+def alias_for(catalog: str, encoder: str, data_dir: str | None = None) -> str:
     """The index alias a catalog is ingested under for one encoder: readable, plus a digest of the encoder's
-    identity (a local folder's absolute path and weights' mtime, else the name), so two encoders sharing a
-    folder name, or a retrained folder, never reuse each other's vectors.
+    identity (a local folder's absolute path and weights' mtime, else the name) and of the data folder, so
+    two encoders sharing a folder name, a retrained folder, or another copy of a set never reuse each other's
+    index.
 
     Example:
         >>> alias_for("icecat", "all-MiniLM-L6-v2").startswith("bench-icecat-all-minilm-l6-v2-")
         True
     """
     folder = Path(encoder)
-    identity = encoder
+    model = encoder
     if folder.is_dir():
         weights = [f.stat().st_mtime_ns for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))]
-        identity = f"{folder.resolve()}|{weights}"
+        model = f"{folder.resolve()}|{weights}"
+    identity = f"{model}|{Path(data_dir).resolve() if data_dir else ''}"
     digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
     slug = re.sub(r"[^a-z0-9]+", "-", f"bench-{Path(catalog).stem}-{folder.name}".lower()).strip("-")
     return f"{slug[:180]}-{digest}"
@@ -328,7 +330,8 @@ class BenchRun:
         from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
         from tbhns_opensearch.index.templates import IndexConfig
 
-        alias = alias_for(self.config.catalog or Path(self.config.training_config or "catalog").stem, encoder)
+        catalog = self.config.catalog or Path(self.config.training_config or "catalog").stem
+        alias = alias_for(catalog, encoder, self.config.data_dir)
         if client.indices.exists_alias(name=alias) and client.count(index=alias)["count"] == len(self.products):
             return alias
         ingest_products(client, self.products, Encoder(encoder), IndexConfig(alias=alias), IngestConfig(rebuild=True))

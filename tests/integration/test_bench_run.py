@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from tbhns_opensearch.catalog import read_judgments_csv, write_catalog_jsonl
-from tbhns_opensearch.cli import cli
 from tbhns_opensearch.training.examples import LabelledQuery, write_labelled_queries
-from tests.conftest import FIXTURES, fixture_products
+from tests.conftest import FIXTURES, fixture_products, run_bench
 
 pytestmark = pytest.mark.integration
 QUERIES = ("bluetooth speaker", "smartwatch", "gaming mouse pad")
@@ -30,16 +28,11 @@ def test_bench_run_writes_runs_report_and_plots(opensearch_config, os_client, tm
         '[[systems]]\nname = "bm25"\nmode = "bm25"\n'
         '[[systems]]\nname = "semantic-base"\nmode = "semantic"\nencoder = "all-MiniLM-L6-v2"\n'
     )
-    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
     out = tmp_path / "report"
-    try:
-        result = CliRunner().invoke(cli, ["bench", "run", str(tmp_path / "bench.toml"), "--out", str(out)])
-        assert result.exit_code == 0, result.output
-    finally:
-        os_client.indices.delete(index="bench-bench-catalog-*", ignore_unavailable=True)
+    output = run_bench(tmp_path / "bench.toml", out, opensearch_config, os_client, "bench-bench-catalog-*", monkeypatch)
     report = json.loads((out / "report.json").read_text())
     assert {system["name"] for system in report["systems"]} == {"bm25", "semantic-base"}
     assert (out / "runs" / "bm25.trec").read_text().count("\n") > 0
     assert (out / "recall_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "**real**" in (out / "summary.md").read_text()
-    assert "| bm25 |" in result.output
+    assert "| bm25 |" in output

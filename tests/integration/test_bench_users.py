@@ -10,9 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from tbhns_opensearch.cli import cli
+from tbhns_opensearch.bench.runner import alias_for
+from tests.conftest import run_bench
 
 pytestmark = pytest.mark.integration
 AISLES = {"1": "chocolate candy", "2": "tea", "3": "cookies cakes"}
@@ -56,13 +55,9 @@ def test_bench_with_users_personalizes_above_min_history_and_falls_back_below(
         '[[systems]]\nname = "personalized"\nmode = "personalized"\nencoder = "all-MiniLM-L6-v2"\n'
         '[[systems]]\nname = "hybrid"\nmode = "hybrid"\nencoder = "all-MiniLM-L6-v2"\npersonalize = false\n'
     )
-    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
     out = tmp_path / "report"
-    try:
-        result = CliRunner().invoke(cli, ["bench", "run", str(tmp_path / "bench.toml"), "--out", str(out)])
-        assert result.exit_code == 0, result.output
-    finally:
-        os_client.indices.delete(index="bench-instacart-*", ignore_unavailable=True)
+    cleanup = alias_for("instacart", "all-MiniLM-L6-v2", str(data)) + "*"  # the index and its users index
+    run_bench(tmp_path / "bench.toml", out, opensearch_config, os_client, cleanup, monkeypatch)
     report = json.loads((out / "report.json").read_text())
     systems = {system["name"]: system for system in report["systems"]}
     # user 7 (5 purchases before the held-out cookie) is personalized; 8 (1) and 9 (1) fall back

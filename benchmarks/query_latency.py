@@ -2,15 +2,18 @@
 
 Queries are the distinct real shopper queries of the Icecat judgments. Each query runs once in every mode,
 modes interleaved query by query, after a warm-up pass (model loaded, pipeline created, cluster caches
-filled). Latency is the wall time of `SearchClient.search` (query encoding, user `get`, requests, parsing),
+filled). Latency is the wall time of `SearchClient.search` (query encoding, user profile, requests, parsing),
 measured twice: with the query-vector cache off (every query encoded) and with every query already in the
 cache (what repeated queries cost; isolates the cluster side). Personalized and hybrid-with-user searches cycle
 through `--users` users whose histories are `--history` random catalog products each (seeded, marked
-simulated; they only need to exist), written to a temporary users index that is deleted at the end.
+simulated; they only need to exist), written to a temporary users index that is deleted at the end. Their
+profiles are reused for `user_ttl_s` (the client's default), except in the row "personalized, profile read",
+which reads the profile on every query; "hybrid server, depth 24" retrieves k candidates per sub-query
+instead of 100.
 
-Run against a full Icecat index built with the same encoder, e.g.:
-    tbhns ingest --dataset icecat --alias icecat
-    python benchmarks/query_latency.py --alias icecat
+Run against a full Icecat index built with the same encoder, e.g. with an exported (ONNX) encoder:
+    tbhns ingest --dataset icecat --alias icecat --encoder runs/train/icecat-taxonomy
+    python benchmarks/query_latency.py --alias icecat --encoder runs/train/icecat-taxonomy
 It writes benchmarks/results/query_latency_icecat.md.
 """
 
@@ -23,7 +26,9 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
 from tbhns_opensearch.catalog.adapters import load_judgments
@@ -35,21 +40,34 @@ from tbhns_opensearch.query.service import SearchClient, SearchResponse
 from tbhns_opensearch.training.personalization import PersonalizationConfig, UserEvent
 
 RESULTS = Path(__file__).parent / "results" / "query_latency_icecat.md"
+SHALLOW_DEPTH = 24  # a hybrid depth equal to k: OpenSearch's own default (each sub-query returns `size`)
 
 
 def systems(search: SearchClient, users: Sequence[str]) -> dict[str, Callable[[str, int], SearchResponse]]:
-    """Name -> (query, index of the query) -> response, for every mode and hybrid path."""
+    """Name -> (query, index of the query) -> response, for every mode and hybrid path. Rows with "profile
+    read" read the user's profile on every query (TTL cache off); the others reuse it (`user_ttl_s`)."""
     def user(i: int) -> str:
         return users[i % len(users)]
 
+    reader = replace_client(search, user_ttl_s=0.0)
+    shallow = replace_client(search, hybrid=replace(search.hybrid, depth=SHALLOW_DEPTH))
     return {
         "bm25": lambda q, i: search.search(q, mode="bm25"),
         "semantic": lambda q, i: search.search(q, mode="semantic"),
         "personalized": lambda q, i: search.search(q, mode="personalized", user_id=user(i)),
+        "personalized, profile read": lambda q, i: reader.search(q, mode="personalized", user_id=user(i)),
         "hybrid server": lambda q, i: search.search(q, mode="hybrid", path="server"),
+        f"hybrid server, depth {SHALLOW_DEPTH}": lambda q, i: shallow.search(q, mode="hybrid", path="server"),
         "hybrid client": lambda q, i: search.search(q, mode="hybrid", path="client"),
         "hybrid server + user": lambda q, i: search.search(q, mode="hybrid", path="server", user_id=user(i)),
     }
+
+
+def replace_client(search: SearchClient, **changes: Any) -> SearchClient:
+    """A client like `search` (same cluster, index, users index, encoder and settings) but for `changes`."""
+    settings: dict[str, Any] = {"users_index": search.users_index, "personalization": search.personalization,
+                                "hybrid": search.hybrid, "cache_size": search.query_encoder.capacity}  # fmt: skip
+    return SearchClient(search.opensearch, search.index, search.query_encoder.encoder, **(settings | changes))
 
 
 def measure(runs: dict[str, Callable[[str, int], SearchResponse]], queries: Sequence[str],
@@ -97,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     finally:
         client.indices.delete(index=users_index, ignore_unavailable=True)
-    report = render(args, documents, len(queries), tables, os.getloadavg()[0])
+    report = render(args, documents, len(queries), tables, os.getloadavg()[0], uncached.query_encoder.encoder.backend)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
@@ -105,14 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dict[str, dict[str, LatencyStats]],
-           load: float) -> str:  # fmt: skip
+           load: float, backend: str) -> str:  # fmt: skip
     lines = [
         "# Query latency by mode — Icecat",
         "",
         f"{n_queries} distinct real Icecat queries, each once per mode (interleaved) after a warm-up pass; one "
-        f"client; {documents} products behind `{args.alias}`; encoder `{args.encoder}` (torch, CPU); k = 24; "
-        f"hybrid = min-max 0.3/0.7 over 100 candidates per sub-query; {args.users} simulated users with "
-        f"{args.history} events each for the rows with a user. BM25 never encodes, so its rows match.",
+        f"client; {documents} products behind `{args.alias}`; encoder `{args.encoder}` ({backend}, CPU); k = 24; "
+        f"hybrid = min-max 0.3/0.7 over 100 candidates per sub-query unless the row names another depth; "
+        f"{args.users} simulated users with {args.history} events each for the rows with a user; their profiles "
+        "are reused for 60 s (`user_ttl_s`) except in the \"profile read\" row. BM25 never encodes, so its "
+        "rows match.",
     ]
     for title, stats in tables.items():
         base = stats["bm25"]
@@ -123,7 +143,7 @@ def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dic
                          f"{row.p50_ms / base.p50_ms:.1f}x | {row.p95_ms / base.p95_ms:.1f}x |")  # fmt: skip
     lines += [
         "",
-        f"Run: `python benchmarks/query_latency.py --alias {args.alias}` on {platform.machine()} with "
+        f"Run: `python benchmarks/query_latency.py --alias {args.alias} --encoder {args.encoder}` on {platform.machine()} with "
         f"{os.cpu_count()} CPU cores shared with other work (1-minute load average at the end: {load:.1f}); "
         "the node runs on the same machine.",
         "",

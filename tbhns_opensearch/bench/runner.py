@@ -27,6 +27,8 @@ from tbhns_opensearch.bench.breakdown import history_bucket
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, load_judgments, read_dataset
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.index.templates import IndexConfig
+from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.training.examples import LabelledQuery, read_labelled_queries, split_by_query
 from tbhns_opensearch.training.personalization import PersonalizationConfig, UserEvent
 from tbhns_opensearch.training.user_sources import aisle_queries, instacart_holdout, split_users
@@ -299,7 +301,15 @@ class BenchRun:
         )
         breakdowns = {"top_category": top_category_groups(qrels, self.products)} if config.breakdown else {}
         breakdowns |= query_set.groups
-        environment = {"opensearch": client.info()["version"]["number"], "queries": str(len(texts))}
+        index, hybrid = IndexConfig(), HybridConfig()
+        environment = {
+            "opensearch": client.info()["version"]["number"], "queries": str(len(texts)),
+            "index": (f"{index.shards} shard, {index.replicas} replicas; knn_vector HNSW engine={index.engine} "
+                      f"space={index.space_type} m={index.m} ef_construction={index.ef_construction} "
+                      f"ef_search={index.ef_search}"),
+            "hybrid": (f"{hybrid.fusion}, weights (bm25, vector) {hybrid.weights}, {hybrid.depth} candidates per "
+                       "sub-query"),
+        }  # fmt: skip
         result = BenchResult(
             title=config.title,
             dataset=f"{config.catalog or config.training_config} ({len(texts)} {config.source} queries, split={config.split})",
@@ -328,7 +338,6 @@ class BenchRun:
     def _ensure_ingested(self, client: Any, encoder: str) -> str:
         from tbhns_opensearch.encoder import Encoder
         from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
-        from tbhns_opensearch.index.templates import IndexConfig
 
         catalog = self.config.catalog or Path(self.config.training_config or "catalog").stem
         alias = alias_for(catalog, encoder, self.config.data_dir)

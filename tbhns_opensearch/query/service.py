@@ -51,6 +51,7 @@ from tbhns_opensearch.training.personalization import (
     personalize,
 )
 
+PROFILE_CACHE_SIZE = 10_000  # user profiles kept for `user_ttl_s` (~1.6 KB each at 384 dimensions)
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it
 
 
@@ -132,9 +133,10 @@ class SearchClient:
         backend: Encoder backend when `encoder` is a path; None: onnx when the directory has an export.
         personalization: alpha and min_history.
         hybrid: Fusion, weights, depth and the server/client path.
-        cache_size: Query vectors kept in the LRU cache, and user profiles kept in the TTL cache.
-        user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again;
-            0 reads it on every search. Profiles change only at `ingest-users` time.
+        cache_size: Query vectors kept in the LRU cache.
+        user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again
+            (the `PROFILE_CACHE_SIZE` most recent users); 0 reads it on every search. Profiles change only
+            at `ingest-users` time.
 
     Example:
         >>> client = SearchClient(OpenSearchConfig(url="http://127.0.0.1:9200"))  # connects to nothing yet
@@ -162,7 +164,7 @@ class SearchClient:
         self.query_encoder = QueryEncoder(encoder, backend=backend, cache_size=cache_size)
         self._pipelines: set[str] = set()
         self._profiles: TTLCache[str, UserProfile | None] | None = (
-            TTLCache(maxsize=max(cache_size, 1), ttl=user_ttl_s) if user_ttl_s > 0 else None
+            TTLCache(maxsize=PROFILE_CACHE_SIZE, ttl=user_ttl_s) if user_ttl_s > 0 else None
         )
         self._profiles_lock = threading.Lock()
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tbhns_opensearch.bench.runner import BenchConfig, SystemSpec, alias_for, query_ids, top_category_groups
+from tbhns_opensearch.bench.runner import (
+    BenchConfig,
+    SystemSpec,
+    alias_for,
+    load_inputs,
+    query_ids,
+    top_category_groups,
+)
 from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.errors import BenchError
 
@@ -53,3 +61,13 @@ def test_encoders_sharing_a_folder_name_get_their_own_alias(tmp_path: Path) -> N
     before = alias_for("icecat", str(first))
     os.utime(first / "model.safetensors", ns=(1, 1))  # retrained in place
     assert alias_for("icecat", str(first)) != before
+
+
+def test_wands_config_reads_a_folder_in_the_published_layout() -> None:
+    root = Path(__file__).resolve().parents[2]
+    config = replace(BenchConfig.from_toml(root / "benchmarks" / "configs" / "wands.toml"),
+                     data_dir=str(root / "tests" / "fixtures" / "wands"), split="all")  # fmt: skip
+    products, query_set = load_inputs(config)
+    assert products and query_set.texts
+    assert {grade for grades in query_set.qrels.values() for grade in grades.values()} <= {0, 1, 2}
+    assert config.threshold == 2 and config.source == "real"

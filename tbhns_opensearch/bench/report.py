@@ -79,15 +79,19 @@ class SystemResult:
     def from_run(cls, ranked: RankedRun, qrels: Mapping[str, Mapping[str, int]],
                  config: MetricConfig | None = None, *, latencies_s: Sequence[float] = (),
                  wall_s: float | None = None) -> SystemResult:
-        """Evaluate `ranked` (full and judged-only) and keep its labels.
+        """Evaluate `ranked` (full, and judged-only when the qrels judge some documents non-relevant: with
+        relevant-only qrels a condensed list holds nothing but relevant documents) and keep its labels.
 
         Example:
             >>> SystemResult.from_run(RankedRun("bm25", run, "bm25", "real"), qrels).evaluation.mean  # doctest: +SKIP
         """
+        evaluation = evaluate(ranked.run, qrels, config)
+        threshold = evaluation.config.threshold
+        judges_non_relevant = any(grade < threshold for grades in qrels.values() for grade in grades.values())
         return cls(
             name=ranked.name, mode=ranked.mode, source=ranked.source, encoder=ranked.encoder,
-            evaluation=evaluate(ranked.run, qrels, config),
-            judged_only=evaluate(ranked.run, qrels, config, judged_only=True),
+            evaluation=evaluation,
+            judged_only=evaluate(ranked.run, qrels, config, judged_only=True) if judges_non_relevant else None,
             latencies_s=tuple(latencies_s), wall_s=wall_s, metadata=dict(ranked.metadata),
         )
 
@@ -299,7 +303,9 @@ def _effectiveness_section(result: BenchResult) -> list[str]:
 def _judged_only_section(result: BenchResult) -> list[str]:
     condensed = [(s, s.judged_only) for s in result.systems if s.judged_only]
     if not condensed:
-        return []
+        return ["## Judged-only (condensed lists)", "",
+                ("Not computed: the qrels judge no document non-relevant (e.g. held-out purchases), so a "
+                 "condensed list would hold only relevant documents.")]
     judged = f"judged@{condensed[0][1].config.judged_k}"
     names = [m for m in condensed[0][1].config.names if m != judged]
     rows = [[s.name, f"{s.evaluation.mean[judged]:.3f}", *(f"{ev.mean[m]:.4f}" for m in names)]

@@ -153,3 +153,12 @@ def test_latency_stats():
 def test_metric_labels():
     assert [metric_label(m) for m in ("recall@10", "ndcg@10", "mrr@100", "judged@10")] == [
         "R@10", "NDCG@10", "MRR@100", "judged@10"]
+
+
+def test_relevant_only_qrels_get_no_judged_only_view(tmp_path):
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}  # held-out purchases: nothing judged non-relevant
+    run = {"q1": {"d1": 2.0, "d9": 1.0}, "q2": {"d9": 2.0, "d2": 1.0}}
+    system = SystemResult.from_run(RankedRun("semantic", run, mode="semantic", source="real"), qrels)
+    assert system.judged_only is None
+    write_report(BenchResult("users", "toy", (system,), "semantic"), tmp_path)
+    assert "Not computed: the qrels judge no document non-relevant" in (tmp_path / "summary.md").read_text()

@@ -28,6 +28,9 @@ ENGINES = {
 """k-NN engines and the space types each accepts. The Maven Central k-NN zip carries only Lucene."""
 
 
+TEMPLATE_BASE_PRIORITY = 100
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     """Where products are written and how their vectors are indexed."""
@@ -74,9 +77,19 @@ def load_template(name: str) -> dict[str, Any]:
 
 
 def render_product_template(config: IndexConfig) -> dict[str, Any]:
-    """The product template with the alias pattern, vector field and HNSW settings of `config` (pure)."""
+    """The product template with the alias pattern, vector field and HNSW settings of `config` (pure).
+
+    Patterns of aliases that prefix each other overlap ("shop-*" matches "shop-eu-*" indices), and OpenSearch
+    refuses overlapping templates of equal priority. The priority grows with the alias length, so the
+    longer, more specific alias wins for its own indices; equal-length aliases never overlap.
+
+    Example:
+        >>> [render_product_template(IndexConfig(alias=a))["priority"] for a in ("shop", "shop-eu")]
+        [104, 107]
+    """
     template = copy.deepcopy(load_template("products"))
     template["index_patterns"] = [f"{config.alias}-*"]
+    template["priority"] = TEMPLATE_BASE_PRIORITY + len(config.alias)
     body = template["template"]
     body["settings"]["index"].update(
         {

@@ -1,6 +1,6 @@
 """The users index: user vectors computed from histories at ingest, read with one `get` at query time.
 
-`ingest_users` takes the product vectors already in the product index (one `mget` per 500 ids), encodes
+`ingest_users` takes the product vectors already in the product index (500 ids per request), encodes
 the products it cannot find there when a catalog and an encoder are given, builds the profiles with the
 personalization rules (`training.personalization`) and writes one document per user (`_id` = user id).
 
@@ -33,7 +33,8 @@ from tbhns_opensearch.training.personalization import (
     build_user_profiles,
 )
 
-MGET_CHUNK = 500
+VECTOR_CHUNK = 500
+VECTOR_SCRIPT = "doc['embedding'].getValue()"  # k-NN's painless access to the stored vector (doc values)
 
 
 @dataclass(frozen=True)
@@ -110,20 +111,21 @@ def get_user_profile(client: OpenSearch, users_index: str, user_id: str) -> User
 
 
 def fetch_product_vectors(client: OpenSearch, alias: str, product_ids: Iterable[str]) -> dict[str, np.ndarray]:
-    """Product id -> stored embedding, for the ids found behind `alias` (mget, 500 ids per request)."""
+    """Product id -> stored embedding, for the ids found behind `alias` (read from the vector's doc values:
+    the template keeps it out of `_source`; 500 ids per request)."""
     ids = sorted(set(product_ids))
     vectors: dict[str, np.ndarray] = {}
-    for start in range(0, len(ids), MGET_CHUNK):
+    for start in range(0, len(ids), VECTOR_CHUNK):
+        chunk = ids[start:start + VECTOR_CHUNK]
+        body = {"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}},
+                "script_fields": {"embedding": {"script": {"source": VECTOR_SCRIPT}}}}  # fmt: skip
         try:
-            chunk = ids[start:start + MGET_CHUNK]
-            response = client.mget(index=alias, body={"ids": chunk}, params={"_source": "embedding"})
+            response = client.search(index=alias, body=body)
         except TransportError as exc:
             raise IngestError(f"cannot read product vectors from {alias}: {exc.info or exc}; "
                               "ingest the catalog first (`tbhns ingest`) or pass --alias") from exc
-        for doc in response["docs"]:
-            embedding = doc.get("_source", {}).get("embedding") if doc.get("found") else None
-            if embedding is not None:
-                vectors[doc["_id"]] = np.asarray(embedding, dtype=np.float32)
+        for hit in response["hits"]["hits"]:
+            vectors[hit["_id"]] = np.asarray(hit["fields"]["embedding"][0], dtype=np.float32)
     return vectors
 
 

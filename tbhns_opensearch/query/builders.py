@@ -213,5 +213,17 @@ def build_hybrid(
     return _request({"hybrid": hybrid}, size, offset)
 
 
+def ids_only(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` returning ids and scores only. On a single shard OpenSearch fetches a hybrid query's fields
+    for all `pagination_depth` candidates before fusing them, which made fields most of hybrid's latency;
+    read the fields of the final page afterwards instead (one `mget`).
+
+    Example:
+        >>> ids_only(build_bm25("usb cable", 10))["stored_fields"]  # no fields; `_id` and `_score` still come
+        []
+    """
+    return {**body, "_source": False, "stored_fields": []}
+
+
 def _request(query: dict[str, Any], size: int, offset: int) -> dict[str, Any]:
     return {"size": size, "from": offset, "_source": False, "stored_fields": list(SOURCE_FIELDS), "query": query}

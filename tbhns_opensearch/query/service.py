@@ -35,12 +35,14 @@ from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.errors import ClusterError, SearchError
 from tbhns_opensearch.index.users import get_user_profile
 from tbhns_opensearch.query.builders import (
+    SOURCE_FIELDS,
     Filters,
     build_bm25,
     build_hybrid,
     build_knn,
     build_personalized,
     clip_query_text,
+    ids_only,
 )
 from tbhns_opensearch.query.encoding import QueryEncoder
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, search_pipeline
@@ -259,26 +261,34 @@ class SearchClient:
     # --- hybrid paths --------------------------------------------------------------------------------------
     def _server_hybrid(self, request: SearchRequest, vector: np.ndarray, depth: int) -> list[SearchHit]:
         name = self._ensure_pipeline()
-        body = build_hybrid(request.text, vector, request.k, depth, request.filters, request.offset)
-        hits = parse_hits(self._send(body, search_pipeline=name))
-        if not request.explain:
-            return hits
-        parts = _parts(self._sub_queries(request, vector, depth))
-        return [replace(hit, parts=parts.get(hit.id, {})) for hit in hits]
+        body = ids_only(build_hybrid(request.text, vector, request.k, depth, request.filters, request.offset))
+        ranked = [(hit.id, hit.score) for hit in parse_hits(self._send(body, search_pipeline=name))]
+        parts = _parts(self._sub_queries(request, vector, depth)) if request.explain else {}
+        return self._page(ranked, parts)
 
     def _client_hybrid(self, request: SearchRequest, vector: np.ndarray, depth: int) -> list[SearchHit]:
         bm25, knn = self._sub_queries(request, vector, depth)
         ranked = [[(hit.id, hit.score) for hit in hits] for hits in (bm25, knn)]
         fused = fuse(ranked, self.hybrid)[request.offset:request.offset + request.k]
-        by_id = {hit.id: hit for hit in (*knn, *bm25)}
-        parts = _parts((bm25, knn)) if request.explain else {}
-        return [replace(by_id[product_id], score=score, parts=parts.get(product_id, {})) for product_id, score in fused]
+        return self._page(fused, _parts((bm25, knn)) if request.explain else {})
+
+    def _page(self, ranked: list[tuple[str, float]], parts: dict[str, dict[str, float]]) -> list[SearchHit]:
+        """Hits for the final (id, score) page, their stored fields read with one `mget`."""
+        if not ranked:
+            return []
+        with self._cluster_call(f"reading {len(ranked)} products from {self.index}"):
+            docs = self.client.mget(index=self.index, body={"ids": [product_id for product_id, _ in ranked]},
+                                    params={"stored_fields": ",".join(SOURCE_FIELDS), "_source": "false"})["docs"]  # fmt: skip
+        fields = {doc["_id"]: doc.get("fields", {}) for doc in docs}
+        return [_hit(product_id, score, fields.get(product_id, {}), parts.get(product_id, {}))
+                for product_id, score in ranked]  # fmt: skip
 
     def _sub_queries(
         self, request: SearchRequest, vector: np.ndarray, depth: int
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """The BM25 and knn candidate lists (top `depth` each) that hybrid fuses, in one msearch."""
-        bodies = [build_bm25(request.text, depth, request.filters), build_knn(vector, depth, request.filters)]
+        bodies = [ids_only(build_bm25(request.text, depth, request.filters)),
+                  ids_only(build_knn(vector, depth, request.filters))]  # fmt: skip
         lines: list[dict[str, Any]] = [line for body in bodies for line in ({"index": self.index}, body)]
         with self._cluster_call(f"hybrid sub-queries on {self.index}"):
             responses = self.client.msearch(body=lines)["responses"]
@@ -371,20 +381,22 @@ def parse_hits(raw: dict[str, Any], part: str | None = None) -> list[SearchHit]:
     """Typed hits from a raw OpenSearch search response; `part` names the score in `parts` (explain)."""
     hits = []
     for hit in raw["hits"]["hits"]:
-        fields = hit.get("fields", {})  # stored fields come as lists
         score = float(hit["_score"] or 0.0)
-        hits.append(
-            SearchHit(
-                id=hit["_id"],
-                score=score,
-                title=(fields.get("title") or [""])[0],
-                category_path=tuple(fields.get("category_names") or ()),
-                brand=(fields.get("brand") or [""])[0],
-                price=(fields.get("price") or [None])[0],
-                parts={part: score} if part else {},
-            )
-        )
+        hits.append(_hit(hit["_id"], score, hit.get("fields", {}), {part: score} if part else {}))
     return hits
+
+
+def _hit(product_id: str, score: float, fields: dict[str, list[Any]], parts: dict[str, float]) -> SearchHit:
+    """A hit from its stored fields (OpenSearch returns each as a list)."""
+    return SearchHit(
+        id=product_id,
+        score=score,
+        title=(fields.get("title") or [""])[0],
+        category_path=tuple(fields.get("category_names") or ()),
+        brand=(fields.get("brand") or [""])[0],
+        price=(fields.get("price") or [None])[0],
+        parts=parts,
+    )
 
 
 def _parts(sub_results: tuple[list[SearchHit], list[SearchHit]]) -> dict[str, dict[str, float]]:

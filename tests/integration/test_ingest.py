@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.catalog import read_catalog
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
-from tbhns_opensearch.index.templates import alias_targets, create_index
+from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index
+from tbhns_opensearch.index.users import fetch_product_vectors
 from tbhns_opensearch.query.builders import build_bm25, build_knn
 from tests.conftest import FIXTURES, fixture_products
 
@@ -35,8 +38,6 @@ def test_index_from_template_has_knn_vector_mapping(os_client, index_config) -> 
 @pytest.fixture(scope="module")
 def fixture_catalog(os_client, encoder):  # type: ignore[no-untyped-def]
     """Icecat and Amazon UK toys fixtures (3,000 products) ingested once for this module."""
-    from tbhns_opensearch.index.templates import IndexConfig
-
     config = IndexConfig(alias="test-catalog")
     products = fixture_products("icecat_products.jsonl") + fixture_products("toys_products.jsonl")
     summary = ingest_products(os_client, products, encoder, config, QUIET)
@@ -52,7 +53,10 @@ def test_ingest_indexes_every_product_with_a_vector(os_client, encoder, fixture_
     with_vector = os_client.count(index=config.alias, body={"query": {"exists": {"field": "embedding"}}})["count"]
     assert with_vector == len(products)
     document = os_client.get(index=config.alias, id=products[0].id)["_source"]
-    assert len(document["embedding"]) == encoder.dimension
+    assert "embedding" not in document  # kept out of _source (fetch cost); read from doc values instead
+    vector = fetch_product_vectors(os_client, config.alias, [products[0].id])[products[0].id]
+    assert vector.shape == (encoder.dimension,)
+    np.testing.assert_allclose(vector, encoder.encode([products[0].text_for_embedding()])[0], atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +136,17 @@ def test_cli_ingest_of_a_malformed_catalog_indexes_good_lines_and_names_bad_ones
     assert {entry["field"] for entry in lines} >= {"title", "price"}
     assert all(entry["line"] > 0 for entry in lines)
     assert "malformed_catalog.jsonl:" in result.stderr
+
+
+def test_aliases_that_prefix_each_other_get_their_own_template(os_client) -> None:
+    base = f"test-prefix-{uuid.uuid4().hex[:8]}"
+    configs = [IndexConfig(alias=base, dimension=8), IndexConfig(alias=f"{base}-eu", dimension=16)]
+    try:
+        indices = [create_index(os_client, config) for config in configs]
+        for config, index in zip(configs, indices):
+            mapping = os_client.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+            assert mapping["embedding"]["dimension"] == config.dimension
+    finally:
+        os_client.indices.delete(index=f"{base}-*", ignore_unavailable=True)
+        for config in configs:
+            os_client.indices.delete_index_template(name=config.template_name, ignore=[404])

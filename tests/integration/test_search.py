@@ -23,7 +23,7 @@ from tbhns_opensearch.catalog import Product, write_catalog_jsonl
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import IndexConfig
-from tbhns_opensearch.index.users import UsersIngestConfig, get_user_profile, ingest_users
+from tbhns_opensearch.index.users import UsersIngestConfig, fetch_product_vectors, get_user_profile, ingest_users
 from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.query.service import SearchClient, SearchHit, SearchResponse
@@ -235,8 +235,9 @@ def test_syntax_is_plain_text(env: Env) -> None:
 def test_stored_profile_matches_the_fixture_user(os_client, env: Env) -> None:
     profile = get_user_profile(os_client, env.users_index, "slotcar-fan")
     assert profile is not None and (profile.event_count, profile.source) == (6, "real")
-    vectors = np.stack([os_client.get(index=env.alias, id=pid)["_source"]["embedding"]
-                        for pid in sorted(p for p in env.products if env.products[p].taxonomy_path[:2] == SLOT_CARS)[:6]])
+    fan_products = sorted(p for p in env.products if env.products[p].taxonomy_path[:2] == SLOT_CARS)[:6]
+    stored = fetch_product_vectors(os_client, env.alias, fan_products)
+    vectors = np.stack([stored[pid] for pid in fan_products])
     expected = vectors.mean(axis=0)
     np.testing.assert_allclose(profile.vector, expected / np.linalg.norm(expected), atol=1e-6)
     assert get_user_profile(os_client, env.users_index, "nobody") is None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Sequence
+
+import numpy as np
 
 from tbhns_opensearch.catalog.product import Product
 
@@ -40,4 +43,21 @@ def product_document(product: Product, vector: Sequence[float] | None) -> dict[s
     }
     if vector is not None:
         document["embedding"] = [float(x) for x in vector]
+        document["embedding_bytes"] = vector_bytes(vector)
     return document
+
+
+def vector_bytes(vector: Sequence[float]) -> str:
+    """The `embedding_bytes` value: the vector as little-endian float32, base64. Kept in doc values (the
+    template keeps both vector fields out of `_source`), it is how vectors are read back (`decode_vector`).
+
+    Example:
+        >>> decode_vector(vector_bytes([0.5, 0.25])).tolist()
+        [0.5, 0.25]
+    """
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_vector(value: str) -> np.ndarray:
+    """The float32 vector (dim,) of an `embedding_bytes` value."""
+    return np.frombuffer(base64.b64decode(value), dtype="<f4").copy()

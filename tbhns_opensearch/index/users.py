@@ -25,6 +25,7 @@ from opensearchpy.exceptions import TransportError
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.errors import IngestError
+from tbhns_opensearch.index.documents import decode_vector
 from tbhns_opensearch.index.templates import load_template
 from tbhns_opensearch.training.personalization import (
     PersonalizationConfig,
@@ -34,7 +35,6 @@ from tbhns_opensearch.training.personalization import (
 )
 
 VECTOR_CHUNK = 500
-VECTOR_SCRIPT = "doc['embedding'].getValue()"  # k-NN's painless access to the stored vector (doc values)
 
 
 @dataclass(frozen=True)
@@ -111,21 +111,22 @@ def get_user_profile(client: OpenSearch, users_index: str, user_id: str) -> User
 
 
 def fetch_product_vectors(client: OpenSearch, alias: str, product_ids: Iterable[str]) -> dict[str, np.ndarray]:
-    """Product id -> stored embedding, for the ids found behind `alias` (read from the vector's doc values:
-    the template keeps it out of `_source`; 500 ids per request)."""
+    """Product id -> stored embedding, for the ids found behind `alias`: read from the `embedding_bytes` doc
+    values (the template keeps vectors out of `_source`), 500 ids per request."""
     ids = sorted(set(product_ids))
     vectors: dict[str, np.ndarray] = {}
     for start in range(0, len(ids), VECTOR_CHUNK):
         chunk = ids[start:start + VECTOR_CHUNK]
         body = {"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}},
-                "script_fields": {"embedding": {"script": {"source": VECTOR_SCRIPT}}}}  # fmt: skip
+                "docvalue_fields": ["embedding_bytes"]}  # fmt: skip
         try:
             response = client.search(index=alias, body=body)
         except TransportError as exc:
             raise IngestError(f"cannot read product vectors from {alias}: {exc.info or exc}; "
                               "ingest the catalog first (`tbhns ingest`) or pass --alias") from exc
         for hit in response["hits"]["hits"]:
-            vectors[hit["_id"]] = np.asarray(hit["fields"]["embedding"][0], dtype=np.float32)
+            if "embedding_bytes" in hit.get("fields", {}):
+                vectors[hit["_id"]] = decode_vector(hit["fields"]["embedding_bytes"][0])
     return vectors
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.errors import TemplateError
-from tbhns_opensearch.index.documents import product_document
+from tbhns_opensearch.index.documents import decode_vector, product_document
 from tbhns_opensearch.index.templates import IndexConfig, render_product_template
 
 
@@ -47,4 +47,5 @@ def test_product_document_keeps_path_levels_and_vector() -> None:
     assert document["category_leaf"] == "Trains > Wooden"
     assert document["attribute_terms"] == ["age=3+"]
     assert document["embedding"] == [0.5, 0.25]
+    assert decode_vector(document["embedding_bytes"]).tolist() == [0.5, 0.25]
     assert product_document(Product(id="p2", title="x"), None)["category_path"] is None

@@ -7,6 +7,7 @@ never saw (the split is recomputed with the trainer's seed and fractions, so bot
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 import tomllib
@@ -27,7 +28,7 @@ from tbhns_opensearch.bench.breakdown import history_bucket
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, load_judgments, read_dataset
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
-from tbhns_opensearch.index.templates import IndexConfig
+from tbhns_opensearch.index.templates import IndexConfig, load_template
 from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.training.examples import LabelledQuery, read_labelled_queries, split_by_query
 from tbhns_opensearch.training.personalization import PersonalizationConfig, UserEvent
@@ -238,9 +239,9 @@ def top_category_groups(qrels: Qrels, products: Sequence[Product]) -> dict[str, 
 
 def alias_for(catalog: str, encoder: str, data_dir: str | None = None) -> str:
     """The index alias a catalog is ingested under for one encoder: readable, plus a digest of the encoder's
-    identity (a local folder's absolute path and weights' mtime, else the name) and of the data folder, so
-    two encoders sharing a folder name, a retrained folder, or another copy of a set never reuse each other's
-    index.
+    identity (a local folder's absolute path and weights' mtime, else the name), of the data folder and of the
+    product template, so two encoders sharing a folder name, a retrained folder, another copy of a set or
+    an index built from an older template is never reused.
 
     Example:
         >>> alias_for("icecat", "all-MiniLM-L6-v2").startswith("bench-icecat-all-minilm-l6-v2-")
@@ -251,7 +252,8 @@ def alias_for(catalog: str, encoder: str, data_dir: str | None = None) -> str:
     if folder.is_dir():
         weights = [f.stat().st_mtime_ns for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))]
         model = f"{folder.resolve()}|{weights}"
-    identity = f"{model}|{Path(data_dir).resolve() if data_dir else ''}"
+    template = json.dumps(load_template("products"), sort_keys=True)
+    identity = f"{model}|{Path(data_dir).resolve() if data_dir else ''}|{template}"
     digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
     slug = re.sub(r"[^a-z0-9]+", "-", f"bench-{Path(catalog).stem}-{folder.name}".lower()).strip("-")
     return f"{slug[:180]}-{digest}"

@@ -382,7 +382,9 @@ def parse_hits(raw: dict[str, Any], part: str | None = None) -> list[SearchHit]:
     hits = []
     for hit in raw["hits"]["hits"]:
         score = float(hit["_score"] or 0.0)
-        hits.append(_hit(hit["_id"], score, hit.get("fields", {}), {part: score} if part else {}))
+        fields = hit.get("fields", {})
+        product_id = hit["_id"] if "_id" in hit else fields["product_id"][0]  # ids_only: from doc values
+        hits.append(_hit(product_id, score, fields, {part: score} if part else {}))
     return hits
 
 

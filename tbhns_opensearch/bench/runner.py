@@ -282,10 +282,13 @@ class BenchRun:
         runs_dir.mkdir(parents=True, exist_ok=True)
         write_qrels(runs_dir / "qrels.txt", qrels)
         systems = []
+        users_by_alias: dict[str, dict[str, Any]] = {}  # systems sharing an encoder share its user profiles
         for spec in tqdm(config.systems, desc="systems", unit="system"):
             encoder = spec.encoder or self.default_encoder
             alias = self._ensure_ingested(client, encoder)
-            search = SearchClient(self.opensearch, index=alias, encoder=encoder, **self._users(client, alias, query_set))
+            if alias not in users_by_alias:
+                users_by_alias[alias] = self._users(client, alias, query_set)
+            search = SearchClient(self.opensearch, index=alias, encoder=encoder, **users_by_alias[alias])
             user_of = query_set.user_of if spec.personalize else {}
             run_system(search, dict(list(texts.items())[:5]), spec.mode, config.depth, user_of)  # warm-up
             passed = run_system(search, texts, spec.mode, config.depth, user_of)
@@ -327,13 +330,14 @@ class BenchRun:
 
     def _users(self, client: Any, alias: str, query_set: QuerySet) -> dict[str, Any]:
         """SearchClient arguments for a config with users: their profiles, built from this alias's product
-        vectors, written (idempotently, ids = user ids) to `<alias>-users`."""
+        vectors, written (idempotently, ids = user ids) to `users-<alias>` (a name outside the product
+        template's `<alias>-*` pattern)."""
         if not self.config.users:
             return {}
         from tbhns_opensearch.index.users import UsersIngestConfig, ingest_users
 
         personalization = self.config.users.personalization()
-        users_index = f"{alias}-users"
+        users_index = f"users-{alias}"
         ingest_users(client, query_set.events, UsersIngestConfig(alias, users_index, personalization))
         return {"users_index": users_index, "personalization": personalization}
 

@@ -56,7 +56,8 @@ def test_bench_with_users_personalizes_above_min_history_and_falls_back_below(
         '[[systems]]\nname = "hybrid"\nmode = "hybrid"\nencoder = "all-MiniLM-L6-v2"\npersonalize = false\n'
     )
     out = tmp_path / "report"
-    cleanup = alias_for("instacart", "all-MiniLM-L6-v2", str(data)) + "*"  # the index and its users index
+    alias = alias_for("instacart", "all-MiniLM-L6-v2", str(data))
+    cleanup = f"{alias}*,users-{alias}"  # the product index and its users index
     run_bench(tmp_path / "bench.toml", out, opensearch_config, os_client, cleanup, monkeypatch)
     report = json.loads((out / "report.json").read_text())
     systems = {system["name"]: system for system in report["systems"]}

@@ -183,16 +183,22 @@ def write_report(result: BenchResult, directory: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = _write_plots(result, out)
     report_json = out / "report.json"
-    report_json.write_text(json.dumps(_report_dict(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    group_significance = {key: _group_tests(result, groups) for key, groups in result.breakdowns.items()}
+    report_json.write_text(json.dumps(_report_dict(result, group_significance), indent=2, allow_nan=False) + "\n",
+                           encoding="utf-8")  # fmt: skip
     summary = out / "summary.md"
-    summary.write_text(_summary_markdown(result, [p.name for p in written]), encoding="utf-8")
+    summary.write_text(_summary_markdown(result, [p.name for p in written], group_significance), encoding="utf-8")
     return [report_json, summary, *written]
 
 
 # -- report.json ---------------------------------------------------------------------------------------------
 
 
-def _report_dict(result: BenchResult) -> dict[str, Any]:
+GroupSignificance = dict[str, dict[str, list[PairedTest]]]
+"""Breakdown name -> group -> the tests of each system vs the baseline on that group (`_group_tests`)."""
+
+
+def _report_dict(result: BenchResult, group_significance: GroupSignificance) -> dict[str, Any]:
     return {
         "title": result.title,
         "dataset": result.dataset,
@@ -209,8 +215,8 @@ def _report_dict(result: BenchResult) -> dict[str, Any]:
             for key, groups in result.breakdowns.items()
         },
         "breakdown_significance": {
-            key: {group: [asdict(t) for t in tests] for group, tests in _group_tests(result, groups).items()}
-            for key, groups in result.breakdowns.items()
+            key: {group: [asdict(t) for t in tests] for group, tests in by_group.items()}
+            for key, by_group in group_significance.items()
         },
         "machine": machine_info(),
         "environment": dict(result.environment),
@@ -246,7 +252,7 @@ def _evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
 # -- summary.md ----------------------------------------------------------------------------------------------
 
 
-def _summary_markdown(result: BenchResult, plot_files: Sequence[str]) -> str:
+def _summary_markdown(result: BenchResult, plot_files: Sequence[str], group_significance: GroupSignificance) -> str:
     base = result.system(result.baseline).evaluation
     config = base.config
     lines = [
@@ -258,7 +264,7 @@ def _summary_markdown(result: BenchResult, plot_files: Sequence[str]) -> str:
         *_source_section(result), "",
         *_effectiveness_section(result), "",
     ]
-    for section in (_judged_only_section(result), _latency_section(result), *_breakdown_sections(result)):
+    for section in (_judged_only_section(result), _latency_section(result), *_breakdown_sections(result, group_significance)):
         if section:
             lines += [*section, ""]
     if plot_files:
@@ -326,12 +332,12 @@ def _latency_section(result: BenchResult) -> list[str]:
     return ["## Latency", "", *_table(["system", "mode", "queries", "p50 ms", "p95 ms", "p99 ms", "QPS"], rows)]
 
 
-def _breakdown_sections(result: BenchResult) -> list[list[str]]:
+def _breakdown_sections(result: BenchResult, group_significance: GroupSignificance) -> list[list[str]]:
     metric = result.primary_metric
     sections = []
     for key, groups in result.breakdowns.items():
         stats = {s.name: breakdown(s.evaluation.per_query[metric], groups) for s in result.systems}
-        tests = {(g, t.system): t for g, group in _group_tests(result, groups).items() for t in group}
+        tests = {(g, t.system): t for g, group in group_significance[key].items() for t in group}
         base = stats[result.baseline]
         rows = [[g, str(base[g].count), *(_group_cell(stats[s.name].get(g), tests.get((g, s.name)))
                                           for s in result.systems)] for g in base]

@@ -377,6 +377,46 @@ def train_command(config_file: Path, device: str | None, max_steps: int | None, 
 
 
 @cli.group()
+def taxonomy() -> None:
+    """A real taxonomy for catalogs that have none."""
+
+
+@taxonomy.command("assign")
+@click.argument("catalog", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", help="a public set by name instead (homedepot, icecat, ...)")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="folder of --dataset [default: ../shared/data/<set>]")
+@click.option("--taxonomy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="`ID - A > B` or `A > B` lines [default: Google's product taxonomy in ../shared/data]")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="assignments JSONL")
+@click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="sentence-transformers path or name")
+@click.option("--min-confidence", default=0.4, show_default=True, help="lowest step probability; below it: stop (unknown at the top)")
+@click.option("--temperature", default=0.05, show_default=True, help="softmax temperature over children's cosines")
+def taxonomy_assign(catalog: Path | None, dataset: str | None, data_dir: Path | None, taxonomy_file: Path | None,
+                    out: Path, encoder: str, min_confidence: float, temperature: float) -> None:  # fmt: skip
+    """Place every product under a node of a standard taxonomy (zero-shot, level by level)."""
+    from collections import Counter
+
+    from tbhns_opensearch.catalog import read_catalog
+    from tbhns_opensearch.catalog.adapters import read_dataset
+    from tbhns_opensearch.encoder import Encoder
+    from tbhns_opensearch.taxonomy_assign import CategoryTree, assign_products, write_assignments
+
+    if (catalog is None) == (dataset is None):
+        raise click.UsageError("give either a CATALOG file or --dataset NAME")
+    tree = CategoryTree.read(taxonomy_file) if taxonomy_file else CategoryTree.read()
+    products = list(read_dataset(dataset, data_dir) if dataset else read_catalog(catalog))
+    model = Encoder(encoder, batch_size=128)
+    click.echo(f"encoding {len(tree.nodes)} categories and {len(products)} products with {encoder}", err=True)
+    node_vectors = model.encode(tree.texts())
+    product_vectors = model.encode([p.text_for_embedding() for p in products])
+    assignments = assign_products([p.id for p in products], product_vectors, tree, node_vectors,
+                                  min_confidence=min_confidence, temperature=temperature)  # fmt: skip
+    write_assignments(assignments, out)
+    depths = Counter(len(a.path) for a in assignments)
+    click.echo(f"{len(assignments)} products -> {out}; unknown {depths.pop(0, 0)}, by depth {dict(sorted(depths.items()))}")
+
+
+@cli.group()
 def queries() -> None:
     """Generated queries for catalogs without real ones (always marked source=generated)."""
 

@@ -34,7 +34,7 @@ from tbhns_opensearch.errors import TrainingError
 NodePath = tuple[str, ...]
 ROOT: NodePath = ()
 UNKNOWN: NodePath = ("<unknown>",)
-SOURCES = ("catalog", "induced:attribute", "induced:clustering")
+SOURCES = ("catalog", "assigned", "induced:attribute", "induced:clustering")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class Taxonomy:
 
     Args:
         paths: Product id -> node path (`UNKNOWN` for products without a category).
-        source: "catalog", "induced:attribute" or "induced:clustering".
+        source: "catalog", "assigned" (placed under a standard taxonomy), "induced:attribute" or
+            "induced:clustering".
 
     Example:
         >>> tax = Taxonomy(paths={"a": ("Toys", "Games"), "b": UNKNOWN}, source="catalog")
@@ -81,9 +82,12 @@ class Taxonomy:
         object.__setattr__(self, "_subtree", {node: tuple(sorted(ids)) for node, ids in subtree.items()})
 
     @classmethod
-    def from_products(cls, products: Iterable[Product]) -> Taxonomy:
-        """Build the tree from each product's `taxonomy_path` (any depth); empty paths go to `UNKNOWN`."""
-        return cls(paths=_unique_paths((p.id, p.taxonomy_path or UNKNOWN) for p in products), source="catalog")
+    def from_products(cls, products: Iterable[Product], source: str = "catalog") -> Taxonomy:
+        """Build the tree from each product's `taxonomy_path` (any depth); empty paths go to `UNKNOWN`.
+
+        `source` says where the paths came from: the catalog's own, or "assigned" (`taxonomy_assign`).
+        """
+        return cls(paths=_unique_paths((p.id, p.taxonomy_path or UNKNOWN) for p in products), source=source)
 
     @classmethod
     def induced(

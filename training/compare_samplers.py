@@ -6,7 +6,7 @@ weights of its best validation step are scored once on the held-out test split (
 only here, after training). Reported per system: test Recall@24 and NDCG@10, best validation Recall@24, the
 step it was reached at (steps-to-best-validation; 0 means no step beat the base model), training wall time,
 and where the negatives came from. Paired randomization tests (bench.significance.paired_test, Holm-corrected
-per dataset) compare taxonomy with the base model and with bm25 on the test queries.
+per dataset) compare taxonomy with the base model, with random and with bm25 on the test queries.
 
     OPENSEARCH_URL=http://127.0.0.1:9250 python training/compare_samplers.py            # both sets, ~30 min
     python training/compare_samplers.py --datasets icecat --samplers random taxonomy --steps 40
@@ -39,7 +39,8 @@ from tbhns_opensearch.training.trainer import TrainResult, load_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "runs" / "compare"  # each trained model is saved at <dataset>-<sampler> (git-ignored)
-CONFIGS = {"amazon-uk-toys": ROOT / "training" / "toys-taxonomy.toml", "icecat": ROOT / "training" / "icecat-taxonomy.toml"}
+CONFIGS = {"amazon-uk-toys": ROOT / "training" / "toys-taxonomy.toml", "icecat": ROOT / "training" / "icecat-taxonomy.toml",
+           "homedepot": ROOT / "training" / "homedepot-taxonomy.toml"}  # fmt: skip
 SAMPLERS = {  # every hard sampler gives 2 negatives per row; random relies on in-batch negatives only
     "random": SamplerConfig(name="random"),
     "bm25": SamplerConfig(name="bm25", count=2, depth=30),
@@ -49,13 +50,14 @@ SAMPLERS = {  # every hard sampler gives 2 negatives per row; random relies on i
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
     "icecat": {"max_steps": 80, "eval_every": 40, "max_seq_length": 32, "catalog_limit": 3000},
+    "homedepot": {"max_steps": 300, "eval_every": 150, "max_seq_length": 32, "catalog_limit": 0},
 }
 """Icecat texts carry descriptions, so a row costs ~3x a toys row at 64 tokens: fewer steps, 32 tokens."""
 METRICS = ("recall@24", "ndcg@10")
 QUERY_NOTES = {
     "generated": "GENERATED queries (querygen: title fragments, brand + type, category names); test queries' "
                  "products were never training positives",
-    "judged": "REAL shopper queries with graded judgments (Chorus), split by query",
+    "judged": "REAL shopper queries with graded judgments, split by query",
 }
 
 
@@ -139,7 +141,7 @@ def _significance(tests: dict[str, Evaluation]) -> list[PairedTest]:
     family = [
         paired_test(tests[baseline].per_query[metric], tests["taxonomy"].per_query[metric], metric=metric,
                     baseline_name=baseline, system_name="taxonomy", seed=0)  # fmt: skip
-        for baseline in ("base", "bm25") if baseline in tests
+        for baseline in ("base", "random", "bm25") if baseline in tests
         for metric in METRICS
     ]
     return adjust(family, "holm")
@@ -169,8 +171,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"test queries {data.get('test_queries_real', 0)} real / {data.get('test_queries_generated', 0)} generated",
         f"- taxonomy for TB-HNS: {results['taxonomy']}"
         + (" (INDUCED: Ward clustering of base-encoder embeddings; the catalog has none)" if "induced" in results["taxonomy"] else ""),
-        f"- catalog: {data['products']} products (seeded subset, judged products kept; limit {setup['catalog_limit']}), "
-        "ranked exactly (in-memory cosine) for validation and test",
+        f"- catalog: {data['products']} products "
+        + (f"(seeded subset, judged products kept; limit {setup['catalog_limit']})" if setup["catalog_limit"] else "(all)")
+        + ", ranked exactly (in-memory cosine) for validation and test",
         f"- same for every sampler: {setup['steps']} steps, batch {setup['batch_size']}, max_seq_length "
         f"{setup['max_seq_length']}, lr {setup['learning_rate']}, {setup['loss']} loss, seed {setup['seed']}, "
         f"validation every {setup['eval_every']} steps; weights of the best validation step are tested",

@@ -80,6 +80,7 @@ class BenchConfig:
     systems: tuple[SystemSpec, ...]
     catalog: str = ""  # a dataset name (icecat, amazon-uk-toys, ...) or a catalog file
     queries: str = "judgments"  # "judgments" (the dataset's own) or a labelled-queries JSONL
+    judgments: str = ""  # queries="judgments": a file in the dataset's layout [default: the dataset's own]
     source: str = "real"  # real | generated | simulated: where the queries came from
     split: str = "test"  # evaluate this split of split_by_query: validation, test, or all (no split)
     split_seed: int = 13  # must equal the trainer's seed and fractions
@@ -151,7 +152,7 @@ def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
         return list(data.products), QuerySet(texts, qrels)
     stream = read_dataset(config.catalog, config.data_dir) if config.catalog in ADAPTERS else read_catalog(config.catalog)
     if config.queries == "judgments":
-        labelled = [LabelledQuery.from_judgment(j, config.source) for j in load_judgments(config.catalog, config.data_dir)]
+        labelled = [LabelledQuery.from_judgment(j, config.source) for j in load_judgments(config.catalog, config.data_dir, config.judgments or None)]
     else:
         labelled = list(read_labelled_queries(config.queries))
     if config.split != "all":

@@ -66,6 +66,11 @@ class ModelCard:
         ]
         if sampler["remined_at"]:
             lines.append(f"- re-mined at steps {list(sampler['remined_at'])}")
+        counts = training.get("loss_counts") or {}
+        if counts.get("negatives"):
+            lines.append(f"- false-negative mask ({self.config['mask_guide']} guide, {self.config['mask_strategy']} "
+                         f"margin {self.config['mask_margin']}): {counts['masked_negatives']} of {counts['negatives']} "
+                         f"in-batch and explicit negatives masked ({counts['masked_negatives'] / counts['negatives']:.2%})")  # fmt: skip
         lines += [
             "",
             "## Training",
@@ -108,6 +113,7 @@ def model_card(result: TrainResult, export: ExportReport | None = None) -> Model
         "eval_s": round(result.eval_s, 1),
         "relevance_threshold": result.metrics.threshold,
         "step_log": result.log_path.name,
+        "loss_counts": result.loss_counts,
     }
     exported = None
     if export is not None:

@@ -44,10 +44,12 @@ class DataConfig:
     catalog: str = ""  # a catalog file (JSONL, CSV, Parquet) instead of a dataset
     data_dir: str | None = None  # folder of `dataset` [default: ../shared/data/<dataset>]
     queries: str = "generated"  # "judged" (the dataset's judgments), "generated" (querygen) or a labelled-queries JSONL
+    judgments: str = ""  # queries="judged": a judgments file in the dataset's layout [default: the dataset's own]
     catalog_limit: int = 0  # keep a seeded sample of this many products (judged products first); 0 keeps all
     per_product: int = 2  # generated queries: query kinds tried per product
     type_attribute: str = ""  # attribute naming the product type (query generation, induced:attribute taxonomy)
-    taxonomy: str = "catalog"  # catalog, induced:attribute (type_attribute) or induced:clustering (base embeddings)
+    taxonomy: str = "catalog"  # catalog, assigned (taxonomy_file), induced:attribute (type_attribute) or induced:clustering
+    taxonomy_file: str = ""  # taxonomy="assigned": the JSONL `tbhns taxonomy assign` wrote
     taxonomy_levels: int = 2  # induced:clustering: nested cluster levels (1-3)
     min_grade: int = 2  # lowest grade that makes a (query, product) a training positive
     relevance_threshold: int = 1  # lowest grade that counts as relevant for Recall in validation and test
@@ -64,9 +66,12 @@ class DataConfig:
         if self.queries not in QUERY_SOURCES and not self.queries.endswith(".jsonl"):
             raise ConfigError(f"[data] queries={self.queries!r}: use {' or '.join(QUERY_SOURCES)} or a .jsonl path")
         if self.queries == "judged" and not self.dataset:
-            raise ConfigError("[data] queries=\"judged\" needs a dataset with judgments (icecat, wands)")
+            raise ConfigError("[data] queries=\"judged\" needs a dataset with judgments (homedepot, icecat, wands)")
         if self.taxonomy not in TAXONOMY_SOURCES:
             raise ConfigError(f"[data] taxonomy={self.taxonomy!r}; use one of {', '.join(TAXONOMY_SOURCES)}")
+        if (self.taxonomy == "assigned") != bool(self.taxonomy_file):
+            raise ConfigError(f"[data] taxonomy_file={self.taxonomy_file!r} goes with taxonomy=\"assigned\" and only "
+                              f"with it (got taxonomy={self.taxonomy!r}); write it with `tbhns taxonomy assign`")  # fmt: skip
         if self.taxonomy == "induced:attribute" and not self.type_attribute:
             raise ConfigError("[data] taxonomy=\"induced:attribute\" needs type_attribute (e.g. \"category\")")
         if not 1 <= self.relevance_threshold <= self.min_grade:
@@ -120,6 +125,9 @@ class TrainConfig:
     loss: str = "mnrl"  # mnrl (MultipleNegativesRankingLoss), cached_mnrl, or margin (cosine TripletLoss)
     scale: float = 20.0  # mnrl / cached_mnrl: similarity scale (inverse temperature)
     margin: float = 0.3  # margin: cosine-distance margin between positive and negative
+    mask_guide: str = "base"  # masked_mnrl: who scores candidates, "base" (frozen base model) or "self" (the model trained)
+    mask_margin: float = 0.05  # masked_mnrl: negatives the guide scores above (positive - margin) are left out
+    mask_strategy: str = "absolute"  # masked_mnrl: margin in cosine ("absolute") or as a share of the positive's score ("relative")
     mini_batch_size: int = 8  # cached_mnrl: rows per forward chunk (memory, not results)
     batch_size: int = 16  # rows per step
     max_steps: int = 200  # optimizer steps

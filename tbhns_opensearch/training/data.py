@@ -31,6 +31,7 @@ from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import load_judgments, read_dataset
 from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.taxonomy import Taxonomy
+from tbhns_opensearch.taxonomy_assign import read_assignments, with_assigned_paths
 from tbhns_opensearch.training.config import DataConfig
 from tbhns_opensearch.training.examples import (
     LabelledQuery,
@@ -125,7 +126,9 @@ def sample_texts(data: TrainingData, n: int = 16) -> list[str]:
 
 
 def build_taxonomy(config: DataConfig, products: Sequence[Product], embeddings: np.ndarray | None, seed: int) -> Taxonomy:
-    """The catalog's own taxonomy, or one induced from `type_attribute` or by clustering `embeddings`.
+    """The catalog's own taxonomy, one assigned by `tbhns taxonomy assign` (`taxonomy_file`; only the sampler
+    sees it, product texts stay as the catalog has them), or one induced from `type_attribute` or by
+    clustering `embeddings`.
 
     Example:
         >>> build_taxonomy(DataConfig(catalog="c.jsonl"), [Product("a", "A", taxonomy_path=("Toys",))], None, 0).source
@@ -133,6 +136,8 @@ def build_taxonomy(config: DataConfig, products: Sequence[Product], embeddings: 
     """
     if config.taxonomy == "catalog":
         taxonomy = Taxonomy.from_products(products)
+    elif config.taxonomy == "assigned":
+        taxonomy = Taxonomy.from_products(with_assigned_paths(products, read_assignments(config.taxonomy_file)), "assigned")
     elif config.taxonomy == "induced:attribute":
         taxonomy = Taxonomy.induced(products, attributes=config.type_attribute)
     else:
@@ -151,7 +156,7 @@ def _read_products(config: DataConfig) -> list[Product]:
 def _read_labelled(config: DataConfig) -> list[LabelledQuery]:
     """The dataset's judgments (real) or a labelled-queries JSONL; generated queries come after sampling."""
     if config.queries == "judged":
-        return [LabelledQuery.from_judgment(j, "real") for j in load_judgments(config.dataset, config.data_dir)]
+        return [LabelledQuery.from_judgment(j, "real") for j in load_judgments(config.dataset, config.data_dir, config.judgments or None)]
     return read_labelled_queries(config.queries)
 
 

@@ -5,11 +5,13 @@ Rows are (anchor, positive, negative_1, ..., negative_n):
   other row's positive and negatives (in-batch negatives).
 - `cached_mnrl`: the same loss with gradient caching (GradCache), so large batches fit in memory; results
   match `mnrl` for the same batch.
+- `masked_mnrl`: `mnrl` whose softmax leaves out negatives that a guide (the frozen base model or the model
+  itself) scores within `mask_margin` of the row's positive (`masked_loss`, arXiv 2606.01504 stage 1).
 - `margin`: TripletLoss on cosine distance, max(0, d(a, p) - d(a, n) + margin); one negative per row.
 
 Example:
     >>> sorted(LOSSES)
-    ['cached_mnrl', 'margin', 'mnrl']
+    ['cached_mnrl', 'margin', 'masked_mnrl', 'mnrl']
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def _cached_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     return CachedMultipleNegativesRankingLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size)
 
 
+def _masked_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
+    from tbhns_opensearch.training.masked_loss import MaskedMultipleNegativesRankingLoss
+
+    return MaskedMultipleNegativesRankingLoss(model, guide=config.mask_guide, margin=config.mask_margin,
+                                              strategy=config.mask_strategy, scale=config.scale)  # fmt: skip
+
+
 def _margin(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
 
@@ -44,5 +53,6 @@ def _margin(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
 LOSSES: dict[str, Callable[[SentenceTransformer, TrainConfig], nn.Module]] = {
     "mnrl": _mnrl,
     "cached_mnrl": _cached_mnrl,
+    "masked_mnrl": _masked_mnrl,
     "margin": _margin,
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,8 @@ class TrainingMonitor(TrainerCallback):
         patience: Validations without improvement before stopping; 0 never stops.
         select_metric: The metric that picks the best step.
         initial: The step-0 evaluation, when already computed (saves one validation).
+        step_counts: Returns counts since its last call (the masked loss's masked negatives), added to each
+            step's line and summed in `counts`.
     """
 
     validate: Validate
@@ -60,6 +63,8 @@ class TrainingMonitor(TrainerCallback):
     patience: int
     select_metric: str
     initial: Evaluation | None = None
+    step_counts: Callable[[], dict[str, int]] | None = None
+    counts: Counter[str] = field(default_factory=Counter)
     history: list[ValidationPoint] = field(default_factory=list)
     best: ValidationPoint | None = None
     best_state: dict[str, Tensor] | None = None
@@ -98,6 +103,10 @@ class TrainingMonitor(TrainerCallback):
             "wall_s": round(time.perf_counter() - self._started, 2),
             "eval_s": round(self.eval_s, 2),
         }
+        if self.step_counts is not None:
+            step_counts = self.step_counts()
+            self.counts.update(step_counts)
+            line.update(step_counts)
         if self._pending is not None:
             line["validation"] = self._pending
             self._pending = None

@@ -42,6 +42,7 @@ from tbhns_opensearch.training.retrieval import ExactIndex, evaluate_split, prod
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from torch import nn
     from transformers import TrainerCallback
 
 STEP_LOG = "train_log.jsonl"
@@ -83,6 +84,7 @@ class TrainResult:
         history: Every validation.
         wall_s: Seconds from the start of training to its end, validation included.
         eval_s: The validation share of `wall_s`.
+        loss_counts: What the loss counted over the run (masked_mnrl: masked and seen negatives).
     """
 
     config: TrainConfig
@@ -98,6 +100,7 @@ class TrainResult:
     sampler: SamplerSummary
     log_path: Path
     metrics: MetricConfig = field(default_factory=MetricConfig)
+    loss_counts: dict[str, int] = field(default_factory=dict)
 
 
 def load_model(config: TrainConfig) -> SentenceTransformer:
@@ -148,6 +151,7 @@ def train(
     table = NegativeTable(data.train_pairs, data.products, setup.sampler, false_negatives, config.negatives_per_pair, config.seed)
     table.refresh(epoch=0)
 
+    loss = LOSSES[config.loss](model, config)
     monitor = TrainingMonitor(
         validate=lambda m: evaluate_split(m, data.validation, product_index(m, data.products), metrics),
         log_path=log_path or Path(config.output_dir) / STEP_LOG,
@@ -155,9 +159,10 @@ def train(
         patience=config.patience,
         select_metric=config.select_metric,
         initial=initial,
+        step_counts=getattr(loss, "pop_counts", None),
     )
     refresh = NegativeRefresh(table, setup.remine, config.sampler.remine_every)
-    steps, wall_s = _fit(model, config, table, [monitor, refresh])
+    steps, wall_s = _fit(model, config, table, loss, [monitor, refresh])
     best, best_state = monitor.best, monitor.best_state
     if best is None or best_state is None:  # on_train_begin validates step 0, so this means train() never began
         raise TrainingError("the trainer never started; see the sentence-transformers output above")
@@ -167,11 +172,12 @@ def train(
         config=config, data=data, model=model, steps=steps, best_step=best.step,
         best_validation=best.metrics, history=monitor.history, stopped_early=monitor.stopped_early,
         wall_s=wall_s, eval_s=monitor.eval_s, sampler=_summary(config, setup, table, refresh), log_path=monitor.log_path,
-        metrics=metrics,
+        metrics=metrics, loss_counts=dict(monitor.counts),
     )  # fmt: skip
 
 
-def _fit(model: SentenceTransformer, config: TrainConfig, table: NegativeTable, callbacks: list[TrainerCallback]) -> tuple[int, float]:
+def _fit(model: SentenceTransformer, config: TrainConfig, table: NegativeTable, loss: nn.Module,
+         callbacks: list[TrainerCallback]) -> tuple[int, float]:  # fmt: skip
     """Run sentence-transformers' trainer on the table's rows; return the steps run and the wall seconds."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
@@ -198,7 +204,7 @@ def _fit(model: SentenceTransformer, config: TrainConfig, table: NegativeTable, 
             use_cpu=config.device == "cpu",
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=table.dataset(),
-                                             loss=LOSSES[config.loss](model, config), callbacks=callbacks)  # fmt: skip
+                                             loss=loss, callbacks=callbacks)  # fmt: skip
         trainer.remove_callback(PrinterCallback)  # the monitor writes the step log
         started = time.perf_counter()
         trainer.train()

@@ -12,6 +12,7 @@ from pathlib import Path
 from tbhns_opensearch.catalog.adapters.amazon_uk_toys import AMAZON_UK_TOYS
 from tbhns_opensearch.catalog.adapters.base import DatasetAdapter
 from tbhns_opensearch.catalog.adapters.flipkart import FLIPKART
+from tbhns_opensearch.catalog.adapters.homedepot import HOMEDEPOT
 from tbhns_opensearch.catalog.adapters.icecat import ICECAT
 from tbhns_opensearch.catalog.adapters.instacart import INSTACART
 from tbhns_opensearch.catalog.adapters.wands import WANDS, WandsQuery, load_wands_queries
@@ -23,7 +24,7 @@ DATA_DIR_ENV = "TBHNS_DATA_DIR"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 ADAPTERS: dict[str, DatasetAdapter] = {
-    adapter.name: adapter for adapter in (ICECAT, AMAZON_UK_TOYS, FLIPKART, INSTACART, WANDS)
+    adapter.name: adapter for adapter in (ICECAT, AMAZON_UK_TOYS, FLIPKART, HOMEDEPOT, INSTACART, WANDS)
 }
 
 
@@ -73,8 +74,13 @@ def read_dataset(
     return CatalogStream(lambda: adapter.rows(directory), adapter.to_product, rejects_path)
 
 
-def load_judgments(name: str, data_dir: str | Path | None = None) -> list[Judgment]:
-    """Graded judgments of set `name` (icecat: 0-3; wands: 0-2).
+def load_judgments(name: str, data_dir: str | Path | None = None, path: str | Path | None = None) -> list[Judgment]:
+    """Graded judgments of set `name` (icecat: 0-3; wands and homedepot: 0-2).
+
+    Args:
+        name: One of `ADAPTERS` with judgments.
+        data_dir: The set's folder; see `dataset_dir` for the default.
+        path: A judgments file in the set's layout (e.g. held-back test queries) instead of the set's own.
 
     Example:
         >>> len(load_judgments("icecat"))  # doctest: +SKIP
@@ -84,7 +90,7 @@ def load_judgments(name: str, data_dir: str | Path | None = None) -> list[Judgme
     if adapter.judgments is None:
         with_judgments = sorted(n for n, a in ADAPTERS.items() if a.judgments is not None)
         raise CatalogError(f"dataset {name!r} has no relevance judgments; sets with judgments: {with_judgments}")
-    return adapter.judgments(dataset_dir(name, data_dir))
+    return adapter.judgments(Path(path) if path else dataset_dir(name, data_dir) / adapter.judgments_file)
 
 
 def _checked_dir(adapter: DatasetAdapter, directory: Path) -> Path:

@@ -22,7 +22,8 @@ class DatasetAdapter:
         required_files: Files the product rows need, relative to the set's folder.
         rows: Folder -> raw rows (joins lookup tables, so `to_product` needs nothing else).
         to_product: One raw record -> `Product`; raises `RecordError` for a bad one.
-        judgments: Folder -> graded judgments, or None when the set has none.
+        judgments: Judgments file (in the set's layout) -> graded judgments, or None when the set has none.
+        judgments_file: The judgments file's name in the set's folder.
         source_url: Where a user can download the set.
     """
 
@@ -32,4 +33,5 @@ class DatasetAdapter:
     rows: Callable[[Path], Iterator[RawRow]]
     to_product: Callable[[dict[str, Any]], Product]
     judgments: Callable[[Path], list[Judgment]] | None = None
+    judgments_file: str = ""
     source_url: str = ""

@@ -10,7 +10,7 @@ from typing import Any
 
 from tbhns_opensearch.catalog.adapters.base import DatasetAdapter
 from tbhns_opensearch.catalog.fields import is_missing, parse_id, parse_price, parse_text, parse_title
-from tbhns_opensearch.catalog.judgments import Judgment, read_judgments_csv
+from tbhns_opensearch.catalog.judgments import read_judgments_csv
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.stream import RawRow, RecordError
 from tbhns_opensearch.errors import CatalogError
@@ -72,17 +72,13 @@ def icecat_product(record: dict[str, Any]) -> Product:
     )
 
 
-def icecat_judgments(directory: Path) -> list[Judgment]:
-    """The 100 Chorus queries' graded judgments (`judgments.csv`: query, docid, rating 0-3)."""
-    return read_judgments_csv(directory / "judgments.csv")
-
-
 ICECAT = DatasetAdapter(
     name="icecat",
     summary="Icecat electronics (Chorus): real titles, brands, attributes; 100 queries with graded judgments",
     required_files=PRODUCT_FILES,
     rows=icecat_rows,
     to_product=icecat_product,
-    judgments=icecat_judgments,
+    judgments=read_judgments_csv,  # the 100 Chorus queries: query, docid, rating 0-3
+    judgments_file="judgments.csv",
     source_url="https://github.com/querqy/chorus (formerly o19s/chorus)",
 )

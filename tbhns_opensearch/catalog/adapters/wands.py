@@ -94,12 +94,13 @@ def load_wands_queries(directory: Path) -> list[WandsQuery]:
             for _, row in _tsv(directory / QUERIES_FILE, ("query_id", "query", "query_class"))]
 
 
-def wands_judgments(directory: Path) -> list[Judgment]:
-    """Graded labels of `label.csv`: Exact=2, Partial=1, Irrelevant=0, with the query text joined in."""
-    queries = {q.query_id: q.query for q in load_wands_queries(directory)}
+def wands_judgments(labels: Path) -> list[Judgment]:
+    """Graded labels of `label.csv`: Exact=2, Partial=1, Irrelevant=0, with the query text of the `query.csv`
+    beside it joined in."""
+    queries = {q.query_id: q.query for q in load_wands_queries(labels.parent)}
     judgments = []
-    for line, row in _tsv(directory / LABELS_FILE, ("query_id", "product_id", "label")):
-        where = f"{directory / LABELS_FILE}:{line}"
+    for line, row in _tsv(labels, ("query_id", "product_id", "label")):
+        where = f"{labels}:{line}"
         query_id, label = row["query_id"], row["label"]
         if query_id not in queries:
             raise CatalogError(f"{where}: query_id {query_id!r} is not in {QUERIES_FILE}; "
@@ -131,5 +132,6 @@ WANDS = DatasetAdapter(
     rows=wands_rows,
     to_product=wands_product,
     judgments=wands_judgments,
+    judgments_file=LABELS_FILE,
     source_url="https://github.com/wayfair/WANDS",
 )

@@ -1,0 +1,69 @@
+"""Zero-shot taxonomy assignment on a hand-made tree with hand-made vectors: known answers, and the unknown."""
+
+import numpy as np
+import pytest
+
+from tbhns_opensearch.catalog import Product
+from tbhns_opensearch.errors import CatalogError
+from tbhns_opensearch.taxonomy_assign import (
+    Assignment,
+    CategoryTree,
+    assign_products,
+    read_assignments,
+    with_assigned_paths,
+    write_assignments,
+)
+
+TREE = CategoryTree.parse([
+    "# Google_Product_Taxonomy_Version: 2021-09-21",
+    "1 - Hardware",
+    "2 - Hardware > Tools",
+    "3 - Hardware > Fasteners",
+    "4 - Toys",
+])  # fmt: skip
+# Node vectors in TREE.nodes order: Hardware, Hardware > Tools, Hardware > Fasteners, Toys.
+NODES = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.8, -0.6, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+
+
+def unit(*values: float) -> list[float]:
+    vector = np.array(values, dtype=np.float64)
+    return list(vector / np.linalg.norm(vector))
+
+
+def test_parse_reads_google_lines_and_plain_paths_and_adds_parents():
+    assert TREE.nodes == (("Hardware",), ("Hardware", "Tools"), ("Hardware", "Fasteners"), ("Toys",))
+    assert CategoryTree.parse(["Garden > Hoses > Reels"]).nodes == (("Garden",), ("Garden", "Hoses"),
+                                                                   ("Garden", "Hoses", "Reels"))  # fmt: skip
+    assert TREE.texts()[1] == "Hardware > Tools"
+    with pytest.raises(CatalogError, match=r"<lines>:1: empty category name in 'A >  > B'"):
+        CategoryTree.parse(["A >  > B"])
+
+
+def test_descends_to_the_leaf_it_is_sure_of():
+    products = np.array([unit(0.8, 0.6, 0.0), unit(0.8, -0.6, 0.0), unit(0.1, 0.0, 1.0)], dtype=np.float32)
+    got = assign_products(["drill", "screws", "doll"], products, TREE, NODES)
+    assert [a.path for a in got] == [("Hardware", "Tools"), ("Hardware", "Fasteners"), ("Toys",)]
+    # Hand computation for "drill" at the second step: cosines 1.0 (Tools) and 0.28 (Fasteners), temperature 0.05.
+    tools = 1 / (1 + np.exp((0.28 - 1.0) / 0.05))
+    assert got[0].confidence == pytest.approx(min(tools, 1 / (1 + np.exp((0.0 - 0.8) / 0.05))), rel=1e-4)
+
+
+def test_stops_at_the_parent_when_children_tie_and_is_unknown_when_the_top_is_unsure():
+    between_tools_and_fasteners = unit(1.0, 0.0, 0.0)  # cosine 0.8 with both children: probability 0.5 each
+    between_hardware_and_toys = unit(1.0, 0.0, 1.0)  # cosine 0.707 with both top nodes
+    products = np.array([between_tools_and_fasteners, between_hardware_and_toys], dtype=np.float32)
+    got = assign_products(["bracket", "thing"], products, TREE, NODES, min_confidence=0.6)
+    assert got[0] == Assignment("bracket", ("Hardware",), pytest.approx(1.0, abs=1e-6))
+    assert got[1] == Assignment("thing", (), 0.0)
+
+
+def test_assignments_round_trip_and_overlay_products(tmp_path):
+    path = tmp_path / "a.jsonl"
+    write_assignments([Assignment("a", ("Hardware", "Tools"), 0.91), Assignment("b", (), 0.0)], path)
+    paths = read_assignments(path)
+    assert paths == {"a": ("Hardware", "Tools"), "b": ()}
+    overlaid = with_assigned_paths([Product("a", "Drill"), Product("c", "Doll", taxonomy_path=("Toys",))], paths)
+    assert [p.taxonomy_path for p in overlaid] == [("Hardware", "Tools"), ("Toys",)]
+    path.write_text('{"id": "a"}\n')
+    with pytest.raises(CatalogError, match=r"a.jsonl:1: not an assignment line"):
+        read_assignments(path)

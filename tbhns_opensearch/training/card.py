@@ -78,8 +78,9 @@ class ModelCard:
             f"best validation at step {training['best_step']}",
             f"- wall time: {training['wall_s']:.0f} s ({training['eval_s']:.0f} s of it validation), "
             f"device {self.config['device']}",
+            *_stage2_lines(training.get("stage2"), self.config.get("stage2")),
             "",
-            "## Validation",
+            "## Validation (held-out queries training never saw)",
             "| metric | base (step 0) | this model |",
             "|---|---|---|",
             *(f"| {name} | {self.validation_base.get(name, float('nan')):.4f} | {value:.4f} |"
@@ -101,6 +102,15 @@ class ModelCard:
         return "\n".join(lines) + "\n"
 
 
+def _stage2_lines(stage2: dict[str, Any] | None, config: dict[str, Any] | None) -> list[str]:
+    if not stage2 or not config:
+        return []
+    return [f"- stage 2, ROAR on graded groups ({stage2['rows']} queries, group size {config['group_size']}, "
+            f"margin {config['margin']}, lr {config['learning_rate']}): {stage2['steps']} of {config['max_steps']} "
+            f"steps, best validation at stage-2 step {stage2['best_step']} (0: stage 1's weights kept), "
+            f"{stage2['wall_s']:.0f} s"]  # fmt: skip
+
+
 def model_card(result: TrainResult, export: ExportReport | None = None) -> ModelCard:
     """Collect the card of a finished run (and its export)."""
     config = asdict(result.config)
@@ -115,6 +125,10 @@ def model_card(result: TrainResult, export: ExportReport | None = None) -> Model
         "step_log": result.log_path.name,
         "loss_counts": result.loss_counts,
     }
+    if result.stage2 is not None:
+        stage2 = asdict(result.stage2)
+        training["stage2"] = {**{k: v for k, v in stage2.items() if k not in ("history", "log_path")},
+                              "step_log": result.stage2.log_path.name}  # fmt: skip
     exported = None
     if export is not None:
         exported = {key: value for key, value in asdict(export).items() if key != "directory"}

@@ -1,6 +1,7 @@
 """Training configuration: frozen dataclasses read from a TOML or JSON file in `training/`.
 
-A file has top-level training keys and two tables, `[data]` and `[sampler]`:
+A file has top-level training keys and two tables, `[data]` and `[sampler]`, and optionally `[stage2]`
+(a ROAR preference stage after the contrastive one):
 
     base_model = "all-MiniLM-L6-v2"
     max_steps = 200
@@ -116,6 +117,26 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class PreferenceConfig:
+    """Stage 2 (`[stage2]`): ROAR on graded groups, after the contrastive stage, from its best weights."""
+
+    max_steps: int = 100  # optimizer steps of stage 2
+    learning_rate: float = 1e-5  # AdamW peak learning rate of stage 2
+    batch_size: int = 16  # queries per step
+    group_size: int = 8  # products per query (all grades kept, then sampled; padded)
+    unjudged: int = 2  # unjudged products as the lowest group when a query has no product graded 0
+    margin: float = 1.0  # ROAR: logit margin per grade of difference between consecutive groups
+    eval_every: int = 50  # validate every N steps of stage 2
+
+    def __post_init__(self) -> None:
+        positive = ("max_steps", "batch_size", "eval_every", "learning_rate")
+        bad = {name: getattr(self, name) for name in positive if getattr(self, name) <= 0}
+        if bad or self.group_size < 2:
+            raise ConfigError(f"[stage2] {bad or {'group_size': self.group_size}} must be positive (group_size >= 2)")
+        _check_non_negative("[stage2]", self, ("unjudged", "margin"))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A training run: data, sampler, model, loss and optimization."""
 
@@ -142,6 +163,7 @@ class TrainConfig:
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, mps
     output_dir: str = ""  # where `tbhns train` writes the model [default: runs/train/<config name>]
     quantize: bool = True  # also export an int8 dynamically quantized ONNX variant
+    stage2: PreferenceConfig | None = None  # a ROAR stage after this one ([stage2] table); None: one stage
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -191,7 +213,8 @@ def load_train_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"training config {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
     data = _build(DataConfig, raw.pop("data", None), f"{path} [data]")
     sampler = _build(SamplerConfig, raw.pop("sampler", {}), f"{path} [sampler]")
-    config = _build(TrainConfig, {**raw, "data": data, "sampler": sampler}, str(path))
+    stage2 = _build(PreferenceConfig, raw.pop("stage2"), f"{path} [stage2]") if "stage2" in raw else None
+    config = _build(TrainConfig, {**raw, "data": data, "sampler": sampler, "stage2": stage2}, str(path))
     return config if config.output_dir else replace(config, output_dir=str(Path("runs") / "train" / path.stem))
 
 

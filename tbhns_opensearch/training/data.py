@@ -68,6 +68,7 @@ class TrainingData:
         name: The data's short name (dataset or catalog stem).
         products: The catalog (after `catalog_limit`).
         train_pairs: (query, positive) pairs of the training split.
+        train_judgments: Every graded judgment of the training split (the preference stage's groups).
         validation, test: Evaluation sets; training never reads `test`.
         report: Counts for the model card: products, queries and pairs per source, what was dropped and why.
     """
@@ -78,6 +79,7 @@ class TrainingData:
     validation: EvalSet
     test: EvalSet
     report: dict[str, int]
+    train_judgments: tuple[LabelledQuery, ...] = ()
 
 
 def prepare_data(config: DataConfig, seed: int) -> TrainingData:
@@ -111,7 +113,7 @@ def prepare_data(config: DataConfig, seed: int) -> TrainingData:
     for source in ("real", "generated"):
         report[f"train_queries_{source}"] = len({query_key(j.query) for j in splits.train if j.source == source})
         report[f"train_pairs_{source}"] = sum(p.source == source for p in pairs)
-    return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report))
+    return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report), tuple(splits.train))
 
 
 def sample_texts(data: TrainingData, n: int = 16) -> list[str]:

@@ -68,6 +68,7 @@ class TrainingMonitor(TrainerCallback):
     history: list[ValidationPoint] = field(default_factory=list)
     best: ValidationPoint | None = None
     best_state: dict[str, Tensor] | None = None
+    best_evaluation: Evaluation | None = None
     stopped_early: bool = False
     eval_s: float = 0.0
     _started: float = 0.0
@@ -124,7 +125,7 @@ class TrainingMonitor(TrainerCallback):
         self.history.append(point)
         self._pending = point.metrics
         if self.best is None or point.metrics[self.select_metric] > self.best.metrics[self.select_metric]:
-            self.best, self._stale = point, 0
+            self.best, self.best_evaluation, self._stale = point, evaluation, 0
             self.best_state = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
         else:
             self._stale += 1

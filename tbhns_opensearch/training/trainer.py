@@ -7,6 +7,9 @@ build the sampler (`mining.build_sampler`), draw the negatives (`batches.Negativ
 in-batch negatives are never copies of a row's positive). `monitor.TrainingMonitor` validates every
 `eval_every` steps, stops early and writes the per-step log; at the end the best validated weights are
 restored (the base weights when no step beat them; `restore_best = false` keeps the last step's instead).
+With a `[stage2]` table, a preference stage follows from those weights: ROAR (`roar.ROARLoss`) on the
+training queries' graded groups (`graded.graded_rows`), validated the same way, its own log
+(`train_log_stage2.jsonl`), ending with its best weights (its step 0 is stage 1's best).
 
 Example:
     >>> config = load_train_config("training/toys-taxonomy.toml").with_overrides(max_steps=5)  # doctest: +SKIP
@@ -34,6 +37,7 @@ from tbhns_opensearch.errors import ConfigError, EncoderError, TrainingError
 from tbhns_opensearch.training.batches import NegativeTable
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, prepare_data
+from tbhns_opensearch.training.graded import graded_rows, rows_dataset
 from tbhns_opensearch.training.losses import LOSSES
 from tbhns_opensearch.training.mining import SamplerContext, SamplerSetup, build_sampler
 from tbhns_opensearch.training.monitor import NegativeRefresh, TrainingMonitor, ValidationPoint
@@ -41,11 +45,13 @@ from tbhns_opensearch.training.negatives import FalseNegativeFilter
 from tbhns_opensearch.training.retrieval import ExactIndex, evaluate_split, product_index
 
 if TYPE_CHECKING:
+    from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from torch import nn
     from transformers import TrainerCallback
 
 STEP_LOG = "train_log.jsonl"
+STAGE2_LOG = "train_log_stage2.jsonl"
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,21 @@ class SamplerSummary:
     sample: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
+@dataclass(frozen=True)
+class StageResult:
+    """The preference stage (ROAR) of a two-stage run: its rows, steps, best step and validations."""
+
+    steps: int
+    best_step: int
+    best_validation: dict[str, float]
+    history: list[ValidationPoint]
+    stopped_early: bool
+    wall_s: float
+    eval_s: float
+    rows: int
+    log_path: Path
+
+
 @dataclass
 class TrainResult:
     """A finished run: the model with its best validated weights, and how it got there.
@@ -80,11 +101,12 @@ class TrainResult:
     Args:
         steps: Optimizer steps run (fewer than max_steps after early stopping).
         best_step: The best validated step (0: the base model); the model has its weights with `restore_best`.
-        best_validation: Validation means at `best_step`.
+        best_validation: Validation means of the weights the model ends with (stage 2's best, if any).
         history: Every validation.
         wall_s: Seconds from the start of training to its end, validation included.
         eval_s: The validation share of `wall_s`.
         loss_counts: What the loss counted over the run (masked_mnrl: masked and seen negatives).
+        stage2: The preference stage, when the config has one; the model then has its best weights.
     """
 
     config: TrainConfig
@@ -101,6 +123,7 @@ class TrainResult:
     log_path: Path
     metrics: MetricConfig = field(default_factory=MetricConfig)
     loss_counts: dict[str, int] = field(default_factory=dict)
+    stage2: StageResult | None = None
 
 
 def load_model(config: TrainConfig) -> SentenceTransformer:
@@ -162,23 +185,56 @@ def train(
         step_counts=getattr(loss, "pop_counts", None),
     )
     refresh = NegativeRefresh(table, setup.remine, config.sampler.remine_every)
-    steps, wall_s = _fit(model, config, table, loss, [monitor, refresh])
+    steps, wall_s = _fit(model, config, table.dataset(), loss, [monitor, refresh], config.max_steps,
+                         config.batch_size, config.learning_rate, no_duplicates=True)  # fmt: skip
     best, best_state = monitor.best, monitor.best_state
     if best is None or best_state is None:  # on_train_begin validates step 0, so this means train() never began
         raise TrainingError("the trainer never started; see the sentence-transformers output above")
     if config.restore_best:
         model.load_state_dict(best_state)
+    stage2 = _preference_stage(model, config, data, monitor) if config.stage2 else None
     return TrainResult(
         config=config, data=data, model=model, steps=steps, best_step=best.step,
-        best_validation=best.metrics, history=monitor.history, stopped_early=monitor.stopped_early,
+        best_validation=stage2.best_validation if stage2 else best.metrics, history=monitor.history, stopped_early=monitor.stopped_early,
         wall_s=wall_s, eval_s=monitor.eval_s, sampler=_summary(config, setup, table, refresh), log_path=monitor.log_path,
-        metrics=metrics, loss_counts=dict(monitor.counts),
+        metrics=metrics, loss_counts=dict(monitor.counts), stage2=stage2,
     )  # fmt: skip
 
 
-def _fit(model: SentenceTransformer, config: TrainConfig, table: NegativeTable, loss: nn.Module,
-         callbacks: list[TrainerCallback]) -> tuple[int, float]:  # fmt: skip
-    """Run sentence-transformers' trainer on the table's rows; return the steps run and the wall seconds."""
+def _preference_stage(model: SentenceTransformer, config: TrainConfig, data: TrainingData,
+                      stage1: TrainingMonitor) -> StageResult:  # fmt: skip
+    """ROAR on graded groups from stage 1's kept weights; ends with its best validated weights (step 0: stage 1's)."""
+    from tbhns_opensearch.training.roar import ROARLoss
+
+    stage = config.stage2
+    if stage is None:
+        raise ConfigError("the preference stage needs a [stage2] table")
+    texts = {p.id: p.text_for_embedding() for p in data.products}
+    rows = graded_rows(data.train_judgments, texts, size=stage.group_size, unjudged=stage.unjudged, seed=config.seed)
+    monitor = TrainingMonitor(
+        validate=stage1.validate, log_path=stage1.log_path.with_name(STAGE2_LOG), eval_every=stage.eval_every,
+        patience=config.patience, select_metric=config.select_metric,
+        initial=stage1.best_evaluation if config.restore_best else None,
+    )  # fmt: skip
+    steps, wall_s = _fit(model, config, rows_dataset(rows), ROARLoss(model, margin=stage.margin, scale=config.scale),
+                         [monitor], stage.max_steps, stage.batch_size, stage.learning_rate, no_duplicates=False)  # fmt: skip
+    if monitor.best is None or monitor.best_state is None:
+        raise TrainingError("the preference stage never started; see the sentence-transformers output above")
+    if config.restore_best:
+        model.load_state_dict(monitor.best_state)
+    return StageResult(steps=steps, best_step=monitor.best.step, best_validation=monitor.best.metrics,
+                       history=monitor.history, stopped_early=monitor.stopped_early, wall_s=wall_s,
+                       eval_s=monitor.eval_s, rows=len(rows), log_path=monitor.log_path)  # fmt: skip
+
+
+def _fit(model: SentenceTransformer, config: TrainConfig, dataset: Dataset, loss: nn.Module,
+         callbacks: list[TrainerCallback], max_steps: int, batch_size: int, learning_rate: float, *,
+         no_duplicates: bool) -> tuple[int, float]:  # fmt: skip
+    """Run sentence-transformers' trainer on `dataset`; return the steps run and the wall seconds.
+
+    `no_duplicates` batches never hold one text twice (so in-batch negatives are never copies of a positive);
+    graded rows repeat their padding, so they take plain batches.
+    """
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from transformers import PrinterCallback
@@ -189,13 +245,13 @@ def _fit(model: SentenceTransformer, config: TrainConfig, table: NegativeTable, 
     with tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch:  # nothing is saved there (save_strategy)
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch,
-            max_steps=config.max_steps,
-            per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
+            max_steps=max_steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=learning_rate,
             warmup_steps=config.warmup_ratio,  # a float below 1 is a share of max_steps
             seed=config.seed,
             data_seed=config.seed,
-            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            batch_sampler=BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER,
             logging_steps=1,
             save_strategy="no",
             eval_strategy="no",
@@ -203,8 +259,8 @@ def _fit(model: SentenceTransformer, config: TrainConfig, table: NegativeTable, 
             disable_tqdm=True,
             use_cpu=config.device == "cpu",
         )
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=table.dataset(),
-                                             loss=loss, callbacks=callbacks)  # fmt: skip
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
+                                             callbacks=callbacks)  # fmt: skip
         trainer.remove_callback(PrinterCallback)  # the monitor writes the step log
         started = time.perf_counter()
         trainer.train()

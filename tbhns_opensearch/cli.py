@@ -389,10 +389,11 @@ def taxonomy() -> None:
               help="`ID - A > B` or `A > B` lines [default: Google's product taxonomy in ../shared/data]")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="assignments JSONL")
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="sentence-transformers path or name")
-@click.option("--min-confidence", default=0.4, show_default=True, help="lowest step probability; below it: stop (unknown at the top)")
-@click.option("--temperature", default=0.05, show_default=True, help="softmax temperature over children's cosines")
+@click.option("--min-confidence", default=0.5, show_default=True, help="lowest step probability; below it: stop (unknown at the top)")
+@click.option("--temperature", default=0.02, show_default=True, help="softmax temperature over children's cosines")
+@click.option("--max-seq-length", default=32, show_default=True, help="tokens per product text")
 def taxonomy_assign(catalog: Path | None, dataset: str | None, data_dir: Path | None, taxonomy_file: Path | None,
-                    out: Path, encoder: str, min_confidence: float, temperature: float) -> None:  # fmt: skip
+                    out: Path, encoder: str, min_confidence: float, temperature: float, max_seq_length: int) -> None:  # fmt: skip
     """Place every product under a node of a standard taxonomy (zero-shot, level by level)."""
     from collections import Counter
 
@@ -405,7 +406,7 @@ def taxonomy_assign(catalog: Path | None, dataset: str | None, data_dir: Path | 
         raise click.UsageError("give either a CATALOG file or --dataset NAME")
     tree = CategoryTree.read(taxonomy_file) if taxonomy_file else CategoryTree.read()
     products = list(read_dataset(dataset, data_dir) if dataset else read_catalog(catalog))
-    model = Encoder(encoder, batch_size=128)
+    model = Encoder(encoder, batch_size=128, max_seq_length=max_seq_length)
     click.echo(f"encoding {len(tree.nodes)} categories and {len(products)} products with {encoder}", err=True)
     node_vectors = model.encode(tree.texts())
     product_vectors = model.encode([p.text_for_embedding() for p in products])

@@ -160,6 +160,7 @@ class Encoder:
     device: str = "cpu"
     batch_size: int = 32
     backend: str = "torch"
+    max_seq_length: int | None = None  # torch backend: tokens per text; None keeps the model's own
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -168,7 +169,10 @@ class Encoder:
     @cached_property
     def runtime(self) -> Backend:
         """The loaded backend (loaded on first use)."""
-        return BACKENDS[self.backend](self.name_or_path, self.device)
+        runtime = BACKENDS[self.backend](self.name_or_path, self.device)
+        if self.max_seq_length and isinstance(runtime, TorchBackend):
+            runtime.model.max_seq_length = self.max_seq_length
+        return runtime
 
     @property
     def model(self) -> "SentenceTransformer":

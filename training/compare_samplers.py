@@ -32,7 +32,7 @@ import torch
 from tbhns_opensearch.bench.metrics import Evaluation, MetricConfig
 from tbhns_opensearch.bench.significance import PairedTest, adjust, paired_test
 from tbhns_opensearch.config import OpenSearchConfig
-from tbhns_opensearch.training.config import SamplerConfig, TrainConfig, load_train_config
+from tbhns_opensearch.training.config import PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
 from tbhns_opensearch.training.data import prepare_data
 from tbhns_opensearch.training.retrieval import evaluate_split, product_index
 from tbhns_opensearch.training.trainer import TrainResult, load_model, train
@@ -41,12 +41,22 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "runs" / "compare"  # each trained model is saved at <dataset>-<sampler> (git-ignored)
 CONFIGS = {"amazon-uk-toys": ROOT / "training" / "toys-taxonomy.toml", "icecat": ROOT / "training" / "icecat-taxonomy.toml",
            "homedepot": ROOT / "training" / "homedepot-taxonomy.toml"}  # fmt: skip
-SAMPLERS = {  # every hard sampler gives 2 negatives per row; random relies on in-batch negatives only
-    "random": SamplerConfig(name="random"),
-    "bm25": SamplerConfig(name="bm25", count=2, depth=30),
-    "taxonomy": SamplerConfig(name="taxonomy", leaf=1, sibling=1, cousin=0),
-    "ance": SamplerConfig(name="ance", count=2, depth=30, remine_every=40),
+TAXONOMY = SamplerConfig(name="taxonomy", leaf=1, sibling=1, cousin=0)
+MASK = {"loss": "masked_mnrl", "mask_guide": "base", "mask_margin": 0.05}
+SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "long" runs get 1.5x the steps
+    # every hard sampler gives 2 negatives per row; random relies on in-batch negatives only
+    "random": {"sampler": SamplerConfig(name="random")},
+    "bm25": {"sampler": SamplerConfig(name="bm25", count=2, depth=30)},
+    "taxonomy": {"sampler": TAXONOMY},
+    "ance": {"sampler": SamplerConfig(name="ance", count=2, depth=30, remine_every=40)},
+    # arXiv 2606.01504: stage 1 with the false-negative margin mask, then ROAR vs as many more stage-1 steps
+    "taxonomy-masked": {"sampler": TAXONOMY, **MASK},
+    "taxonomy-masked-roar": {"sampler": TAXONOMY, **MASK, "stage2": "half"},
+    "taxonomy-masked-long": {"sampler": TAXONOMY, **MASK, "steps": 1.5},
 }
+PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("taxonomy-masked", "taxonomy"),
+         ("taxonomy-masked-roar", "taxonomy-masked-long"), ("taxonomy-masked-roar", "taxonomy-masked")]  # fmt: skip
+"""The significance family: (system, baseline) pairs tested when both ran (Holm-corrected together)."""
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
     "icecat": {"max_steps": 80, "eval_every": 40, "max_seq_length": 32, "catalog_limit": 3000},
@@ -64,7 +74,8 @@ QUERY_NOTES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--samplers", nargs="+", default=["random", "bm25", "taxonomy"], choices=list(SAMPLERS))
+    parser.add_argument("--samplers", nargs="+", default=["random", "bm25", "taxonomy"], choices=list(SYSTEMS),
+                        help="systems to train: samplers, and the two-stage variants of taxonomy")  # fmt: skip
     parser.add_argument("--steps", type=int, help="optimizer steps per sampler [default: SETTINGS]")
     parser.add_argument("--eval-every", type=int, help="validate every N steps [default: SETTINGS]")
     parser.add_argument("--max-seq-length", type=int, help="tokens per text [default: SETTINGS]")
@@ -94,7 +105,7 @@ def compare(config: TrainConfig, samplers: list[str]) -> dict[str, Any]:
     tests: dict[str, Evaluation] = {"base": evaluate_split(base, data.test, base_index, metrics)}
     systems: dict[str, dict[str, Any]] = {"base": _system_row(None, tests["base"], base_validation)}
     for name in samplers:
-        run_config = replace(config, sampler=SAMPLERS[name], output_dir=str(MODELS / f"{data.name}-{name}"))
+        run_config = system_config(config, name, str(MODELS / f"{data.name}-{name}"))
         result = train(run_config, data=data, base_vectors=base_index.vectors,
                        opensearch=OpenSearchConfig.from_env() if name == "bm25" else None)  # fmt: skip
         result.model.save(run_config.output_dir)  # best-validation weights, for full-catalog benchmarks
@@ -119,15 +130,32 @@ def compare(config: TrainConfig, samplers: list[str]) -> dict[str, Any]:
     }
 
 
+def system_config(config: TrainConfig, name: str, output_dir: str) -> TrainConfig:
+    """`config` as system `name` runs it: its sampler and loss; "roar" adds a ROAR stage of half the steps
+    (stage 1 keeps its steps), "long" gives stage 1 those extra steps instead (the same total budget)."""
+    overrides = dict(SYSTEMS[name])
+    steps = round(config.max_steps * overrides.pop("steps", 1.0))
+    if overrides.pop("stage2", None):
+        overrides["stage2"] = PreferenceConfig(max_steps=config.max_steps // 2, eval_every=config.eval_every // 2,
+                                               batch_size=config.batch_size // 4, learning_rate=config.learning_rate / 2)  # fmt: skip
+    return replace(config, max_steps=steps, output_dir=output_dir, **overrides)
+
+
 def _system_row(result: TrainResult | None, test: Evaluation, base_validation: Evaluation) -> dict[str, Any]:
     row: dict[str, Any] = {"test": {m: round(test.mean[m], 4) for m in METRICS}, "test_queries": len(test.queries)}
     if result is None:
         return row | {"validation": {m: round(base_validation.mean[m], 4) for m in METRICS}, "best_step": 0}
-    return row | {
+    stage2 = result.stage2
+    extra = {"masked": result.loss_counts} if result.loss_counts else {}
+    if stage2:
+        extra["stage2"] = {"steps": stage2.steps, "best_step": stage2.best_step, "rows": stage2.rows,
+                           "train_s": round(stage2.wall_s - stage2.eval_s, 1),
+                           "history": [{"step": p.step, **{m: p.metrics[m] for m in METRICS}} for p in stage2.history]}  # fmt: skip
+    return row | extra | {
         "validation": {m: result.best_validation[m] for m in METRICS},
         "best_step": result.best_step,
         "steps": result.steps,
-        "train_s": round(result.wall_s - result.eval_s, 1),
+        "train_s": round(result.wall_s - result.eval_s + (stage2.wall_s - stage2.eval_s if stage2 else 0.0), 1),
         "levels": result.sampler.level_counts,
         "taxonomy": result.sampler.taxonomy,
         "history": [{"step": p.step, **{m: p.metrics[m] for m in METRICS}} for p in result.history],
@@ -136,15 +164,13 @@ def _system_row(result: TrainResult | None, test: Evaluation, base_validation: E
 
 
 def _significance(tests: dict[str, Evaluation]) -> list[PairedTest]:
-    if "taxonomy" not in tests:
-        return []
     family = [
-        paired_test(tests[baseline].per_query[metric], tests["taxonomy"].per_query[metric], metric=metric,
-                    baseline_name=baseline, system_name="taxonomy", seed=0)  # fmt: skip
-        for baseline in ("base", "random", "bm25") if baseline in tests
+        paired_test(tests[baseline].per_query[metric], tests[system].per_query[metric], metric=metric,
+                    baseline_name=baseline, system_name=system, seed=0)  # fmt: skip
+        for system, baseline in PAIRS if system in tests and baseline in tests
         for metric in METRICS
     ]
-    return adjust(family, "holm")
+    return adjust(family, "holm") if family else []
 
 
 def _machine() -> str:
@@ -188,7 +214,11 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for name, row in results["systems"].items():
         steps = f"{row['best_step']} / {row['steps']}" if "steps" in row else "-"
+        if "stage2" in row:
+            steps += f" + ROAR {row['stage2']['best_step']} / {row['stage2']['steps']}"
         levels = ", ".join(f"{k} {v}" for k, v in row.get("levels", {}).items()) or ("in-batch only" if name == "random" else "-")
+        if row.get("masked", {}).get("negatives"):
+            levels += f"; masked {row['masked']['masked_negatives'] / row['masked']['negatives']:.1%} of all negatives"
         lines.append(f"| {name if name != 'base' else 'base (no training)'} | {row['test']['recall@24']:.4f} | "
                      f"{row['test']['ndcg@10']:.4f} | {row['validation']['recall@24']:.4f} | {steps} | "
                      f"{row.get('train_s', '-')} | {levels} |")  # fmt: skip

@@ -1,5 +1,7 @@
 """Zero-shot taxonomy assignment on a hand-made tree with hand-made vectors: known answers, and the unknown."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -41,11 +43,13 @@ def test_parse_reads_google_lines_and_plain_paths_and_adds_parents():
 
 def test_descends_to_the_leaf_it_is_sure_of():
     products = np.array([unit(0.8, 0.6, 0.0), unit(0.8, -0.6, 0.0), unit(0.1, 0.0, 1.0)], dtype=np.float32)
-    got = assign_products(["drill", "screws", "doll"], products, TREE, NODES)
+    got = assign_products(["drill", "screws", "doll"], products, TREE, NODES, temperature=0.2)
     assert [a.path for a in got] == [("Hardware", "Tools"), ("Hardware", "Fasteners"), ("Toys",)]
-    # Hand computation for "drill" at the second step: cosines 1.0 (Tools) and 0.28 (Fasteners), temperature 0.05.
-    tools = 1 / (1 + np.exp((0.28 - 1.0) / 0.05))
-    assert got[0].confidence == pytest.approx(min(tools, 1 / (1 + np.exp((0.0 - 0.8) / 0.05))), rel=1e-4)
+    # Hand computation for "drill", temperature 0.2. Top: Hardware scores its subtree's best cosine, 1.0 (Tools),
+    # Toys 0.0. Second step: cosines 1.0 (Tools) and 0.28 (Fasteners). Confidence: the weaker step.
+    top, tools = 1 / (1 + np.exp((0.0 - 1.0) / 0.2)), 1 / (1 + np.exp((0.28 - 1.0) / 0.2))
+    assert got[0].confidence == pytest.approx(min(top, tools), rel=1e-4)
+    assert got[0].confidence == pytest.approx(tools, rel=1e-4)  # 0.973 < 0.993
 
 
 def test_stops_at_the_parent_when_children_tie_and_is_unknown_when_the_top_is_unsure():
@@ -67,3 +71,26 @@ def test_assignments_round_trip_and_overlay_products(tmp_path):
     path.write_text('{"id": "a"}\n')
     with pytest.raises(CatalogError, match=r"a.jsonl:1: not an assignment line"):
         read_assignments(path)
+
+
+def test_cli_places_products_of_a_catalog_under_a_taxonomy_file(tmp_path):
+    from click.testing import CliRunner
+
+    from tbhns_opensearch.cli import cli
+
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text("".join(json.dumps({"id": pid, "title": title}) + "\n" for pid, title in [
+        ("1", "20V cordless drill with 2 batteries"), ("2", "50 ft garden hose with spray nozzle"),
+        ("3", "plush teddy bear for toddlers")]))  # fmt: skip
+    taxonomy = tmp_path / "taxonomy.txt"
+    taxonomy.write_text("Hardware\nHardware > Power Tools\nHardware > Power Tools > Drills\nHome & Garden\n"
+                        "Home & Garden > Lawn & Garden > Watering & Irrigation > Garden Hoses\nToys & Games\n"
+                        "Toys & Games > Toys > Dolls, Playsets & Toy Figures > Stuffed Animals\n")  # fmt: skip
+    out = tmp_path / "assigned.jsonl"
+    result = CliRunner().invoke(cli, ["taxonomy", "assign", str(catalog), "--taxonomy-file", str(taxonomy),
+                                      "--out", str(out), "--min-confidence", "0.5"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    paths = read_assignments(out)
+    assert paths["1"][:2] == ("Hardware", "Power Tools")
+    assert paths["2"][0] == "Home & Garden" and paths["3"][0] == "Toys & Games"
+    assert "3 products" in result.output

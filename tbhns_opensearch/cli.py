@@ -84,7 +84,7 @@ def _cluster(port: int) -> Any:
 # --- ingest ------------------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("catalog", required=False, type=click.Path(path_type=Path))
-@click.option("--dataset", help="read a public set by name instead (icecat, amazon-uk-toys, flipkart, instacart, wands)")
+@click.option("--dataset", help="read a public set by name instead (icecat, amazon-uk-toys, flipkart, homedepot, instacart, wands)")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="folder of --dataset [default: ../shared/data/<set>]")
 @click.option("--mapping", "mapping_file", type=click.Path(exists=True, path_type=Path), help="JSON column mapping")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "tsv", "parquet"]), help="[default: from suffix]")

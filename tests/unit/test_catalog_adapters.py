@@ -26,7 +26,7 @@ WANDS_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "wands"
 
 
 def test_registry_lists_every_set_and_refuses_unknown_names():
-    assert sorted(ADAPTERS) == ["amazon-uk-toys", "flipkart", "icecat", "instacart", "wands"]
+    assert sorted(ADAPTERS) == ["amazon-uk-toys", "flipkart", "homedepot", "icecat", "instacart", "wands"]
     with pytest.raises(CatalogError, match=r"unknown dataset 'amazon'; valid datasets are \['amazon-uk-toys'"):
         get_adapter("amazon")
 

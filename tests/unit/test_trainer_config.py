@@ -55,7 +55,7 @@ def test_overrides_ignore_unset_flags(tmp_path: Path) -> None:
         ("max_stesp = 3\n" + MINIMAL, r"unknown key\(s\) \['max_stesp'\]; valid keys: .*max_steps"),
         ("max_steps = 3\n", r"\[data\]: missing or not a table"),
         (MINIMAL + '[sampler]\nname = "hard"\n', r"name='hard' is unknown; valid names: random, taxonomy, bm25, ance"),
-        ('loss = "ntxent"\n' + MINIMAL, r"loss='ntxent' is unknown; valid losses: mnrl, cached_mnrl, margin"),
+        ('loss = "ntxent"\n' + MINIMAL, r"loss='ntxent' is unknown; valid losses: mnrl, cached_mnrl, masked_mnrl, margin"),
         ('loss = "margin"\n' + MINIMAL, r"margin.* takes exactly one negative per row, the 'taxonomy' sampler gives 2"),
         ("batch_size = 1\n" + MINIMAL, r"batch_size=1: in-batch negatives need at least 2 rows"),
         ('max_steps = "ten"\n' + MINIMAL, r"not supported between instances of 'str' and 'int'"),
@@ -81,3 +81,19 @@ def test_missing_file_points_at_the_examples(tmp_path: Path) -> None:
 def test_margin_loss_with_one_negative() -> None:
     config = TrainConfig(data=DataConfig(catalog="c.jsonl"), sampler=SamplerConfig(leaf=1, sibling=0), loss="margin")
     assert config.negatives_per_pair == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[data]\ndataset = "homedepot"\nqueries = "judged"\ntaxonomy = "assigned"\n', r"taxonomy_file=''.*tbhns taxonomy assign"),
+        ('[data]\ndataset = "homedepot"\nqueries = "judged"\ntaxonomy_file = "a.jsonl"\n', r"goes with taxonomy=\"assigned\""),
+        ('[data]\ndataset = "homedepot"\nqueries = "judged"\n[stage2]\nmax_steps = 0\n', r"\[stage2\].*max_steps"),
+        ('[data]\ndataset = "homedepot"\nqueries = "judged"\n[stage2]\nsteps = 5\n', r"\[stage2\]: unknown key\(s\) \['steps'\]"),
+    ],
+)
+def test_assigned_taxonomy_and_stage2_are_checked(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        load_train_config(path)

@@ -94,3 +94,15 @@ def test_induced_taxonomy_by_clustering_is_named_so() -> None:
 def test_catalog_without_taxonomy_says_how_to_induce_one() -> None:
     with pytest.raises(TrainingError, match=r"induced:clustering"):
         build_taxonomy(DataConfig(catalog="c.jsonl"), [Product("a", "A")], None, seed=0)
+
+
+def test_assigned_taxonomy_feeds_the_sampler_and_leaves_product_texts_alone(tmp_path: Path) -> None:
+    from tbhns_opensearch.taxonomy_assign import Assignment, write_assignments
+
+    path = tmp_path / "assigned.jsonl"
+    write_assignments([Assignment("a", ("Hardware", "Tools"), 0.9), Assignment("b", (), 0.0)], path)
+    products = [Product("a", "Drill"), Product("b", "Thing")]
+    taxonomy = build_taxonomy(DataConfig(catalog="c.jsonl", taxonomy="assigned", taxonomy_file=str(path)), products, None, seed=0)
+    assert taxonomy.source == "assigned"
+    assert taxonomy.leaf_of("a") == ("Hardware", "Tools") and taxonomy.is_unknown("b")
+    assert products[0].taxonomy_path == () and products[0].text_for_embedding() == "Drill"

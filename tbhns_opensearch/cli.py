@@ -376,15 +376,30 @@ def train_command(config_file: Path, device: str | None, max_steps: int | None, 
                f"ONNX min cosine {report.onnx.min_cosine:.6f}")  # fmt: skip
 
 
+def _catalog_source(command: Callable[..., None]) -> Callable[..., None]:
+    """CATALOG file or --dataset NAME (with --data-dir): the products a command reads."""
+    command = click.option("--data-dir", type=click.Path(path_type=Path),
+                           help="folder of --dataset [default: ../shared/data/<set>]")(command)  # fmt: skip
+    command = click.option("--dataset", help="a public set by name instead (homedepot, amazon-uk-toys, icecat, ...)")(command)
+    return click.argument("catalog", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))(command)
+
+
+def _catalog_products(catalog: Path | None, dataset: str | None, data_dir: Path | None) -> list[Any]:
+    from tbhns_opensearch.catalog import read_catalog
+    from tbhns_opensearch.catalog.adapters import read_dataset
+
+    if (catalog is None) == (dataset is None):
+        raise click.UsageError("give either a CATALOG file or --dataset NAME")
+    return list(read_dataset(dataset, data_dir) if dataset else read_catalog(catalog))
+
+
 @cli.group()
 def taxonomy() -> None:
     """A real taxonomy for catalogs that have none."""
 
 
 @taxonomy.command("assign")
-@click.argument("catalog", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--dataset", help="a public set by name instead (homedepot, icecat, ...)")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="folder of --dataset [default: ../shared/data/<set>]")
+@_catalog_source
 @click.option("--taxonomy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="`ID - A > B` or `A > B` lines [default: Google's product taxonomy in ../shared/data]")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="assignments JSONL")
@@ -397,15 +412,11 @@ def taxonomy_assign(catalog: Path | None, dataset: str | None, data_dir: Path | 
     """Place every product under a node of a standard taxonomy (zero-shot, level by level)."""
     from collections import Counter
 
-    from tbhns_opensearch.catalog import read_catalog
-    from tbhns_opensearch.catalog.adapters import read_dataset
     from tbhns_opensearch.encoder import Encoder
     from tbhns_opensearch.taxonomy_assign import CategoryTree, assign_products, write_assignments
 
-    if (catalog is None) == (dataset is None):
-        raise click.UsageError("give either a CATALOG file or --dataset NAME")
+    products = _catalog_products(catalog, dataset, data_dir)
     tree = CategoryTree.read(taxonomy_file) if taxonomy_file else CategoryTree.read()
-    products = list(read_dataset(dataset, data_dir) if dataset else read_catalog(catalog))
     model = Encoder(encoder, batch_size=128, max_seq_length=max_seq_length)
     click.echo(f"encoding {len(tree.nodes)} categories and {len(products)} products with {encoder}", err=True)
     node_vectors = model.encode(tree.texts())
@@ -423,9 +434,7 @@ def queries() -> None:
 
 
 @queries.command("generate")
-@click.argument("catalog", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--dataset", help="a public set by name instead (amazon-uk-toys, icecat, ...)")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="folder of --dataset [default: ../shared/data/<set>]")
+@_catalog_source
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="labelled-queries JSONL")
 @click.option("--seed", default=13, show_default=True)
 @click.option("--per-product", default=2, show_default=True, help="query kinds tried per product")
@@ -436,14 +445,10 @@ def queries_generate(catalog: Path | None, dataset: str | None, data_dir: Path |
     """Write one line per (query, product): grade 2 for the query's source products, 1 for mates."""
     from collections import Counter
 
-    from tbhns_opensearch.catalog import read_catalog
-    from tbhns_opensearch.catalog.adapters import read_dataset
     from tbhns_opensearch.training.examples import write_labelled_queries
     from tbhns_opensearch.training.querygen import generate_queries
 
-    if (catalog is None) == (dataset is None):
-        raise click.UsageError("give either a CATALOG file or --dataset NAME")
-    products = list(read_dataset(dataset, data_dir) if dataset else read_catalog(catalog))
+    products = _catalog_products(catalog, dataset, data_dir)
     generated = generate_queries(products, seed=seed, per_product=per_product, type_attribute=type_attribute,
                                  grade_mates=not no_mates)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)

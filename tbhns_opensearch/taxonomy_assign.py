@@ -34,13 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tbhns_opensearch.catalog.adapters import DEFAULT_DATA_DIR
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import CatalogError
 
 NodePath = tuple[str, ...]
 PATH_SEPARATOR = " > "
 GOOGLE_LINE = re.compile(r"^\s*\d+\s+-\s+(.*)$")
-DEFAULT_TAXONOMY_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "google-product-taxonomy" / "taxonomy-with-ids.en-US.txt"
+DEFAULT_TAXONOMY_FILE = DEFAULT_DATA_DIR / "google-product-taxonomy" / "taxonomy-with-ids.en-US.txt"
 
 
 @dataclass(frozen=True)

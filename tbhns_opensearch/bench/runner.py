@@ -344,11 +344,12 @@ class BenchRun:
 
     def _ensure_ingested(self, client: Any, encoder: str) -> str:
         from tbhns_opensearch.encoder import Encoder
-        from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
+        from tbhns_opensearch.index.documents import catalog_fingerprint
+        from tbhns_opensearch.index.ingest import IngestConfig, ingest_products, stored_fingerprint
 
         catalog = self.config.catalog or Path(self.config.training_config or "catalog").stem
         alias = alias_for(catalog, encoder, self.config.data_dir)
-        if client.indices.exists_alias(name=alias) and client.count(index=alias)["count"] == len(self.products):
+        if stored_fingerprint(client, alias) == catalog_fingerprint(self.products):
             return alias
         ingest_products(client, self.products, Encoder(encoder), IndexConfig(alias=alias), IngestConfig(rebuild=True))
         return alias

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, Sequence
+import hashlib
+import json
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -61,3 +63,35 @@ def vector_bytes(vector: Sequence[float]) -> str:
 def decode_vector(value: str) -> np.ndarray:
     """The float32 vector (dim,) of an `embedding_bytes` value."""
     return np.frombuffer(base64.b64decode(value), dtype="<f4").copy()
+
+
+def catalog_fingerprint(products: Iterable[Product]) -> str:
+    """A digest of the catalog's content: every product's document (vectors aside), in catalog order. Ingest
+    stores it in the index's `_meta`, so a reader can tell an index built from this very catalog from one built
+    from an older copy of the same size.
+
+    Example:
+        >>> first = Product(id="1", title="Claw hammer")
+        >>> catalog_fingerprint([first]) == catalog_fingerprint([Product(id="1", title="Claw hammer")])
+        True
+        >>> catalog_fingerprint([first]) == catalog_fingerprint([Product(id="1", title="Sledge hammer")])
+        False
+    """
+    digest = CatalogDigest()
+    digest.add(products)
+    return digest.hexdigest()
+
+
+class CatalogDigest:
+    """`catalog_fingerprint`, fed a batch at a time while the products stream past."""
+
+    def __init__(self) -> None:
+        self._sha1 = hashlib.sha1()
+
+    def add(self, products: Iterable[Product]) -> None:
+        for product in products:
+            document = json.dumps(product_document(product, None), sort_keys=True, default=str)
+            self._sha1.update(document.encode() + b"\n")
+
+    def hexdigest(self) -> str:
+        return self._sha1.hexdigest()

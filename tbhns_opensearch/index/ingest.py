@@ -21,10 +21,11 @@ from tqdm import tqdm
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.errors import IngestError
-from tbhns_opensearch.index.documents import product_document
+from tbhns_opensearch.index.documents import CatalogDigest, product_document
 from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index, swap_alias
 
 _DONE = object()
+FINGERPRINT = "catalog_fingerprint"  # key in the index mapping's _meta
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ def ingest_products(
     index_config = index_config or IndexConfig()
     if index_config.dimension != encoder.dimension:
         index_config = IndexConfig(**{**index_config.__dict__, "dimension": encoder.dimension})
-    index = _target_index(client, index_config, config.rebuild)
+    index, fresh = _target_index(client, index_config, config.rebuild)
     summary = IngestSummary(index=index)
+    digest = CatalogDigest()
     started = time.perf_counter()
     client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})  # fewer, larger segments
     chunks: queue.Queue[Any] = queue.Queue(maxsize=4)
@@ -83,6 +85,7 @@ def ingest_products(
     try:
         for batch in _batched(products, config.encode_chunk):
             vectors = encoder.encode([product.text_for_embedding() for product in batch])  # (n, dim)
+            digest.add(batch)
             chunks.put([(product.id, product_document(product, vector)) for product, vector in zip(batch, vectors)])
             summary.read += len(batch)
             if not writer.is_alive():
@@ -98,19 +101,32 @@ def ingest_products(
             summary.failures,
         ) from errors[0]
     client.indices.refresh(index=index)
+    # a fresh index holds exactly this catalog; one written into again holds a mix, which no catalog matches
+    client.indices.put_mapping(index=index, body={"_meta": {FINGERPRINT: digest.hexdigest() if fresh else None}})
     if config.rebuild:
         swap_alias(client, index_config.alias, index, delete_previous=not config.keep_previous)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) -> str:
+def stored_fingerprint(client: OpenSearch, alias: str) -> str | None:
+    """The `catalog_fingerprint` of the catalog the index behind `alias` was built from, or None when it is
+    unknown (no such alias, written into more than once, or built before fingerprints were stored)."""
+    targets = alias_targets(client, alias)
+    if len(targets) != 1:
+        return None
+    mapping = client.indices.get_mapping(index=targets[0])[targets[0]]["mappings"]
+    return mapping.get("_meta", {}).get(FINGERPRINT)
+
+
+def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) -> tuple[str, bool]:
+    """The index to write into, and whether it was created for this ingest."""
     targets = alias_targets(client, index_config.alias)
     if rebuild or not targets:
         index = create_index(client, index_config)
         if not targets:
             swap_alias(client, index_config.alias, index)
-        return index
+        return index, True
     if len(targets) > 1:
         raise IngestError(f"alias {index_config.alias} points at several indices {targets}; rebuild with --rebuild")
     mapping = client.indices.get_mapping(index=targets[0])[targets[0]]["mappings"]
@@ -120,7 +136,7 @@ def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) 
             f"index {targets[0]} holds {dimension}-dimensional vectors but the encoder makes "
             f"{index_config.dimension}; rerun with --rebuild to build a new index for this encoder"
         )
-    return targets[0]
+    return targets[0], False
 
 
 def _write(

@@ -8,7 +8,7 @@ Protocol (real users only; nothing simulated):
 - Queries: one per (user, aisle of a held-out product), the aisle name as text; its relevant set is the
   user's held-out products in that aisle.
 - Retrieval: exact cosine search over the whole catalog (numpy), top 24: this measures the personalization
-  rule (`training.personalization`), not the ANN index.
+  rule (`users.profiles`), not the ANN index.
 - Users are split by a seeded hash into validation (`--validation-share`) and test. alpha is chosen on the
   validation users (grid search of mean Recall@24); the table reports the test users only, by history length
   (0 / 1-4 / 5+), with a paired randomization test and bootstrap 95% CI of the difference per bucket.
@@ -39,17 +39,10 @@ from tbhns_opensearch.bench.significance import paired_test
 from tbhns_opensearch.catalog.adapters import dataset_dir, read_dataset
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.query.encoding import default_backend
-from tbhns_opensearch.training.personalization import (
-    ALPHA_GRID,
-    PersonalizationCase,
-    PersonalizationConfig,
-    UserProfile,
-    build_user_profiles,
-    personalize,
-    recall_at_k,
-    tune_alpha,
-)
-from tbhns_opensearch.training.user_sources import UserQuery, aisle_queries, instacart_holdout, split_users
+from tbhns_opensearch.users.blend import personalize
+from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, build_user_profiles
+from tbhns_opensearch.users.tuning import ALPHA_GRID, PersonalizationCase, recall_at_k, tune_alpha
+from tbhns_opensearch.users.sources import UserQuery, aisle_queries, instacart_holdout, split_users
 
 K = 24
 RESULTS = Path(__file__).parent / "results" / "personalization_instacart.md"

@@ -35,9 +35,10 @@ from tbhns_opensearch.catalog.adapters import load_judgments
 from tbhns_opensearch.cluster import make_client
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
-from tbhns_opensearch.index.users import UsersIngestConfig, ingest_users
+from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 from tbhns_opensearch.query.service import SearchClient, SearchResponse
-from tbhns_opensearch.training.personalization import PersonalizationConfig, UserEvent
+from tbhns_opensearch.users.events import UserEvent
+from tbhns_opensearch.users.profiles import PersonalizationConfig
 
 RESULTS = Path(__file__).parent / "results" / "query_latency_icecat.md"
 SHALLOW_DEPTH = 24  # a hybrid depth equal to k: OpenSearch's own default (each sub-query returns `size`)

@@ -177,7 +177,7 @@ def _serve_settings(alias: str, users_index: str, encoder: str, backend: str | N
                     hybrid_path: str, alpha: float, min_history: int, port: int, warm: bool = True) -> Any:  # fmt: skip
     from tbhns_opensearch.api import ServeSettings
     from tbhns_opensearch.query.fusion import HybridConfig
-    from tbhns_opensearch.training.personalization import PersonalizationConfig
+    from tbhns_opensearch.users.profiles import PersonalizationConfig
 
     return ServeSettings(
         _cluster(port), index=alias, users_index=users_index, encoder=encoder, backend=backend,
@@ -249,10 +249,11 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
     from tbhns_opensearch.catalog import read_catalog
     from tbhns_opensearch.cluster import make_client
     from tbhns_opensearch.encoder import Encoder
-    from tbhns_opensearch.index.users import UsersIngestConfig, ingest_users as run_ingest
+    from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users as run_ingest
     from tbhns_opensearch.query.encoding import default_backend
-    from tbhns_opensearch.training.personalization import DEFAULT_EVENT_WEIGHTS, PersonalizationConfig, read_history
-    from tbhns_opensearch.training.user_sources import SimulationConfig, simulate_users
+    from tbhns_opensearch.users.events import read_history
+    from tbhns_opensearch.users.profiles import DEFAULT_EVENT_WEIGHTS, PersonalizationConfig
+    from tbhns_opensearch.users.sources import SimulationConfig, simulate_users
 
     if (history is None) == (simulate is None):
         raise click.UsageError("give either a HISTORY file or --simulate N (with --catalog)")

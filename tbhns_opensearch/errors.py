@@ -47,3 +47,7 @@ class TrainingError(TbhnsError):
 
 class BenchError(TbhnsError):
     """A run, qrels file, metric setting or benchmark result is invalid."""
+
+
+class PersonalizationError(TbhnsError):
+    """User events, a user profile or the blending of a user vector with a query are invalid."""

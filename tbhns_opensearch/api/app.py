@@ -28,11 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
-from tbhns_opensearch.errors import ClusterError, SearchError
+from tbhns_opensearch.errors import ClusterError, PersonalizationError, SearchError
 from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig
 from tbhns_opensearch.query.service import MODES, SearchClient, SearchResponse
-from tbhns_opensearch.training.personalization import PersonalizationConfig
+from tbhns_opensearch.users.profiles import PersonalizationConfig
 
 MAX_QUERY_LENGTH = 1000  # characters accepted in `query`
 MAX_K = 100
@@ -155,6 +155,11 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
     async def rejected(_: Request, exc: SearchError) -> JSONResponse:
         log.warning("search failed: %s", exc)
         return JSONResponse(status_code=502, content={"error": "the search cluster could not answer this search"})
+
+    @app.exception_handler(PersonalizationError)
+    async def misconfigured(_: Request, exc: PersonalizationError) -> JSONResponse:
+        log.error("personalization failed: %s", exc)
+        return JSONResponse(status_code=500, content={"error": f"personalization is misconfigured: {exc}"})
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

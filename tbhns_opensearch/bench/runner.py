@@ -31,8 +31,9 @@ from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.index.templates import IndexConfig, load_template
 from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.training.examples import LabelledQuery, read_labelled_queries, split_by_query
-from tbhns_opensearch.training.personalization import PersonalizationConfig, UserEvent
-from tbhns_opensearch.training.user_sources import aisle_queries, instacart_holdout, split_users
+from tbhns_opensearch.users.events import UserEvent
+from tbhns_opensearch.users.profiles import PersonalizationConfig
+from tbhns_opensearch.users.sources import aisle_queries, instacart_holdout, split_users
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class SystemSpec:
 class UsersSpec:
     """Real users whose held-out purchases are the relevant products (`[users]` in a config).
 
-    Only Instacart is supported: per user, the tail of the last order is held out (`training.user_sources`);
+    Only Instacart is supported: per user, the tail of the last order is held out (`users.sources`);
     each (user, aisle of a held-out product) is a query whose text is the aisle name. Users are split into
     validation and test by a seeded hash, as in `benchmarks/personalization_instacart.py`, where `alpha` is
     tuned on the validation users.
@@ -335,7 +336,7 @@ class BenchRun:
         template's `<alias>-*` pattern)."""
         if not self.config.users:
             return {}
-        from tbhns_opensearch.index.users import UsersIngestConfig, ingest_users
+        from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 
         personalization = self.config.users.personalization()
         users_index = f"users-{alias}"

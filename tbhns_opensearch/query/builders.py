@@ -13,7 +13,7 @@ import numpy as np
 
 from tbhns_opensearch.errors import SearchError
 from tbhns_opensearch.index.documents import category_path_value
-from tbhns_opensearch.training.personalization import blend
+from tbhns_opensearch.users.blend import blend
 
 BM25_FIELDS = ("title^3", "brand^2", "category_names^1.5", "attributes_text", "description")
 SOURCE_FIELDS = ("title", "brand", "category_names", "price")
@@ -182,7 +182,7 @@ def build_personalized(
     """A vector search request with the blended vector normalize((1 - alpha) q + alpha u).
 
     Below `min_history` the search client does not call this: it sends `build_knn` with the plain vector
-    (see `training.personalization.personalize`).
+    (see `users.blend.personalize`).
 
     Example:
         >>> body = build_personalized(np.array([1.0, 0.0]), np.array([0.0, 1.0]), 0.5, 3)

@@ -33,7 +33,7 @@ from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_cap
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.errors import ClusterError, SearchError
-from tbhns_opensearch.index.users import get_user_profile
+from tbhns_opensearch.users.store import get_user_profile
 from tbhns_opensearch.query.builders import (
     SOURCE_FIELDS,
     Filters,
@@ -46,12 +46,8 @@ from tbhns_opensearch.query.builders import (
 )
 from tbhns_opensearch.query.encoding import QueryEncoder
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, search_pipeline
-from tbhns_opensearch.training.personalization import (
-    PersonalizationConfig,
-    PersonalizedVector,
-    UserProfile,
-    personalize,
-)
+from tbhns_opensearch.users.blend import PersonalizedVector, personalize
+from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
 
 PROFILE_CACHE_SIZE = 10_000  # user profiles kept for `user_ttl_s` (~1.6 KB each at 384 dimensions)
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it

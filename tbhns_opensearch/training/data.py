@@ -30,13 +30,13 @@ import numpy as np
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import load_judgments, read_dataset
 from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.taxonomy import Taxonomy
 from tbhns_opensearch.taxonomy_assign import read_assignments, with_assigned_paths
 from tbhns_opensearch.training.config import DataConfig
 from tbhns_opensearch.training.examples import (
     LabelledQuery,
     TrainingPair,
-    keyed_rng,
     make_pairs,
     query_key,
     read_labelled_queries,

@@ -15,9 +15,7 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -25,6 +23,7 @@ from pathlib import Path
 
 from tbhns_opensearch.catalog.judgments import Judgment
 from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.seeding import keyed_rng
 
 SOURCES = ("real", "generated")
 
@@ -94,17 +93,6 @@ def query_key(query: str) -> str:
         'lego duplo'
     """
     return " ".join(query.lower().split())
-
-
-def keyed_rng(seed: int, *key: object) -> random.Random:
-    """A random generator seeded by a hash of `seed` and `key`, stable across runs and processes.
-
-    Example:
-        >>> keyed_rng(0, "q", 1).random() == keyed_rng(0, "q", 1).random()
-        True
-    """
-    digest = hashlib.blake2b(repr((seed, *key)).encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(digest, "big"))
 
 
 def make_pairs(judgments: Iterable[LabelledQuery], *, min_grade: int = 2) -> list[TrainingPair]:

@@ -39,7 +39,8 @@ from random import Random
 
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.training.examples import LabelledQuery, keyed_rng, query_key
+from tbhns_opensearch.training.examples import LabelledQuery, query_key
+from tbhns_opensearch.seeding import keyed_rng
 
 KINDS = ("title", "brand_type", "category", "attributes")
 _HEAD_SPLIT = re.compile(r",|\s[-–|]\s|\||\(|\[")

@@ -14,7 +14,7 @@ from tbhns_opensearch.cli import cli
 from tbhns_opensearch.catalog import read_catalog
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index
-from tbhns_opensearch.index.users import fetch_product_vectors
+from tbhns_opensearch.users.store import fetch_product_vectors
 from tbhns_opensearch.query.builders import build_bm25, build_knn
 from tests.conftest import FIXTURES, fixture_products
 

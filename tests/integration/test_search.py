@@ -23,11 +23,18 @@ from tbhns_opensearch.catalog import Product, write_catalog_jsonl
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import IndexConfig
-from tbhns_opensearch.index.users import UsersIngestConfig, fetch_product_vectors, get_user_profile, ingest_users
+from tbhns_opensearch.users.store import (
+    UsersIngestConfig,
+    fetch_product_vectors,
+    get_user_profile,
+    ingest_users,
+    write_user_profiles,
+)
 from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.query.service import SearchClient, SearchHit, SearchResponse
-from tbhns_opensearch.training.personalization import PersonalizationConfig, UserEvent
+from tbhns_opensearch.users.events import UserEvent
+from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
 from tests.conftest import fixture_products
 
 pytestmark = pytest.mark.integration
@@ -257,6 +264,18 @@ def test_http_search_and_health_on_the_real_node(env: Env, opensearch_config) ->
         health = http.get("/health")
         assert health.status_code == 200
         assert health.json()["status"] == "ok" and health.json()["cluster"]["index_exists"] is True
+
+
+def test_a_user_vector_of_another_dimension_is_a_clear_http_error(env: Env, os_client, opensearch_config) -> None:
+    write_user_profiles(os_client, env.users_index, [UserProfile("other-encoder", np.array([0.6, 0.8]), 9, 1.0, "real")])
+    app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=env.search)
+    try:
+        with TestClient(app) as http:
+            got = http.post("/search", json={"query": "car", "mode": "personalized", "user_id": "other-encoder"})
+    finally:
+        os_client.delete(index=env.users_index, id="other-encoder", refresh=True)
+    assert got.status_code == 500
+    assert "personalization is misconfigured" in got.json()["error"] and "differ in shape" in got.json()["error"]
 
 
 def test_ingest_users_cli(tmp_path: Path, os_client, opensearch_config, env: Env) -> None:

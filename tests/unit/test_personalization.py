@@ -5,19 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.training.personalization import (
-    PersonalizationCase,
-    PersonalizationConfig,
-    UserEvent,
-    UserProfile,
-    blend,
-    build_user_profiles,
-    personalize,
-    read_history,
-    recall_at_k,
-    tune_alpha,
-)
+from tbhns_opensearch.errors import PersonalizationError
+from tbhns_opensearch.users.blend import blend, personalize
+from tbhns_opensearch.users.events import UserEvent, read_history
+from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, build_user_profiles
+from tbhns_opensearch.users.tuning import PersonalizationCase, recall_at_k, tune_alpha
 
 E1, E2, E3 = np.eye(3)
 VECTORS = {"p1": E1, "p2": E2, "p3": E3}
@@ -34,9 +26,9 @@ def test_blend_is_the_normalized_weighted_sum() -> None:
 
 
 def test_blend_rejects_bad_alpha_and_shapes() -> None:
-    with pytest.raises(TrainingError, match=r"alpha must be in \[0, 1\].*1.5"):
+    with pytest.raises(PersonalizationError, match=r"alpha must be in \[0, 1\].*1.5"):
         blend(E1, E2, 1.5)
-    with pytest.raises(TrainingError, match="differ in shape"):
+    with pytest.raises(PersonalizationError, match="differ in shape"):
         blend(E1, np.ones(4), 0.5)
 
 
@@ -80,19 +72,19 @@ def test_user_vector_without_decay_is_the_event_weighted_mean() -> None:
 
 
 def test_profiles_reject_unknown_events_and_mixed_sources() -> None:
-    with pytest.raises(TrainingError, match=r"'wishlist'.*valid types are \['add_to_cart', 'click', 'purchase'\]"):
+    with pytest.raises(PersonalizationError, match=r"'wishlist'.*valid types are \['add_to_cart', 'click', 'purchase'\]"):
         build_user_profiles([UserEvent("u1", "p1", "wishlist", 0.0)], VECTORS, PersonalizationConfig())
     mixed = [UserEvent("u1", "p1", "click", 0.0), UserEvent("u1", "p2", "click", 1.0, "simulated")]
-    with pytest.raises(TrainingError, match="mixes real and simulated"):
+    with pytest.raises(PersonalizationError, match="mixes real and simulated"):
         build_user_profiles(mixed, VECTORS, PersonalizationConfig())
 
 
 def test_config_rejects_bad_values() -> None:
-    with pytest.raises(TrainingError, match="min_history must be an integer >= 1, got 0"):
+    with pytest.raises(PersonalizationError, match="min_history must be an integer >= 1, got 0"):
         PersonalizationConfig(min_history=0)
-    with pytest.raises(TrainingError, match="positive weight"):
+    with pytest.raises(PersonalizationError, match="positive weight"):
         PersonalizationConfig(event_weights={"click": -1.0})
-    with pytest.raises(TrainingError, match="half_life"):
+    with pytest.raises(PersonalizationError, match="half_life"):
         PersonalizationConfig(half_life=0)
 
 
@@ -110,10 +102,10 @@ def test_read_history_csv_and_jsonl(tmp_path) -> None:
 def test_read_history_names_the_bad_line(tmp_path) -> None:
     bad = tmp_path / "history.csv"
     bad.write_text("user_id,product_id,event\nu1,p1,click\n")
-    with pytest.raises(TrainingError, match=r"missing columns \['timestamp'\]"):
+    with pytest.raises(PersonalizationError, match=r"missing columns \['timestamp'\]"):
         read_history(bad)
     bad.write_text("user_id,product_id,event,timestamp\nu1,p1,click,yesterday\n")
-    with pytest.raises(TrainingError, match=r"history.csv:2: timestamp 'yesterday'"):
+    with pytest.raises(PersonalizationError, match=r"history.csv:2: timestamp 'yesterday'"):
         read_history(bad)
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from tbhns_opensearch.catalog.product import Product
-from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.training.personalization import UserEvent
-from tbhns_opensearch.training.user_sources import (
+from tbhns_opensearch.errors import PersonalizationError
+from tbhns_opensearch.users.events import UserEvent
+from tbhns_opensearch.users.sources import (
     SimulationConfig,
     instacart_holdout,
     read_instacart_events,
@@ -45,7 +45,7 @@ def test_instacart_holdout_keeps_the_tail_of_the_last_order(tiny_instacart: Path
 
 
 def test_instacart_holdout_needs_the_files(tmp_path: Path) -> None:
-    with pytest.raises(TrainingError, match=r"lacks Instacart files \['orders.csv'"):
+    with pytest.raises(PersonalizationError, match=r"lacks Instacart files \['orders.csv'"):
         instacart_holdout(tmp_path)
 
 
@@ -87,5 +87,5 @@ def test_simulated_events_follow_the_latent_preferences() -> None:
 
 
 def test_simulator_explains_a_too_shallow_catalog() -> None:
-    with pytest.raises(TrainingError, match="lower category_depth or min_category_products"):
+    with pytest.raises(PersonalizationError, match="lower category_depth or min_category_products"):
         simulate_users(PRODUCTS, SimulationConfig(preferred_categories=5))

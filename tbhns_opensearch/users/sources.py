@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from tbhns_opensearch.catalog.product import Product
-from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.training.examples import keyed_rng
-from tbhns_opensearch.training.personalization import UserEvent
+from tbhns_opensearch.errors import PersonalizationError
+
+from tbhns_opensearch.seeding import keyed_rng
+from tbhns_opensearch.users.events import UserEvent
 
 INSTACART_FILES = ("orders.csv", "order_products__prior.csv")
 
@@ -75,7 +76,7 @@ def instacart_holdout(directory: str | Path, holdout_fraction: float = 0.5) -> l
         (4, ('21903', '47209'))
     """
     if not 0.0 < holdout_fraction < 1.0:
-        raise TrainingError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
+        raise PersonalizationError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
     held_out = []
     for user_id, events in sorted(_instacart_purchases(Path(directory)).items()):
         last_order = events[-1].timestamp
@@ -132,7 +133,7 @@ def _instacart_purchases(directory: Path) -> dict[str, list[UserEvent]]:
     """User id -> purchase events sorted by (order number, add-to-cart order)."""
     missing = [name for name in INSTACART_FILES if not (directory / name).is_file()]
     if missing:
-        raise TrainingError(f"{directory} lacks Instacart files {missing}; point it at the unpacked Kaggle set")
+        raise PersonalizationError(f"{directory} lacks Instacart files {missing}; point it at the unpacked Kaggle set")
     orders = {row["order_id"]: (row["user_id"], int(row["order_number"])) for row in _rows(directory / "orders.csv")}
     lines: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
     for row in _rows(directory / "order_products__prior.csv"):
@@ -185,15 +186,15 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         if self.users < 0 or not 0 <= self.min_events <= self.max_events:
-            raise TrainingError(f"need users >= 0 and 0 <= min_events <= max_events, got users={self.users}, "
+            raise PersonalizationError(f"need users >= 0 and 0 <= min_events <= max_events, got users={self.users}, "
                                 f"min_events={self.min_events}, max_events={self.max_events}")
         if self.preferred_categories < 1 or self.category_depth < 1:
-            raise TrainingError("preferred_categories and category_depth must be >= 1, got "
+            raise PersonalizationError("preferred_categories and category_depth must be >= 1, got "
                                 f"{self.preferred_categories} and {self.category_depth}")
         if not 0.0 <= self.focus <= 1.0 or self.term_boost < 1.0:
-            raise TrainingError(f"focus must be in [0, 1] and term_boost >= 1, got {self.focus}, {self.term_boost}")
+            raise PersonalizationError(f"focus must be in [0, 1] and term_boost >= 1, got {self.focus}, {self.term_boost}")
         if not self.event_mix or any(p < 0 for _, p in self.event_mix) or sum(p for _, p in self.event_mix) <= 0:
-            raise TrainingError(f"event_mix needs non-negative probabilities with a positive sum, got {self.event_mix}")
+            raise PersonalizationError(f"event_mix needs non-negative probabilities with a positive sum, got {self.event_mix}")
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ def simulate_users(products: Sequence[Product], config: SimulationConfig) -> lis
             nodes[product.taxonomy_path[: config.category_depth]].append(product)
     eligible = sorted(node for node, members in nodes.items() if len(members) >= config.min_category_products)
     if len(eligible) < config.preferred_categories:
-        raise TrainingError(
+        raise PersonalizationError(
             f"only {len(eligible)} taxonomy nodes at depth {config.category_depth} hold >= "
             f"{config.min_category_products} products, fewer than preferred_categories="
             f"{config.preferred_categories}; lower category_depth or min_category_products"

@@ -2,7 +2,7 @@
 
 `ingest_users` takes the product vectors already in the product index (500 ids per request), encodes
 the products it cannot find there when a catalog and an encoder are given, builds the profiles with the
-personalization rules (`training.personalization`) and writes one document per user (`_id` = user id).
+personalization rules (`users.profiles`) and writes one document per user (`_id` = user id).
 
 Example:
     >>> summary = ingest_users(client, read_history("history.csv"), UsersIngestConfig())  # doctest: +SKIP
@@ -27,12 +27,8 @@ from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.errors import IngestError
 from tbhns_opensearch.index.documents import decode_vector
 from tbhns_opensearch.index.templates import load_template
-from tbhns_opensearch.training.personalization import (
-    PersonalizationConfig,
-    UserEvent,
-    UserProfile,
-    build_user_profiles,
-)
+from tbhns_opensearch.users.events import UserEvent
+from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, build_user_profiles
 
 VECTOR_CHUNK = 500
 

@@ -1,0 +1,135 @@
+"""User profiles: the recency- and event-weighted mean of the vectors of a user's products, normalized."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tbhns_opensearch.errors import PersonalizationError
+from tbhns_opensearch.users.events import UserEvent
+
+DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {"purchase": 1.0, "add_to_cart": 0.5, "click": 0.2}
+
+
+@dataclass(frozen=True)
+class PersonalizationConfig:
+    """How histories become user vectors and how much they move the query.
+
+    Args:
+        event_weights: Weight of each event type in the user vector (a mapping; stored as sorted pairs).
+        half_life: Recency half-life in the units of the timestamps (seconds for dates; order numbers for
+            Instacart); an event this much older than the user's latest counts half. None: no decay.
+        min_history: Users with fewer events get the plain query (alpha = 0, fallback).
+        alpha: Weight of the user vector in normalize((1 - alpha) q + alpha u), in [0, 1].
+
+    Example:
+        >>> PersonalizationConfig(event_weights={"purchase": 1.0}).weights
+        {'purchase': 1.0}
+    """
+
+    event_weights: Mapping[str, float] | tuple[tuple[str, float], ...] = field(
+        default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS)
+    )
+    half_life: float | None = 30 * 86400.0
+    min_history: int = 3
+    alpha: float = 0.3
+
+    def __post_init__(self) -> None:
+        pairs = self.event_weights.items() if isinstance(self.event_weights, Mapping) else self.event_weights
+        weights = tuple(sorted((str(name), float(weight)) for name, weight in pairs))
+        if not weights or any(weight <= 0 or not math.isfinite(weight) for _, weight in weights):
+            raise PersonalizationError(f"event_weights must give each event type a positive weight, got {dict(weights)}")
+        object.__setattr__(self, "event_weights", weights)
+        if self.half_life is not None and not self.half_life > 0:
+            raise PersonalizationError(f"half_life must be positive (or None for no decay), got {self.half_life!r}")
+        if isinstance(self.min_history, bool) or not isinstance(self.min_history, int) or self.min_history < 1:
+            raise PersonalizationError(f"min_history must be an integer >= 1, got {self.min_history!r}")
+        check_alpha(self.alpha)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self.event_weights)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, eq=False)
+class UserProfile:
+    """A user's vector and what it was built from.
+
+    Args:
+        user_id: The user.
+        vector: Unit-length user vector, shape (dim,).
+        event_count: Events that went into the vector (those whose product has a vector).
+        last_event: Timestamp of the latest of them.
+        source: "real" or "simulated".
+    """
+
+    user_id: str
+    vector: np.ndarray  # (dim,)
+    event_count: int
+    last_event: float
+    source: str
+
+
+def build_user_profiles(
+    events: Iterable[UserEvent], product_vectors: Mapping[str, np.ndarray], config: PersonalizationConfig
+) -> dict[str, UserProfile]:
+    """One profile per user with at least one event whose product has a vector; others are left out.
+
+    Args:
+        events: Any order; events of unknown event types raise a PersonalizationError.
+        product_vectors: Product id -> unit vector (dim,). Events of products without one are skipped.
+        config: Event weights and half-life.
+
+    Example:
+        >>> vectors = {"p1": np.array([3.0, 4.0]) / 5}
+        >>> build_user_profiles([UserEvent("u", "p1", "click", 0.0)], vectors, PersonalizationConfig())["u"].vector
+        array([0.6, 0.8])
+    """
+    weights = config.weights
+    by_user: dict[str, list[UserEvent]] = defaultdict(list)
+    for event in events:
+        if event.event not in weights:
+            raise PersonalizationError(
+                f"event type {event.event!r} of user {event.user_id!r} has no weight; valid types are "
+                f"{sorted(weights)} (set PersonalizationConfig.event_weights to add it)"
+            )
+        if event.product_id in product_vectors:
+            by_user[event.user_id].append(event)
+    profiles = {}
+    for user_id, history in by_user.items():
+        sources = {event.source for event in history}
+        if len(sources) > 1:
+            raise PersonalizationError(f"user {user_id!r} mixes real and simulated events; give simulated users own ids")
+        last = max(event.timestamp for event in history)
+        matrix = np.stack([np.asarray(product_vectors[event.product_id], dtype=np.float64) for event in history])
+        event_weights = np.array([weights[event.event] * _decay(last - event.timestamp, config.half_life)
+                                  for event in history])  # (n,)
+        profiles[user_id] = UserProfile(
+            user_id=user_id,
+            vector=_normalize(event_weights @ matrix),  # (dim,)
+            event_count=len(history),
+            last_event=last,
+            source=sources.pop(),
+        )
+    return profiles
+
+
+def check_alpha(alpha: float) -> None:
+    """Raise unless 0 <= alpha <= 1."""
+    if not 0.0 <= alpha <= 1.0:
+        raise PersonalizationError(f"alpha must be in [0, 1] (0 = plain query, 1 = user vector only), got {alpha!r}")
+
+
+def _decay(age: float, half_life: float | None) -> float:
+    return 1.0 if half_life is None else 0.5 ** (age / half_life)
+
+
+def _normalize(vector: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(vector)
+    if norm == 0:
+        raise PersonalizationError("a user vector summed to zero; check that product vectors are not all zero")
+    return vector / norm

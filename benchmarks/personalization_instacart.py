@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from tbhns_opensearch.bench.breakdown import HISTORY_BUCKETS, history_bucket
-from tbhns_opensearch.bench.significance import paired_test
+from tbhns_opensearch.eval.significance import paired_test
 from tbhns_opensearch.catalog.adapters import dataset_dir, read_dataset
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.query.encoding import default_backend

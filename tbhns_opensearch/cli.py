@@ -357,6 +357,7 @@ def bench_ingest(dataset: str, data_dir: Path | None, limit: int | None, encoder
 @click.option("--port", default=9200, show_default=True, help=_PORT_HELP + " (bm25 sampler, when OPENSEARCH_URL is unset)")
 def train_command(config_file: Path, device: str | None, max_steps: int | None, output_dir: Path | None, port: int) -> None:
     """Train an encoder from CONFIG_FILE (training/*.toml); write the model, ONNX export and model card."""
+    from tbhns_opensearch.eval.splits import write_split
     from tbhns_opensearch.training.card import model_card, write_model_card
     from tbhns_opensearch.training.config import load_train_config
     from tbhns_opensearch.training.data import sample_texts
@@ -371,6 +372,7 @@ def train_command(config_file: Path, device: str | None, max_steps: int | None, 
     report = export_model(result.model, directory, base_model=config.base_model,
                           sample_texts=sample_texts(result.data), quantize=config.quantize)  # fmt: skip
     write_model_card(directory, model_card(result, report))
+    write_split(directory, result.data.split_of)  # `tbhns bench` evaluates this very split (split_file)
     metric = config.select_metric
     click.echo(f"{directory}: {result.steps} steps in {result.wall_s:.0f}s, best step {result.best_step}, "
                f"validation {metric} {result.history[0].metrics[metric]:.4f} -> {result.best_validation[metric]:.4f}; "
@@ -446,7 +448,7 @@ def queries_generate(catalog: Path | None, dataset: str | None, data_dir: Path |
     """Write one line per (query, product): grade 2 for the query's source products, 1 for mates."""
     from collections import Counter
 
-    from tbhns_opensearch.training.examples import write_labelled_queries
+    from tbhns_opensearch.eval.queries import write_labelled_queries
     from tbhns_opensearch.training.querygen import generate_queries
 
     products = _catalog_products(catalog, dataset, data_dir)

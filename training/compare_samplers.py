@@ -5,7 +5,7 @@ trains from the same base model with the same steps, batch size, seed and valida
 weights of its best validation step are scored once on the held-out test split (the test split is read
 only here, after training). Reported per system: test Recall@24 and NDCG@10, best validation Recall@24, the
 step it was reached at (steps-to-best-validation; 0 means no step beat the base model), training wall time,
-and where the negatives came from. Paired randomization tests (bench.significance.paired_test, Holm-corrected
+and where the negatives came from. Paired randomization tests (eval.significance.paired_test, Holm-corrected
 per dataset) compare taxonomy with the base model, with random and with bm25 on the test queries.
 
     OPENSEARCH_URL=http://127.0.0.1:9250 python training/compare_samplers.py            # both sets, ~30 min
@@ -29,9 +29,10 @@ from typing import Any
 
 import torch
 
-from tbhns_opensearch.bench.metrics import Evaluation, MetricConfig
-from tbhns_opensearch.bench.significance import PairedTest, adjust, paired_test
+from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig
+from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test
 from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.eval.splits import write_split
 from tbhns_opensearch.training.config import PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
 from tbhns_opensearch.training.data import prepare_data
 from tbhns_opensearch.training.retrieval import evaluate_split, product_index
@@ -67,7 +68,7 @@ METRICS = ("recall@24", "ndcg@10")
 QUERY_NOTES = {
     "generated": "GENERATED queries (querygen: title fragments, brand + type, category names); test queries' "
                  "products were never training positives",
-    "judged": "REAL shopper queries with graded judgments, split by query",
+    "judgments": "REAL shopper queries with graded judgments, split by query",
 }
 
 
@@ -109,6 +110,7 @@ def compare(config: TrainConfig, samplers: list[str]) -> dict[str, Any]:
         result = train(run_config, data=data, base_vectors=base_index.vectors,
                        opensearch=OpenSearchConfig.from_env() if name == "bm25" else None)  # fmt: skip
         result.model.save(run_config.output_dir)  # best-validation weights, for full-catalog benchmarks
+        write_split(run_config.output_dir, data.split_of)  # the bench's split_file
         tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
         systems[name] = _system_row(result, tests[name], base_validation)
         print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)

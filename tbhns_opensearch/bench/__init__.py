@@ -1,6 +1,5 @@
-"""Benchmark BM25 against semantic search: TREC runs -> metrics -> significance -> report.
+"""Benchmark BM25 against semantic search through OpenSearch, evaluated with `tbhns_opensearch.eval`.
 
-Modules, in the order the data moves: `runs` (TREC run and qrels files), `metrics` (ranx evaluation),
-`significance` (paired tests, multiple-comparison correction), `breakdown` (per-group means),
-`latency` (percentiles, QPS), `report` (report.json, summary.md, plots).
+Modules, in the order the data moves: `runner` (ingest, run every system), `latency` and `throughput`
+(percentiles, QPS, ingest rate), `breakdown` (per-group means), `plots` and `report` (report.json, summary.md).
 """

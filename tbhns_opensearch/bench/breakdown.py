@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tbhns_opensearch.bench.significance import PairedTest, adjust, paired_test
+from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test
 from tbhns_opensearch.errors import BenchError
 
 HISTORY_BUCKETS: tuple[str, ...] = ("0", "1-4", "5+")

@@ -30,9 +30,9 @@ from tbhns_opensearch.bench import plots
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.bench.breakdown import GroupStat, breakdown, group_tests
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
-from tbhns_opensearch.bench.metrics import Evaluation, MetricConfig, evaluate
-from tbhns_opensearch.bench.runs import DataSource, RankedRun
-from tbhns_opensearch.bench.significance import PairedTest
+from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig, evaluate
+from tbhns_opensearch.eval.runs import DataSource, RankedRun
+from tbhns_opensearch.eval.significance import PairedTest
 
 REPORTED_PACKAGES: tuple[str, ...] = (
     "tbhns-opensearch", "numpy", "scipy", "ranx", "matplotlib", "opensearch-py", "torch",

@@ -19,10 +19,10 @@ from typing import Any, Sequence
 
 from tqdm import tqdm
 
-from tbhns_opensearch.bench.metrics import MetricConfig
+from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_report
-from tbhns_opensearch.bench.runs import Qrels, RankedRun, Run, write_qrels, write_ranked_run
-from tbhns_opensearch.bench.significance import compare_to_baseline
+from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write_ranked_run
+from tbhns_opensearch.eval.significance import compare_to_baseline
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.bench.breakdown import history_bucket
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, load_judgments, read_dataset
@@ -30,7 +30,8 @@ from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.index.templates import IndexConfig, load_template
 from tbhns_opensearch.query.fusion import HybridConfig
-from tbhns_opensearch.training.examples import LabelledQuery, read_labelled_queries, split_by_query
+from tbhns_opensearch.eval.queries import LabelledQuery, read_labelled_queries
+from tbhns_opensearch.eval.splits import read_split, select_split, split_by_query
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 from tbhns_opensearch.users.sources import aisle_queries, instacart_holdout, split_users
@@ -83,8 +84,9 @@ class BenchConfig:
     queries: str = "judgments"  # "judgments" (the dataset's own) or a labelled-queries JSONL
     judgments: str = ""  # queries="judgments": a file in the dataset's layout [default: the dataset's own]
     source: str = "real"  # real | generated | simulated: where the queries came from
-    split: str = "test"  # evaluate this split of split_by_query: validation, test, or all (no split)
-    split_seed: int = 13  # must equal the trainer's seed and fractions
+    split: str = "test"  # evaluate this split: validation, test, or all (no split)
+    split_file: str = ""  # the split.json `tbhns train` wrote beside its model: evaluate exactly its `split`
+    split_seed: int = 13  # without split_file: split_by_query with this seed and these fractions
     validation_fraction: float = 0.15
     test_fraction: float = 0.3
     threshold: int = 1  # grade >= threshold counts as relevant for Recall and MRR
@@ -156,7 +158,9 @@ def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
         labelled = [LabelledQuery.from_judgment(j, config.source) for j in load_judgments(config.catalog, config.data_dir, config.judgments or None)]
     else:
         labelled = list(read_labelled_queries(config.queries))
-    if config.split != "all":
+    if config.split != "all" and config.split_file:
+        labelled = select_split(labelled, read_split(config.split_file), config.split)
+    elif config.split != "all":
         splits = split_by_query(labelled, seed=config.split_seed, validation=config.validation_fraction,
                                 test=config.test_fraction)  # fmt: skip
         labelled = list(getattr(splits, config.split))

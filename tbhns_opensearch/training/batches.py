@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.training.examples import TrainingPair, query_key
+from tbhns_opensearch.training.examples import TrainingPair
+from tbhns_opensearch.eval.queries import query_key
 from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.training.negatives import FalseNegativeFilter, NegativeSampler
 

@@ -14,7 +14,7 @@ A file has top-level training keys and two tables, `[data]` and `[sampler]`, and
     sibling = 1
 
 Example:
-    >>> TrainConfig(data=DataConfig(dataset="icecat", queries="judged")).negatives_per_pair
+    >>> TrainConfig(data=DataConfig(dataset="icecat", queries="judgments")).negatives_per_pair
     2
 """
 
@@ -31,7 +31,7 @@ from tbhns_opensearch.taxonomy import SOURCES as TAXONOMY_SOURCES
 from tbhns_opensearch.training.losses import LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS
 
-QUERY_SOURCES = ("judged", "generated")  # or a path to a labelled-queries JSONL
+QUERY_SOURCES = ("judgments", "generated")  # or a path to a labelled-queries JSONL
 SAMPLER_PARAMS = {"random": (), "taxonomy": ("leaf", "sibling", "cousin"), "bm25": ("count", "depth"),
                   "ance": ("count", "depth", "remine_every")}  # fmt: skip
 """The [sampler] keys each sampler reads (besides cosine_threshold, which all use)."""
@@ -44,8 +44,8 @@ class DataConfig:
     dataset: str = ""  # a public set by name (amazon-uk-toys, icecat, ...); or set `catalog`
     catalog: str = ""  # a catalog file (JSONL, CSV, Parquet) instead of a dataset
     data_dir: str | None = None  # folder of `dataset` [default: ../shared/data/<dataset>]
-    queries: str = "generated"  # "judged" (the dataset's judgments), "generated" (querygen) or a labelled-queries JSONL
-    judgments: str = ""  # queries="judged": a judgments file in the dataset's layout [default: the dataset's own]
+    queries: str = "generated"  # "judgments" (the dataset's own), "generated" (querygen) or a labelled-queries JSONL
+    judgments: str = ""  # queries="judgments": a judgments file in the dataset's layout [default: the dataset's own]
     catalog_limit: int = 0  # keep a seeded sample of this many products (judged products first); 0 keeps all
     per_product: int = 2  # generated queries: query kinds tried per product
     type_attribute: str = ""  # attribute naming the product type (query generation, induced:attribute taxonomy)
@@ -66,8 +66,8 @@ class DataConfig:
                               f"catalog={self.catalog!r}; e.g. dataset = \"amazon-uk-toys\"")  # fmt: skip
         if self.queries not in QUERY_SOURCES and not self.queries.endswith(".jsonl"):
             raise ConfigError(f"[data] queries={self.queries!r}: use {' or '.join(QUERY_SOURCES)} or a .jsonl path")
-        if self.queries == "judged" and not self.dataset:
-            raise ConfigError("[data] queries=\"judged\" needs a dataset with judgments (homedepot, icecat, wands)")
+        if self.queries == "judgments" and not self.dataset:
+            raise ConfigError("[data] queries=\"judgments\" needs a dataset with judgments (homedepot, icecat, wands)")
         if self.taxonomy not in TAXONOMY_SOURCES:
             raise ConfigError(f"[data] taxonomy={self.taxonomy!r}; use one of {', '.join(TAXONOMY_SOURCES)}")
         if (self.taxonomy == "assigned") != bool(self.taxonomy_file):

@@ -14,7 +14,7 @@ Steps, in order (`prepare_data`):
    with `max_positives_per_query`, a seeded sample of each query's pairs is kept.
 
 Example:
-    >>> data = prepare_data(DataConfig(dataset="icecat", queries="judged", test=0.3), seed=13)  # doctest: +SKIP
+    >>> data = prepare_data(DataConfig(dataset="icecat", queries="judgments", test=0.3), seed=13)  # doctest: +SKIP
     >>> data.report["train_pairs_real"], len(data.test.queries)  # doctest: +SKIP
     (612, 30)
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,14 +34,9 @@ from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.taxonomy import Taxonomy
 from tbhns_opensearch.taxonomy_assign import read_assignments, with_assigned_paths
 from tbhns_opensearch.training.config import DataConfig
-from tbhns_opensearch.training.examples import (
-    LabelledQuery,
-    TrainingPair,
-    make_pairs,
-    query_key,
-    read_labelled_queries,
-    split_by_query,
-)
+from tbhns_opensearch.training.examples import TrainingPair, make_pairs
+from tbhns_opensearch.eval.queries import LabelledQuery, query_key, read_labelled_queries
+from tbhns_opensearch.eval.splits import split_assignment, split_by_query
 from tbhns_opensearch.training.querygen import generate_queries
 
 
@@ -70,6 +65,7 @@ class TrainingData:
         train_pairs: (query, positive) pairs of the training split.
         train_judgments: Every graded judgment of the training split (the preference stage's groups).
         validation, test: Evaluation sets; training never reads `test`.
+        split_of: Query digest -> train | validation | test, written beside the model for `tbhns bench`.
         report: Counts for the model card: products, queries and pairs per source, what was dropped and why.
     """
 
@@ -80,6 +76,7 @@ class TrainingData:
     test: EvalSet
     report: dict[str, int]
     train_judgments: tuple[LabelledQuery, ...] = ()
+    split_of: dict[str, str] = field(default_factory=dict)  # query digest -> split (`eval.splits.write_split`)
 
 
 def prepare_data(config: DataConfig, seed: int) -> TrainingData:
@@ -113,7 +110,8 @@ def prepare_data(config: DataConfig, seed: int) -> TrainingData:
     for source in ("real", "generated"):
         report[f"train_queries_{source}"] = len({query_key(j.query) for j in splits.train if j.source == source})
         report[f"train_pairs_{source}"] = sum(p.source == source for p in pairs)
-    return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report), tuple(splits.train))
+    return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report), tuple(splits.train),
+                        split_assignment(splits))
 
 
 def sample_texts(data: TrainingData, n: int = 16) -> list[str]:
@@ -157,7 +155,7 @@ def _read_products(config: DataConfig) -> list[Product]:
 
 def _read_labelled(config: DataConfig) -> list[LabelledQuery]:
     """The dataset's judgments (real) or a labelled-queries JSONL; generated queries come after sampling."""
-    if config.queries == "judged":
+    if config.queries == "judgments":
         return [LabelledQuery.from_judgment(j, "real") for j in load_judgments(config.dataset, config.data_dir, config.judgments or None)]
     return read_labelled_queries(config.queries)
 

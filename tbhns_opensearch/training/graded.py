@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.training.examples import LabelledQuery, query_key
+from tbhns_opensearch.eval.queries import LabelledQuery, query_key
 from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.training.roar import PAD_GRADE
 

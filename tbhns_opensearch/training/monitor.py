@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from tbhns_opensearch.bench.metrics import Evaluation
+from tbhns_opensearch.eval.metrics import Evaluation
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

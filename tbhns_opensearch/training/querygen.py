@@ -39,7 +39,7 @@ from random import Random
 
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.training.examples import LabelledQuery, query_key
+from tbhns_opensearch.eval.queries import LabelledQuery, query_key
 from tbhns_opensearch.seeding import keyed_rng
 
 KINDS = ("title", "brand_type", "category", "attributes")

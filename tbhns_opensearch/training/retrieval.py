@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tbhns_opensearch.bench.metrics import Evaluation, MetricConfig, evaluate
+from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig, evaluate
 from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.errors import TrainingError
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tbhns_opensearch.bench.metrics import MetricConfig
+from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import resolve_model_path
 from tbhns_opensearch.errors import ConfigError, EncoderError, TrainingError

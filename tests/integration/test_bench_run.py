@@ -10,7 +10,7 @@ import pytest
 
 from tbhns_opensearch.bench.runner import alias_for
 from tbhns_opensearch.catalog import read_judgments_csv, write_catalog_jsonl
-from tbhns_opensearch.training.examples import LabelledQuery, write_labelled_queries
+from tbhns_opensearch.eval.queries import LabelledQuery, write_labelled_queries
 from tests.conftest import FIXTURES, fixture_products, run_bench
 
 pytestmark = pytest.mark.integration

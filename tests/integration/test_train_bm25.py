@@ -15,6 +15,7 @@ from tbhns_opensearch.index.templates import alias_targets
 from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.training.mining import MinedHits, bm25_hits, ensure_catalog_index
 from tbhns_opensearch.training.negatives import FalseNegativeFilter, get_sampler
+from tbhns_opensearch.eval.splits import read_split
 from tests.conftest import FIXTURES, fixture_products
 
 pytestmark = pytest.mark.integration
@@ -72,6 +73,7 @@ alias = "{index_config.alias}"
     assert card["sampler"]["name"] == "bm25" and card["sampler"]["level_counts"].get("bm25", 0) > 0
     assert card["data"]["counts"]["train_pairs_generated"] > 0 and card["data"]["counts"]["train_pairs_real"] == 0
     assert card["training"]["steps"] == 2 and (out / "MODEL_CARD.md").is_file()
+    assert set(read_split(out / "split.json").values()) == {"train", "validation", "test"}
     texts = ["wooden jigsaw", "remote control car"]
     torch_vectors, onnx_vectors = Encoder(str(out)).encode(texts), Encoder(str(out), backend="onnx").encode(texts)
     assert np.min(np.sum(torch_vectors * onnx_vectors, axis=1)) >= 1 - 1e-4

@@ -11,10 +11,10 @@ from matplotlib import image
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.bench.breakdown import GroupStat, breakdown, group_tests, history_bucket
 from tbhns_opensearch.bench.latency import latency_stats
-from tbhns_opensearch.bench.metrics import MetricConfig
+from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.bench.report import BenchResult, SystemResult, metric_label, write_report
-from tbhns_opensearch.bench.runs import RankedRun
-from tbhns_opensearch.bench.significance import compare_to_baseline
+from tbhns_opensearch.eval.runs import RankedRun
+from tbhns_opensearch.eval.significance import compare_to_baseline
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

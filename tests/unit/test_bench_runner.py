@@ -17,8 +17,13 @@ from tbhns_opensearch.bench.runner import (
     query_ids,
     top_category_groups,
 )
-from tbhns_opensearch.catalog import Product
+from tbhns_opensearch.catalog import Product, read_judgments_csv
 from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.eval.queries import LabelledQuery, query_key, write_labelled_queries
+from tbhns_opensearch.eval.splits import write_split
+from tbhns_opensearch.training.config import DataConfig
+from tbhns_opensearch.training.data import prepare_data
+from tests.conftest import FIXTURES
 
 BM25 = (SystemSpec("bm25", "bm25"),)
 
@@ -71,3 +76,16 @@ def test_wands_config_reads_a_folder_in_the_published_layout() -> None:
     assert products and query_set.texts
     assert {grade for grades in query_set.qrels.values() for grade in grades.values()} <= {0, 1, 2}
     assert config.threshold == 2 and config.source == "real"
+
+
+def test_the_split_tbhns_train_wrote_is_the_one_the_bench_evaluates(tmp_path: Path) -> None:
+    queries = tmp_path / "queries.jsonl"
+    write_labelled_queries(queries, (LabelledQuery.from_judgment(j) for j in read_judgments_csv(FIXTURES / "icecat_judgments.csv")))
+    catalog = str(FIXTURES / "icecat_products.jsonl")
+    data = prepare_data(DataConfig(catalog=catalog, queries=str(queries), unseen_products=False, validation=0.2, test=0.2), seed=7)
+    split_file = write_split(tmp_path, data.split_of)
+    config = BenchConfig(title="t", systems=BM25, catalog=catalog, queries=str(queries), split_file=str(split_file))
+    _, query_set = load_inputs(config)  # split_seed and fractions differ from the trainer's: the file wins
+    evaluated = {query_key(text) for text in query_set.texts.values()}
+    assert set(data.test.queries) <= evaluated
+    assert not evaluated & (set(data.validation.queries) | {query_key(j.query) for j in data.train_judgments})

@@ -2,14 +2,9 @@ import pytest
 
 from tbhns_opensearch.catalog.judgments import Judgment
 from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.training.examples import (
-    LabelledQuery,
-    make_pairs,
-    query_key,
-    read_labelled_queries,
-    split_by_query,
-    write_labelled_queries,
-)
+from tbhns_opensearch.training.examples import make_pairs
+from tbhns_opensearch.eval.queries import LabelledQuery, query_key, read_labelled_queries, write_labelled_queries
+from tbhns_opensearch.eval.splits import split_by_query
 
 
 def test_pairs_keep_grades_at_or_above_threshold_and_carry_all_relevant_ids() -> None:

@@ -13,7 +13,7 @@ from tbhns_opensearch.catalog.judgments import read_judgments_csv
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.training.card import model_card
 from tbhns_opensearch.training.config import DataConfig, PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
-from tbhns_opensearch.training.examples import LabelledQuery, write_labelled_queries
+from tbhns_opensearch.eval.queries import LabelledQuery, write_labelled_queries
 from tbhns_opensearch.training.graded import graded_rows, rows_dataset
 from tbhns_opensearch.training.roar import PAD_GRADE, ROARLoss, roar_loss
 from tbhns_opensearch.training.trainer import load_model, train
@@ -69,7 +69,7 @@ def test_rows_keep_every_grade_add_unjudged_only_without_irrelevant_and_pad():
 
 def test_stage2_table_is_read_and_checked(tmp_path: Path):
     path = tmp_path / "two.toml"
-    path.write_text('max_steps = 3\n[data]\ndataset = "icecat"\nqueries = "judged"\n[stage2]\nmax_steps = 7\nmargin = 0.5\n')
+    path.write_text('max_steps = 3\n[data]\ndataset = "icecat"\nqueries = "judgments"\n[stage2]\nmax_steps = 7\nmargin = 0.5\n')
     assert load_train_config(path).stage2 == PreferenceConfig(max_steps=7, margin=0.5)
     with pytest.raises(ConfigError, match=r"\[stage2\]"):
         PreferenceConfig(group_size=1)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import TrainerControl, TrainerState
 
-from tbhns_opensearch.bench.metrics import Evaluation, MetricConfig
+from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig
 from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.taxonomy import Taxonomy

@@ -12,7 +12,7 @@ from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.training.config import DataConfig, SamplerConfig, TrainConfig, load_train_config
 
 REPO = Path(__file__).resolve().parents[2]
-MINIMAL = '[data]\ndataset = "icecat"\nqueries = "judged"\n'
+MINIMAL = '[data]\ndataset = "icecat"\nqueries = "judgments"\n'
 
 
 def _load(tmp_path: Path, text: str, name: str = "run.toml") -> TrainConfig:
@@ -31,7 +31,7 @@ def test_committed_configs_load(name: str) -> None:
 def test_defaults_and_tables(tmp_path: Path) -> None:
     config = _load(tmp_path, 'max_steps = 7\n' + MINIMAL + '[sampler]\nname = "bm25"\ncount = 3\n')
     assert (config.max_steps, config.loss, config.device) == (7, "mnrl", "cpu")
-    assert config.data == DataConfig(dataset="icecat", queries="judged")
+    assert config.data == DataConfig(dataset="icecat", queries="judgments")
     assert config.sampler.params == {"count": 3, "depth": 30, "cosine_threshold": 0.95}
     assert config.negatives_per_pair == 3
     with pytest.raises(FrozenInstanceError):
@@ -60,8 +60,8 @@ def test_overrides_ignore_unset_flags(tmp_path: Path) -> None:
         ("batch_size = 1\n" + MINIMAL, r"batch_size=1: in-batch negatives need at least 2 rows"),
         ('max_steps = "ten"\n' + MINIMAL, r"not supported between instances of 'str' and 'int'"),
         ('[data]\ndataset = "icecat"\ncatalog = "c.jsonl"\n', r"exactly one of dataset or catalog"),
-        ('[data]\ncatalog = "c.jsonl"\nqueries = "judged"\n', r"needs a dataset with judgments"),
-        ('[data]\ncatalog = "c.jsonl"\nqueries = "mine"\n', r"queries='mine': use judged or generated or a .jsonl path"),
+        ('[data]\ncatalog = "c.jsonl"\nqueries = "judgments"\n', r"needs a dataset with judgments"),
+        ('[data]\ncatalog = "c.jsonl"\nqueries = "mine"\n', r"queries='mine': use judgments or generated or a .jsonl path"),
         ('[data]\ncatalog = "c.jsonl"\ntaxonomy = "induced:attribute"\n', r"needs type_attribute"),
         ('[data]\ncatalog = "c.jsonl"\nrelevance_threshold = 3\n', r"relevance_threshold <= min_grade"),
         (MINIMAL + "[sampler]\nleaf = -1\n", r"\{'leaf': -1\} must be >= 0"),
@@ -86,10 +86,10 @@ def test_margin_loss_with_one_negative() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[data]\ndataset = "homedepot"\nqueries = "judged"\ntaxonomy = "assigned"\n', r"taxonomy_file=''.*tbhns taxonomy assign"),
-        ('[data]\ndataset = "homedepot"\nqueries = "judged"\ntaxonomy_file = "a.jsonl"\n', r"goes with taxonomy=\"assigned\""),
-        ('[data]\ndataset = "homedepot"\nqueries = "judged"\n[stage2]\nmax_steps = 0\n', r"\[stage2\].*max_steps"),
-        ('[data]\ndataset = "homedepot"\nqueries = "judged"\n[stage2]\nsteps = 5\n', r"\[stage2\]: unknown key\(s\) \['steps'\]"),
+        ('[data]\ndataset = "homedepot"\nqueries = "judgments"\ntaxonomy = "assigned"\n', r"taxonomy_file=''.*tbhns taxonomy assign"),
+        ('[data]\ndataset = "homedepot"\nqueries = "judgments"\ntaxonomy_file = "a.jsonl"\n', r"goes with taxonomy=\"assigned\""),
+        ('[data]\ndataset = "homedepot"\nqueries = "judgments"\n[stage2]\nmax_steps = 0\n', r"\[stage2\].*max_steps"),
+        ('[data]\ndataset = "homedepot"\nqueries = "judgments"\n[stage2]\nsteps = 5\n', r"\[stage2\]: unknown key\(s\) \['steps'\]"),
     ],
 )
 def test_assigned_taxonomy_and_stage2_are_checked(tmp_path: Path, text: str, expected: str) -> None:

@@ -11,7 +11,7 @@ from tbhns_opensearch.catalog import Product, read_judgments_csv
 from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.training.config import DataConfig
 from tbhns_opensearch.training.data import build_taxonomy, prepare_data, sample_texts
-from tbhns_opensearch.training.examples import LabelledQuery, query_key, write_labelled_queries
+from tbhns_opensearch.eval.queries import LabelledQuery, query_key, write_labelled_queries
 from tests.conftest import FIXTURES
 
 TOYS = DataConfig(catalog=str(FIXTURES / "toys_products.jsonl"), queries="generated", catalog_limit=600,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tbhns_opensearch.errors import BenchError
-from tbhns_opensearch.bench.metrics import MetricConfig, condense, evaluate, judged_at_k
+from tbhns_opensearch.eval.metrics import MetricConfig, condense, evaluate, judged_at_k
 
 # q1 ranks d1..d5, q2 ranks e1..e5 (scores descending). "q4" is only in the run (ignored);
 # "q3" has only a grade-0 judgment, so it has no relevant document and is skipped.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tbhns_opensearch.errors import BenchError
-from tbhns_opensearch.bench.runs import (
+from tbhns_opensearch.eval.runs import (
     DataSource,
     RankedRun,
     ranking,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import ranx
 
 from tbhns_opensearch.errors import BenchError
-from tbhns_opensearch.bench.runs import Qrels, Run, ranking
+from tbhns_opensearch.eval.runs import Qrels, Run, ranking
 
 GAINS: dict[str, str] = {"linear": "ndcg", "exponential": "ndcg_burges"}
 """NDCG gain name -> ranx metric."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tbhns_opensearch.errors import BenchError
-from tbhns_opensearch.bench.significance import adjust, bonferroni, compare_to_baseline, holm, paired_test
+from tbhns_opensearch.eval.significance import adjust, bonferroni, compare_to_baseline, holm, paired_test
 
 
 def _scores(values):

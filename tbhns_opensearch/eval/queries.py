@@ -1,0 +1,79 @@
+"""Labelled queries: graded (query, product) judgments tagged "real" (a dataset) or "generated" (`querygen`),
+grouped by `query_key` (lowercased, whitespace collapsed), so "LEGO  Duplo" and "lego duplo" are one query."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tbhns_opensearch.catalog.judgments import Judgment
+from tbhns_opensearch.errors import TrainingError
+
+SOURCES = ("real", "generated")
+
+
+@dataclass(frozen=True)
+class LabelledQuery(Judgment):
+    """A judgment that knows where it came from: "real" (a dataset) or "generated" (`querygen`).
+
+    Args:
+        query: The shopper's query text.
+        product_id: The judged product.
+        grade: 0 (irrelevant) or higher (more relevant); WANDS uses 0/1/2.
+        source: "real" or "generated".
+
+    Example:
+        >>> LabelledQuery.from_judgment(Judgment("usb cable", "p1", 2))
+        LabelledQuery(query='usb cable', product_id='p1', grade=2, source='real')
+    """
+
+    source: str = "real"
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise TrainingError(f"judgment source {self.source!r} is unknown; use one of {', '.join(SOURCES)}")
+        if not query_key(self.query):
+            raise TrainingError(f"judgment for product {self.product_id!r} has an empty query; drop it")
+        if isinstance(self.grade, bool) or not isinstance(self.grade, int) or self.grade < 0:
+            raise TrainingError(f"grade {self.grade!r} for query {self.query!r} must be an integer >= 0")
+
+    @classmethod
+    def from_judgment(cls, judgment: Judgment, source: str = "real") -> LabelledQuery:
+        """Tag a judgment read from a catalog (`catalog.judgments`) with its source."""
+        return cls(judgment.query, judgment.product_id, judgment.grade, source)
+
+
+def query_key(query: str) -> str:
+    """The grouping key of a query: lowercased, whitespace collapsed.
+
+    Example:
+        >>> query_key("  LEGO   Duplo ")
+        'lego duplo'
+    """
+    return " ".join(query.lower().split())
+
+
+def write_labelled_queries(path: str | Path, judgments: Iterable[LabelledQuery]) -> None:
+    """Write labelled queries as JSONL, one object per line."""
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for judgment in judgments:
+            handle.write(json.dumps(asdict(judgment), ensure_ascii=False) + "\n")
+
+
+def read_labelled_queries(path: str | Path) -> list[LabelledQuery]:
+    """Read labelled queries written by `write_labelled_queries`."""
+    judgments: list[LabelledQuery] = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                judgments.append(LabelledQuery(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise TrainingError(
+                    f"{path}:{number} is not a labelled query ({exc}); "
+                    "each line needs query, product_id, grade and source"
+                ) from exc
+    return judgments

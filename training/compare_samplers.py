@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, help="validate every N steps [default: SETTINGS]")
     parser.add_argument("--max-seq-length", type=int, help="tokens per text [default: SETTINGS]")
     parser.add_argument("--catalog-limit", type=int, help="products per catalog, judged ones always kept [default: SETTINGS]")
+    parser.add_argument("--reuse", nargs="+", default=[], choices=list(SYSTEMS),
+                        help="score the models an earlier run saved instead of training them again (their training "
+                             "rows are copied from that run's JSON in --out)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     flags = {"max_steps": args.steps, "eval_every": args.eval_every, "max_seq_length": args.max_seq_length,
@@ -91,12 +94,15 @@ def main() -> None:
         config = replace(config, max_steps=settings["max_steps"], eval_every=settings["eval_every"], patience=0,
                          max_seq_length=settings["max_seq_length"],
                          data=replace(config.data, catalog_limit=settings["catalog_limit"]))  # fmt: skip
-        results = compare(config, args.samplers)
-        write(results, args.out / f"samplers_{dataset}")
+        stem = args.out / f"samplers_{dataset}"
+        earlier = json.loads(stem.with_suffix(".json").read_text())["systems"] if args.reuse else {}
+        results = compare(config, args.samplers, {name: earlier[name] for name in args.reuse})
+        write(results, stem)
 
 
-def compare(config: TrainConfig, samplers: list[str]) -> dict[str, Any]:
-    """Train every sampler on the same data; score base and trained models on the test split."""
+def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Train every sampler on the same data; score base and trained models on the test split. `reused`: rows of
+    an earlier run (same settings) whose saved models are scored again instead of trained."""
     started = time.perf_counter()
     data = prepare_data(config.data, config.seed)
     metrics = MetricConfig(threshold=config.data.relevance_threshold)
@@ -105,6 +111,10 @@ def compare(config: TrainConfig, samplers: list[str]) -> dict[str, Any]:
     base_validation = evaluate_split(base, data.validation, base_index, metrics)
     tests: dict[str, Evaluation] = {"base": evaluate_split(base, data.test, base_index, metrics)}
     systems: dict[str, dict[str, Any]] = {"base": _system_row(None, tests["base"], base_validation)}
+    for name, row in (reused or {}).items():
+        model = load_model(replace(config, base_model=str(MODELS / f"{data.name}-{name}")))
+        tests[name] = evaluate_split(model, data.test, product_index(model, data.products), metrics)
+        systems[name] = row | {"test": {m: round(tests[name].mean[m], 4) for m in METRICS}, "reused": True}
     for name in samplers:
         run_config = system_config(config, name, str(MODELS / f"{data.name}-{name}"))
         result = train(run_config, data=data, base_vectors=base_index.vectors,

@@ -100,30 +100,33 @@ def read_csv_rows(
     path: Path, mapping: ColumnMapping | None = None, strict: bool = False, delimiter: str = ","
 ) -> Iterator[RawRow]:
     """One raw row per CSV record, numbered by the file line it starts on (the header is line 1)."""
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long descriptions exceed the 128 KiB default
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        try:
-            header = next(reader, None)
-            if header is None:
-                return
-            if mapping is not None:
-                mapping.check_header(header, str(path), strict=strict)
-            start = reader.line_num + 1
-            for values in reader:
-                if values:
-                    yield _csv_row(path, start, header, values)
+    previous = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long descriptions exceed the 128 KiB default
+    try:  # the limit is process-wide: it is put back when the file is done
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            try:
+                header = next(reader, None)
+                if header is None:
+                    return
+                if mapping is not None:
+                    mapping.check_header(header, str(path), strict=strict)
                 start = reader.line_num + 1
-        except csv.Error as exc:
-            raise CatalogError(
-                f"{path}:{reader.line_num}: unreadable CSV ({exc}); fix the quoting on that line "
-                f"or pass fmt='tsv' if the file is tab-separated"
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise CatalogError(
-                f"{path}: near line {reader.line_num + 1}: not UTF-8 ({exc.reason}); "
-                f"re-encode the file, e.g. `iconv -f latin1 -t utf-8`"
-            ) from exc
+                for values in reader:
+                    if values:
+                        yield _csv_row(path, start, header, values)
+                    start = reader.line_num + 1
+            except csv.Error as exc:
+                raise CatalogError(
+                    f"{path}:{reader.line_num}: unreadable CSV ({exc}); fix the quoting on that line "
+                    f"or pass fmt='tsv' if the file is tab-separated"
+                ) from exc
+            except UnicodeDecodeError as exc:
+                raise CatalogError(
+                    f"{path}: near line {reader.line_num + 1}: not UTF-8 ({exc.reason}); "
+                    f"re-encode the file, e.g. `iconv -f latin1 -t utf-8`"
+                ) from exc
+    finally:
+        csv.field_size_limit(previous)
 
 
 def read_tsv_rows(path: Path, mapping: ColumnMapping | None = None, strict: bool = False) -> Iterator[RawRow]:

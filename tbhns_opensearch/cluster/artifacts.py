@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import zipfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from tbhns_opensearch.errors import ClusterError
@@ -19,7 +20,7 @@ from tbhns_opensearch.errors import ClusterError
 OPENSEARCH_VERSION = "2.19.1"
 """Newest release whose core and k-NN and neural-search zips are all on Maven Central and that runs on Java 17."""
 PLUGIN_VERSION = f"{OPENSEARCH_VERSION}.0"
-POM = Path(__file__).resolve().parents[2] / "docker" / "opensearch-artifacts" / "pom.xml"
+POM = Path(str(resources.files("tbhns_opensearch.resources") / "opensearch-artifacts" / "pom.xml"))
 _INSTALLED_MARKER = ".tbhns-installed"
 
 

@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from importlib import resources
 from typing import Any
 
 from opensearchpy import OpenSearch
@@ -19,7 +20,7 @@ from opensearchpy.exceptions import TransportError
 
 from tbhns_opensearch.errors import TemplateError
 
-TEMPLATE_DIR = Path(os.environ.get("TBHNS_TEMPLATE_DIR", Path(__file__).resolve().parents[2] / "index_templates"))
+TEMPLATE_DIR = Path(os.environ.get("TBHNS_TEMPLATE_DIR", str(resources.files("tbhns_opensearch.resources") / "index_templates")))
 ENGINES = {
     "lucene": ("cosinesimil", "l2", "innerproduct"),
     "faiss": ("l2", "innerproduct", "cosinesimil"),

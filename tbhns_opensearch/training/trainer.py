@@ -20,20 +20,21 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.config import OpenSearchConfig
-from tbhns_opensearch.encoder import resolve_model_path
-from tbhns_opensearch.errors import ConfigError, EncoderError, TrainingError
+from tbhns_opensearch.encoder import load_sentence_transformer
+from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.training.batches import NegativeTable
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, prepare_data
@@ -126,16 +127,25 @@ class TrainResult:
     stage2: StageResult | None = None
 
 
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """transformers and sentence-transformers log errors only while training; their levels come back after."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, library = hf_logging.get_verbosity(), logging.getLogger("sentence_transformers")
+    level = library.level
+    hf_logging.set_verbosity_error()
+    library.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        library.setLevel(level)
+
+
 def load_model(config: TrainConfig) -> SentenceTransformer:
     """The base model on `config.device`, truncating at `config.max_seq_length` tokens."""
-    from sentence_transformers import SentenceTransformer
-
-    path = resolve_model_path(config.base_model)
-    try:
-        model = SentenceTransformer(path, device=config.device)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise EncoderError(f"cannot load base_model {config.base_model!r} ({path}) on {config.device!r}: {exc}; "
-                           "pass a sentence-transformers directory or name, and a device torch can use") from exc  # fmt: skip
+    model = load_sentence_transformer(config.base_model, config.device)
     model.max_seq_length = config.max_seq_length
     return model
 
@@ -238,11 +248,8 @@ def _fit(model: SentenceTransformer, config: TrainConfig, dataset: Dataset, loss
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from transformers import PrinterCallback
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch:  # nothing is saved there (save_strategy)
+    with _quiet_libraries(), tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch:  # nothing is saved there (save_strategy)
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch,
             max_steps=max_steps,

@@ -21,7 +21,10 @@ from tbhns_opensearch.catalog.stream import CatalogStream
 from tbhns_opensearch.errors import CatalogError
 
 DATA_DIR_ENV = "TBHNS_DATA_DIR"
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+_CHECKOUT = Path(__file__).resolve().parents[3]
+DEFAULT_DATA_DIR = _CHECKOUT.parent / "shared" / "data" if (_CHECKOUT / "pyproject.toml").is_file() else Path("data")
+"""Datasets' home when neither data_dir nor $TBHNS_DATA_DIR is given: ../shared/data beside a source checkout;
+for an installed wheel, ./data in the current directory."""
 
 ADAPTERS: dict[str, DatasetAdapter] = {
     adapter.name: adapter for adapter in (ICECAT, AMAZON_UK_TOYS, FLIPKART, HOMEDEPOT, INSTACART, WANDS)
@@ -50,8 +53,13 @@ def dataset_dir(name: str, data_dir: str | Path | None = None) -> Path:
     get_adapter(name)
     if data_dir is not None:
         return Path(data_dir)
+    return data_root() / name
+
+
+def data_root() -> Path:
+    """The folder that holds the datasets: $TBHNS_DATA_DIR, else `DEFAULT_DATA_DIR`."""
     root = os.environ.get(DATA_DIR_ENV)
-    return (Path(root) if root else DEFAULT_DATA_DIR) / name
+    return Path(root) if root else DEFAULT_DATA_DIR
 
 
 def read_dataset(
@@ -105,6 +113,6 @@ def _checked_dir(adapter: DatasetAdapter, directory: Path) -> Path:
 
 
 __all__ = [
-    "ADAPTERS", "DATA_DIR_ENV", "DatasetAdapter", "WandsQuery", "dataset_dir", "get_adapter",
+    "ADAPTERS", "DATA_DIR_ENV", "DatasetAdapter", "data_root", "WandsQuery", "dataset_dir", "get_adapter",
     "load_judgments", "load_wands_queries", "read_dataset",
 ]

@@ -1,0 +1,52 @@
+"""The package as a user installs it: a wheel in a fresh virtualenv, run from a directory outside the checkout.
+
+Builds the wheel, installs it (with its declared dependencies; torch from ../shared/wheels when present) into a
+new virtualenv, then from an empty directory starts a node with `tbhns opensearch start`, ingests a fixture
+catalog, searches in every mode and stops the node. Nothing here imports the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+PORT = 9271
+
+
+def run(*command: str | Path, cwd: Path, timeout: int = 900) -> str:
+    done = subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_a_wheel_installed_outside_the_checkout_starts_a_node_ingests_and_searches(tmp_path: Path) -> None:
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", ROOT, cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("tbhns_opensearch-*.whl")
+    run(sys.executable, "-m", "venv", tmp_path / "venv", cwd=tmp_path)
+    pip = [tmp_path / "venv" / "bin" / "python", "-m", "pip", "install", "-q"]
+    wheels = ROOT.parent / "shared" / "wheels"
+    if wheels.is_dir():
+        run(*pip, "--find-links", wheels, "torch==2.13.0", cwd=tmp_path)
+    run(*pip, wheel, cwd=tmp_path)
+    user = tmp_path / "elsewhere"
+    user.mkdir()
+    shutil.copy(FIXTURES / "toys_products.jsonl", user / "catalog.jsonl")
+    tbhns = tmp_path / "venv" / "bin" / "tbhns"
+    run(tbhns, "opensearch", "start", "--port", PORT, "--data-dir", tmp_path / "node", cwd=user)
+    try:
+        run(tbhns, "ingest", "catalog.jsonl", "--alias", "wheel-products", "--port", PORT, cwd=user)
+        for mode in ("bm25", "semantic", "personalized", "hybrid"):
+            hits = json.loads(run(tbhns, "search", "wooden train set", "--mode", mode, "--alias", "wheel-products",
+                                  "--port", PORT, "--k", "5", "--json", cwd=user))  # fmt: skip
+            assert len(hits["hits"]) == 5, (mode, hits)
+    finally:
+        run(tbhns, "opensearch", "stop", "--port", PORT, "--data-dir", tmp_path / "node", cwd=user)

@@ -41,7 +41,7 @@ def test_a_wheel_installed_outside_the_checkout_starts_a_node_ingests_and_search
     user.mkdir()
     shutil.copy(FIXTURES / "toys_products.jsonl", user / "catalog.jsonl")
     tbhns = tmp_path / "venv" / "bin" / "tbhns"
-    run(tbhns, "opensearch", "start", "--port", PORT, "--data-dir", tmp_path / "node", cwd=user)
+    run(tbhns, "opensearch", "start", "--port", PORT, cwd=user)  # node data in the cache, per port
     try:
         run(tbhns, "ingest", "catalog.jsonl", "--alias", "wheel-products", "--port", PORT, cwd=user)
         for mode in ("bm25", "semantic", "personalized", "hybrid"):
@@ -49,4 +49,4 @@ def test_a_wheel_installed_outside_the_checkout_starts_a_node_ingests_and_search
                                   "--port", PORT, "--k", "5", "--json", cwd=user))  # fmt: skip
             assert len(hits["hits"]) == 5, (mode, hits)
     finally:
-        run(tbhns, "opensearch", "stop", "--port", PORT, "--data-dir", tmp_path / "node", cwd=user)
+        run(tbhns, "opensearch", "stop", "--port", PORT, cwd=user)

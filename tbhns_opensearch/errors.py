@@ -41,6 +41,10 @@ class SearchError(TbhnsError):
     """A search request could not be built or answered."""
 
 
+class EncoderMismatchError(SearchError):
+    """The query encoder makes vectors of another dimension than the product index holds."""
+
+
 class TrainingError(TbhnsError):
     """Training data or a training run is invalid."""
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
-from tbhns_opensearch.errors import ClusterError, PersonalizationError, SearchError
+from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, PersonalizationError, SearchError
 from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig
 from tbhns_opensearch.query.service import MODES, SearchClient, SearchResponse
@@ -155,6 +155,11 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
     async def rejected(_: Request, exc: SearchError) -> JSONResponse:
         log.warning("search failed: %s", exc)
         return JSONResponse(status_code=502, content={"error": "the search cluster could not answer this search"})
+
+    @app.exception_handler(EncoderMismatchError)
+    async def mismatched(_: Request, exc: EncoderMismatchError) -> JSONResponse:
+        log.error("encoder and index disagree: %s", exc)
+        return JSONResponse(status_code=500, content={"error": f"the server is misconfigured: {exc}"})
 
     @app.exception_handler(PersonalizationError)
     async def misconfigured(_: Request, exc: PersonalizationError) -> JSONResponse:

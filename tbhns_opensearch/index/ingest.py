@@ -71,6 +71,10 @@ def ingest_products(
     """
     config = config or IngestConfig()
     index_config = index_config or IndexConfig()
+    trained_for = encoder.manifest.get("space_type")
+    if trained_for and trained_for != index_config.space_type:
+        raise IngestError(f"the encoder {encoder.name_or_path!r} was trained for space type {trained_for!r} (its manifest) "
+                          f"but the index would use {index_config.space_type!r}; pass --space-type {trained_for}")  # fmt: skip
     if index_config.dimension != encoder.dimension:
         index_config = IndexConfig(**{**index_config.__dict__, "dimension": encoder.dimension})
     index, fresh = _target_index(client, index_config, config.rebuild)

@@ -32,7 +32,7 @@ from opensearchpy.exceptions import TransportError
 from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
-from tbhns_opensearch.errors import ClusterError, SearchError
+from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, SearchError
 from tbhns_opensearch.users.store import get_user_profile
 from tbhns_opensearch.query.builders import (
     SOURCE_FIELDS,
@@ -171,6 +171,28 @@ class SearchClient:
         return make_client(self.opensearch)
 
     @cached_property
+    def index_dimension(self) -> int | None:
+        """The dimension of the product index's vectors (read once), or None when the index does not exist."""
+        with self._cluster_call("reading the product index mapping"):
+            try:
+                mappings = self.client.indices.get_mapping(index=self.index)
+            except NotFoundError:
+                return None
+        dimensions = {m["mappings"]["properties"].get("embedding", {}).get("dimension") for m in mappings.values()}
+        return int(dimensions.pop()) if len(dimensions) == 1 and None not in dimensions else None
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        """The query's vector, after checking that the index holds vectors of its dimension."""
+        vector = self.query_encoder.encode(text)
+        if self.index_dimension is not None and vector.shape[0] != self.index_dimension:
+            raise EncoderMismatchError(
+                f"the encoder {self.query_encoder.name!r} makes {vector.shape[0]}-dimensional vectors but "
+                f"{self.index} holds {self.index_dimension}-dimensional ones; search with the encoder the index "
+                "was built with (its tbhns_manifest.json names it), or re-ingest with this one"
+            )
+        return vector
+
+    @cached_property
     def capabilities(self) -> ClusterCapabilities:
         with self._cluster_call("reading the cluster's plugins"):
             return cluster_capabilities(self.client)
@@ -230,7 +252,7 @@ class SearchClient:
         return SearchResponse(parse_hits(raw, "bm25" if request.explain else None), "bm25", "bm25", 0.0)
 
     def _semantic(self, request: SearchRequest) -> SearchResponse:
-        vector = self.query_encoder.encode(request.text)
+        vector = self._query_vector(request.text)
         raw = self._send(build_knn(vector, request.k, request.filters, request.offset))
         return SearchResponse(parse_hits(raw, "vector" if request.explain else None), "semantic", "semantic", 0.0)
 
@@ -316,7 +338,7 @@ class SearchClient:
     # --- personalization -----------------------------------------------------------------------------------
     def _personalize(self, request: SearchRequest) -> tuple[np.ndarray, UserProfile | None, PersonalizedVector]:
         """The query vector, the user's stored profile (a cached get; None without user) and the blend decision."""
-        query_vector = self.query_encoder.encode(request.text)
+        query_vector = self._query_vector(request.text)
         profile = self._profile(request.user_id)
         return query_vector, profile, personalize(query_vector, request.user_id, profile, self.personalization)
 

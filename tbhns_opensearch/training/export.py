@@ -33,13 +33,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
-from tbhns_opensearch.encoder import ONNX_FILE, ONNX_INT8_FILE, ONNX_OUTPUT, Encoder
+from tbhns_opensearch.encoder import MANIFEST_FILE, ONNX_FILE, ONNX_INT8_FILE, ONNX_OUTPUT, Encoder
 from tbhns_opensearch.errors import EncoderError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-MANIFEST = "tbhns_manifest.json"
 PARITY_TOLERANCE = 1e-4
 OPSET = 17
 _POOLINGS = ("mean", "cls")
@@ -171,7 +170,7 @@ def write_manifest(report: ExportReport, base_model: str) -> Path:
         "onnx": asdict(report.onnx),
         "onnx_int8": asdict(report.quantized) if report.quantized else None,
     }
-    path = report.directory / MANIFEST
+    path = report.directory / MANIFEST_FILE
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path
 

@@ -21,6 +21,8 @@ from fastapi.testclient import TestClient
 from tbhns_opensearch.api import ServeSettings, create_app
 from tbhns_opensearch.catalog import Product, write_catalog_jsonl
 from tbhns_opensearch.cli import cli
+from tbhns_opensearch.encoder import Encoder, load_sentence_transformer
+from tbhns_opensearch.errors import EncoderMismatchError
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import IndexConfig
 from tbhns_opensearch.users.store import (
@@ -276,6 +278,25 @@ def test_a_user_vector_of_another_dimension_is_a_clear_http_error(env: Env, os_c
         os_client.delete(index=env.users_index, id="other-encoder", refresh=True)
     assert got.status_code == 500
     assert "personalization is misconfigured" in got.json()["error"] and "differ in shape" in got.json()["error"]
+
+
+def test_an_encoder_of_another_dimension_is_a_clear_error_at_search_and_over_http(
+    env: Env, opensearch_config, tmp_path: Path
+) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Dense
+
+    base = load_sentence_transformer("all-MiniLM-L6-v2", "cpu")
+    SentenceTransformer(modules=[*base, Dense(384, 16)], device="cpu").save(str(tmp_path / "small"))
+    search = SearchClient(opensearch_config, env.alias, Encoder(str(tmp_path / "small")))
+    with pytest.raises(EncoderMismatchError, match=r"makes 16-dimensional vectors but .* holds 384-dimensional"):
+        search.search("car", mode="semantic")
+    app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=search)
+    with TestClient(app) as http:
+        for mode in ("semantic", "hybrid", "personalized"):
+            got = http.post("/search", json={"query": "car", "mode": mode, "user_id": "slotcar-fan"})
+            assert got.status_code == 500 and "16-dimensional" in got.json()["error"], (mode, got.text)
+        assert http.post("/search", json={"query": "car", "mode": "bm25"}).status_code == 200  # no vector: fine
 
 
 def test_ingest_users_cli(tmp_path: Path, os_client, opensearch_config, env: Env) -> None:

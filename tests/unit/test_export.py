@@ -11,7 +11,8 @@ import pytest
 from tbhns_opensearch.encoder import BACKENDS, Encoder
 from tbhns_opensearch.errors import EncoderError
 from tbhns_opensearch.training.config import DataConfig, TrainConfig
-from tbhns_opensearch.training.export import MANIFEST, PARITY_TOLERANCE, ExportReport, export_model, pooling_mode
+from tbhns_opensearch.encoder import MANIFEST_FILE
+from tbhns_opensearch.training.export import PARITY_TOLERANCE, ExportReport, export_model, pooling_mode
 from tbhns_opensearch.training.trainer import load_model
 from tests.conftest import fixture_products
 
@@ -61,7 +62,7 @@ def test_int8_variant_is_smaller_and_close(exported) -> None:  # type: ignore[no
 
 def test_manifest_describes_the_vectors(exported) -> None:  # type: ignore[no-untyped-def]
     _, report = exported
-    manifest = json.loads((report.directory / MANIFEST).read_text())
+    manifest = json.loads((report.directory / MANIFEST_FILE).read_text())
     assert manifest["dimension"] == 384 and manifest["space_type"] == "cosinesimil" and manifest["normalized"] is True
     assert manifest["max_seq_length"] == 32 and manifest["base_model"] == "all-MiniLM-L6-v2"
     assert manifest["backends"] == ["torch", "onnx", "onnx-int8"]
@@ -108,3 +109,14 @@ def test_export_needs_sample_texts(exported, tmp_path: Path) -> None:  # type: i
     model, _ = exported
     with pytest.raises(EncoderError, match="needs sample texts"):
         export_model(model, tmp_path, base_model="m", sample_texts=[])
+
+
+def test_ingest_refuses_a_space_type_other_than_the_manifest_says(tmp_path: Path) -> None:
+    from tbhns_opensearch.encoder import Encoder
+    from tbhns_opensearch.errors import IngestError
+    from tbhns_opensearch.index.ingest import ingest_products
+    from tbhns_opensearch.index.templates import IndexConfig
+
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({"dimension": 384, "space_type": "cosinesimil"}))
+    with pytest.raises(IngestError, match="trained for space type 'cosinesimil'.*--space-type cosinesimil"):
+        ingest_products(None, [], Encoder(str(tmp_path)), IndexConfig(space_type="l2"))  # type: ignore[arg-type]

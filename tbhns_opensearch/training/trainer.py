@@ -80,9 +80,20 @@ class SamplerSummary:
     sample: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StageResult:
-    """The preference stage (ROAR) of a two-stage run: its rows, steps, best step and validations."""
+    """One training stage: its steps, best step and validations.
+
+    Args:
+        steps: Optimizer steps run (fewer than max_steps after early stopping).
+        best_step: The best validated step (0: the weights the stage started from).
+        best_validation: Validation means of the weights the stage ends with.
+        history: Every validation.
+        wall_s: Seconds from the start of the stage to its end, validation included.
+        eval_s: The validation share of `wall_s`.
+        log_path: The stage's per-step JSONL log.
+        rows: Training rows the stage drew from (the preference stage's graded groups).
+    """
 
     steps: int
     best_step: int
@@ -91,21 +102,16 @@ class StageResult:
     stopped_early: bool
     wall_s: float
     eval_s: float
-    rows: int
     log_path: Path
+    rows: int = 0
 
 
-@dataclass
-class TrainResult:
-    """A finished run: the model with its best validated weights, and how it got there.
+@dataclass(frozen=True, kw_only=True)
+class TrainResult(StageResult):
+    """A finished run: stage 1 (the fields of `StageResult`; `best_validation` is stage 2's best when there is
+    one, the weights the model ends with), the model with its best validated weights, and how it got there.
 
     Args:
-        steps: Optimizer steps run (fewer than max_steps after early stopping).
-        best_step: The best validated step (0: the base model); the model has its weights with `restore_best`.
-        best_validation: Validation means of the weights the model ends with (stage 2's best, if any).
-        history: Every validation.
-        wall_s: Seconds from the start of training to its end, validation included.
-        eval_s: The validation share of `wall_s`.
         loss_counts: What the loss counted over the run (masked_mnrl: masked and seen negatives).
         stage2: The preference stage, when the config has one; the model then has its best weights.
     """
@@ -113,15 +119,7 @@ class TrainResult:
     config: TrainConfig
     data: TrainingData
     model: SentenceTransformer
-    steps: int
-    best_step: int
-    best_validation: dict[str, float]
-    history: list[ValidationPoint]
-    stopped_early: bool
-    wall_s: float
-    eval_s: float
     sampler: SamplerSummary
-    log_path: Path
     metrics: MetricConfig = field(default_factory=MetricConfig)
     loss_counts: dict[str, int] = field(default_factory=dict)
     stage2: StageResult | None = None

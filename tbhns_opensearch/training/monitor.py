@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tqdm import tqdm
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tbhns_opensearch.eval.metrics import Evaluation
@@ -55,6 +56,7 @@ class TrainingMonitor(TrainerCallback):
         initial: The step-0 evaluation, when already computed (saves one validation).
         step_counts: Returns counts since its last call (the masked loss's masked negatives), added to each
             step's line and summed in `counts`.
+        progress: Show a progress bar (steps, loss, last validation) on stderr.
     """
 
     validate: Validate
@@ -64,6 +66,7 @@ class TrainingMonitor(TrainerCallback):
     select_metric: str
     initial: Evaluation | None = None
     step_counts: Callable[[], dict[str, int]] | None = None
+    progress: bool = True
     counts: Counter[str] = field(default_factory=Counter)
     history: list[ValidationPoint] = field(default_factory=list)
     best: ValidationPoint | None = None
@@ -74,11 +77,13 @@ class TrainingMonitor(TrainerCallback):
     _started: float = 0.0
     _pending: dict[str, float] | None = None
     _stale: int = 0
+    _bar: tqdm | None = None
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.write_text("")
         self._started = time.perf_counter()
+        self._bar = tqdm(total=state.max_steps, desc="training", unit="step", disable=not self.progress)
         self._check(kwargs["model"], 0, self.initial)
         self._write({"step": 0, "wall_s": 0.0, "eval_s": round(self.eval_s, 2), "validation": self._pending})
         self._pending = None
@@ -112,12 +117,22 @@ class TrainingMonitor(TrainerCallback):
             line["validation"] = self._pending
             self._pending = None
         self._write(line)
+        if self._bar is not None:
+            self._bar.update(state.global_step - self._bar.n)
+            best = f"{self.best.metrics[self.select_metric]:.4f}" if self.best else "-"
+            self._bar.set_postfix(loss=f"{logs['loss']:.3f}", **{f"best {self.select_metric}": best})
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
     @property
     def steps_to_best(self) -> int:
         return self.best.step if self.best else 0
 
     def _check(self, model: SentenceTransformer, step: int, evaluation: Evaluation | None = None) -> None:
+        if self._bar is not None and evaluation is None:
+            self._bar.set_postfix_str(f"validating step {step}")
         started = time.perf_counter()
         evaluation = evaluation or self.validate(model)
         self.eval_s += time.perf_counter() - started

@@ -149,6 +149,12 @@ def test_monitor_without_patience_runs_to_the_end_and_validates_the_last_step(tm
     assert monitor.steps_to_best == 0  # the base model stays best
 
 
+def test_monitor_shows_training_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _run_monitor(tmp_path, [0.5, 0.6, 0.7, 0.7, 0.65, 0.6], patience=0, max_steps=10)
+    shown = capsys.readouterr().err
+    assert "training" in shown and "10/10" in shown and "best recall@24=0.7000" in shown
+
+
 def test_refresh_rotates_each_epoch_and_after_remining() -> None:
     table = _table("random", 1)
     table.refresh(epoch=0)

@@ -357,22 +357,14 @@ def bench_ingest(dataset: str, data_dir: Path | None, limit: int | None, encoder
 @click.option("--port", default=9200, show_default=True, help=_PORT_HELP + " (bm25 sampler, when OPENSEARCH_URL is unset)")
 def train_command(config_file: Path, device: str | None, max_steps: int | None, output_dir: Path | None, port: int) -> None:
     """Train an encoder from CONFIG_FILE (training/*.toml); write the model, ONNX export and model card."""
-    from tbhns_opensearch.eval.splits import write_split
-    from tbhns_opensearch.training.card import model_card, write_model_card
     from tbhns_opensearch.training.config import load_train_config
-    from tbhns_opensearch.training.data import sample_texts
-    from tbhns_opensearch.training.export import export_model
-    from tbhns_opensearch.training.trainer import train
+    from tbhns_opensearch.training.pipeline import train_and_export
 
     config = load_train_config(config_file).with_overrides(
         device=device, max_steps=max_steps, output_dir=str(output_dir) if output_dir else None
     )
-    result = train(config, opensearch=_cluster(port) if config.sampler.name == "bm25" else None)
-    directory = Path(config.output_dir)
-    report = export_model(result.model, directory, base_model=config.base_model,
-                          sample_texts=sample_texts(result.data), quantize=config.quantize)  # fmt: skip
-    write_model_card(directory, model_card(result, report))
-    write_split(directory, result.data.split_of)  # `tbhns bench` evaluates this very split (split_file)
+    trained = train_and_export(config, opensearch=_cluster(port) if config.sampler.name == "bm25" else None)
+    result, report, directory = trained.result, trained.export, trained.directory
     metric = config.select_metric
     click.echo(f"{directory}: {result.steps} steps in {result.wall_s:.0f}s, best step {result.best_step}, "
                f"validation {metric} {result.history[0].metrics[metric]:.4f} -> {result.best_validation[metric]:.4f}; "

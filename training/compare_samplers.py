@@ -12,7 +12,7 @@ per dataset) compare taxonomy with the base model, with random and with bm25 on 
     python training/compare_samplers.py --datasets icecat --samplers random taxonomy --steps 40
 
 Writes benchmarks/results/samplers_<dataset>.md and .json, and saves each trained model (best validation
-step) under runs/compare/<dataset>-<sampler>, so `benchmarks/configs/icecat-samplers.toml` can rank the whole
+step, with ONNX export, manifest, model card and split.json) under runs/compare/<dataset>-<sampler>, so `benchmarks/configs/icecat-samplers.toml` can rank the whole
 catalog with them through OpenSearch.
 """
 
@@ -32,11 +32,11 @@ import torch
 from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig
 from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test
 from tbhns_opensearch.config import OpenSearchConfig
-from tbhns_opensearch.eval.splits import write_split
 from tbhns_opensearch.training.config import PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
 from tbhns_opensearch.training.data import prepare_data
 from tbhns_opensearch.training.retrieval import evaluate_split, product_index
-from tbhns_opensearch.training.trainer import TrainResult, load_model, train
+from tbhns_opensearch.training.pipeline import train_and_export
+from tbhns_opensearch.training.trainer import TrainResult, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "runs" / "compare"  # each trained model is saved at <dataset>-<sampler> (git-ignored)
@@ -117,10 +117,8 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
         systems[name] = row | {"test": {m: round(tests[name].mean[m], 4) for m in METRICS}, "reused": True}
     for name in samplers:
         run_config = system_config(config, name, str(MODELS / f"{data.name}-{name}"))
-        result = train(run_config, data=data, base_vectors=base_index.vectors,
-                       opensearch=OpenSearchConfig.from_env() if name == "bm25" else None)  # fmt: skip
-        result.model.save(run_config.output_dir)  # best-validation weights, for full-catalog benchmarks
-        write_split(run_config.output_dir, data.split_of)  # the bench's split_file
+        result = train_and_export(run_config, data=data, base_vectors=base_index.vectors,
+                                  opensearch=OpenSearchConfig.from_env() if name == "bm25" else None).result  # fmt: skip
         tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
         systems[name] = _system_row(result, tests[name], base_validation)
         print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)

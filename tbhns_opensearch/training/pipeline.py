@@ -1,0 +1,52 @@
+"""One entry for a whole training run, used by `tbhns train` and the scripts alike: train, then write the model
+folder with its ONNX export (parity-checked), manifest, model card and the split it was validated on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.eval.splits import write_split
+from tbhns_opensearch.training.card import model_card, write_model_card
+from tbhns_opensearch.training.config import TrainConfig
+from tbhns_opensearch.training.data import TrainingData, sample_texts
+from tbhns_opensearch.training.export import ExportReport, export_model
+from tbhns_opensearch.training.trainer import TrainResult, train
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A finished run and the folder it was written to."""
+
+    result: TrainResult
+    export: ExportReport
+    directory: Path
+
+
+def train_and_export(
+    config: TrainConfig,
+    *,
+    data: TrainingData | None = None,
+    base_vectors: np.ndarray | None = None,
+    opensearch: OpenSearchConfig | None = None,
+) -> TrainedModel:
+    """Train `config` (see `trainer.train` for `data`, `base_vectors` and `opensearch`) and write
+    `config.output_dir`: sentence-transformers files, `onnx/`, `tbhns_manifest.json`, the model card and
+    `split.json` (which `tbhns bench` reads with `split_file`).
+
+    Example:
+        >>> train_and_export(load_train_config("training/icecat-taxonomy.toml")).directory  # doctest: +SKIP
+        PosixPath('runs/train/icecat-taxonomy')
+    """
+    result = train(config, data=data, base_vectors=base_vectors, opensearch=opensearch)
+    directory = Path(config.output_dir)
+    report = export_model(result.model, directory, base_model=config.base_model,
+                          sample_texts=sample_texts(result.data), quantize=config.quantize)  # fmt: skip
+    write_model_card(directory, model_card(result, report))
+    write_split(directory, result.data.split_of)
+    return TrainedModel(result, report, directory)

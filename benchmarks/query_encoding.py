@@ -7,10 +7,10 @@ The queries are the 100 distinct real Icecat shopper queries. Target: p50 <= 5 m
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 
+from tbhns_opensearch.bench.latency import latency_stats
 from tbhns_opensearch.catalog.adapters import load_judgments
 from tbhns_opensearch.encoder import Encoder
 
@@ -22,13 +22,13 @@ def main(model_dir: str) -> None:
     for backend in ("torch", "onnx", "onnx-int8"):
         encoder = Encoder(model_dir, backend=backend)
         encoder.encode(["warm up"])
-        timings = []
+        seconds = []
         for query in queries:
             started = time.perf_counter()
             encoder.encode([query])
-            timings.append((time.perf_counter() - started) * 1000)
-        timings.sort()
-        print(f"| {backend} | {statistics.median(timings):.2f} | {timings[int(len(timings) * 0.95)]:.2f} |")
+            seconds.append(time.perf_counter() - started)
+        stats = latency_stats(seconds)
+        print(f"| {backend} | {stats.p50_ms:.2f} | {stats.p95_ms:.2f} |")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ _RANGE_REST = re.compile(r"\s*(?:[A-Za-z]{0,3}|[^\w\s\-\u2013~]{1,2})\s*(?:(?:-|
 _RATING = re.compile(r"\s*(?P<value>\d+(?:\.\d+)?)\s*(?:(?:out of|/)\s*\d+(?:\.\d+)?\s*(?:stars?)?)?\s*", re.I)
 
 
+MAX_ID_BYTES = 512  # OpenSearch refuses a longer _id, and with it the whole bulk request
+
+
 def is_missing(value: Any) -> bool:
     """True for None, NaN and blank strings.
 
@@ -57,7 +60,11 @@ def parse_id(value: Any, field: str = "id") -> str:
         raise RecordError(field, value, "id is not a string or number", "use a string or integer id")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    text = str(value).strip()
+    if len(text.encode("utf-8")) > MAX_ID_BYTES:
+        raise RecordError(field, value, f"id is longer than OpenSearch's {MAX_ID_BYTES} bytes",
+                          "shorten it (e.g. a hash of the long id)")  # fmt: skip
+    return text
 
 
 def parse_title(value: Any, field: str = "title") -> str:

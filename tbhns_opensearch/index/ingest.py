@@ -2,13 +2,16 @@
 
 The main thread encodes chunks of products while a writer thread streams the previous chunks to OpenSearch
 with opensearch-py's `streaming_bulk` (retries with backoff on 429). Document ids are product ids, so a rerun
-after a crash overwrites instead of duplicating.
+after a crash overwrites instead of duplicating. A new index (the first ingest, or `rebuild`) gets the alias
+only once it is complete and refreshed, and never when nothing was indexed; indices that killed runs left
+behind the alias are deleted when the next new index is made.
 """
 
 from __future__ import annotations
 
 import itertools
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -97,17 +100,20 @@ def ingest_products(
     finally:
         chunks.put(_DONE)
         writer.join()
-        client.indices.put_settings(index=index, body={"index": {"refresh_interval": None}})  # back to the template's
+        if not errors:  # after a transport failure the cluster is likely gone: keep its error, not this one
+            client.indices.put_settings(index=index, body={"index": {"refresh_interval": None}})  # the template's
+    where = "the alias still points at the previous index" if fresh else "the written documents stay"
     if errors:
-        raise IngestError(
-            f"bulk writing to {index} failed after {summary.indexed} documents: {errors[0]}; "
-            "the written documents stay, and a rerun overwrites them by product id",
-            summary.failures,
-        ) from errors[0]
+        raise IngestError(f"bulk writing to {index} failed after {summary.indexed} documents: {errors[0]}; "
+                          f"{where}, and a rerun overwrites by product id", summary.failures) from errors[0]  # fmt: skip
     client.indices.refresh(index=index)
+    if fresh and not summary.indexed:
+        client.indices.delete(index=index)
+        raise IngestError(f"no product was indexed ({summary.read} read, {len(summary.failures)} refused); "
+                          f"{where}: a catalog without products never replaces one", summary.failures)  # fmt: skip
     # a fresh index holds exactly this catalog; one written into again holds a mix, which no catalog matches
     client.indices.put_mapping(index=index, body={"_meta": {FINGERPRINT: digest.hexdigest() if fresh else None}})
-    if config.rebuild:
+    if fresh:  # the alias moves only onto a complete, refreshed index
         swap_alias(client, index_config.alias, index, delete_previous=not config.keep_previous)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -127,10 +133,8 @@ def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) 
     """The index to write into, and whether it was created for this ingest."""
     targets = alias_targets(client, index_config.alias)
     if rebuild or not targets:
-        index = create_index(client, index_config)
-        if not targets:
-            swap_alias(client, index_config.alias, index)
-        return index, True
+        _delete_orphans(client, index_config.alias, keep=targets)
+        return create_index(client, index_config), True
     if len(targets) > 1:
         raise IngestError(f"alias {index_config.alias} points at several indices {targets}; rebuild with --rebuild")
     mapping = client.indices.get_mapping(index=targets[0])[targets[0]]["mappings"]
@@ -143,6 +147,15 @@ def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) 
     return targets[0], False
 
 
+def _delete_orphans(client: OpenSearch, alias: str, keep: list[str]) -> None:
+    """Delete `<alias>-<timestamp>` indices the alias does not point at: left by ingests killed before the swap."""
+    pattern = re.compile(rf"{re.escape(alias)}-\d{{14}}-\d{{3}}")
+    names = client.indices.get(index=f"{alias}-*", expand_wildcards="all", ignore_unavailable=True)
+    orphans = [name for name in names if pattern.fullmatch(name) and name not in keep]
+    if orphans:
+        client.indices.delete(index=",".join(orphans))
+
+
 def _write(
     client: OpenSearch,
     index: str,
@@ -151,10 +164,13 @@ def _write(
     summary: IngestSummary,
     errors: list[TransportError],
 ) -> None:
+    done = threading.Event()  # the end marker was taken from the queue
+
     def actions() -> Iterator[dict[str, Any]]:
         while (chunk := chunks.get()) is not _DONE:
             for doc_id, document in chunk:
                 yield {"_op_type": "index", "_index": index, "_id": doc_id, "_source": document}
+        done.set()
 
     bar = tqdm(desc="indexed", unit="products", disable=not config.progress)
     try:
@@ -176,7 +192,7 @@ def _write(
             bar.update(1)
     except TransportError as exc:
         errors.append(exc)
-        while chunks.get() is not _DONE:  # drain so the encoder is never blocked
+        while not done.is_set() and chunks.get() is not _DONE:  # drain so the encoder is never blocked
             pass
     finally:
         bar.close()

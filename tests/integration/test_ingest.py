@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from tbhns_opensearch.cli import cli
-from tbhns_opensearch.catalog import read_catalog
+from tbhns_opensearch.catalog import Product, read_catalog
+from tbhns_opensearch.errors import IngestError
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index
 from tbhns_opensearch.users.store import fetch_product_vectors
@@ -151,3 +153,43 @@ def test_aliases_that_prefix_each_other_get_their_own_template(os_client) -> Non
         os_client.indices.delete(index=f"{base}-*", ignore_unavailable=True)
         for config in configs:
             os_client.indices.delete_index_template(name=config.template_name, ignore=[404])
+
+
+def test_a_failing_last_bulk_request_is_an_error_not_a_hang(os_client, encoder, index_config) -> None:
+    products = [*fixture_products("toys_products.jsonl")[:20], Product(id="x" * 513, title="Too long an id")]
+    outcome: list[BaseException | None] = []
+
+    def ingest() -> None:
+        try:
+            ingest_products(os_client, products, encoder, index_config, QUIET)
+            outcome.append(None)
+        except IngestError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=ingest, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "ingest hung after its last bulk request failed"
+    assert isinstance(outcome[0], IngestError) and "the alias still points at the previous index" in str(outcome[0])
+    assert alias_targets(os_client, index_config.alias) == []  # a first ingest that failed serves nothing
+
+
+def test_rebuild_from_an_empty_catalog_keeps_the_complete_index(os_client, encoder, index_config) -> None:
+    products = fixture_products("toys_products.jsonl")[:40]
+    complete = ingest_products(os_client, products, encoder, index_config, QUIET)
+    with pytest.raises(IngestError, match="no product was indexed.*never replaces one"):
+        ingest_products(os_client, [], encoder, index_config, IngestConfig(rebuild=True, progress=False))
+    assert alias_targets(os_client, index_config.alias) == [complete.index]
+    assert _count(os_client, index_config.alias) == 40
+    assert os_client.indices.get(index=f"{index_config.alias}-*").keys() == {complete.index}  # no empty leftover
+
+
+def test_indices_left_by_killed_ingests_are_deleted_by_the_next_new_index(os_client, encoder, index_config) -> None:
+    orphan = f"{index_config.alias}-20200101000000-000"  # what a run killed before its alias swap leaves
+    os_client.indices.create(index=orphan)
+    lookalike = f"{index_config.alias}-v2-20200101000000-000"  # another alias's index: not ours
+    os_client.indices.create(index=lookalike)
+    summary = ingest_products(os_client, fixture_products("toys_products.jsonl")[:10], encoder, index_config, QUIET)
+    assert not os_client.indices.exists(index=orphan)
+    assert os_client.indices.exists(index=lookalike)
+    assert alias_targets(os_client, index_config.alias) == [summary.index]

@@ -79,3 +79,9 @@ def test_parse_path(value, separator, expected):
 def test_parse_path_refuses_broken_json_list():
     with pytest.raises(RecordError, match="not a valid JSON list"):
         parse_path('["Toys", ', " > ")
+
+
+def test_an_id_opensearch_would_refuse_is_a_record_error():
+    assert parse_id("é" * 256) == "é" * 256  # 512 bytes: accepted
+    with pytest.raises(RecordError, match="longer than OpenSearch's 512 bytes"):
+        parse_id("x" * 513)

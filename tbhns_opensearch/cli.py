@@ -73,12 +73,12 @@ def opensearch_status(port: int, data_dir: Path | None) -> None:
         sys.exit(1)
 
 
-def _cluster(port: int) -> Any:
-    """OPENSEARCH_URL's cluster, else the local node on `port` (started when not running)."""
+def _cluster(port: int, start: bool = True) -> Any:
+    """OPENSEARCH_URL's cluster, else the local node on `port` (started when not running, if `start`)."""
     from tbhns_opensearch.cluster import NodeConfig, resolve_cluster
     from tbhns_opensearch.config import OpenSearchConfig
 
-    return resolve_cluster(OpenSearchConfig.from_env(), NodeConfig(http_port=port))
+    return resolve_cluster(OpenSearchConfig.from_env(), NodeConfig(http_port=port), start=start)
 
 
 # --- ingest ------------------------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def _serve_settings(alias: str, users_index: str, encoder: str, backend: str | N
     from tbhns_opensearch.users.profiles import PersonalizationConfig
 
     return ServeSettings(
-        _cluster(port), index=alias, users_index=users_index, encoder=encoder, backend=backend,
+        _cluster(port, start=False), index=alias, users_index=users_index, encoder=encoder, backend=backend,
         hybrid=HybridConfig(fusion=fusion, weights=(bm25_weight, 1.0 - bm25_weight), path=hybrid_path),
         personalization=PersonalizationConfig(alpha=alpha, min_history=min_history), warm=warm,
     )  # fmt: skip

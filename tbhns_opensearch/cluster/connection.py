@@ -35,12 +35,16 @@ def make_client(config: OpenSearchConfig) -> OpenSearch:
     )
 
 
-def resolve_cluster(config: OpenSearchConfig, node: NodeConfig | None = None) -> OpenSearchConfig:
-    """`config` when it names a cluster (OPENSEARCH_URL); else the local node, started if it is not running."""
+def resolve_cluster(config: OpenSearchConfig, node: NodeConfig | None = None, start: bool = True) -> OpenSearchConfig:
+    """`config` when it names a cluster (OPENSEARCH_URL); else the local node, started if it is not running
+    and `start` (commands that only read, such as search, pass False: an empty new node answers nothing)."""
     if config.url:
         return config
     local = LocalNode(node)
     if local.health() is None:
+        if not start:
+            raise ClusterError(f"no OpenSearch node answers at {local.url}; start one with `tbhns opensearch start "
+                               f"--port {local.config.http_port}` or set OPENSEARCH_URL to your cluster")  # fmt: skip
         local.start()
     return OpenSearchConfig(url=local.url, timeout_s=config.timeout_s)
 

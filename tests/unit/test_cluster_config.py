@@ -60,3 +60,18 @@ def test_one_version_pinned_and_docker_compose_matches_it() -> None:
     assert PLUGIN_VERSION == f"{OPENSEARCH_VERSION}.0"
     compose = (REPO / "docker" / "docker-compose.yml").read_text()
     assert re.search(r"opensearchproject/opensearch:(\S+)", compose).group(1) == OPENSEARCH_VERSION
+
+
+def test_search_never_starts_a_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from tbhns_opensearch.cli import cli
+    from tbhns_opensearch.cluster import NodeConfig
+    from tbhns_opensearch.cluster.node import LocalNode
+    from tbhns_opensearch.errors import ClusterError
+
+    monkeypatch.delenv("OPENSEARCH_URL", raising=False)
+    result = CliRunner().invoke(cli, ["search", "hammer", "--port", "9298"])
+    assert isinstance(result.exception, ClusterError)  # `main` prints it as one line, exit code 2
+    assert "no OpenSearch node answers at http://127.0.0.1:9298; start one with `tbhns opensearch start --port 9298`" in str(result.exception)
+    assert LocalNode(NodeConfig(http_port=9298)).health() is None

@@ -6,6 +6,8 @@ fields) and is clipped so a 10 kB paste cannot exceed the clause limit.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -62,8 +64,9 @@ def _price_spec(value: str, fields: dict[str, Any]) -> None:
         bounds = [float(bound) if bound.strip() else None for bound in (low, high)]
     except ValueError:
         bounds = []
-    if not separator or len(bounds) != 2 or bounds == [None, None]:
-        raise SearchError(f"price filter {value!r} must be MIN..MAX, MIN.. or ..MAX with numbers, e.g. price=10..50")
+    finite = all(bound is None or math.isfinite(bound) for bound in bounds)
+    if not separator or len(bounds) != 2 or bounds == [None, None] or not finite:
+        raise SearchError(f"price filter {value!r} must be MIN..MAX, MIN.. or ..MAX with finite numbers, e.g. price=10..50")
     fields["price_min"], fields["price_max"] = bounds
 
 

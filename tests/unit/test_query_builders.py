@@ -93,6 +93,9 @@ def test_parse_filters_every_kind() -> None:
     ("price=cheap", "price filter 'cheap' must be MIN..MAX"),
     ("price=..", "price filter"),
     ("price=50..10", "price range 50.0..10.0 is empty"),
+    ("price=nan..", "with finite numbers"),
+    ("price=..inf", "with finite numbers"),
+    ("price=1e400..", "with finite numbers"),
     ("attr=red", "must be attr=NAME=VALUE"),
     ("category=A>>B", "empty level"),
 ])  # fmt: skip

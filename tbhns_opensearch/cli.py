@@ -10,21 +10,35 @@ from typing import Any, Callable
 
 import click
 
-from tbhns_opensearch.errors import TbhnsError
+from tbhns_opensearch.errors import ClusterError, TbhnsError
 
 _PORT_HELP = "HTTP port of the local node on 127.0.0.1"
 
 
+EXIT_CODES = """Exit codes: 0 done (all records indexed), 1 some records rejected, 2 bad usage or input,
+3 the cluster failed or could not be reached."""
+
+
 def main() -> None:
-    """Entry point: turn project errors into one clear line and exit code 2."""
+    """Entry point: every failure is one line on stderr, never a traceback, with the exit code of `EXIT_CODES`."""
+    from opensearchpy.exceptions import ImproperlyConfigured, OpenSearchException, TransportError
+
     try:
         cli(standalone_mode=True)
     except TbhnsError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(3 if isinstance(exc, ClusterError) or isinstance(exc.__cause__, TransportError) else 2)
+    except ImproperlyConfigured as exc:
+        click.echo(f"error: the OpenSearch settings are invalid ({exc}); check the OPENSEARCH_* variables", err=True)
         sys.exit(2)
+    except OpenSearchException as exc:  # the URL stays out: it may carry credentials
+        status = getattr(exc, "status_code", None)
+        click.echo(f"error: the cluster failed ({type(exc).__name__}{f', status {status}' if isinstance(status, int) else ''}); "
+                   "check that it is running and that OPENSEARCH_URL names it", err=True)  # fmt: skip
+        sys.exit(3)
 
 
-@click.group()
+@click.group(epilog=EXIT_CODES)
 def cli() -> None:
     """Taxonomy-based hard-negative sampling for personalized semantic product search on OpenSearch."""
 

@@ -75,3 +75,20 @@ def test_search_never_starts_a_node(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(result.exception, ClusterError)  # `main` prints it as one line, exit code 2
     assert "no OpenSearch node answers at http://127.0.0.1:9298; start one with `tbhns opensearch start --port 9298`" in str(result.exception)
     assert LocalNode(NodeConfig(http_port=9298)).health() is None
+
+
+def test_an_unreachable_cluster_is_one_line_and_exit_code_3(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text('{"id": "1", "title": "Claw hammer"}\n')
+    tbhns = Path(sys.executable).parent / "tbhns"
+    env = {**os.environ, "OPENSEARCH_URL": "http://admin:s3cret@127.0.0.1:9297"}
+    done = subprocess.run([tbhns, "ingest", str(catalog)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 3, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [done.stderr.strip().splitlines()[-1]] and "ConnectionError)" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr + done.stdout

@@ -72,7 +72,7 @@ def test_search_never_starts_a_node(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.delenv("OPENSEARCH_URL", raising=False)
     result = CliRunner().invoke(cli, ["search", "hammer", "--port", "9298"])
-    assert isinstance(result.exception, ClusterError)  # `main` prints it as one line, exit code 2
+    assert isinstance(result.exception, ClusterError)  # `main` prints it as one line, exit code 3
     assert "no OpenSearch node answers at http://127.0.0.1:9298; start one with `tbhns opensearch start --port 9298`" in str(result.exception)
     assert LocalNode(NodeConfig(http_port=9298)).health() is None
 

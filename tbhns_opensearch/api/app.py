@@ -42,11 +42,21 @@ MAX_FILTERS = 20
 log = logging.getLogger("tbhns.api")
 
 
-class _WithoutTraceback(logging.Filter):
-    """Drop the traceback opensearch-py attaches to its connection warnings; keep the one-line message."""
+class RedactedTransportLog(logging.Filter):
+    """opensearch-py's request lines without what the server must not log: the traceback it attaches, and the
+    URL (it carries the cluster's address, credentials and, in a users-index path, the user id).
+
+    Example:
+        >>> record = logging.LogRecord("opensearch", logging.WARNING, "", 0, "%s %s [status:%s request:%.3fs]",
+        ...                            ("GET", "http://u:pw@node:9200/users/_doc/alice", 404, 0.01), None)
+        >>> RedactedTransportLog().filter(record), record.getMessage()
+        (True, 'GET <url withheld> [status:404 request:0.010s]')
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.exc_info, record.exc_text, record.stack_info = None, None, None
+        if isinstance(record.args, tuple) and len(record.args) >= 2 and str(record.msg).startswith("%s %s "):
+            record.args = (record.args[0], "<url withheld>", *record.args[2:])
         return True
 
 
@@ -126,8 +136,8 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
     """
     client = search_client or settings.search_client()
     transport_log = logging.getLogger("opensearch")
-    if not any(isinstance(existing, _WithoutTraceback) for existing in transport_log.filters):
-        transport_log.addFilter(_WithoutTraceback())
+    if not any(isinstance(existing, RedactedTransportLog) for existing in transport_log.filters):
+        transport_log.addFilter(RedactedTransportLog())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -252,7 +252,8 @@ def test_stored_profile_matches_the_fixture_user(os_client, env: Env) -> None:
     assert get_user_profile(os_client, env.users_index, "nobody") is None
 
 
-def test_http_search_and_health_on_the_real_node(env: Env, opensearch_config) -> None:
+def test_http_search_and_health_on_the_real_node(env: Env, opensearch_config, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")  # what a server logs
     app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=env.search)
     with TestClient(app) as http:
         got = http.get("/search", params={"query": "hornby locomotive", "k": 5, "filter": ["brand=Hornby"]})
@@ -263,6 +264,7 @@ def test_http_search_and_health_on_the_real_node(env: Env, opensearch_config) ->
         posted = http.post("/search", json={"query": "car", "mode": "personalized", "user_id": "newbie", "k": 3})
         assert posted.status_code == 200
         assert (posted.json()["mode"], posted.json()["fallback"]) == ("semantic", True)
+        assert "newbie" not in caplog.text  # no user id in the server log
         health = http.get("/health")
         assert health.status_code == 200
         assert health.json()["status"] == "ok" and health.json()["cluster"]["index_exists"] is True

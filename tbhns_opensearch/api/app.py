@@ -90,6 +90,28 @@ class ServeSettings:
                             backend=self.backend, personalization=self.personalization, hybrid=self.hybrid)  # fmt: skip
 
 
+class FieldProblem(BaseModel):
+    """One invalid request field and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the app answers: one line, plus the invalid fields for a 422."""
+
+    error: str
+    details: list[FieldProblem] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "invalid request: `details` names each field and what to fix"},
+    500: {"model": ErrorBody, "description": "the server is misconfigured (encoder and index, or users index, disagree)"},
+    502: {"model": ErrorBody, "description": "the search cluster could not answer this search"},
+    503: {"model": ErrorBody, "description": "the search cluster is unavailable; try again later"},
+}
+
+
 class SearchParams(BaseModel):
     """A search, as query parameters (GET) or a JSON body (POST)."""
 
@@ -200,11 +222,11 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
                  response.took_ms)  # fmt: skip
         return response
 
-    @app.get("/search", response_model=SearchResponse, summary="Search (query parameters)")
+    @app.get("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, summary="Search (query parameters)")
     def search_get(params: Annotated[SearchParams, Query()]) -> SearchResponse:
         return run(params)
 
-    @app.post("/search", response_model=SearchResponse, summary="Search (JSON body)")
+    @app.post("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, summary="Search (JSON body)")
     def search_post(params: SearchParams) -> SearchResponse:
         return run(params)
 

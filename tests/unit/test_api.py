@@ -69,6 +69,11 @@ def test_openapi_documents_the_endpoints(app_client: TestClient) -> None:
     spec = app_client.get("/openapi.json").json()
     assert {"/search", "/health"} <= set(spec["paths"])
     assert set(spec["paths"]["/search"]) == {"get", "post"}
+    for method in ("get", "post"):
+        responses = spec["paths"]["/search"][method]["responses"]
+        assert {"200", "422", "500", "502", "503"} <= set(responses)
+        assert responses["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert set(spec["components"]["schemas"]["ErrorBody"]["properties"]) == {"error", "details"}
     assert app_client.get("/docs").status_code == 200
 
 

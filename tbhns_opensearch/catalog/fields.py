@@ -37,13 +37,17 @@ def is_missing(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def parse_text(value: Any) -> str:
-    """Stripped text; missing values become "".
+def parse_text(value: Any, field: str = "text") -> str:
+    """Stripped text; missing values become "", numbers their digits; an object, list or boolean is a
+    RecordError (it would otherwise be indexed as Python's repr of it).
 
     Example:
-        >>> parse_text("  Lego "), parse_text(None)
-        ('Lego', '')
+        >>> parse_text("  Lego "), parse_text(None), parse_text(12)
+        ('Lego', '', '12')
     """
+    if isinstance(value, (dict, list, tuple, bool)):
+        kind = "a boolean" if isinstance(value, bool) else "an object" if isinstance(value, dict) else "a list"
+        raise RecordError(field, value, f"{kind}, not text", "give this field a plain string")
     return "" if is_missing(value) else str(value).strip()
 
 
@@ -74,7 +78,7 @@ def parse_title(value: Any, field: str = "title") -> str:
         >>> parse_title(" USB cable ")
         'USB cable'
     """
-    title = parse_text(value)
+    title = parse_text(value, field)
     if not title:
         raise RecordError(field, value, "missing title", "give every product a non-empty title")
     return title

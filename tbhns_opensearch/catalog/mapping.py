@@ -111,8 +111,8 @@ class ColumnMapping:
         return Product(
             id=parse_id(record.get(self.id), self.id),
             title=parse_title(record.get(self.title), self.title),
-            description=parse_text(record.get(self.description)) if self.description else "",
-            brand=parse_text(record.get(self.brand)) if self.brand else "",
+            description=parse_text(record.get(self.description), self.description) if self.description else "",
+            brand=parse_text(record.get(self.brand), self.brand) if self.brand else "",
             attributes=self._attributes(record),
             price=parse_price(record.get(self.price), self.price) if self.price else None,
             rating=parse_rating(record.get(self.rating), self.rating) if self.rating else None,

@@ -85,3 +85,10 @@ def test_an_id_opensearch_would_refuse_is_a_record_error():
     assert parse_id("é" * 256) == "é" * 256  # 512 bytes: accepted
     with pytest.raises(RecordError, match="longer than OpenSearch's 512 bytes"):
         parse_id("x" * 513)
+
+
+@pytest.mark.parametrize(("value", "kind"), [({"en": "Nested title"}, "an object"), (["a", "b"], "a list"), (True, "a boolean")])
+def test_text_fields_refuse_values_that_would_be_indexed_as_python_reprs(value, kind):
+    with pytest.raises(RecordError, match=f"{kind}, not text") as caught:
+        parse_title(value)
+    assert caught.value.field == "title"

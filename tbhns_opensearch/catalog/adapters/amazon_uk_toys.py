@@ -53,7 +53,7 @@ def amazon_product(record: dict[str, Any]) -> Product:
     return Product(
         id=parse_id(record.get("uniq_id"), "uniq_id"),
         title=parse_title(record.get("product_name"), "product_name"),
-        brand=parse_text(record.get("manufacturer")),
+        brand=parse_text(record.get("manufacturer"), "manufacturer"),
         attributes=attributes,
         price=parse_price(record.get("price"), "price"),
         rating=parse_rating(record.get("average_review_rating"), "average_review_rating"),

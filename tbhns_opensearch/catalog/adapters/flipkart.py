@@ -56,13 +56,13 @@ def flipkart_product(record: dict[str, Any]) -> Product:
     attributes = parse_specifications(record.get("product_specifications"))
     if retail is not None:
         attributes["retail_price"] = retail
-    rating_text = parse_text(record.get("product_rating"))
+    rating_text = parse_text(record.get("product_rating"), "product_rating")
     rating = None if rating_text == NO_RATING else _positive(parse_rating(rating_text, "product_rating"))
     return Product(
         id=parse_id(record.get("uniq_id"), "uniq_id"),
         title=title,
-        description=parse_text(record.get("description")),
-        brand=parse_text(record.get("brand")),
+        description=parse_text(record.get("description"), "description"),
+        brand=parse_text(record.get("brand"), "brand"),
         attributes=attributes,
         price=discounted if discounted is not None else retail,
         rating=rating,

@@ -55,7 +55,7 @@ def icecat_product(record: dict[str, Any]) -> Product:
     cents = parse_price(record.get("price"), "price")
     attributes: dict[str, Any] = {}
     if not is_missing(record.get("name")):
-        attributes["name"] = parse_text(record["name"])
+        attributes["name"] = parse_text(record["name"], "name")
     for key, value in record.items():
         prefix = key[:7]
         if prefix not in ATTRIBUTE_PREFIXES or is_missing(value):
@@ -65,8 +65,8 @@ def icecat_product(record: dict[str, Any]) -> Product:
     return Product(
         id=parse_id(record.get("id")),
         title=parse_title(record.get("title")),
-        description=parse_text(record.get("short_description")),
-        brand=parse_text(record.get("supplier")),
+        description=parse_text(record.get("short_description"), "short_description"),
+        brand=parse_text(record.get("supplier"), "supplier"),
         attributes=attributes,
         price=None if cents is None else round(cents / 100, 2),
     )

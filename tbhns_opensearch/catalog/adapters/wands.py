@@ -66,7 +66,7 @@ def wands_product(record: dict[str, Any]) -> Product:
     return Product(
         id=parse_id(record.get("product_id"), "product_id"),
         title=parse_title(record.get("product_name"), "product_name"),
-        description=parse_text(record.get("product_description")),
+        description=parse_text(record.get("product_description"), "product_description"),
         attributes=attributes,
         rating=parse_rating(record.get("average_rating"), "average_rating"),
         taxonomy_path=parse_path(record.get("category hierarchy"), PATH_SEPARATOR, "category hierarchy"),

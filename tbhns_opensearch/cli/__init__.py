@@ -1,0 +1,20 @@
+"""The `tbhns` command: one small module per stage, each a thin wire to the package (`app` holds the group).
+
+Example:
+    >>> sorted(cli.commands)[:3]
+    ['bench', 'ingest', 'ingest-users']
+"""
+
+from tbhns_opensearch.cli import (  # noqa: F401 (registers)
+    bench,
+    cluster,
+    ingest,
+    queries,
+    search,
+    taxonomy,
+    train,
+    users,
+)
+from tbhns_opensearch.cli.app import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,70 @@
+"""The `tbhns` group, its entry point (one line per failure, exit codes) and the helpers commands share."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from tbhns_opensearch.errors import ClusterError, TbhnsError
+
+PORT_HELP = "HTTP port of the local node on 127.0.0.1"
+
+
+EXIT_CODES = """Exit codes: 0 done (all records indexed), 1 some records rejected, 2 bad usage or input,
+3 the cluster failed or could not be reached."""
+
+
+def main() -> None:
+    """Entry point: every failure is one line on stderr, never a traceback, with the exit code of `EXIT_CODES`."""
+    from opensearchpy.exceptions import (
+        ImproperlyConfigured,
+        OpenSearchException,
+        TransportError,
+    )
+
+    try:
+        cli(standalone_mode=True)
+    except TbhnsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(3 if isinstance(exc, ClusterError) or isinstance(exc.__cause__, TransportError) else 2)
+    except ImproperlyConfigured as exc:
+        click.echo(f"error: the OpenSearch settings are invalid ({exc}); check the OPENSEARCH_* variables", err=True)
+        sys.exit(2)
+    except OpenSearchException as exc:  # the URL stays out: it may carry credentials
+        status = getattr(exc, "status_code", None)
+        click.echo(f"error: the cluster failed ({type(exc).__name__}{f', status {status}' if isinstance(status, int) else ''}); "
+                   "check that it is running and that OPENSEARCH_URL names it", err=True)  # fmt: skip
+        sys.exit(3)
+
+
+@click.group(epilog=EXIT_CODES)
+def cli() -> None:
+    """Taxonomy-based hard-negative sampling for personalized semantic product search on OpenSearch."""
+
+
+def cluster_for(port: int, start: bool = True) -> Any:
+    """OPENSEARCH_URL's cluster, else the local node on `port` (started when not running, if `start`)."""
+    from tbhns_opensearch.cluster import NodeConfig, resolve_cluster
+    from tbhns_opensearch.config import OpenSearchConfig
+
+    return resolve_cluster(OpenSearchConfig.from_env(), NodeConfig(http_port=port), start=start)
+
+
+def catalog_source(command: Callable[..., None]) -> Callable[..., None]:
+    """CATALOG file or --dataset NAME (with --data-dir): the products a command reads."""
+    command = click.option("--data-dir", type=click.Path(path_type=Path),
+                           help="folder of --dataset [default: ../shared/data/<set>]")(command)  # fmt: skip
+    command = click.option("--dataset", help="a public set by name instead (homedepot, amazon-uk-toys, icecat, ...)")(command)
+    return click.argument("catalog", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))(command)
+
+
+def catalog_products(catalog: Path | None, dataset: str | None, data_dir: Path | None) -> list[Any]:
+    from tbhns_opensearch.catalog import read_catalog
+    from tbhns_opensearch.catalog.adapters import read_dataset
+
+    if (catalog is None) == (dataset is None):
+        raise click.UsageError("give either a CATALOG file or --dataset NAME")
+    return list(read_dataset(dataset, data_dir) if dataset else read_catalog(catalog))

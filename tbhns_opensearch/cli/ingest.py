@@ -1,0 +1,79 @@
+"""`tbhns ingest`: a catalog, encoded and bulk-written behind an alias."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
+
+
+@cli.command()
+@click.argument("catalog", required=False, type=click.Path(path_type=Path))
+@click.option("--dataset", help="read a public set by name instead (icecat, amazon-uk-toys, flipkart, homedepot, instacart, wands)")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="folder of --dataset [default: ../shared/data/<set>]")
+@click.option("--mapping", "mapping_file", type=click.Path(exists=True, path_type=Path), help="JSON column mapping")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "tsv", "parquet"]), help="[default: from suffix]")
+@click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="sentence-transformers path or name")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--batch-size", default=32, show_default=True, help="encoder batch size")
+@click.option("--alias", default="products", show_default=True, help="index alias searches use")
+@click.option("--rebuild", is_flag=True, help="fill a new index and swap the alias at the end (zero downtime)")
+@click.option("--engine", default="lucene", show_default=True, type=click.Choice(["lucene", "faiss", "nmslib"]))
+@click.option("--space-type", default="cosinesimil", show_default=True)
+@click.option("--m", "hnsw_m", default=16, show_default=True, help="HNSW graph degree")
+@click.option("--ef-construction", default=128, show_default=True)
+@click.option("--ef-search", default=100, show_default=True)
+@click.option("--rejects", type=click.Path(path_type=Path), help="JSONL of rejected records [default: <catalog>.rejects.jsonl]")
+@click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, mapping_file: Path | None, fmt: str | None,
+           encoder: str, device: str, batch_size: int, alias: str, rebuild: bool, engine: str, space_type: str,
+           hnsw_m: int, ef_construction: int, ef_search: int, rejects: Path | None, port: int, as_json: bool) -> None:  # fmt: skip
+    """Read CATALOG (JSONL, CSV, Parquet), encode products and bulk-write them behind the alias."""
+    from tbhns_opensearch.catalog import ColumnMapping, read_catalog
+    from tbhns_opensearch.catalog.adapters import read_dataset
+    from tbhns_opensearch.cluster import make_client
+    from tbhns_opensearch.encoder import Encoder
+    from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
+    from tbhns_opensearch.index.templates import IndexConfig
+
+    if (catalog is None) == (dataset is None):
+        raise click.UsageError("give either a CATALOG file or --dataset NAME")
+    rejects = rejects or Path(f"{catalog or dataset}.rejects.jsonl")
+    if dataset:
+        stream = read_dataset(dataset, data_dir, rejects_path=rejects)
+    else:
+        mapping = ColumnMapping.from_dict(json.loads(mapping_file.read_text())) if mapping_file else None
+        stream = read_catalog(catalog, mapping, fmt, rejects_path=rejects)
+    index_config = IndexConfig(alias=alias, engine=engine, space_type=space_type, m=hnsw_m,
+                               ef_construction=ef_construction, ef_search=ef_search)  # fmt: skip
+    client = make_client(cluster_for(port))
+    summary = ingest_products(
+        client, stream, Encoder(encoder, device=device, batch_size=batch_size), index_config, IngestConfig(rebuild=rebuild)
+    )
+    report = {
+        "index": summary.index,
+        "alias": alias,
+        "read": stream.counts.read,
+        "indexed": summary.indexed,
+        "rejected": stream.counts.rejected + len(summary.failures),
+        "seconds": round(summary.seconds, 2),
+        "products_per_s": round(summary.products_per_s, 1),
+        "rejects_file": str(rejects) if stream.counts.rejected else None,
+    }
+    if not stream.counts.rejected:
+        rejects.unlink(missing_ok=True)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(" ".join(f"{key}={value}" for key, value in report.items()))
+    for reject in stream.rejects[:20]:
+        click.echo(f"rejected {reject}", err=True)
+    for failure in summary.failures[:20]:
+        click.echo(f"not indexed {failure['id']}: {failure['error']}", err=True)
+    if report["rejected"]:
+        sys.exit(1)

@@ -1,0 +1,105 @@
+"""`tbhns search` and `tbhns serve`: the query API from the shell and over HTTP."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, Callable
+
+import click
+
+from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
+
+
+def _search_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options `search` and `serve` share: where to search, with which encoder, fusion and personalization."""
+    options = [
+        click.option("--alias", default="products", show_default=True, help="product alias"),
+        click.option("--users-index", default="users", show_default=True, help="index of user vectors"),
+        click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="the product index's encoder"),
+        click.option("--backend", type=click.Choice(["torch", "onnx", "onnx-int8"]),
+                     help="encoder backend [default: onnx when the encoder directory has onnx/model.onnx]"),
+        click.option("--fusion", default="minmax", show_default=True, type=click.Choice(["minmax", "rrf"]),
+                     help="hybrid fusion"),
+        click.option("--bm25-weight", default=0.3, show_default=True, help="minmax: BM25 weight (vector: 1 - it)"),
+        click.option("--path", "hybrid_path", default="auto", show_default=True,
+                     type=click.Choice(["auto", "server", "client"]), help="hybrid: where to fuse"),
+        click.option("--alpha", default=0.3, show_default=True, help="user vector weight when personalizing"),
+        click.option("--min-history", default=3, show_default=True, help="fewer events: plain query (fallback)"),
+        click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _serve_settings(alias: str, users_index: str, encoder: str, backend: str | None, fusion: str, bm25_weight: float,
+                    hybrid_path: str, alpha: float, min_history: int, port: int, warm: bool = True) -> Any:  # fmt: skip
+    from tbhns_opensearch.api import ServeSettings
+    from tbhns_opensearch.query.fusion import HybridConfig
+    from tbhns_opensearch.users.profiles import PersonalizationConfig
+
+    return ServeSettings(
+        cluster_for(port, start=False), index=alias, users_index=users_index, encoder=encoder, backend=backend,
+        hybrid=HybridConfig(fusion=fusion, weights=(bm25_weight, 1.0 - bm25_weight), path=hybrid_path),
+        personalization=PersonalizationConfig(alpha=alpha, min_history=min_history), warm=warm,
+    )  # fmt: skip
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--mode", default="hybrid", show_default=True,
+              type=click.Choice(["bm25", "semantic", "personalized", "hybrid"]))
+@click.option("--user", "user_id", help="personalize for this user id (personalized and hybrid)")
+@click.option("--k", default=24, show_default=True, help="number of hits")
+@click.option("--offset", default=0, show_default=True, help="rank of the first hit (pagination)")
+@click.option("--filter", "filter_specs", multiple=True,
+              help="category=A>B, price=10..50, brand=X or attr=name=value; repeatable")
+@click.option("--explain", is_flag=True, help="show each hit's BM25 and vector scores")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@_search_options
+def search(query: str, mode: str, user_id: str | None, k: int, offset: int, filter_specs: tuple[str, ...],
+           explain: bool, as_json: bool, **options: Any) -> None:  # fmt: skip
+    """Print the top hits for QUERY and how they were found (mode, hybrid path, fallback)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tbhns_opensearch.query.builders import parse_filters
+
+    client = _serve_settings(**options).search_client()
+    response = client.search(query, user_id=user_id, mode=mode, k=k, filters=parse_filters(filter_specs),
+                             offset=offset, explain=explain)  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(asdict(response), indent=2, default=str))
+        return
+    how = response.mode + (f" ({response.path} side)" if response.path else "")
+    if response.fallback:
+        how += f"; fallback: {response.fallback_reason}"
+    table = Table(title=f"{query[:60]!r}: {how}, {response.took_ms:.0f} ms")
+    columns = ("rank", "id", "score", *(("bm25", "vector") if explain else ()), "title", "category path")
+    for column in columns:
+        table.add_column(column)
+    for rank, hit in enumerate(response.hits, start=offset + 1):
+        parts = [f"{hit.parts[name]:.3f}" if name in hit.parts else "-" for name in ("bm25", "vector")] if explain else []
+        table.add_row(str(rank), hit.id, f"{hit.score:.4f}", *parts, hit.title[:70], " > ".join(hit.category_path))
+    Console().print(table)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
+@click.option("--http-port", default=8000, show_default=True, help="HTTP port to listen on")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--no-warm", is_flag=True, help="load the encoder on the first search, not at startup")
+@_search_options
+def serve(host: str, http_port: int, log_level: str, no_warm: bool, **options: Any) -> None:
+    """Serve GET/POST /search, /health and the OpenAPI docs (/docs) over HTTP."""
+    import logging
+
+    import uvicorn
+
+    from tbhns_opensearch.api import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("opensearch").setLevel(max(logging.WARNING, logging.getLevelName(log_level.upper())))
+    app = create_app(_serve_settings(**options, warm=not no_warm))
+    uvicorn.run(app, host=host, port=http_port, log_level=log_level, access_log=False)  # the app logs each request

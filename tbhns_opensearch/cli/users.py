@@ -1,0 +1,72 @@
+"""`tbhns ingest-users`: user vectors from histories (or simulated users) into the users index."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
+
+
+@cli.command("ingest-users")
+@click.argument("history", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--simulate", type=int, help="simulate N users over --catalog instead of reading HISTORY")
+@click.option("--seed", default=0, show_default=True, help="simulation seed")
+@click.option("--catalog", type=click.Path(exists=True, path_type=Path),
+              help="catalog file: encodes products missing from the index; required by --simulate")
+@click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="the product index's encoder")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), help="[default: onnx when exported]")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--alias", default="products", show_default=True, help="product alias holding the product vectors")
+@click.option("--users-index", default="users", show_default=True)
+@click.option("--event-weight", "event_weights", multiple=True, metavar="EVENT=WEIGHT",
+              help="weight of an event type (default purchase=1, add_to_cart=0.5, click=0.2); repeatable")
+@click.option("--half-life", default=30 * 86400.0, show_default=True, help="recency half-life in timestamp units")
+@click.option("--min-history", default=3, show_default=True, help="counted as below min_history in the summary")
+@click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog: Path | None, encoder: str,
+                 backend: str | None, device: str, alias: str, users_index: str, event_weights: tuple[str, ...],
+                 half_life: float, min_history: int, port: int, as_json: bool) -> None:  # fmt: skip
+    """Compute user vectors from HISTORY (CSV/JSONL: user_id, product_id, event, timestamp) and store them."""
+    from tbhns_opensearch.catalog import read_catalog
+    from tbhns_opensearch.cluster import make_client
+    from tbhns_opensearch.encoder import Encoder
+    from tbhns_opensearch.query.encoding import default_backend
+    from tbhns_opensearch.users.events import read_history
+    from tbhns_opensearch.users.profiles import (
+        DEFAULT_EVENT_WEIGHTS,
+        PersonalizationConfig,
+    )
+    from tbhns_opensearch.users.sources import SimulationConfig, simulate_users
+    from tbhns_opensearch.users.store import UsersIngestConfig
+    from tbhns_opensearch.users.store import ingest_users as run_ingest
+
+    if (history is None) == (simulate is None):
+        raise click.UsageError("give either a HISTORY file or --simulate N (with --catalog)")
+    if simulate is not None and catalog is None:
+        raise click.UsageError("--simulate draws users over the products of --catalog; pass --catalog")
+    weights = dict(DEFAULT_EVENT_WEIGHTS)
+    for spec in event_weights:
+        name, _, value = spec.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{spec!r} is not EVENT=WEIGHT, e.g. click=0.2", param_hint="--event-weight")
+    products = list(read_catalog(catalog)) if catalog else []
+    if simulate is not None:
+        events = [event for user in simulate_users(products, SimulationConfig(users=simulate, seed=seed))
+                  for event in user.events]  # fmt: skip
+    else:
+        events = read_history(history)
+    config = UsersIngestConfig(alias, users_index, PersonalizationConfig(weights, half_life, min_history))
+    product_encoder = Encoder(encoder, device=device, backend=backend or default_backend(encoder)) if catalog else None
+    summary = run_ingest(make_client(cluster_for(port)), events, config, products, product_encoder)
+    report = {**asdict(summary), "source": "simulated" if simulate is not None else "real"}
+    click.echo(json.dumps(report, indent=2) if as_json else " ".join(f"{key}={value}" for key, value in report.items()))
+    if summary.missing_products:
+        click.echo(f"{summary.missing_products} products of the history have no vector in {alias}"
+                   + ("" if catalog else "; pass --catalog to encode them"), err=True)  # fmt: skip

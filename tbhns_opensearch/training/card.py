@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tbhns_opensearch.training.export import ExportReport
+    from tbhns_opensearch.encoder.export import ExportReport
     from tbhns_opensearch.training.trainer import TrainResult
 
 CARD_JSON = "model_card.json"

@@ -12,7 +12,7 @@ from tbhns_opensearch.eval.splits import write_split
 from tbhns_opensearch.training.card import model_card, write_model_card
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, sample_texts
-from tbhns_opensearch.training.export import ExportReport, export_model
+from tbhns_opensearch.encoder.export import ExportReport, export_model
 from tbhns_opensearch.training.trainer import TrainResult, train
 
 if TYPE_CHECKING:

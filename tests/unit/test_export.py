@@ -12,7 +12,7 @@ from tbhns_opensearch.encoder import BACKENDS, Encoder
 from tbhns_opensearch.errors import EncoderError
 from tbhns_opensearch.training.config import DataConfig, TrainConfig
 from tbhns_opensearch.encoder import MANIFEST_FILE
-from tbhns_opensearch.training.export import PARITY_TOLERANCE, ExportReport, export_model, pooling_mode
+from tbhns_opensearch.encoder.export import PARITY_TOLERANCE, ExportReport, export_model, pooling_mode
 from tbhns_opensearch.training.trainer import load_model
 from tests.conftest import fixture_products
 

@@ -7,6 +7,9 @@ float32 vectors, compared by cosine similarity. Backends, by name (`BACKENDS`):
 - `onnx`: `<dir>/onnx/model.onnx` of a directory written by `tbhns train` (mean pooling and normalization
   are inside the graph), run by onnxruntime with the directory's tokenizer; no torch needed at query time;
 - `onnx-int8`: the same with the dynamically quantized `<dir>/onnx/model_qint8.onnx`.
+
+The `tbhns_manifest.json` beside an exported model (written by `export`, read by `Encoder.manifest`) says what
+an index and a query encoder must agree on: dimension and space type.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ class OnnxBackend:
         if not graph.is_file():
             raise EncoderError(
                 f"no {file} in {str(directory)!r}; the onnx backends need a directory written by `tbhns train` "
-                "(or `training.export.export_model`); use backend='torch' for other models"
+                "(or `encoder.export.export_model`); use backend='torch' for other models"
             )
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
         try:
@@ -119,7 +122,7 @@ class OnnxBackend:
         if [o.name for o in outputs] != [ONNX_OUTPUT] or not isinstance(outputs[0].shape[-1], int):
             raise EncoderError(
                 f"{graph} has outputs {[(o.name, o.shape) for o in outputs]}, expected one {ONNX_OUTPUT!r} of "
-                "shape (batch, dim); export it with `training.export.export_model`"
+                "shape (batch, dim); export it with `encoder.export.export_model`"
             )
         self.dimension = int(outputs[0].shape[-1])
         self.inputs = [i.name for i in self.session.get_inputs()]

@@ -15,7 +15,7 @@ from tbhns_opensearch.cli import cli
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.errors import IngestError
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
-from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index
+from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index, swap_alias
 from tbhns_opensearch.users.store import fetch_product_vectors
 from tbhns_opensearch.query.builders import build_bm25, build_knn
 from tests.conftest import FIXTURES, fixture_products
@@ -193,3 +193,10 @@ def test_indices_left_by_killed_ingests_are_deleted_by_the_next_new_index(os_cli
     assert not os_client.indices.exists(index=orphan)
     assert os_client.indices.exists(index=lookalike)
     assert alias_targets(os_client, index_config.alias) == [summary.index]
+
+
+def test_an_encoder_of_another_dimension_than_the_index_is_a_clear_ingest_error(os_client, encoder, index_config) -> None:
+    small = IndexConfig(alias=index_config.alias, dimension=8)
+    swap_alias(os_client, index_config.alias, create_index(os_client, small))
+    with pytest.raises(IngestError, match="holds 8-dimensional vectors but the encoder makes 384; rerun with --rebuild"):
+        ingest_products(os_client, fixture_products("toys_products.jsonl")[:5], encoder, index_config, QUIET)

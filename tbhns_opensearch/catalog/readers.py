@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -102,7 +103,7 @@ def read_csv_rows(
     """One raw row per CSV record, numbered by the file line it starts on (the header is line 1)."""
     previous = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long descriptions exceed the 128 KiB default
     try:  # the limit is process-wide: it is put back when the file is done
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:  # bad bytes: per row
             reader = csv.reader(handle, delimiter=delimiter)
             try:
                 header = next(reader, None)
@@ -120,13 +121,11 @@ def read_csv_rows(
                     f"{path}:{reader.line_num}: unreadable CSV ({exc}); fix the quoting on that line "
                     f"or pass fmt='tsv' if the file is tab-separated"
                 ) from exc
-            except UnicodeDecodeError as exc:
-                raise CatalogError(
-                    f"{path}: near line {reader.line_num + 1}: not UTF-8 ({exc.reason}); "
-                    f"re-encode the file, e.g. `iconv -f latin1 -t utf-8`"
-                ) from exc
     finally:
         csv.field_size_limit(previous)
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 def read_tsv_rows(path: Path, mapping: ColumnMapping | None = None, strict: bool = False) -> Iterator[RawRow]:
@@ -183,6 +182,10 @@ def _format_of(path: Path, fmt: str | None) -> str:
 
 
 def _csv_row(path: Path, line: int, header: list[str], values: list[str]) -> RawRow:
+    if any(_UNDECODED.search(value) for value in values):  # bytes that were not UTF-8, kept by surrogateescape
+        text = ",".join(values).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return RawRow(str(path), line, error=RecordError(
+            "(row)", text, "not UTF-8", "re-encode the file, e.g. `iconv -f latin1 -t utf-8`, or fix this row"))
     if len(values) != len(header):
         return RawRow(str(path), line, error=RecordError(
             "(row)", ",".join(values), f"row has {len(values)} fields, the header has {len(header)}",

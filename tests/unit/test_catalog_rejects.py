@@ -81,11 +81,13 @@ def test_bad_attributes_json_is_rejected(tmp_path):
     assert stream.rejects[0].field == "attributes" and "not valid JSON" in stream.rejects[0].reason
 
 
-def test_non_utf8_csv_is_an_error_with_a_fix(tmp_path):
+def test_a_non_utf8_csv_row_is_a_reject_on_its_own_line_with_a_fix(tmp_path):
     path = tmp_path / "c.csv"
-    path.write_bytes("id,title\na,Caf\xe9\n".encode("latin-1"))
-    with pytest.raises(CatalogError, match=r"not UTF-8.*iconv"):
-        list(read_catalog(path))
+    path.write_bytes(b"id,title\na,Mug\nb,Caf\xe9\nc,Kettle\n")  # one latin-1 byte on line 3
+    stream = read_catalog(path)
+    assert [p.id for p in stream] == ["a", "c"]  # its neighbours are read
+    (reject,) = stream.rejects
+    assert (reject.line, reject.reason) == (3, "not UTF-8") and "iconv" in reject.fix
 
 
 def test_unwritable_rejects_path_is_an_error(tmp_path):

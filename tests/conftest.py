@@ -52,8 +52,10 @@ def opensearch_config() -> Iterator[OpenSearchConfig]:
         return
     port = int(os.environ.get("TBHNS_TEST_PORT", "9250"))
     data_dir = default_cache_dir() / "test-node" / str(port)
-    shutil.rmtree(data_dir, ignore_errors=True)
     node = LocalNode(NodeConfig(http_port=port, data_dir=data_dir))
+    if node.health() is not None:  # another suite's node: never wipe its data from under it
+        pytest.fail(f"a node already answers on port {port}; set TBHNS_TEST_PORT to a free port", pytrace=False)
+    shutil.rmtree(data_dir, ignore_errors=True)
     try:
         node.start()
     except TbhnsError as exc:

@@ -26,6 +26,8 @@ from tbhns_opensearch.cluster.artifacts import install_home
 from tbhns_opensearch.cluster.jdk import find_java_home
 from tbhns_opensearch.errors import ClusterError
 
+CLUSTER_NAME = "tbhns-local"  # how `stop` recognizes a node of ours that lost its pid file
+
 
 def default_cache_dir() -> Path:
     """TBHNS_CACHE_DIR, else a per-user cache; as root a world-traversable one, since the node runs unprivileged."""
@@ -82,13 +84,26 @@ class LocalNode:
         return self.config.node_dir / "logs" / "opensearch.log"
 
     def pid(self) -> int | None:
-        """The pid of a running node started from this node dir, or None."""
+        """The pid of a running node started from this node dir; else of the tbhns node that answers on this
+        port (started with another data dir, or whose pid file is gone); else None. A cluster of anyone
+        else's on the port is never reported."""
         try:
             pid = int(self.pid_file.read_text().strip())
             os.kill(pid, 0)
+            return pid
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return self._answering_pid()
+
+    def _answering_pid(self) -> int | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/_nodes/_local/process", timeout=2) as response:
+                answer = json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError):
             return None
-        return pid
+        if answer.get("cluster_name") != CLUSTER_NAME:
+            return None
+        pids = [node.get("process", {}).get("id") for node in answer.get("nodes", {}).values()]
+        return int(pids[0]) if len(pids) == 1 and pids[0] else None
 
     def health(self) -> dict[str, Any] | None:
         """The cluster health JSON, or None when nothing answers."""
@@ -135,12 +150,13 @@ class LocalNode:
         pid = self.pid()
         if pid is None:
             return False
-        os.killpg(pid, signal.SIGTERM)
+        group = os.getpgid(pid)
+        os.killpg(group, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.2)
         if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -192,7 +208,7 @@ class LocalNode:
             (node_dir / sub).mkdir(parents=True, exist_ok=True)
         shutil.copytree(home / "config", config_dir, dirs_exist_ok=True)
         settings = {
-            "cluster.name": "tbhns-local",
+            "cluster.name": CLUSTER_NAME,
             "node.name": "tbhns-node",
             "discovery.type": "single-node",
             "network.host": "127.0.0.1",

@@ -2,7 +2,8 @@
 
 Builds the wheel, installs it (with its declared dependencies; torch from ../shared/wheels when present) into a
 new virtualenv, then from an empty directory starts a node with `tbhns opensearch start`, ingests a fixture
-catalog, searches in every mode and stops the node. Nothing here imports the checkout.
+catalog, searches in every mode and stops the node (also after losing its pid file). The commands never import
+the checkout.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tbhns_opensearch.cluster.node import LocalNode, NodeConfig, default_cache_dir
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration
@@ -49,4 +51,6 @@ def test_a_wheel_installed_outside_the_checkout_starts_a_node_ingests_and_search
                                   "--port", PORT, "--k", "5", "--json", cwd=user))  # fmt: skip
             assert len(hits["hits"]) == 5, (mode, hits)
     finally:
-        run(tbhns, "opensearch", "stop", "--port", PORT, cwd=user)
+        (default_cache_dir() / "nodes" / str(PORT) / "node.pid").unlink(missing_ok=True)  # as if its pid file was lost
+        run(tbhns, "opensearch", "stop", "--port", PORT, cwd=user)  # finds our node by asking it
+    assert LocalNode(NodeConfig(http_port=PORT)).health() is None

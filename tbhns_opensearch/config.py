@@ -36,13 +36,20 @@ class OpenSearchConfig:
         verify = env.get("OPENSEARCH_VERIFY_CERTS", "true").strip().lower()
         if verify not in _TRUE | _FALSE:
             raise ConfigError(f"OPENSEARCH_VERIFY_CERTS must be true or false, got {verify!r}")
+        timeout = env.get("OPENSEARCH_TIMEOUT", "30")
+        try:
+            timeout_s = float(timeout)
+        except ValueError:
+            timeout_s = float("nan")
+        if not 0 < timeout_s < float("inf"):
+            raise ConfigError(f"OPENSEARCH_TIMEOUT must be a positive number of seconds, got {timeout!r}")
         return cls(
             url=env.get("OPENSEARCH_URL") or None,
             user=env.get("OPENSEARCH_USER") or None,
             password=env.get("OPENSEARCH_PASSWORD") or None,
             ca_certs=env.get("OPENSEARCH_CA_CERTS") or None,
             verify_certs=verify in _TRUE,
-            timeout_s=float(env.get("OPENSEARCH_TIMEOUT", "30")),
+            timeout_s=timeout_s,
         )
 
     def redacted_url(self) -> str:

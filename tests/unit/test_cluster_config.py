@@ -92,3 +92,12 @@ def test_an_unreachable_cluster_is_one_line_and_exit_code_3(tmp_path) -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [done.stderr.strip().splitlines()[-1]] and "ConnectionError)" in errors[0], done.stderr
     assert "Traceback" not in done.stderr and "s3cret" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "inf"])
+def test_a_bad_timeout_is_a_config_error_naming_the_variable(value: str) -> None:
+    from tbhns_opensearch.config import OpenSearchConfig
+    from tbhns_opensearch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"OPENSEARCH_TIMEOUT must be a positive number of seconds, got '{value}'"):
+        OpenSearchConfig.from_env({"OPENSEARCH_TIMEOUT": value})

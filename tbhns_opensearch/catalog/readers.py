@@ -149,7 +149,15 @@ def read_parquet_rows(path: Path, mapping: ColumnMapping | None = None, strict: 
         mapping.check_header(names, str(path), strict=strict)
         columns = [column for column in mapping.columns() if column in names]
     number = 0
-    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+    batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns)
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as exc:  # a corrupt page or a truncated file: pyarrow's errors vary by cause
+            raise CatalogError(f"{path}: unreadable after row {number} ({type(exc).__name__}: {exc}); the rows "
+                               "before it were read; repair or re-export the file") from exc  # fmt: skip
+        if batch is None:
+            return
         for record in batch.to_pylist():
             number += 1
             yield RawRow(str(path), number, record)

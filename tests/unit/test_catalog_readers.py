@@ -122,3 +122,18 @@ def test_stream_can_be_iterated_again_from_the_start(tmp_path):
     stream = read_catalog(path)
     assert next(iter(stream)) == CABLE
     assert [p.id for p in stream] == ["p1", "p2"] and stream.counts.read == 2
+
+
+def test_a_corrupt_parquet_page_is_one_catalog_error_naming_the_file(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "catalog.parquet"
+    table = pa.table({"id": [str(i) for i in range(2000)], "title": [f"product {i} " * 20 for i in range(2000)]})
+    pq.write_table(table, path, compression="none", row_group_size=1000)
+    data = bytearray(path.read_bytes())
+    middle = len(data) * 3 // 4  # inside the second row group's pages
+    data[middle:middle + 2000] = b"\xff" * 2000
+    path.write_bytes(bytes(data))
+    with pytest.raises(CatalogError, match=r"catalog.parquet: unreadable after row \d+ .*repair or re-export"):
+        list(read_catalog(path))

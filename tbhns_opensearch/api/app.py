@@ -141,6 +141,7 @@ class SearchParams(BaseModel):
     @field_validator("filter")
     @classmethod
     def _known_filters(cls, value: list[str]) -> list[str]:
+        value = [spec for spec in value if spec.strip()]  # `filter=` (empty) means no filter, as the schema allows
         try:
             parse_filters(value)
         except SearchError as exc:

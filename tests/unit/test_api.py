@@ -92,3 +92,9 @@ def test_cli_choices_match_the_registries() -> None:
                if hasattr(param.type, "choices")}  # fmt: skip
     assert choices == {"mode": list(MODES), "backend": list(BACKENDS), "fusion": list(FUSIONS),
                        "hybrid_path": list(HYBRID_PATHS)}  # fmt: skip
+
+
+def test_an_empty_filter_means_no_filter() -> None:
+    from tbhns_opensearch.api.app import SearchParams
+
+    assert SearchParams(query="kite", filter=["", "  ", "brand=X"]).filter == ["brand=X"]

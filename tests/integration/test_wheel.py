@@ -31,7 +31,10 @@ def run(*command: str | Path, cwd: Path, timeout: int = 900) -> str:
 
 
 def test_a_wheel_installed_outside_the_checkout_starts_a_node_ingests_and_searches(tmp_path: Path) -> None:
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", ROOT, cwd=tmp_path)
+    source = tmp_path / "source"  # a clean copy: setuptools' build/ in a checkout can hold stale modules
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "runs", "*.egg-info", "__pycache__", ".pytest_cache"))  # fmt: skip
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", source, cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("tbhns_opensearch-*.whl")
     run(sys.executable, "-m", "venv", tmp_path / "venv", cwd=tmp_path)
     pip = [tmp_path / "venv" / "bin" / "python", "-m", "pip", "install", "-q"]

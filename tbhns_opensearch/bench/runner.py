@@ -28,6 +28,7 @@ from tbhns_opensearch.bench.breakdown import history_bucket
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, load_judgments, read_dataset
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.index.documents import catalog_fingerprint
 from tbhns_opensearch.index.templates import IndexConfig, load_template
 from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.eval.queries import LabelledQuery, read_labelled_queries
@@ -281,6 +282,7 @@ class BenchRun:
 
         config = self.config
         self.products, query_set = load_inputs(config)
+        fingerprint = catalog_fingerprint(self.products)  # once: every system's index is checked against it
         texts, qrels = query_set.texts, query_set.qrels
         client = make_client(self.opensearch)
         metric_config = MetricConfig(threshold=config.threshold)
@@ -291,7 +293,7 @@ class BenchRun:
         users_by_alias: dict[str, dict[str, Any]] = {}  # systems sharing an encoder share its user profiles
         for spec in tqdm(config.systems, desc="systems", unit="system"):
             encoder = spec.encoder or self.default_encoder
-            alias = self._ensure_ingested(client, encoder)
+            alias = self._ensure_ingested(client, encoder, fingerprint)
             if alias not in users_by_alias:
                 users_by_alias[alias] = self._users(client, alias, query_set)
             search = SearchClient(self.opensearch, index=alias, encoder=encoder, **users_by_alias[alias])
@@ -347,14 +349,15 @@ class BenchRun:
         ingest_users(client, query_set.events, UsersIngestConfig(alias, users_index, personalization))
         return {"users_index": users_index, "personalization": personalization}
 
-    def _ensure_ingested(self, client: Any, encoder: str) -> str:
+    def _ensure_ingested(self, client: Any, encoder: str, fingerprint: str) -> str:
+        """The alias of `encoder`'s index of this catalog, ingested unless an index of this very catalog
+        (`fingerprint`) is already behind it."""
         from tbhns_opensearch.encoder import Encoder
-        from tbhns_opensearch.index.documents import catalog_fingerprint
         from tbhns_opensearch.index.ingest import IngestConfig, ingest_products, stored_fingerprint
 
         catalog = self.config.catalog or Path(self.config.training_config or "catalog").stem
         alias = alias_for(catalog, encoder, self.config.data_dir)
-        if stored_fingerprint(client, alias) == catalog_fingerprint(self.products):
+        if stored_fingerprint(client, alias) == fingerprint:
             return alias
         ingest_products(client, self.products, Encoder(encoder), IndexConfig(alias=alias), IngestConfig(rebuild=True))
         return alias

@@ -1,4 +1,5 @@
-"""The HTTP search API: `GET/POST /search`, `/health`, OpenAPI docs at `/docs`.
+"""The HTTP search API: `GET/POST /search`, `/health`, OpenAPI docs at `/docs`, and the comparison page at `/`
+(static files in `api/page`, backed by `GET /compare` and `GET /compare/options`; see `api.compare`).
 
 Bad input gets a 422 naming the field and what is allowed; an unreachable cluster gets a 503; a request
 the cluster rejects gets a 502. Responses and logs carry no stack traces and no credentials (the cluster
@@ -16,16 +17,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from importlib.resources import files
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tbhns_opensearch.api.compare import MAX_COLUMNS, Comparison, Judgments, SystemSpec, compare, parse_column
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
 from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, PersonalizationError, SearchError
@@ -38,6 +42,8 @@ MAX_QUERY_LENGTH = 1000  # characters accepted in `query`
 MAX_K = 100
 MAX_OFFSET = 1000
 MAX_FILTERS = 20
+MAX_USERS_LISTED = 200
+PAGE = files("tbhns_opensearch.api").joinpath("page")
 
 log = logging.getLogger("tbhns.api")
 
@@ -73,6 +79,9 @@ class ServeSettings:
         hybrid: Fusion, weights, depth and server/client path.
         personalization: alpha and min_history.
         warm: Load the encoder and read the cluster's plugins at startup instead of on the first search.
+        name: What the comparison page calls the system above (index, encoder, users index).
+        systems: More systems the page can compare with it (e.g. the base encoder next to the trained one).
+        judgments: Grades the page shows, by `query_key` (`api.compare.judgments_by_query`).
     """
 
     opensearch: OpenSearchConfig
@@ -83,11 +92,26 @@ class ServeSettings:
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
     warm: bool = True
+    name: str = "default"
+    systems: tuple[SystemSpec, ...] = ()
+    judgments: Judgments | None = None
 
-    def search_client(self) -> SearchClient:
-        """A (lazy) `SearchClient` with these settings."""
-        return SearchClient(self.opensearch, self.index, self.encoder, users_index=self.users_index,
-                            backend=self.backend, personalization=self.personalization, hybrid=self.hybrid)  # fmt: skip
+    def __post_init__(self) -> None:
+        names = [system.name for system in self.all_systems]
+        if len(set(names)) != len(names):
+            raise SearchError(f"system names must differ, got {names}")
+
+    @property
+    def all_systems(self) -> tuple[SystemSpec, ...]:
+        """This settings' own system first, then `systems`."""
+        return (SystemSpec(self.name, self.index, self.encoder, self.users_index), *self.systems)
+
+    def search_client(self, system: SystemSpec | None = None) -> SearchClient:
+        """A (lazy) `SearchClient` for `system` (default: this settings' own) with these settings."""
+        system = system or self.all_systems[0]
+        return SearchClient(self.opensearch, system.index, system.encoder, users_index=system.users_index,
+                            backend=self.backend if system.name == self.name else None,
+                            personalization=self.personalization, hybrid=self.hybrid)  # fmt: skip
 
 
 class FieldProblem(BaseModel):
@@ -112,24 +136,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class SearchParams(BaseModel):
-    """A search, as query parameters (GET) or a JSON body (POST)."""
+class QueryParams(BaseModel):
+    """What every search request has: the query, a user and filters."""
 
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH, description="free text, never parsed as syntax")
-    mode: Literal[tuple(MODES)] = Field("hybrid", description="search mode")  # type: ignore[valid-type]
     user_id: str | None = Field(None, min_length=1, max_length=256, description="personalize for this user")
-    k: int = Field(24, ge=1, le=MAX_K, description="hits per page")
-    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="rank of the first hit (0-based)")
     filter: list[str] = Field(
         default_factory=list, max_length=MAX_FILTERS,
         description="NAME=VALUE filters: category=A>B, price=10..50, brand=X, attr=name=value",
     )  # fmt: skip
-    explain: bool = Field(False, description="return each hit's raw BM25 and vector scores")
-    path: Literal[HYBRID_PATHS] | None = Field(  # type: ignore[valid-type]
-        None, description="hybrid: force server or client fusion"
-    )
 
     @field_validator("query")
     @classmethod
@@ -149,8 +166,39 @@ class SearchParams(BaseModel):
         return value
 
 
-def create_app(settings: ServeSettings, search_client: SearchClient | None = None) -> FastAPI:
-    """The ASGI app; `search_client` replaces the one built from `settings` (tests share an encoder).
+class SearchParams(QueryParams):
+    """A search, as query parameters (GET) or a JSON body (POST)."""
+
+    mode: Literal[tuple(MODES)] = Field("hybrid", description="search mode")  # type: ignore[valid-type]
+    k: int = Field(24, ge=1, le=MAX_K, description="hits per page")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="rank of the first hit (0-based)")
+    explain: bool = Field(False, description="return each hit's raw BM25 and vector scores")
+    path: Literal[HYBRID_PATHS] | None = Field(  # type: ignore[valid-type]
+        None, description="hybrid: force server or client fusion"
+    )
+
+
+class CompareParams(QueryParams):
+    """A comparison: one query through up to four MODE:SYSTEM columns."""
+
+    column: list[str] = Field(min_length=1, max_length=MAX_COLUMNS, description="MODE:SYSTEM, e.g. hybrid:trained")
+    k: int = Field(10, ge=1, le=50, description="hits per column")
+
+    @field_validator("column")
+    @classmethod
+    def _valid_columns(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            try:
+                parse_column(spec)
+            except SearchError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+def create_app(settings: ServeSettings, search_client: SearchClient | None = None,
+               clients: Mapping[str, SearchClient] | None = None) -> FastAPI:  # fmt: skip
+    """The ASGI app; `search_client` replaces the client of the settings' own system and `clients` those of
+    named systems (tests share an encoder).
 
     Example:
         >>> app = create_app(ServeSettings(OpenSearchConfig(url="http://127.0.0.1:9200"), warm=False))
@@ -158,6 +206,9 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
         ['/health', '/search', '/search']
     """
     client = search_client or settings.search_client()
+    by_system = {system.name: (clients or {}).get(system.name) or settings.search_client(system)
+                 for system in settings.systems}  # fmt: skip
+    by_system = {settings.name: client, **by_system}
     transport_log = logging.getLogger("opensearch")
     if not any(isinstance(existing, RedactedTransportLog) for existing in transport_log.filters):
         transport_log.addFilter(RedactedTransportLog())
@@ -244,5 +295,32 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
         status = "ok" if cluster["status"] in ("green", "yellow") and cluster["index_exists"] else "degraded"
         return JSONResponse(status_code=200, content={"status": status, "cluster": cluster, "model": model})
 
+    @app.get("/compare", response_model=Comparison, responses=ERROR_RESPONSES, summary="Compare columns for one query")
+    def compare_get(params: Annotated[CompareParams, Query()]) -> Comparison:
+        unknown = [spec for spec in params.column if parse_column(spec).system not in ("", *by_system)]
+        if unknown:
+            raise RequestValidationError([{"loc": ("query", "column"), "type": "value_error",
+                                           "msg": f"{unknown[0]!r} names no system of this server ({', '.join(by_system)})"}])  # fmt: skip
+        result = compare(params.query, [parse_column(spec) for spec in params.column], by_system, user_id=params.user_id,
+                         filters=parse_filters(params.filter), k=params.k, judgments=settings.judgments)  # fmt: skip
+        log.info("compare columns=%d chars=%d judged=%s", len(result.columns), len(params.query), result.judged)
+        return result
+
+    @app.get("/compare/options", summary="What the comparison page can choose from")
+    def compare_options() -> dict[str, Any]:
+        return {
+            "systems": [{"name": system.name, "index": system.index, "encoder": system.encoder}
+                        for system in settings.all_systems],  # fmt: skip
+            "modes": list(MODES),
+            "max_columns": MAX_COLUMNS,
+            "judged_queries": len(settings.judgments) if settings.judgments is not None else None,
+            "users": [asdict(user) for user in client.users(MAX_USERS_LISTED)],
+        }
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(PAGE.joinpath("index.html")))
+
+    app.mount("/page", StaticFiles(directory=str(PAGE)), name="page")
     return app
 

@@ -25,13 +25,13 @@ from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write
 from tbhns_opensearch.eval.significance import compare_to_baseline
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.bench.breakdown import history_bucket
-from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, load_judgments, read_dataset
+from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.index.documents import catalog_fingerprint
 from tbhns_opensearch.index.templates import IndexConfig, load_template
 from tbhns_opensearch.query.fusion import HybridConfig
-from tbhns_opensearch.eval.queries import LabelledQuery, read_labelled_queries
+from tbhns_opensearch.eval.queries import load_labelled_queries
 from tbhns_opensearch.eval.splits import read_split, select_split, split_by_query
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
@@ -155,10 +155,7 @@ def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
         qrels = {ids[held_out.queries[key]]: dict(grades) for key, grades in held_out.qrels.items()}
         return list(data.products), QuerySet(texts, qrels)
     stream = read_dataset(config.catalog, config.data_dir) if config.catalog in ADAPTERS else read_catalog(config.catalog)
-    if config.queries == "judgments":
-        labelled = [LabelledQuery.from_judgment(j, config.source) for j in load_judgments(config.catalog, config.data_dir, config.judgments or None)]
-    else:
-        labelled = list(read_labelled_queries(config.queries))
+    labelled = load_labelled_queries(config.queries, config.catalog, config.data_dir, config.judgments, config.source)
     if config.split != "all" and config.split_file:
         labelled = select_split(labelled, read_split(config.split_file), config.split)
     elif config.split != "all":

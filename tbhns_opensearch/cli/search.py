@@ -90,16 +90,34 @@ def search(query: str, mode: str, user_id: str | None, k: int, offset: int, filt
 @click.option("--http-port", default=8000, show_default=True, help="HTTP port to listen on")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--no-warm", is_flag=True, help="load the encoder on the first search, not at startup")
+@click.option("--name", default="default", show_default=True,
+              help="what the comparison page calls --alias with --encoder (e.g. trained)")
+@click.option("--system", "systems", multiple=True, metavar="NAME=ALIAS,ENCODER[,USERS_INDEX]",
+              help="another alias and its encoder for the comparison page (e.g. base=products-base,all-MiniLM-L6-v2); "
+                   "repeatable")  # fmt: skip
+@click.option("--judgments", type=click.Path(exists=True, dir_okay=False),
+              help="grades for the comparison page: a labelled-queries JSONL, or a file in --judgments-dataset's layout")
+@click.option("--judgments-dataset", help="the layout of --judgments when it is not JSONL: icecat, wands or homedepot")
 @_search_options
-def serve(host: str, http_port: int, log_level: str, no_warm: bool, **options: Any) -> None:
-    """Serve GET/POST /search, /health and the OpenAPI docs (/docs) over HTTP."""
+def serve(host: str, http_port: int, log_level: str, no_warm: bool, name: str, systems: tuple[str, ...],
+          judgments: str | None, judgments_dataset: str | None, **options: Any) -> None:  # fmt: skip
+    """Serve GET/POST /search, /health, the OpenAPI docs (/docs) and the comparison page (/) over HTTP."""
     import logging
+    from dataclasses import replace
 
     import uvicorn
 
     from tbhns_opensearch.api import create_app
+    from tbhns_opensearch.api.compare import SystemSpec, judgments_by_query
+    from tbhns_opensearch.eval.queries import load_labelled_queries
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("opensearch").setLevel(max(logging.WARNING, logging.getLevelName(log_level.upper())))
-    app = create_app(_serve_settings(**options, warm=not no_warm))
+    graded = None
+    if judgments:
+        queries = judgments if judgments.endswith(".jsonl") else "judgments"
+        graded = judgments_by_query(load_labelled_queries(queries, judgments_dataset, judgments=judgments))
+    settings = replace(_serve_settings(**options, warm=not no_warm), name=name, judgments=graded,
+                       systems=tuple(SystemSpec.parse(spec) for spec in systems))  # fmt: skip
+    app = create_app(settings)
     uvicorn.run(app, host=host, port=http_port, log_level=log_level, access_log=False)  # the app logs each request

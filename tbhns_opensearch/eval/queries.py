@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tbhns_opensearch.catalog.adapters import load_judgments
 from tbhns_opensearch.catalog.judgments import Judgment
 from tbhns_opensearch.errors import TrainingError
 
@@ -77,3 +78,21 @@ def read_labelled_queries(path: str | Path) -> list[LabelledQuery]:
                     "each line needs query, product_id, grade and source"
                 ) from exc
     return judgments
+
+
+def load_labelled_queries(queries: str, dataset: str | None = None, data_dir: str | Path | None = None,
+                          judgments: str | Path | None = None, source: str = "real") -> list[LabelledQuery]:  # fmt: skip
+    """Labelled queries as training, the benchmark and the comparison page read them: `queries="judgments"`
+    takes `dataset`'s own judgments (or the file `judgments` in that dataset's layout), tagged `source`;
+    anything else is a labelled-queries JSONL path (`write_labelled_queries`).
+
+    Example:
+        >>> load_labelled_queries("judgments", "homedepot", judgments="held-back.csv")[0]  # doctest: +SKIP
+        LabelledQuery(query='angle bracket', product_id='100001', grade=2, source='real')
+    """
+    if queries != "judgments":
+        return read_labelled_queries(queries)
+    if not dataset:
+        raise TrainingError("queries=\"judgments\" reads a dataset's judgments; name the dataset whose layout they have "
+                            "(icecat, wands, homedepot) or give a labelled-queries JSONL instead")  # fmt: skip
+    return [LabelledQuery.from_judgment(j, source) for j in load_judgments(dataset, data_dir, judgments or None)]

@@ -33,7 +33,7 @@ from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_cap
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, SearchError
-from tbhns_opensearch.users.store import get_user_profile
+from tbhns_opensearch.users.store import StoredUser, get_user_profile, list_users
 from tbhns_opensearch.query.builders import (
     SOURCE_FIELDS,
     Filters,
@@ -245,6 +245,11 @@ class SearchClient:
             status = self.client.cluster.health()["status"]
             index_exists = bool(self.client.indices.exists(index=self.index))
         return ClusterHealth(status, self.capabilities.version, self.capabilities.has_hybrid, self.index, index_exists)
+
+    def users(self, size: int = 200) -> list[StoredUser]:
+        """Up to `size` users of the users index, most events first (`users.store.list_users`)."""
+        with self._cluster_call(f"listing users of {self.users_index}"):
+            return list_users(self.client, self.users_index, size)
 
     # --- modes ---------------------------------------------------------------------------------------------
     def _bm25(self, request: SearchRequest) -> SearchResponse:

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tbhns_opensearch.catalog import Product, read_catalog
-from tbhns_opensearch.catalog.adapters import load_judgments, read_dataset
+from tbhns_opensearch.catalog.adapters import read_dataset
 from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.taxonomy import Taxonomy
 from tbhns_opensearch.taxonomy_assign import read_assignments, with_assigned_paths
 from tbhns_opensearch.training.config import DataConfig
 from tbhns_opensearch.training.examples import TrainingPair, make_pairs
-from tbhns_opensearch.eval.queries import LabelledQuery, query_key, read_labelled_queries
+from tbhns_opensearch.eval.queries import LabelledQuery, load_labelled_queries, query_key
 from tbhns_opensearch.eval.splits import split_assignment, split_by_query
 from tbhns_opensearch.training.querygen import generate_queries
 
@@ -82,7 +82,7 @@ class TrainingData:
 def prepare_data(config: DataConfig, seed: int) -> TrainingData:
     """Build catalog, pairs and evaluation sets from `config` (see the module docstring for the steps)."""
     products = _read_products(config)
-    judgments = [] if config.queries == "generated" else _read_labelled(config)
+    judgments = [] if config.queries == "generated" else load_labelled_queries(config.queries, config.dataset, config.data_dir, config.judgments)
     products = _sample(products, {j.product_id for j in judgments}, config.catalog_limit, seed)
     if config.queries == "generated":
         judgments = _generated(config, products, seed)
@@ -151,13 +151,6 @@ def build_taxonomy(config: DataConfig, products: Sequence[Product], embeddings: 
 def _read_products(config: DataConfig) -> list[Product]:
     stream = read_dataset(config.dataset, config.data_dir) if config.dataset else read_catalog(config.catalog)
     return list(stream)
-
-
-def _read_labelled(config: DataConfig) -> list[LabelledQuery]:
-    """The dataset's judgments (real) or a labelled-queries JSONL; generated queries come after sampling."""
-    if config.queries == "judgments":
-        return [LabelledQuery.from_judgment(j, "real") for j in load_judgments(config.dataset, config.data_dir, config.judgments or None)]
-    return read_labelled_queries(config.queries)
 
 
 def _generated(config: DataConfig, products: Sequence[Product], seed: int) -> list[LabelledQuery]:

@@ -106,6 +106,30 @@ def get_user_profile(client: OpenSearch, users_index: str, user_id: str) -> User
         return None
 
 
+@dataclass(frozen=True)
+class StoredUser:
+    """A user of the users index, as a user picker lists them."""
+
+    user_id: str
+    event_count: int
+
+
+def list_users(client: OpenSearch, users_index: str, size: int = 200) -> list[StoredUser]:
+    """Up to `size` users of `users_index`, most events first (then by id); [] when the index does not exist.
+
+    Example:
+        >>> list_users(client, "users", size=2)  # doctest: +SKIP
+        [StoredUser(user_id='u7', event_count=41), StoredUser(user_id='u2', event_count=12)]
+    """
+    body = {"size": size, "_source": ["user_id", "event_count"],
+            "sort": [{"event_count": "desc"}, {"user_id": "asc"}]}  # fmt: skip
+    try:
+        hits = client.search(index=users_index, body=body)["hits"]["hits"]
+    except NotFoundError:
+        return []
+    return [StoredUser(hit["_source"]["user_id"], int(hit["_source"]["event_count"])) for hit in hits]
+
+
 def fetch_product_vectors(client: OpenSearch, alias: str, product_ids: Iterable[str]) -> dict[str, np.ndarray]:
     """Product id -> stored embedding, for the ids found behind `alias`: read from the `embedding_bytes` doc
     values (the template keeps vectors out of `_source`), 500 ids per request."""

@@ -1,8 +1,8 @@
 """Every search mode, filters, personalization, hybrid paths and the HTTP app against the real node.
 
 One module-scoped product index (368 Amazon UK toys from five leaves) and one users index with fixture users
-built here from those products: `slotcar-fan` (six slot-car purchases) and `newbie` (one purchase, below
-min_history=3). Both indices are deleted at the end.
+built from those products: `slotcar-fan` (six slot-car purchases) and `newbie` (one purchase, below
+min_history=3), from `tests.conftest.toys_search_env`. Both indices are deleted at the end.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,10 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from tbhns_opensearch.api import ServeSettings, create_app
-from tbhns_opensearch.catalog import Product, write_catalog_jsonl
+from tbhns_opensearch.catalog import write_catalog_jsonl
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.encoder import Encoder, load_sentence_transformer
 from tbhns_opensearch.errors import EncoderMismatchError
-from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
-from tbhns_opensearch.index.templates import IndexConfig
 from tbhns_opensearch.users.store import (
     UsersIngestConfig,
     fetch_product_vectors,
@@ -36,43 +33,17 @@ from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.query.service import SearchClient, SearchHit, SearchResponse
 from tbhns_opensearch.users.events import UserEvent
-from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
-from tests.conftest import fixture_products
+from tbhns_opensearch.users.profiles import UserProfile
+from tests.conftest import PERSONALIZATION, SLOT_CARS, TRAINS, Env, toys_search_env
 
 pytestmark = pytest.mark.integration
 
-SLOT_CARS = ("Hobbies", "Slot Cars, Race Tracks & Accessories")
-TRAINS = ("Hobbies", "Model Trains & Railway Sets")
-LEAVES = {("Die-Cast & Toy Vehicles", "Toy Vehicles & Accessories"), SLOT_CARS, TRAINS,
-          ("Hobbies", "Remote Controlled Devices"), ("Games", "Chess")}  # fmt: skip
-PERSONALIZATION = PersonalizationConfig(alpha=0.3, min_history=3, half_life=None)
 MODES = ("bm25", "semantic", "personalized", "hybrid")
-
-
-@dataclass(frozen=True)
-class Env:
-    alias: str
-    users_index: str
-    products: dict[str, Product]
-    search: SearchClient
 
 
 @pytest.fixture(scope="module")
 def env(os_client, opensearch_config, encoder):  # type: ignore[no-untyped-def]
-    suffix = uuid.uuid4().hex[:10]
-    config = IndexConfig(alias=f"test-search-{suffix}")
-    users_index = f"test-users-{suffix}"
-    products = [p for p in fixture_products("toys_products.jsonl") if p.taxonomy_path[:2] in LEAVES]
-    ingest_products(os_client, products, encoder, config, IngestConfig(progress=False))
-    slot_cars = sorted(p.id for p in products if p.taxonomy_path[:2] == SLOT_CARS)
-    events = [UserEvent("slotcar-fan", product_id, "purchase", float(t)) for t, product_id in enumerate(slot_cars[:6])]
-    events.append(UserEvent("newbie", slot_cars[0], "purchase", 0.0))
-    ingest_users(os_client, events, UsersIngestConfig(config.alias, users_index, PERSONALIZATION))
-    search = SearchClient(opensearch_config, config.alias, encoder, users_index=users_index,
-                          personalization=PERSONALIZATION)  # fmt: skip
-    yield Env(config.alias, users_index, {p.id: p for p in products}, search)
-    os_client.indices.delete(index=f"{config.alias}-*,{users_index}", ignore_unavailable=True)
-    os_client.indices.delete_index_template(name=config.template_name, ignore=[404])
+    yield from toys_search_env(os_client, opensearch_config, encoder)
 
 
 def _ids(response: SearchResponse) -> list[str]:

@@ -42,6 +42,9 @@ def test_a_wheel_installed_outside_the_checkout_starts_a_node_ingests_and_search
     if wheels.is_dir():
         run(*pip, "--find-links", wheels, "torch==2.13.0", cwd=tmp_path)
     run(*pip, wheel, cwd=tmp_path)
+    page = run(tmp_path / "venv" / "bin" / "python", "-c", "from tbhns_opensearch.api.app import PAGE; "
+               "print(sorted(p.name for p in PAGE.iterdir()))", cwd=tmp_path)  # fmt: skip
+    assert all(name in page for name in ("index.html", "page.js", "page.css")), page  # the comparison page ships
     user = tmp_path / "elsewhere"
     user.mkdir()
     shutil.copy(FIXTURES / "toys_products.jsonl", user / "catalog.jsonl")

@@ -98,3 +98,32 @@ def test_an_empty_filter_means_no_filter() -> None:
     from tbhns_opensearch.api.app import SearchParams
 
     assert SearchParams(query="kite", filter=["", "  ", "brand=X"]).filter == ["brand=X"]
+
+
+@pytest.mark.parametrize(("params", "field", "message"), [
+    ({"query": "kite", "column": "bm25:nobody"}, "column", "names no system of this server (default)"),
+    ({"query": "kite", "column": ["bm25"] * 5}, "column", "at most 4 items"),
+    ({"query": "kite", "column": "fuzzy:default"}, "column", "mode 'fuzzy' is unknown"),
+    ({"query": "kite"}, "column", "Field required"),
+    ({"query": "kite", "column": "bm25", "filter": "price=nan.."}, "filter", "price"),
+    ({"query": "kite", "column": "bm25", "k": 51}, "k", "less than or equal to 50"),
+])  # fmt: skip
+def test_compare_validates_input(app_client: TestClient, params: dict, field: str, message: str) -> None:
+    response = app_client.get("/compare", params=params)
+    assert response.status_code == 422, response.text
+    assert any(detail["field"] == field and message in detail["message"] for detail in response.json()["details"])
+
+
+def test_the_page_and_its_files_are_served_without_external_resources(app_client: TestClient) -> None:
+    page = app_client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for asset in ("/page/page.js", "/page/page.css"):
+        assert app_client.get(asset).status_code == 200
+    for text in (page.text, app_client.get("/page/page.js").text, app_client.get("/page/page.css").text):
+        assert "http://" not in text and "https://" not in text  # no CDN, no web fonts: it runs offline
+
+
+def test_compare_options_on_a_closed_port_is_503(app_client: TestClient) -> None:
+    response = app_client.get("/compare/options")
+    assert response.status_code == 503
+    assert response.json() == {"error": "the search cluster is unavailable; try again later"}

@@ -27,7 +27,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from tbhns_opensearch.api.compare import MAX_COLUMNS, Comparison, Judgments, SystemSpec, compare, parse_column
 from tbhns_opensearch.config import OpenSearchConfig
@@ -43,6 +43,8 @@ MAX_K = 100
 MAX_OFFSET = 1000
 MAX_FILTERS = 20
 MAX_USERS_LISTED = 200
+FILTER_SPEC = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^\s*$|^\s*(category|price|brand|attr)\s*=\s*\S"})]
+"""A NAME=VALUE filter (blank: none); the schema documents the names, the validator also checks the values."""
 PAGE = files("tbhns_opensearch.api").joinpath("page")
 
 log = logging.getLogger("tbhns.api")
@@ -143,7 +145,7 @@ class QueryParams(BaseModel):
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH, description="free text, never parsed as syntax")
     user_id: str | None = Field(None, min_length=1, max_length=256, description="personalize for this user")
-    filter: list[str] = Field(
+    filter: list[FILTER_SPEC] = Field(
         default_factory=list, max_length=MAX_FILTERS,
         description="NAME=VALUE filters: category=A>B, price=10..50, brand=X, attr=name=value",
     )  # fmt: skip

@@ -50,6 +50,7 @@ from tbhns_opensearch.users.blend import PersonalizedVector, personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
 
 PROFILE_CACHE_SIZE = 10_000  # user profiles kept for `user_ttl_s` (~1.6 KB each at 384 dimensions)
+END_OF_RESULTS = "Reached end of search result"  # neural-search's 400 for a hybrid page past the last hit
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it
 
 
@@ -285,7 +286,13 @@ class SearchClient:
     def _server_hybrid(self, request: SearchRequest, vector: np.ndarray, depth: int) -> list[SearchHit]:
         name = self._ensure_pipeline()
         body = ids_only(build_hybrid(request.text, vector, request.k, depth, request.filters, request.offset))
-        ranked = [(hit.id, hit.score) for hit in parse_hits(self._send(body, search_pipeline=name))]
+        try:
+            raw = self._send(body, search_pipeline=name)
+        except SearchError as exc:
+            if END_OF_RESULTS not in str(getattr(exc.__cause__, "info", "")):
+                raise
+            return []  # neural-search refuses a page past the last hit; every other path answers an empty page
+        ranked = [(hit.id, hit.score) for hit in parse_hits(raw)]
         parts = _parts(self._sub_queries(request, vector, depth)) if request.explain else {}
         return self._page(ranked, parts)
 

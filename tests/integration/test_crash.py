@@ -1,13 +1,13 @@
-"""kill -9 in the middle of an ingest, then rerun: every product exactly once, and the alias never serves a
-partial or empty index. A real `tbhns ingest` process is killed while it writes to the real node."""
+"""The crash matrix: kill -9 at five points of a first ingest and of a `--rebuild`, then rerun. Every time:
+the alias never serves an empty or partial index, the rerun leaves every product exactly once, and no
+orphan `<alias>-*` index is left. Real `tbhns ingest` processes against the real node
+(`crashing_ingest.py` kills itself at the named point)."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,52 +16,56 @@ import pytest
 from tbhns_opensearch.catalog import write_catalog_jsonl
 from tbhns_opensearch.index.templates import alias_targets
 from tests.conftest import fixture_products
+from tests.integration.crashing_ingest import POINTS
 
 pytestmark = pytest.mark.integration
-PRODUCTS = 900  # two encode chunks of 512: the kill lands after the first bulk writes, before the end
+PRODUCTS = 600  # two encode chunks of 512: "mid-write" lands between them
+HARNESS = Path(__file__).with_name("crashing_ingest.py")
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _ingest(catalog: Path, alias: str, url: str, *flags: str) -> subprocess.Popen[bytes]:
-    tbhns = Path(sys.executable).parent / "tbhns"
-    return subprocess.Popen([tbhns, "ingest", str(catalog), "--alias", alias, *flags], env={**os.environ, "OPENSEARCH_URL": url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+def _ingest(catalog: Path, alias: str, url: str, *flags: str, crash_at: str | None = None) -> int:
+    command = [sys.executable, str(HARNESS), crash_at] if crash_at else [str(Path(sys.executable).parent / "tbhns")]
+    command += ([] if crash_at else ["ingest"]) + [str(catalog), "--alias", alias, *flags]
+    env = {**os.environ, "OPENSEARCH_URL": url, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600).returncode
 
 
-def _kill_once_writing(process: subprocess.Popen[bytes], os_client, alias: str) -> None:
-    """SIGKILL as soon as documents reach a new `<alias>-*` index (counted by indexing operations: the index
-    is not refreshed while it is filled)."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        stats = os_client.indices.stats(index=f"{alias}-*", metric="indexing")
-        written = {name: s["primaries"]["indexing"]["index_total"] for name, s in stats.get("indices", {}).items()}
-        if any(count and name not in alias_targets(os_client, alias) for name, count in written.items()):
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            return
-        time.sleep(0.05)
-    pytest.fail("the ingest ended before it could be killed mid-write")
+def _indices(os_client, alias: str) -> set[str]:  # type: ignore[no-untyped-def]
+    return set(os_client.indices.get(index=f"{alias}-*", expand_wildcards="all"))
 
 
-def test_kill_9_during_a_first_ingest_and_a_rebuild_loses_and_duplicates_nothing(
-    os_client, opensearch_config, tmp_path: Path
+@pytest.mark.parametrize("rebuild", [False, True], ids=["first-ingest", "rebuild"])
+def test_kill_9_at_every_point_then_rerun_loses_and_duplicates_nothing(
+    os_client, opensearch_config, tmp_path: Path, rebuild: bool
 ) -> None:
     alias = f"crash-{uuid.uuid4().hex[:8]}"
     catalog = tmp_path / "catalog.jsonl"
     write_catalog_jsonl(fixture_products("toys_products.jsonl")[:PRODUCTS], catalog)
+    flags = ("--rebuild",) if rebuild else ()
     try:
-        _kill_once_writing(_ingest(catalog, alias, opensearch_config.url), os_client, alias)
-        assert alias_targets(os_client, alias) == []  # a killed first ingest serves nothing, not a partial index
-        assert _ingest(catalog, alias, opensearch_config.url).wait() == 0  # the rerun
-        (complete,) = alias_targets(os_client, alias)
-        assert os_client.count(index=alias)["count"] == PRODUCTS  # every product exactly once
-        assert set(os_client.indices.get(index=f"{alias}-*")) == {complete}  # the killed run's index is gone
+        for point in POINTS:
+            if rebuild and not alias_targets(os_client, alias):
+                assert _ingest(catalog, alias, opensearch_config.url) == 0  # a complete index to rebuild over
+            if not rebuild:
+                os_client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)  # a first ingest each time
+            before = alias_targets(os_client, alias)
 
-        _kill_once_writing(_ingest(catalog, alias, opensearch_config.url, "--rebuild"), os_client, alias)
-        assert alias_targets(os_client, alias) == [complete]  # still the complete index
-        assert os_client.count(index=alias)["count"] == PRODUCTS
-        assert _ingest(catalog, alias, opensearch_config.url, "--rebuild").wait() == 0
-        (rebuilt,) = alias_targets(os_client, alias)
-        assert rebuilt != complete and os_client.count(index=alias)["count"] == PRODUCTS
-        assert set(os_client.indices.get(index=f"{alias}-*")) == {rebuilt}  # no orphan after the rerun
+            assert _ingest(catalog, alias, opensearch_config.url, *flags, crash_at=point) == -9, point
+            served = alias_targets(os_client, alias)
+            if point == "alias-swapped":  # the alias moved onto the new index: complete and refreshed
+                assert len(served) == 1 and served != before, point
+            else:
+                assert served == before, point  # nothing (first ingest) or the previous complete index
+            if served:
+                assert os_client.count(index=alias)["count"] == PRODUCTS, point  # never partial or empty
+            if point == "mid-write":
+                stats = os_client.indices.stats(index=f"{alias}-*", metric="indexing")["indices"]
+                assert any(s["primaries"]["indexing"]["index_total"] for name, s in stats.items() if name not in served)
+
+            assert _ingest(catalog, alias, opensearch_config.url, *flags) == 0, point  # the rerun
+            (complete,) = alias_targets(os_client, alias)
+            assert os_client.count(index=alias)["count"] == PRODUCTS, point  # every product exactly once
+            assert _indices(os_client, alias) == {complete}, point  # no orphan after the rerun
     finally:
         os_client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)

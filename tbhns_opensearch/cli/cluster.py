@@ -17,21 +17,32 @@ def opensearch() -> None:
     """Start, stop or check the local OpenSearch node (from Maven Central artifacts)."""
 
 
-def _node(port: int, data_dir: Path | None, heap: str = "1g") -> Any:
+def _node(port: int, data_dir: Path | None, heap: str = "1g", secure: bool = False) -> Any:
+    """The local node on `port`; secured when asked, or when its node dir was secured before."""
     from tbhns_opensearch.cluster import LocalNode, NodeConfig
+    from tbhns_opensearch.cluster.security import read_credentials
 
-    return LocalNode(NodeConfig(http_port=port, data_dir=data_dir, heap=heap))
+    config = NodeConfig(http_port=port, data_dir=data_dir, heap=heap)
+    secure = secure or read_credentials(config.node_dir) is not None
+    return LocalNode(NodeConfig(http_port=port, data_dir=data_dir, heap=heap, secure=secure))
 
 
 @opensearch.command("start")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="node data, logs and config [default: cache]")
 @click.option("--heap", default="1g", show_default=True, help="JVM heap, e.g. 1g or 2g")
-def opensearch_start(port: int, data_dir: Path | None, heap: str) -> None:
+@click.option("--secure", is_flag=True, help="TLS on HTTP and transport and basic auth (security plugin, "
+              "certificates made here); prints the OPENSEARCH_* settings to export")  # fmt: skip
+def opensearch_start(port: int, data_dir: Path | None, heap: str, secure: bool) -> None:
     """Fetch (once), start and wait for a green single-node cluster."""
-    node = _node(port, data_dir, heap)
+    node = _node(port, data_dir, heap, secure)
+    first_secure_start = node.config.secure and node.credentials is None
     seconds = node.start()
     click.echo(f"OpenSearch is green at {node.url} ({seconds:.1f}s); data in {node.config.node_dir}")
+    if node.credentials is not None:
+        click.echo(f"admin credentials: {node.config.node_dir}/credentials.json (mode 0600)")
+        if first_secure_start:  # the password is printed this once
+            click.echo("to use this node, export:\n" + node.credentials.exports())
 
 
 @opensearch.command("stop")

@@ -51,6 +51,8 @@ MODULES = (
     ),
 )
 PLUGINS = ("opensearch-knn", "neural-search")
+SECURITY_PLUGIN = "opensearch-security"
+"""Installed only in the secure home (`install_home(secure=True)`): TLS on HTTP and transport, basic auth."""
 
 
 def fetch_artifacts(cache_dir: Path) -> Path:
@@ -86,12 +88,29 @@ def fetch_artifacts(cache_dir: Path) -> Path:
     return target
 
 
-def install_home(cache_dir: Path) -> Path:
-    """Return a ready OpenSearch home under `cache_dir`, fetching and assembling it on first use."""
-    home = cache_dir / "home" / f"opensearch-{OPENSEARCH_VERSION}"
+def fetch_security_plugin(cache_dir: Path) -> Path:
+    """Download the security plugin zip of the pinned release with Maven (once); return its path."""
+    artifacts = fetch_artifacts(cache_dir)
+    target = artifacts / f"{SECURITY_PLUGIN}-{PLUGIN_VERSION}.zip"
+    if target.exists():
+        return target
+    artifact = f"org.opensearch.plugin:{SECURITY_PLUGIN}:{PLUGIN_VERSION}:zip"
+    command = [str(shutil.which("mvn")), "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={artifacts}"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=artifacts)
+    if result.returncode != 0 or not target.exists():
+        tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+        raise ClusterError(f"Maven could not fetch {artifact} from Maven Central: {' / '.join(tail)}")
+    return target
+
+
+def install_home(cache_dir: Path, secure: bool = False) -> Path:
+    """Return a ready OpenSearch home under `cache_dir`, fetching and assembling it on first use; `secure`
+    adds the security plugin (a home of its own: a plugin that is installed must be configured)."""
+    home = cache_dir / "home" / f"opensearch-{OPENSEARCH_VERSION}{'-secure' if secure else ''}"
     if (home / _INSTALLED_MARKER).exists():
         return home
     artifacts = fetch_artifacts(cache_dir)
+    security = fetch_security_plugin(cache_dir) if secure else None
     staging = home.with_name(home.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -100,6 +119,8 @@ def install_home(cache_dir: Path) -> Path:
         _install_module(module, artifacts, staging / "modules" / module.name)
     for plugin in PLUGINS:
         _unzip(artifacts / f"{plugin}-{PLUGIN_VERSION}.zip", staging / "plugins" / plugin)
+    if security:
+        _unzip(security, staging / "plugins" / SECURITY_PLUGIN)
     for script in (staging / "bin").iterdir():
         script.chmod(0o755)
     (staging / _INSTALLED_MARKER).touch()

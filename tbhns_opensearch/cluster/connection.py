@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from opensearchpy import OpenSearch
 
 from tbhns_opensearch.cluster.node import LocalNode, NodeConfig
+from tbhns_opensearch.cluster.security import read_credentials
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import ClusterError
 
@@ -40,13 +41,20 @@ def resolve_cluster(config: OpenSearchConfig, node: NodeConfig | None = None, st
     and `start` (commands that only read, such as search, pass False: an empty new node answers nothing)."""
     if config.url:
         return config
+    node = node or NodeConfig()
+    if read_credentials(node.node_dir) is not None:  # a node started with --secure: its own URL and credentials
+        node = replace(node, secure=True)
     local = LocalNode(node)
     if local.health() is None:
         if not start:
             raise ClusterError(f"no OpenSearch node answers at {local.url}; start one with `tbhns opensearch start "
                                f"--port {local.config.http_port}` or set OPENSEARCH_URL to your cluster")  # fmt: skip
         local.start()
-    return OpenSearchConfig(url=local.url, timeout_s=config.timeout_s)
+    credentials = local.credentials
+    if credentials is None:
+        return OpenSearchConfig(url=local.url, timeout_s=config.timeout_s)
+    return OpenSearchConfig(url=credentials.url, user=credentials.user, password=credentials.password,
+                            ca_certs=credentials.ca_certs, timeout_s=config.timeout_s)  # fmt: skip
 
 
 @dataclass(frozen=True)

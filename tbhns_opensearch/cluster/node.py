@@ -8,12 +8,14 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tbhns_opensearch.cluster.artifacts import install_home
+from tbhns_opensearch.cluster.artifacts import SECURITY_PLUGIN, install_home
+from tbhns_opensearch.cluster.security import Credentials, read_credentials, secure_config
 from tbhns_opensearch.cluster.jdk import find_java_home
 from tbhns_opensearch.errors import ClusterError
 
@@ -50,6 +53,7 @@ class NodeConfig:
     data_dir: Path | None = None  # node data, logs, config and pid; defaults to <cache_dir>/nodes/<http_port>
     run_as: str = "nobody"  # OpenSearch refuses to run as root: when root, the node runs as this user
     start_timeout_s: float = 180.0  # how long to wait for a green cluster
+    secure: bool = False  # TLS on HTTP and transport, basic auth (`cluster.security`)
 
     def __post_init__(self) -> None:
         if not 1 <= self.http_port <= 65535:
@@ -73,7 +77,12 @@ class LocalNode:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.config.http_port}"
+        return f"{'https' if self.config.secure else 'http'}://127.0.0.1:{self.config.http_port}"
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The secured node's URL, admin user, password and CA (None for an unsecured node)."""
+        return read_credentials(self.config.node_dir) if self.config.secure else None
 
     @property
     def pid_file(self) -> Path:
@@ -95,10 +104,8 @@ class LocalNode:
             return self._answering_pid()
 
     def _answering_pid(self) -> int | None:
-        try:
-            with urllib.request.urlopen(f"{self.url}/_nodes/_local/process", timeout=2) as response:
-                answer = json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError):
+        answer = self._get("/_nodes/_local/process")
+        if answer is None:
             return None
         if answer.get("cluster_name") != CLUSTER_NAME:
             return None
@@ -107,8 +114,18 @@ class LocalNode:
 
     def health(self) -> dict[str, Any] | None:
         """The cluster health JSON, or None when nothing answers."""
+        return self._get("/_cluster/health")
+
+    def _get(self, path: str) -> dict[str, Any] | None:
+        """GET `path` from the node (with the CA and the admin's basic auth when secured); None when it fails."""
+        request = urllib.request.Request(self.url + path)
+        context = None
+        if (credentials := self.credentials) is not None:
+            context = ssl.create_default_context(cafile=credentials.ca_certs)
+            token = base64.b64encode(f"{credentials.user}:{credentials.password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(f"{self.url}/_cluster/health", timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2, context=context) as response:
                 return json.loads(response.read())
         except (urllib.error.URLError, OSError, ValueError):
             return None
@@ -120,7 +137,7 @@ class LocalNode:
             return 0.0
         _require_free_port(self.config.http_port)
         _require_free_port(self.config.transport)
-        home = install_home(self.config.cache_dir)
+        home = install_home(self.config.cache_dir, secure=self.config.secure)
         java_home = find_java_home()
         config_dir = self._write_config(home)
         env = {**os.environ, "OPENSEARCH_JAVA_HOME": str(java_home), "OPENSEARCH_PATH_CONF": str(config_dir)}
@@ -219,6 +236,9 @@ class LocalNode:
             "cluster.routing.allocation.disk.threshold_enabled": False,
             "action.auto_create_index": False,
         }
+        if self.config.secure:
+            plugin_config = home / "plugins" / SECURITY_PLUGIN / "config"
+            settings |= secure_config(config_dir, node_dir, plugin_config, self.url)[1]
         (config_dir / "opensearch.yml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
         jvm_options = (home / "config" / "jvm.options").read_text()
         jvm_options = jvm_options.replace("=logs/", f"={node_dir}/logs/").replace("file=logs/", f"file={node_dir}/logs/")

@@ -27,6 +27,7 @@ import numpy as np
 from cachetools import TTLCache
 from opensearchpy import NotFoundError, OpenSearch
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
+from opensearchpy.exceptions import SSLError
 from opensearchpy.exceptions import TransportError
 
 from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client
@@ -382,9 +383,11 @@ class SearchClient:
             raise ClusterError(
                 f"cannot reach the cluster at {self.opensearch.redacted_url()} for {action} "
                 f"({type(exc).__name__}); check OPENSEARCH_URL and that the node is running"
+                + ("; for TLS, OPENSEARCH_CA_CERTS must name the cluster's CA" if isinstance(exc, SSLError) else "")
             ) from exc
         except TransportError as exc:
-            raise SearchError(f"{action} failed ({exc.status_code}): {exc.error}") from exc
+            hint = "; check OPENSEARCH_USER and OPENSEARCH_PASSWORD" if exc.status_code in (401, 403) else ""
+            raise SearchError(f"{action} failed ({exc.status_code}): {exc.error}{hint}") from exc
 
 
 MODES: dict[str, Callable[[SearchClient, SearchRequest], SearchResponse]] = {

@@ -33,8 +33,20 @@ def _node(port: int, data_dir: Path | None, heap: str = "1g", secure: bool = Fal
 @click.option("--heap", default="1g", show_default=True, help="JVM heap, e.g. 1g or 2g")
 @click.option("--secure", is_flag=True, help="TLS on HTTP and transport and basic auth (security plugin, "
               "certificates made here); prints the OPENSEARCH_* settings to export")  # fmt: skip
-def opensearch_start(port: int, data_dir: Path | None, heap: str, secure: bool) -> None:
-    """Fetch (once), start and wait for a green single-node cluster."""
+@click.option("--nodes", default=1, show_default=True, type=click.IntRange(1, 9),
+              help="nodes of one cluster: HTTP on PORT, PORT+1, ...; transport on PORT+100, ...; a data dir each")
+def opensearch_start(port: int, data_dir: Path | None, heap: str, secure: bool, nodes: int) -> None:
+    """Fetch (once), start and wait for a green cluster (one node unless --nodes)."""
+    if nodes > 1:
+        from tbhns_opensearch.cluster import LocalCluster
+
+        if secure or data_dir:
+            raise click.UsageError("--nodes > 1 takes neither --secure nor --data-dir (each node gets its own dir)")
+        cluster = LocalCluster(nodes, http_port=port, heap=heap)
+        seconds = cluster.start()
+        click.echo(f"OpenSearch cluster of {nodes} nodes is green at {cluster.url} ({seconds:.1f}s); "
+                   f"stop it with `tbhns opensearch stop --port {port} --nodes {nodes}`")  # fmt: skip
+        return
     node = _node(port, data_dir, heap, secure)
     first_secure_start = node.config.secure and node.credentials is None
     seconds = node.start()
@@ -48,8 +60,13 @@ def opensearch_start(port: int, data_dir: Path | None, heap: str, secure: bool) 
 @opensearch.command("stop")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path))
-def opensearch_stop(port: int, data_dir: Path | None) -> None:
-    """Stop the local node cleanly."""
+@click.option("--nodes", default=1, show_default=True, type=click.IntRange(1, 9), help="nodes of the cluster on PORT")
+def opensearch_stop(port: int, data_dir: Path | None, nodes: int) -> None:
+    """Stop the local node (or the --nodes of a local cluster) cleanly."""
+    if nodes > 1:
+        stopped = sum(_node(port + i, None).stop() for i in range(nodes))
+        click.echo(f"stopped {stopped} of {nodes} nodes")
+        return
     node = _node(port, data_dir)
     click.echo("stopped" if node.stop() else f"no local node running from {node.config.node_dir}")
 

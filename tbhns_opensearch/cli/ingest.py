@@ -27,12 +27,16 @@ from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
 @click.option("--m", "hnsw_m", default=16, show_default=True, help="HNSW graph degree")
 @click.option("--ef-construction", default=128, show_default=True)
 @click.option("--ef-search", default=100, show_default=True)
+@click.option("--shards", default=1, show_default=True, type=click.IntRange(1, 1024), help="primary shards of a new index")
+@click.option("--replicas", default=0, show_default=True, type=click.IntRange(0, 16),
+              help="copies of each shard on other nodes (a cluster that loses a node keeps serving)")
 @click.option("--rejects", type=click.Path(path_type=Path), help="JSONL of rejected records [default: <catalog>.rejects.jsonl]")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, mapping_file: Path | None, fmt: str | None,
            encoder: str, device: str, batch_size: int, alias: str, rebuild: bool, engine: str, space_type: str,
-           hnsw_m: int, ef_construction: int, ef_search: int, rejects: Path | None, port: int, as_json: bool) -> None:  # fmt: skip
+           hnsw_m: int, ef_construction: int, ef_search: int, shards: int, replicas: int, rejects: Path | None, port: int,
+           as_json: bool) -> None:  # fmt: skip
     """Read CATALOG (JSONL, CSV, Parquet), encode products and bulk-write them behind the alias."""
     from tbhns_opensearch.catalog import ColumnMapping, read_catalog
     from tbhns_opensearch.catalog.adapters import read_dataset
@@ -50,7 +54,7 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
         mapping = ColumnMapping.from_dict(json.loads(mapping_file.read_text())) if mapping_file else None
         stream = read_catalog(catalog, mapping, fmt, rejects_path=rejects)
     index_config = IndexConfig(alias=alias, engine=engine, space_type=space_type, m=hnsw_m,
-                               ef_construction=ef_construction, ef_search=ef_search)  # fmt: skip
+                               ef_construction=ef_construction, ef_search=ef_search, shards=shards, replicas=replicas)  # fmt: skip
     client = make_client(cluster_for(port))
     summary = ingest_products(
         client, stream, Encoder(encoder, device=device, batch_size=batch_size), index_config, IngestConfig(rebuild=rebuild)

@@ -54,6 +54,8 @@ class NodeConfig:
     run_as: str = "nobody"  # OpenSearch refuses to run as root: when root, the node runs as this user
     start_timeout_s: float = 180.0  # how long to wait for a green cluster
     secure: bool = False  # TLS on HTTP and transport, basic auth (`cluster.security`)
+    node_name: str = "tbhns-node"
+    cluster_transports: tuple[int, ...] = ()  # transport ports of every node of a multi-node cluster; () = single
 
     def __post_init__(self) -> None:
         if not 1 <= self.http_port <= 65535:
@@ -130,8 +132,9 @@ class LocalNode:
         except (urllib.error.URLError, OSError, ValueError):
             return None
 
-    def start(self) -> float:
-        """Start the node (reusing one already running from this node dir); return seconds until green."""
+    def start(self, wait: bool = True) -> float:
+        """Start the node (reusing one already running from this node dir); return seconds until green
+        (`wait=False`: return once the process runs; a node of a cluster turns green only with its peers)."""
         began = time.monotonic()
         if self.pid() is not None and self._is_green():
             return 0.0
@@ -159,7 +162,8 @@ class LocalNode:
             )
         self.pid_file.write_text(str(process.pid))
         self._started_here = True
-        self._wait_for_green(process)
+        if wait:
+            self._wait_for_green(process)
         return time.monotonic() - began
 
     def stop(self, timeout_s: float = 60.0) -> bool:
@@ -218,6 +222,13 @@ class LocalNode:
                     return (errors or lines)[-1].strip()[:400]
         return "no log written"
 
+    def _discovery(self) -> dict[str, Any]:
+        if not self.config.cluster_transports:
+            return {"discovery.type": "single-node"}
+        names = [f"{CLUSTER_NAME}-{i}" for i in range(len(self.config.cluster_transports))]
+        return {"discovery.seed_hosts": [f"127.0.0.1:{port}" for port in self.config.cluster_transports],
+                "cluster.initial_cluster_manager_nodes": names}  # fmt: skip
+
     def _write_config(self, home: Path) -> Path:
         node_dir = self.config.node_dir
         config_dir = node_dir / "config"
@@ -226,8 +237,8 @@ class LocalNode:
         shutil.copytree(home / "config", config_dir, dirs_exist_ok=True)
         settings = {
             "cluster.name": CLUSTER_NAME,
-            "node.name": "tbhns-node",
-            "discovery.type": "single-node",
+            "node.name": self.config.node_name,
+            **self._discovery(),
             "network.host": "127.0.0.1",
             "http.port": self.config.http_port,
             "transport.port": self.config.transport,
@@ -288,3 +299,45 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+class LocalCluster:
+    """`nodes` local nodes on loopback forming one cluster: node i serves HTTP on `http_port + i` and transport
+    on `http_port + 100 + i`, with a data dir of its own (the default: `<cache>/nodes/<its http port>`).
+
+    Example:
+        >>> cluster = LocalCluster(3, http_port=9200, heap="512m")  # starts nothing yet
+        >>> [node.config.http_port for node in cluster.nodes], cluster.nodes[2].config.node_name
+        ([9200, 9201, 9202], 'tbhns-local-2')
+    """
+
+    def __init__(self, nodes: int, http_port: int = 9200, heap: str = "512m", cache_dir: Path | None = None) -> None:
+        if nodes < 2:
+            raise ClusterError(f"a cluster needs 2 or more nodes, got {nodes}; use LocalNode for one")
+        transports = tuple(http_port + 100 + i for i in range(nodes))
+        extra = {"cache_dir": cache_dir} if cache_dir else {}
+        self.nodes = [LocalNode(NodeConfig(http_port=http_port + i, transport_port=transports[i], heap=heap,
+                                           node_name=f"{CLUSTER_NAME}-{i}", cluster_transports=transports, **extra))
+                      for i in range(nodes)]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self, timeout_s: float = 300.0) -> float:
+        """Start every node, then wait until all have joined and the cluster is green; return the seconds."""
+        began = time.monotonic()
+        for node in self.nodes:
+            node.start(wait=False)
+        while time.monotonic() - began < timeout_s:
+            health = self.nodes[0].health()
+            if health and health.get("number_of_nodes") == len(self.nodes) and health.get("status") == "green":
+                return time.monotonic() - began
+            time.sleep(1.0)
+        self.stop()
+        raise ClusterError(f"the {len(self.nodes)} nodes did not form a green cluster within {timeout_s:.0f}s: "
+                           f"{self.nodes[0]._last_error()}")  # fmt: skip
+
+    def stop(self) -> int:
+        """Stop every node; return how many were running."""
+        return sum(node.stop() for node in self.nodes)

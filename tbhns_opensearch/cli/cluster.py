@@ -20,11 +20,9 @@ def opensearch() -> None:
 def _node(port: int, data_dir: Path | None, heap: str = "1g", secure: bool = False) -> Any:
     """The local node on `port`; secured when asked, or when its node dir was secured before."""
     from tbhns_opensearch.cluster import LocalNode, NodeConfig
-    from tbhns_opensearch.cluster.security import read_credentials
+    from tbhns_opensearch.cluster.node import with_stored_security
 
-    config = NodeConfig(http_port=port, data_dir=data_dir, heap=heap)
-    secure = secure or read_credentials(config.node_dir) is not None
-    return LocalNode(NodeConfig(http_port=port, data_dir=data_dir, heap=heap, secure=secure))
+    return LocalNode(with_stored_security(NodeConfig(http_port=port, data_dir=data_dir, heap=heap, secure=secure)))
 
 
 @opensearch.command("start")

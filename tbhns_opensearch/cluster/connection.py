@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from opensearchpy import OpenSearch
 
-from tbhns_opensearch.cluster.node import LocalNode, NodeConfig
-from tbhns_opensearch.cluster.security import read_credentials
+from tbhns_opensearch.cluster.node import LocalNode, NodeConfig, with_stored_security
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import ClusterError
 
@@ -41,10 +40,7 @@ def resolve_cluster(config: OpenSearchConfig, node: NodeConfig | None = None, st
     and `start` (commands that only read, such as search, pass False: an empty new node answers nothing)."""
     if config.url:
         return config
-    node = node or NodeConfig()
-    if read_credentials(node.node_dir) is not None:  # a node started with --secure: its own URL and credentials
-        node = replace(node, secure=True)
-    local = LocalNode(node)
+    local = LocalNode(with_stored_security(node or NodeConfig()))  # a --secure node: its own URL and credentials
     if local.health() is None:
         if not start:
             raise ClusterError(f"no OpenSearch node answers at {local.url}; start one with `tbhns opensearch start "

@@ -20,7 +20,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,11 @@ class NodeConfig:
     @property
     def transport(self) -> int:
         return self.transport_port or self.http_port + 100
+
+
+def with_stored_security(config: NodeConfig) -> NodeConfig:
+    """`config`, secured when its node dir holds the credentials of an earlier `--secure` start."""
+    return replace(config, secure=True) if read_credentials(config.node_dir) is not None else config
 
 
 class LocalNode:

@@ -38,7 +38,6 @@ from tbhns_opensearch.bench.breakdown import HISTORY_BUCKETS, history_bucket
 from tbhns_opensearch.eval.significance import paired_test
 from tbhns_opensearch.catalog.adapters import dataset_dir, read_dataset
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
-from tbhns_opensearch.query.encoding import default_backend
 from tbhns_opensearch.users.blend import personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, build_user_profiles
 from tbhns_opensearch.users.tuning import ALPHA_GRID, PersonalizationCase, recall_at_k, tune_alpha
@@ -92,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     data_dir = dataset_dir("instacart", args.data_dir)
     products = list(read_dataset("instacart", data_dir))
-    encoder = Encoder(args.encoder, backend=args.backend or default_backend(args.encoder), batch_size=128)
+    encoder = Encoder(args.encoder, backend=args.backend or "auto", batch_size=128)
     product_ids = [product.id for product in products]
     matrix = encoder.encode([product.text_for_embedding() for product in products])  # (n_products, dim)
     vectors = dict(zip(product_ids, matrix))

@@ -8,6 +8,7 @@ Example:
 from tbhns_opensearch.cli import (  # noqa: F401 (registers)
     bench,
     cluster,
+    export,
     ingest,
     queries,
     search,

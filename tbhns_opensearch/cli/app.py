@@ -11,6 +11,11 @@ import click
 from tbhns_opensearch.errors import ClusterError, TbhnsError
 
 PORT_HELP = "HTTP port of the local node on 127.0.0.1"
+BACKEND_OPTION = click.option(
+    "--backend", default="auto", show_default=True, type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+    help="encoder runtime: auto = onnx when the encoder directory has onnx/model.onnx (`tbhns export`), else torch; "
+         "onnx-int8 only where export measured it within tolerance of fp32",
+)  # fmt: skip
 
 
 EXIT_CODES = """Exit codes: 0 done (all records indexed), 1 some records rejected, 2 bad usage or input,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
 
 
 @cli.command()
@@ -18,6 +18,7 @@ from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
 @click.option("--mapping", "mapping_file", type=click.Path(exists=True, path_type=Path), help="JSON column mapping")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "tsv", "parquet"]), help="[default: from suffix]")
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="sentence-transformers path or name")
+@BACKEND_OPTION
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True, help="encoder batch size")
 @click.option("--alias", default="products", show_default=True, help="index alias searches use")
@@ -34,7 +35,7 @@ from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, mapping_file: Path | None, fmt: str | None,
-           encoder: str, device: str, batch_size: int, alias: str, rebuild: bool, engine: str, space_type: str,
+           encoder: str, backend: str, device: str, batch_size: int, alias: str, rebuild: bool, engine: str, space_type: str,
            hnsw_m: int, ef_construction: int, ef_search: int, shards: int, replicas: int, rejects: Path | None, port: int,
            as_json: bool) -> None:  # fmt: skip
     """Read CATALOG (JSONL, CSV, Parquet), encode products and bulk-write them behind the alias."""
@@ -57,11 +58,12 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
                                ef_construction=ef_construction, ef_search=ef_search, shards=shards, replicas=replicas)  # fmt: skip
     client = make_client(cluster_for(port))
     summary = ingest_products(
-        client, stream, Encoder(encoder, device=device, batch_size=batch_size), index_config, IngestConfig(rebuild=rebuild)
+        client, stream, Encoder(encoder, device=device, batch_size=batch_size, backend=backend), index_config, IngestConfig(rebuild=rebuild)
     )
     report = {
         "index": summary.index,
         "alias": alias,
+        "backend": summary.backend,
         "read": stream.counts.read,
         "indexed": summary.indexed,
         "rejected": stream.counts.rejected + len(summary.failures),

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import click
 
-from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
 
 
 def _search_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -17,8 +17,7 @@ def _search_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--alias", default="products", show_default=True, help="product alias"),
         click.option("--users-index", default="users", show_default=True, help="index of user vectors"),
         click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="the product index's encoder"),
-        click.option("--backend", type=click.Choice(["torch", "onnx", "onnx-int8"]),
-                     help="encoder backend [default: onnx when the encoder directory has onnx/model.onnx]"),
+        BACKEND_OPTION,
         click.option("--fusion", default="minmax", show_default=True, type=click.Choice(["minmax", "rrf"]),
                      help="hybrid fusion"),
         click.option("--bm25-weight", default=0.3, show_default=True, help="minmax: BM25 weight (vector: 1 - it)"),
@@ -33,7 +32,7 @@ def _search_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def _serve_settings(alias: str, users_index: str, encoder: str, backend: str | None, fusion: str, bm25_weight: float,
+def _serve_settings(alias: str, users_index: str, encoder: str, backend: str, fusion: str, bm25_weight: float,
                     hybrid_path: str, alpha: float, min_history: int, port: int, warm: bool = True) -> Any:  # fmt: skip
     from tbhns_opensearch.api import ServeSettings
     from tbhns_opensearch.query.fusion import HybridConfig

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
 
 
 @cli.command("ingest-users")
@@ -18,7 +18,7 @@ from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
 @click.option("--catalog", type=click.Path(exists=True, path_type=Path),
               help="catalog file: encodes products missing from the index; required by --simulate")
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="the product index's encoder")
-@click.option("--backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), help="[default: onnx when exported]")
+@BACKEND_OPTION
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--alias", default="products", show_default=True, help="product alias holding the product vectors")
 @click.option("--users-index", default="users", show_default=True)
@@ -29,13 +29,12 @@ from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog: Path | None, encoder: str,
-                 backend: str | None, device: str, alias: str, users_index: str, event_weights: tuple[str, ...],
+                 backend: str, device: str, alias: str, users_index: str, event_weights: tuple[str, ...],
                  half_life: float, min_history: int, port: int, as_json: bool) -> None:  # fmt: skip
     """Compute user vectors from HISTORY (CSV/JSONL: user_id, product_id, event, timestamp) and store them."""
     from tbhns_opensearch.catalog import read_catalog
     from tbhns_opensearch.cluster import make_client
     from tbhns_opensearch.encoder import Encoder
-    from tbhns_opensearch.query.encoding import default_backend
     from tbhns_opensearch.users.events import read_history
     from tbhns_opensearch.users.profiles import (
         DEFAULT_EVENT_WEIGHTS,
@@ -63,7 +62,7 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
     else:
         events = read_history(history)
     config = UsersIngestConfig(alias, users_index, PersonalizationConfig(weights, half_life, min_history))
-    product_encoder = Encoder(encoder, device=device, backend=backend or default_backend(encoder)) if catalog else None
+    product_encoder = Encoder(encoder, device=device, backend=backend) if catalog else None
     summary = run_ingest(make_client(cluster_for(port)), events, config, products, product_encoder)
     report = {**asdict(summary), "source": "simulated" if simulate is not None else "real"}
     click.echo(json.dumps(report, indent=2) if as_json else " ".join(f"{key}={value}" for key, value in report.items()))

@@ -6,7 +6,12 @@ float32 vectors, compared by cosine similarity. Backends, by name (`BACKENDS`):
 - `torch`: the sentence-transformers model (any path or hub name);
 - `onnx`: `<dir>/onnx/model.onnx` of a directory written by `tbhns train` (mean pooling and normalization
   are inside the graph), run by onnxruntime with the directory's tokenizer; no torch needed at query time;
-- `onnx-int8`: the same with the dynamically quantized `<dir>/onnx/model_qint8.onnx`.
+- `onnx-int8`: the same with the dynamically quantized `<dir>/onnx/model_qint8.onnx`, refused unless the
+  manifest records that its retrieval metrics stayed within tolerance of fp32 (`INT8_GATE`, set by `tbhns train`);
+- `auto`: `onnx` when the directory has an ONNX export, else `torch` (`default_backend`).
+
+Texts are encoded longest first in batches of similar length (as sentence-transformers does), so padding
+costs little, and returned in input order.
 
 The `tbhns_manifest.json` beside an exported model (written by `export`, read by `Encoder.manifest`) says what
 an index and a query encoder must agree on: dimension and space type.
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
@@ -33,6 +38,7 @@ MANIFEST_FILE = "tbhns_manifest.json"  # what an index and a query encoder need 
 ONNX_FILE = "onnx/model.onnx"
 ONNX_INT8_FILE = "onnx/model_qint8.onnx"
 ONNX_OUTPUT = "sentence_embedding"  # the graph's one output: (batch, dim), unit rows
+INT8_GATE = "int8_gate"  # manifest key: the int8 graph's retrieval metrics against fp32, and whether it passed
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -71,6 +77,16 @@ def load_sentence_transformer(name_or_path: str, device: str) -> SentenceTransfo
             "directory (e.g. one written by `tbhns train`) or a hub name reachable from this machine, and a "
             "device torch can use"
         ) from exc
+
+
+def default_backend(name_or_path: str) -> str:
+    """"onnx" when `name_or_path` is a directory with an ONNX export, else "torch".
+
+    Example:
+        >>> default_backend("/no/such/model")
+        'torch'
+    """
+    return "onnx" if (Path(resolve_model_path(name_or_path)) / ONNX_FILE).is_file() else "torch"
 
 
 class Backend(Protocol):
@@ -129,15 +145,16 @@ class OnnxBackend:
         self.max_seq_length = max_seq_length_of(directory, self.tokenizer.model_max_length)
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        parts = [np.zeros((0, self.dimension), dtype=np.float32)]
+        order = np.argsort([-len(text) for text in texts], kind="stable")  # longest first: little padding per batch
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
             tokens = self.tokenizer(
-                texts[start : start + batch_size], padding=True, truncation=True,
-                max_length=self.max_seq_length, return_tensors="np",
+                [texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_seq_length,
+                return_tensors="np",
             )  # fmt: skip
             feed = {name: tokens[name].astype(np.int64) for name in self.inputs}  # each (batch, seq)
-            parts.append(self.session.run([ONNX_OUTPUT], feed)[0])  # (batch, dim)
-        vectors = np.concatenate(parts)
+            vectors[rows] = self.session.run([ONNX_OUTPUT], feed)[0]  # (batch, dim)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
@@ -152,11 +169,38 @@ def max_seq_length_of(directory: Path, model_max_length: int) -> int:
     return int(saved or model_max_length)
 
 
+def _gated_int8(name_or_path: str, device: str) -> OnnxBackend:
+    """The int8 graph, only when the manifest records that it passed the retrieval gate."""
+    manifest = read_manifest(name_or_path)
+    gate = manifest.get(INT8_GATE) or {}
+    if not gate.get("accepted"):
+        why = gate.get("reason") or "no retrieval gate was measured for it (export it with `tbhns train`)"
+        raise EncoderError(f"the int8 graph of {name_or_path!r} is not accepted: {why}; use backend 'onnx'")
+    return OnnxBackend(name_or_path, device, file=ONNX_INT8_FILE)
+
+
 BACKENDS: dict[str, Callable[[str, str], Backend]] = {
     "torch": TorchBackend,
     "onnx": OnnxBackend,
-    "onnx-int8": partial(OnnxBackend, file=ONNX_INT8_FILE),
+    "onnx-int8": _gated_int8,
 }
+CHOICES = (*BACKENDS, "auto")  # what `Encoder(backend=...)` and the commands' --backend accept
+
+
+def read_manifest(name_or_path: str) -> dict[str, Any]:
+    """The encoder directory's `tbhns_manifest.json` (written at export), or {} when it has none.
+
+    Example:
+        >>> read_manifest("/no/such/model")
+        {}
+    """
+    path = Path(resolve_model_path(name_or_path)) / MANIFEST_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise EncoderError(f"{path} is not valid JSON ({exc}); export the model again") from exc
 
 
 @dataclass
@@ -174,12 +218,14 @@ class Encoder:
     name_or_path: str = DEFAULT_ENCODER
     device: str = "cpu"
     batch_size: int = 32
-    backend: str = "torch"
+    backend: str = "torch"  # a name in BACKENDS, or "auto" (onnx when the directory has an export)
     max_seq_length: int | None = None  # torch backend: tokens per text; None keeps the model's own
 
     def __post_init__(self) -> None:
+        if self.backend == "auto":
+            self.backend = default_backend(self.name_or_path)
         if self.backend not in BACKENDS:
-            raise EncoderError(f"unknown encoder backend {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
+            raise EncoderError(f"unknown encoder backend {self.backend!r}; valid backends: {', '.join(CHOICES)}")
 
     @cached_property
     def runtime(self) -> Backend:
@@ -202,14 +248,8 @@ class Encoder:
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        """The encoder directory's `tbhns_manifest.json` (written by `tbhns train`), or {} when it has none."""
-        path = Path(resolve_model_path(self.name_or_path)) / MANIFEST_FILE
-        if not path.is_file():
-            return {}
-        try:
-            return dict(json.loads(path.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise EncoderError(f"{path} is not valid JSON ({exc}); re-export the model with `tbhns train`") from exc
+        """The encoder directory's `tbhns_manifest.json` (written at export), or {} when it has none."""
+        return read_manifest(self.name_or_path)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Encode `texts` into an array of shape (len(texts), dimension), rows of unit length."""

@@ -10,8 +10,9 @@ The directory `tbhns train` writes:
 The ONNX graph is exported with `torch.onnx.export` (the TorchScript exporter: no extra dependency) from
 the transformer plus the model's pooling (mean or CLS) and normalization, with dynamic batch and sequence
 axes, then loaded back through `Encoder(dir, backend="onnx")` and compared with the torch model on sample
-texts: every cosine must be >= 1 - tolerance (1e-4), else the export fails. The int8 variant's parity is
-measured and reported, not enforced (quantization trades some accuracy for size and speed).
+texts: every cosine must be >= 1 - tolerance (1e-4), else the export fails. The int8 variant's vector parity
+is measured and reported here; whether it may be used is decided by its retrieval metrics against fp32
+(`record_int8_gate`, measured by `tbhns train` on its validation queries), and until then it is refused.
 
 Example:
     >>> report = export_model(model, Path("runs/train/toys"), base_model="all-MiniLM-L6-v2",
@@ -26,14 +27,14 @@ import copy
 import json
 import logging
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
-from tbhns_opensearch.encoder import MANIFEST_FILE, ONNX_FILE, ONNX_INT8_FILE, ONNX_OUTPUT, Encoder
+from tbhns_opensearch.encoder import INT8_GATE, MANIFEST_FILE, ONNX_FILE, ONNX_INT8_FILE, ONNX_OUTPUT, OnnxBackend
 from tbhns_opensearch.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -43,6 +44,11 @@ PARITY_TOLERANCE = 1e-4
 OPSET = 17
 _POOLINGS = ("mean", "cls")
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
+SAMPLE_TEXTS = (  # parity texts for a model exported without training data: queries, titles, one truncated
+    "usb c cable", "cordless drill 18v", "led bulb e27 warm white", "Samsung 55 inch 4K UHD Smart TV",
+    "HP LaserJet Pro M404dn monochrome laser printer | HP | Printers",
+    "Stainless steel angle bracket 2-1/2 in., zinc plated, pack of 4 " * 12,
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class ExportReport:
     pooling: str
     onnx: ParityCheck
     quantized: ParityCheck | None
+    int8_gate: dict[str, Any] | None = None  # the retrieval gate, once measured (`record_int8_gate`)
 
 
 def export_model(
@@ -102,14 +109,14 @@ def export_model(
     pooling = pooling_mode(model)
     export_onnx(model, directory / ONNX_FILE, pooling)
     reference = model.encode(list(sample_texts), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
-    onnx = _parity(directory, "onnx", ONNX_FILE, reference, sample_texts)
+    onnx = _parity(directory, ONNX_FILE, reference, sample_texts)
     if onnx.min_cosine < 1 - tolerance:
         raise EncoderError(f"the ONNX export in {directory / ONNX_FILE} differs from torch: min cosine "
                            f"{onnx.min_cosine:.6f} < {1 - tolerance}; check the pooling ({pooling}) and opset {OPSET}")  # fmt: skip
     quantized = None
     if quantize:
         quantize_onnx(directory / ONNX_FILE, directory / ONNX_INT8_FILE)
-        quantized = _parity(directory, "onnx-int8", ONNX_INT8_FILE, reference, sample_texts)
+        quantized = _parity(directory, ONNX_INT8_FILE, reference, sample_texts)
     report = ExportReport(directory, int(reference.shape[1]), int(model.max_seq_length), pooling, onnx, quantized)
     write_manifest(report, base_model)
     return report
@@ -166,17 +173,28 @@ def write_manifest(report: ExportReport, base_model: str) -> Path:
         "max_seq_length": report.max_seq_length,
         "pooling": report.pooling,
         "base_model": base_model,
-        "backends": ["torch", "onnx"] + (["onnx-int8"] if report.quantized else []),
+        "backends": ["torch", "onnx"] + (["onnx-int8"] if report.int8_gate and report.int8_gate["accepted"] else []),
         "onnx": asdict(report.onnx),
         "onnx_int8": asdict(report.quantized) if report.quantized else None,
+        INT8_GATE: report.int8_gate,
     }
     path = report.directory / MANIFEST_FILE
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path
 
 
-def _parity(directory: Path, backend: str, file: str, reference: np.ndarray, texts: Sequence[str]) -> ParityCheck:
-    vectors = Encoder(str(directory), backend=backend).encode(texts)  # (n, dim), unit rows
+def record_int8_gate(report: ExportReport, base_model: str, gate: dict[str, Any]) -> ExportReport:
+    """`report` with the int8 graph's retrieval gate (`accepted`, `reason`, metrics), rewritten into the manifest;
+    `onnx-int8` is listed among the backends only when the gate accepted it."""
+    if report.quantized is None:
+        raise EncoderError(f"{report.directory} has no int8 graph to gate; export it with quantize=True")
+    report = replace(report, int8_gate=gate)
+    write_manifest(report, base_model)
+    return report
+
+
+def _parity(directory: Path, file: str, reference: np.ndarray, texts: Sequence[str]) -> ParityCheck:
+    vectors = OnnxBackend(str(directory), "cpu", file=file).encode(list(texts), batch_size=32)  # (n, dim), unit rows
     cosines = np.sum(vectors * reference, axis=1) / np.linalg.norm(reference, axis=1)  # (n,)
     size_mb = (directory / file).stat().st_size / 2**20
     return ParityCheck(file, float(cosines.min()), float(cosines.mean()), len(texts), round(size_mb, 1))

@@ -49,6 +49,7 @@ class IngestSummary:
     """What an ingest did; `failures` keeps each rejected document's id and reason."""
 
     index: str
+    backend: str = "torch"  # the encoder runtime that made the vectors
     read: int = 0
     indexed: int = 0
     seconds: float = 0.0
@@ -81,7 +82,7 @@ def ingest_products(
     if index_config.dimension != encoder.dimension:
         index_config = IndexConfig(**{**index_config.__dict__, "dimension": encoder.dimension})
     index, fresh = _target_index(client, index_config, config.rebuild)
-    summary = IngestSummary(index=index)
+    summary = IngestSummary(index=index, backend=encoder.backend)
     digest = CatalogDigest()
     started = time.perf_counter()
     client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})  # fewer, larger segments

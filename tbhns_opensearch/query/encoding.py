@@ -17,22 +17,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 
-from tbhns_opensearch.encoder import DEFAULT_ENCODER, ONNX_FILE, Encoder, resolve_model_path
+from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.errors import EncoderError
-
-
-def default_backend(name_or_path: str) -> str:
-    """"onnx" when `name_or_path` is a directory with an ONNX export, else "torch".
-
-    Example:
-        >>> default_backend("/no/such/model")
-        'torch'
-    """
-    return "onnx" if (Path(resolve_model_path(name_or_path)) / ONNX_FILE).is_file() else "torch"
 
 
 @dataclass(frozen=True)
@@ -50,8 +39,8 @@ class QueryEncoder:
 
     Args:
         encoder: An `Encoder`, or the model path/name to load one from on first use.
-        backend: Encoder backend when `encoder` is a path ("torch", "onnx", ...); None picks
-            `default_backend`.
+        backend: Encoder backend when `encoder` is a path ("torch", "onnx", ...); None means "auto" (onnx
+            when the directory has an export).
         device: Device when `encoder` is a path.
         cache_size: Most vectors kept; 0 disables the cache.
     """
@@ -73,7 +62,7 @@ class QueryEncoder:
         """The underlying `Encoder` (constructed on first use; its model loads on the first encode)."""
         if isinstance(self._source, Encoder):
             return self._source
-        return Encoder(self._source, device=self._device, backend=self._backend or default_backend(self._source))
+        return Encoder(self._source, device=self._device, backend=self._backend or "auto")
 
     @property
     def name(self) -> str:

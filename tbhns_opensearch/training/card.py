@@ -99,6 +99,10 @@ class ModelCard:
             if int8:
                 lines.append(f"- `{int8['file']}` (int8, dynamic): min cosine {int8['min_cosine']:.4f}, "
                              f"mean {int8['mean_cosine']:.4f} ({int8['size_mb']} MB)")  # fmt: skip
+            if gate := self.export.get("int8_gate"):
+                lines.append(f"- int8 retrieval gate ({gate['queries']} validation queries, {gate['products']} "
+                             f"candidates): fp32 {gate['fp32']}, int8 {gate['int8']}: "
+                             f"{'accepted' if gate['accepted'] else 'refused'} ({gate['reason']})")  # fmt: skip
         return "\n".join(lines) + "\n"
 
 

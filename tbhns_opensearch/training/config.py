@@ -163,6 +163,7 @@ class TrainConfig:
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, mps
     output_dir: str = ""  # where `tbhns train` writes the model [default: runs/train/<config name>]
     quantize: bool = True  # also export an int8 dynamically quantized ONNX variant
+    int8_tolerance: float = 0.01  # int8 is accepted when no validation NDCG@10 / R@24 falls more than this vs fp32
     stage2: PreferenceConfig | None = None  # a ROAR stage after this one ([stage2] table); None: one stage
 
     def __post_init__(self) -> None:
@@ -180,7 +181,7 @@ class TrainConfig:
         if not 0 <= self.warmup_ratio < 1 or self.learning_rate <= 0:
             raise ConfigError(f"need 0 <= warmup_ratio < 1 and learning_rate > 0, got {self.warmup_ratio}, "
                               f"{self.learning_rate}")  # fmt: skip
-        _check_non_negative("", self, ("patience",))
+        _check_non_negative("", self, ("patience", "int8_tolerance"))
 
     @property
     def negatives_per_pair(self) -> int:

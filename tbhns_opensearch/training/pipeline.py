@@ -12,7 +12,8 @@ from tbhns_opensearch.eval.splits import write_split
 from tbhns_opensearch.training.card import model_card, write_model_card
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, sample_texts
-from tbhns_opensearch.encoder.export import ExportReport, export_model
+from tbhns_opensearch.encoder.export import ExportReport, export_model, record_int8_gate
+from tbhns_opensearch.training.int8_gate import measure_int8_gate
 from tbhns_opensearch.training.trainer import TrainResult, train
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ def train_and_export(
     directory = Path(config.output_dir)
     report = export_model(result.model, directory, base_model=config.base_model,
                           sample_texts=sample_texts(result.data), quantize=config.quantize)  # fmt: skip
+    if report.quantized is not None:
+        gate = measure_int8_gate(directory, result.data, result.metrics, config.int8_tolerance, seed=config.seed)
+        report = record_int8_gate(report, config.base_model, gate.to_dict())
     write_model_card(directory, model_card(result, report))
     write_split(directory, result.data.split_of)
     return TrainedModel(result, report, directory)

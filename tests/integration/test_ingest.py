@@ -200,3 +200,30 @@ def test_an_encoder_of_another_dimension_than_the_index_is_a_clear_ingest_error(
     swap_alias(os_client, index_config.alias, create_index(os_client, small))
     with pytest.raises(IngestError, match="holds 8-dimensional vectors but the encoder makes 384; rerun with --rebuild"):
         ingest_products(os_client, fixture_products("toys_products.jsonl")[:5], encoder, index_config, QUIET)
+
+
+def test_cli_export_then_ingest_runs_onnx_with_vectors_within_1e4_cosine_of_torch(
+    os_client, encoder, opensearch_config, index_config, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
+    exported = tmp_path / "minilm"
+    result = CliRunner().invoke(cli, ["export", "all-MiniLM-L6-v2", str(exported), "--max-seq-length", "128"])
+    assert result.exit_code == 0, result.output
+    assert "ONNX min cosine to torch 1.0000" in result.output or "ONNX min cosine to torch 0.9999" in result.output
+    catalog = tmp_path / "catalog.jsonl"
+    products = fixture_products("icecat_products.jsonl")[:200]  # titles, descriptions, attributes: mixed lengths
+    catalog.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in products))
+    result = CliRunner().invoke(cli, ["ingest", str(catalog), "--encoder", str(exported), "--alias", index_config.alias,
+                                      "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["backend"] == "onnx" and summary["indexed"] == 200
+    stored = fetch_product_vectors(os_client, index_config.alias, [p.id for p in products])
+    saved = encoder.model.max_seq_length
+    encoder.model.max_seq_length = 128
+    try:
+        reference = encoder.encode([p.text_for_embedding() for p in products])  # torch, (200, dim)
+    finally:
+        encoder.model.max_seq_length = saved
+    cosines = np.sum(np.stack([stored[p.id] for p in products]) * reference, axis=1)
+    assert cosines.min() >= 1 - 1e-4

@@ -54,7 +54,6 @@ batch_size = 4
 max_steps = 2
 max_seq_length = 16
 eval_every = 2
-quantize = false
 [data]
 catalog = "{FIXTURES / 'toys_products.jsonl'}"
 queries = "generated"
@@ -78,3 +77,7 @@ alias = "{index_config.alias}"
     torch_vectors, onnx_vectors = Encoder(str(out)).encode(texts), Encoder(str(out), backend="onnx").encode(texts)
     assert np.min(np.sum(torch_vectors * onnx_vectors, axis=1)) >= 1 - 1e-4
     assert os_client.count(index=index_config.alias)["count"] == 60
+    gate = json.loads((out / "tbhns_manifest.json").read_text())["int8_gate"]  # int8 vs fp32 on validation
+    assert gate["queries"] > 0 and gate["products"] == 60 and set(gate["fp32"]) == {"ndcg@10", "recall@24"}
+    assert ("onnx-int8" in json.loads((out / "tbhns_manifest.json").read_text())["backends"]) == gate["accepted"]
+    assert "int8 retrieval gate" in (out / "MODEL_CARD.md").read_text()

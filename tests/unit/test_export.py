@@ -12,7 +12,8 @@ from tbhns_opensearch.encoder import BACKENDS, Encoder
 from tbhns_opensearch.errors import EncoderError
 from tbhns_opensearch.training.config import DataConfig, TrainConfig
 from tbhns_opensearch.encoder import MANIFEST_FILE
-from tbhns_opensearch.encoder.export import PARITY_TOLERANCE, ExportReport, export_model, pooling_mode
+from tbhns_opensearch.encoder.export import PARITY_TOLERANCE, ExportReport, export_model, pooling_mode, record_int8_gate
+from tbhns_opensearch.training.int8_gate import decide
 from tbhns_opensearch.training.trainer import load_model
 from tests.conftest import fixture_products
 
@@ -51,13 +52,31 @@ def test_onnx_backend_matches_torch_on_unseen_texts(exported) -> None:  # type: 
     assert onnx.encode([]).shape == (0, 384)
 
 
-def test_int8_variant_is_smaller_and_close(exported) -> None:  # type: ignore[no-untyped-def]
+def test_int8_variant_is_smaller_and_close_but_refused_until_its_gate_accepts_it(exported) -> None:  # type: ignore[no-untyped-def]
     _, report = exported
     assert report.quantized is not None
     assert report.quantized.size_mb < report.onnx.size_mb / 3
     assert report.quantized.min_cosine > 0.95
+    with pytest.raises(EncoderError, match="int8 graph .* is not accepted: no retrieval gate was measured"):
+        Encoder(str(report.directory), backend="onnx-int8").encode(SAMPLES)
+    gate = decide({"ndcg@10": 0.5, "recall@24": 0.6}, {"ndcg@10": 0.45, "recall@24": 0.6}, 0.01, queries=3, products=9)
+    record_int8_gate(report, "all-MiniLM-L6-v2", gate.to_dict())
+    with pytest.raises(EncoderError, match="ndcg@10 fell by 0.0500 > 0.01"):
+        Encoder(str(report.directory), backend="onnx-int8").encode(SAMPLES)
+    assert json.loads((report.directory / MANIFEST_FILE).read_text())["backends"] == ["torch", "onnx"]
+    gate = decide({"ndcg@10": 0.5, "recall@24": 0.6}, {"ndcg@10": 0.495, "recall@24": 0.61}, 0.01, queries=3, products=9)
+    record_int8_gate(report, "all-MiniLM-L6-v2", gate.to_dict())
     vectors = Encoder(str(report.directory), backend="onnx-int8").encode(SAMPLES)
     assert vectors.shape == (3, 384)
+    manifest = json.loads((report.directory / MANIFEST_FILE).read_text())
+    assert manifest["backends"] == ["torch", "onnx", "onnx-int8"] and manifest["int8_gate"]["accepted"] is True
+
+
+def test_the_gate_refuses_any_metric_outside_the_tolerance() -> None:
+    fp32 = {"ndcg@10": 0.40, "recall@24": 0.60}
+    assert decide(fp32, {"ndcg@10": 0.40, "recall@24": 0.589}, 0.01, queries=1, products=1).accepted is False
+    assert decide(fp32, {"ndcg@10": 0.391, "recall@24": 0.65}, 0.01, queries=1, products=1).accepted is True
+    assert decide(fp32, {"ndcg@10": 0.40, "recall@24": 0.60}, 0.0, queries=1, products=1).accepted is True
 
 
 def test_manifest_describes_the_vectors(exported) -> None:  # type: ignore[no-untyped-def]
@@ -65,7 +84,7 @@ def test_manifest_describes_the_vectors(exported) -> None:  # type: ignore[no-un
     manifest = json.loads((report.directory / MANIFEST_FILE).read_text())
     assert manifest["dimension"] == 384 and manifest["space_type"] == "cosinesimil" and manifest["normalized"] is True
     assert manifest["max_seq_length"] == 32 and manifest["base_model"] == "all-MiniLM-L6-v2"
-    assert manifest["backends"] == ["torch", "onnx", "onnx-int8"]
+    assert manifest["backends"][:2] == ["torch", "onnx"]  # int8 joins once its retrieval gate accepts it
     assert manifest["onnx"]["file"] == "onnx/model.onnx" and manifest["onnx"]["min_cosine"] >= 1 - PARITY_TOLERANCE
 
 
@@ -76,7 +95,7 @@ def test_export_keeps_max_seq_length(exported) -> None:  # type: ignore[no-untyp
 
 
 def test_unknown_backend_lists_the_valid_ones() -> None:
-    with pytest.raises(EncoderError, match="unknown encoder backend 'tensorrt'; valid backends: torch, onnx, onnx-int8"):
+    with pytest.raises(EncoderError, match="unknown encoder backend 'tensorrt'; valid backends: torch, onnx, onnx-int8, auto"):
         Encoder("x", backend="tensorrt")
     assert set(BACKENDS) == {"torch", "onnx", "onnx-int8"}
 

@@ -3,7 +3,8 @@
 import numpy as np
 
 from tbhns_opensearch.encoder import Encoder
-from tbhns_opensearch.query.encoding import QueryEncoder, default_backend
+from tbhns_opensearch.encoder import default_backend
+from tbhns_opensearch.query.encoding import QueryEncoder
 
 
 class CountingEncoder(Encoder):

@@ -1,8 +1,9 @@
 """The int8 gate: the quantized graph is accepted only when its retrieval metrics stay within a stated
 tolerance of the fp32 graph on the run's validation queries.
 
-Both graphs rank the same candidate catalog exactly (every judged product of the validation queries plus a
-seeded sample of the rest, at most `max_products`) for every validation query. The int8 graph is accepted when,
+Both graphs rank the same candidate catalog exactly (every judged product of the queries plus a seeded sample
+of the rest, at most `max_products`) for every query: a training run's validation queries (`tbhns train`), or
+a dataset's judged queries (`tbhns export --int8-gate-dataset`). The int8 graph is accepted when,
 for each metric in `GATE_METRICS`, fp32 minus int8 is at most `tolerance` (absolute, 0.01 by default). The
 decision and both sets of figures go into the manifest (`INT8_GATE`), where `Encoder(backend="onnx-int8")`
 reads it: a refused graph stays on disk but no command will run it.
@@ -19,13 +20,15 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from tbhns_opensearch.encoder import ONNX_INT8_FILE, Encoder, OnnxBackend
 from tbhns_opensearch.eval.metrics import MetricConfig, evaluate
-from tbhns_opensearch.training.data import TrainingData
+from tbhns_opensearch.catalog import Product
+from tbhns_opensearch.eval.queries import LabelledQuery
+from tbhns_opensearch.training.data import EvalSet
 from tbhns_opensearch.training.retrieval import EVAL_DEPTH, ENCODE_BATCH, ExactIndex
 
 GATE_METRICS = ("ndcg@10", "recall@24")
@@ -62,17 +65,17 @@ def decide(fp32: dict[str, float], int8: dict[str, float], tolerance: float, *, 
 
 def measure_int8_gate(
     directory: Path,
-    data: TrainingData,
+    split: EvalSet,
+    products: Sequence[Product],
     metrics: MetricConfig,
     tolerance: float = INT8_TOLERANCE,
     max_products: int = GATE_PRODUCTS,
     seed: int = 0,
 ) -> Int8Gate:
-    """Rank the validation candidates with `directory`'s fp32 and int8 graphs and `decide`."""
-    split = data.validation
+    """Rank the candidates for `split`'s queries with `directory`'s fp32 and int8 graphs and `decide`."""
     judged = {pid for grades in split.qrels.values() for pid in grades}
-    kept = [p for p in data.products if p.id in judged]
-    others = [p for p in data.products if p.id not in judged]
+    kept = [p for p in products if p.id in judged]
+    others = [p for p in products if p.id not in judged]
     kept += random.Random(seed).sample(others, max(0, min(len(others), max_products - len(kept))))
     texts = [p.text_for_embedding() for p in kept]
     qids = list(split.queries)
@@ -87,3 +90,16 @@ def measure_int8_gate(
         hits = index.search_scored(encode([split.queries[q] for q in qids]), EVAL_DEPTH)
         means[name] = evaluate({qid: dict(ranked) for qid, ranked in zip(qids, hits)}, split.qrels, metrics).mean
     return decide(means["fp32"], means["int8"], tolerance, queries=len(qids), products=len(kept))
+
+
+def judged_split(queries: Sequence[LabelledQuery]) -> EvalSet:
+    """Labelled queries (`eval.queries.load_labelled_queries`) as one evaluation set, keyed by query text.
+
+    Example:
+        >>> judged_split([LabelledQuery("kite", "p1", 2)]).qrels
+        {'kite': {'p1': 2}}
+    """
+    qrels: dict[str, dict[str, int]] = {}
+    for query in queries:
+        qrels.setdefault(query.query, {})[query.product_id] = query.grade
+    return EvalSet({text: text for text in qrels}, qrels, {q.query: q.source for q in queries})

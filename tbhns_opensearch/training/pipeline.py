@@ -49,7 +49,8 @@ def train_and_export(
     report = export_model(result.model, directory, base_model=config.base_model,
                           sample_texts=sample_texts(result.data), quantize=config.quantize)  # fmt: skip
     if report.quantized is not None:
-        gate = measure_int8_gate(directory, result.data, result.metrics, config.int8_tolerance, seed=config.seed)
+        gate = measure_int8_gate(directory, result.data.validation, result.data.products, result.metrics,
+                                 config.int8_tolerance, seed=config.seed)  # fmt: skip
         report = record_int8_gate(report, config.base_model, gate.to_dict())
     write_model_card(directory, model_card(result, report))
     write_split(directory, result.data.split_of)

@@ -184,7 +184,7 @@ BACKENDS: dict[str, Callable[[str, str], Backend]] = {
     "onnx": OnnxBackend,
     "onnx-int8": _gated_int8,
 }
-CHOICES = (*BACKENDS, "auto")  # what `Encoder(backend=...)` and the commands' --backend accept
+CHOICES = ("auto", *BACKENDS)  # what `Encoder(backend=...)` and the commands' --backend accept
 
 
 def read_manifest(name_or_path: str) -> dict[str, Any]:

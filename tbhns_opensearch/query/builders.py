@@ -14,12 +14,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tbhns_opensearch.errors import SearchError
-from tbhns_opensearch.index.documents import category_path_value
+from tbhns_opensearch.index.documents import MAX_LEVELS, category_path_value
 from tbhns_opensearch.users.blend import blend
 
 BM25_FIELDS = ("title^3", "brand^2", "category_names^1.5", "attributes_text", "description")
 SOURCE_FIELDS = ("title", "brand", "category_names", "price")
 """Returned as stored fields: parsing each hit's `_source` (with its 384-float vector) dominated latency."""
+DISPLAY_DOC_VALUES = ("product_id", "title.keyword", "brand.raw", "price",
+                      *(f"category_levels.l{level}" for level in range(MAX_LEVELS)))  # fmt: skip
+"""The same display fields read from doc values (`display_from_doc_values`; indices made before `brand.raw`
+was in the template lack it, and are read with stored fields instead)."""
 MAX_QUERY_CHARS = 512
 MAX_QUERY_TERMS = 64
 
@@ -228,6 +232,20 @@ def ids_only(body: dict[str, Any]) -> dict[str, Any]:
         ('_none_', ['product_id'])
     """
     return {**body, "_source": False, "stored_fields": "_none_", "docvalue_fields": ["product_id"]}
+
+
+def display_from_doc_values(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` returning each hit's id and display fields from doc values, no stored field: a single-shard
+    hybrid query fetches all `pagination_depth` candidates, and doc values cost far less per hit than a stored
+    fields block, so the page needs no second request. Titles longer than `title.keyword`'s ignore_above (512)
+    have no doc value; `SearchClient` reads such a page with `mget` instead.
+
+    Example:
+        >>> body = display_from_doc_values(build_bm25("usb cable", 10))
+        >>> body["stored_fields"], body["docvalue_fields"][:4]
+        ('_none_', ['product_id', 'title.keyword', 'brand.raw', 'price'])
+    """
+    return {**body, "_source": False, "stored_fields": "_none_", "docvalue_fields": list(DISPLAY_DOC_VALUES)}
 
 
 def _request(query: dict[str, Any], size: int, offset: int) -> dict[str, Any]:

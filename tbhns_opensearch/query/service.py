@@ -34,6 +34,7 @@ from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_cap
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, SearchError
+from tbhns_opensearch.index.documents import MAX_LEVELS
 from tbhns_opensearch.users.store import StoredUser, get_user_profile, list_users
 from tbhns_opensearch.query.builders import (
     SOURCE_FIELDS,
@@ -43,6 +44,7 @@ from tbhns_opensearch.query.builders import (
     build_knn,
     build_personalized,
     clip_query_text,
+    display_from_doc_values,
     ids_only,
 )
 from tbhns_opensearch.query.encoding import QueryEncoder
@@ -173,15 +175,30 @@ class SearchClient:
         return make_client(self.opensearch)
 
     @cached_property
-    def index_dimension(self) -> int | None:
-        """The dimension of the product index's vectors (read once), or None when the index does not exist."""
+    def _index_properties(self) -> list[dict[str, Any]]:
+        """The mapped properties of each index behind the product alias (read once); [] when there is none."""
         with self._cluster_call("reading the product index mapping"):
             try:
                 mappings = self.client.indices.get_mapping(index=self.index)
             except NotFoundError:
-                return None
-        dimensions = {m["mappings"]["properties"].get("embedding", {}).get("dimension") for m in mappings.values()}
+                return []
+        return [m["mappings"].get("properties", {}) for m in mappings.values()]
+
+    @property
+    def index_dimension(self) -> int | None:
+        """The dimension of the product index's vectors, or None when the index does not exist."""
+        dimensions = {props.get("embedding", {}).get("dimension") for props in self._index_properties}
         return int(dimensions.pop()) if len(dimensions) == 1 and None not in dimensions else None
+
+    @property
+    def display_doc_values(self) -> bool:
+        """True when every index behind the alias has the display fields as doc values (template with
+        `brand.raw`), so a hybrid page comes back in one request."""
+        def has(props: dict[str, Any]) -> bool:
+            return ({"keyword", "raw"} <= set(props.get("brand", {}).get("fields", {}))
+                    and "keyword" in props.get("title", {}).get("fields", {}) and "category_levels" in props)  # fmt: skip
+
+        return bool(self._index_properties) and all(has(props) for props in self._index_properties)
 
     def _query_vector(self, text: str) -> np.ndarray:
         """The query's vector, after checking that the index holds vectors of its dimension."""
@@ -286,16 +303,19 @@ class SearchClient:
     # --- hybrid paths --------------------------------------------------------------------------------------
     def _server_hybrid(self, request: SearchRequest, vector: np.ndarray, depth: int) -> list[SearchHit]:
         name = self._ensure_pipeline()
-        body = ids_only(build_hybrid(request.text, vector, request.k, depth, request.filters, request.offset))
+        body = build_hybrid(request.text, vector, request.k, depth, request.filters, request.offset)
+        one_request = self.display_doc_values
         try:
-            raw = self._send(body, search_pipeline=name)
+            raw = self._send(display_from_doc_values(body) if one_request else ids_only(body), search_pipeline=name)
         except SearchError as exc:
             if END_OF_RESULTS not in str(getattr(exc.__cause__, "info", "")):
                 raise
             return []  # neural-search refuses a page past the last hit; every other path answers an empty page
-        ranked = [(hit.id, hit.score) for hit in parse_hits(raw)]
+        hits = parse_hits(raw)
         parts = _parts(self._sub_queries(request, vector, depth)) if request.explain else {}
-        return self._page(ranked, parts)
+        if one_request and all(hit.title for hit in hits):  # a title past ignore_above has no doc value
+            return [replace(hit, parts=parts.get(hit.id, {})) for hit in hits]
+        return self._page([(hit.id, hit.score) for hit in hits], parts)
 
     def _client_hybrid(self, request: SearchRequest, vector: np.ndarray, depth: int) -> list[SearchHit]:
         bm25, knn = self._sub_queries(request, vector, depth)
@@ -422,14 +442,17 @@ def parse_hits(raw: dict[str, Any], part: str | None = None) -> list[SearchHit]:
 
 
 def _hit(product_id: str, score: float, fields: dict[str, list[Any]], parts: dict[str, float]) -> SearchHit:
-    """A hit from its stored fields (OpenSearch returns each as a list)."""
+    """A hit from its stored fields or their doc values (`DISPLAY_DOC_VALUES`; OpenSearch returns each as a
+    list, a float's doc value as the float32 widened to a double: its shortest float32 form is the value written)."""
+    levels = [fields[f"category_levels.l{level}"][0] for level in range(MAX_LEVELS) if f"category_levels.l{level}" in fields]
+    price = (fields.get("price") or [None])[0]
     return SearchHit(
         id=product_id,
         score=score,
-        title=(fields.get("title") or [""])[0],
-        category_path=tuple(fields.get("category_names") or ()),
-        brand=(fields.get("brand") or [""])[0],
-        price=(fields.get("price") or [None])[0],
+        title=(fields.get("title") or fields.get("title.keyword") or [""])[0],
+        category_path=tuple(fields.get("category_names") or levels),
+        brand=(fields.get("brand") or fields.get("brand.raw") or [""])[0],
+        price=None if price is None else float(str(np.float32(price))),
         parts=parts,
     )
 

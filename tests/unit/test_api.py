@@ -84,13 +84,13 @@ def test_search_client_connects_lazily() -> None:
 
 def test_cli_choices_match_the_registries() -> None:
     from tbhns_opensearch.cli import cli
-    from tbhns_opensearch.encoder import BACKENDS
+    from tbhns_opensearch.encoder import CHOICES
     from tbhns_opensearch.query.fusion import FUSIONS, HYBRID_PATHS
     from tbhns_opensearch.query.service import MODES
 
     choices = {param.name: list(param.type.choices) for param in cli.commands["search"].params
                if hasattr(param.type, "choices")}  # fmt: skip
-    assert choices == {"mode": list(MODES), "backend": list(BACKENDS), "fusion": list(FUSIONS),
+    assert choices == {"mode": list(MODES), "backend": list(CHOICES), "fusion": list(FUSIONS),
                        "hybrid_path": list(HYBRID_PATHS)}  # fmt: skip
 
 

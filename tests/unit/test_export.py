@@ -95,7 +95,7 @@ def test_export_keeps_max_seq_length(exported) -> None:  # type: ignore[no-untyp
 
 
 def test_unknown_backend_lists_the_valid_ones() -> None:
-    with pytest.raises(EncoderError, match="unknown encoder backend 'tensorrt'; valid backends: torch, onnx, onnx-int8, auto"):
+    with pytest.raises(EncoderError, match="unknown encoder backend 'tensorrt'; valid backends: auto, torch, onnx, onnx-int8"):
         Encoder("x", backend="tensorrt")
     assert set(BACKENDS) == {"torch", "onnx", "onnx-int8"}
 

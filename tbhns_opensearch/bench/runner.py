@@ -46,6 +46,7 @@ class SystemSpec:
     mode: str  # bm25, semantic, personalized, hybrid
     encoder: str = ""  # sentence-transformers dir or name; empty for bm25
     personalize: bool = True  # send the query's user (configs with [users]); false: a plain hybrid
+    hybrid_depth: int = 0  # hybrid: candidates per sub-query (at least the config's depth); 0: HybridConfig's
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,10 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if self.split not in ("validation", "test", "all") or (self.training_config and self.split == "all"):
             raise BenchError(f"split must be validation, test or all (all not with training_config), got {self.split!r}")
+        shallow = [system.name for system in self.systems if 0 < system.hybrid_depth < self.depth]
+        if shallow:
+            raise BenchError(f"systems {shallow} have hybrid_depth below depth = {self.depth} hits per query; "
+                             "lower depth or raise their hybrid_depth")  # fmt: skip
         names = [system.name for system in self.systems]
         missing = [name for name in self.baselines if name not in names]
         if missing:
@@ -293,7 +298,8 @@ class BenchRun:
             alias = self._ensure_ingested(client, encoder, fingerprint)
             if alias not in users_by_alias:
                 users_by_alias[alias] = self._users(client, alias, query_set)
-            search = SearchClient(self.opensearch, index=alias, encoder=encoder, **users_by_alias[alias])
+            hybrid = HybridConfig(depth=spec.hybrid_depth) if spec.hybrid_depth else None
+            search = SearchClient(self.opensearch, index=alias, encoder=encoder, hybrid=hybrid, **users_by_alias[alias])
             user_of = query_set.user_of if spec.personalize else {}
             run_system(search, dict(list(texts.items())[:5]), spec.mode, config.depth, user_of)  # warm-up
             passed = run_system(search, texts, spec.mode, config.depth, user_of)
@@ -356,5 +362,5 @@ class BenchRun:
         alias = alias_for(catalog, encoder, self.config.data_dir)
         if stored_fingerprint(client, alias) == fingerprint:
             return alias
-        ingest_products(client, self.products, Encoder(encoder), IndexConfig(alias=alias), IngestConfig(rebuild=True))
+        ingest_products(client, self.products, Encoder(encoder, backend="auto"), IndexConfig(alias=alias), IngestConfig(rebuild=True))
         return alias

@@ -1,11 +1,21 @@
-"""Ingest throughput next to the encoder's encode-only throughput, on the same products and cores."""
+"""Ingest throughput next to the encoder's encode-only throughput, on the same products and cores, for one or
+more encoder runtimes side by side (torch, ONNX fp32, gated ONNX int8).
+
+Example:
+    >>> results = compare_backends(client, products, "runs/encoders/minilm", ["torch", "onnx"],
+    ...                            IndexConfig(alias="bench-ingest"))  # doctest: +SKIP
+    >>> results[1].ingest_per_s / results[0].ingest_per_s  # doctest: +SKIP
+    1.21
+"""
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
+import numpy as np
 from opensearchpy import OpenSearch
 
 from tbhns_opensearch.catalog.product import Product
@@ -22,6 +32,8 @@ class ThroughputResult:
     batch_size: int
     encode_only_per_s: float
     ingest_per_s: float
+    backend: str = "torch"
+    min_cosine: float = 1.0  # lowest cosine of this runtime's vectors to the first compared runtime's
 
     @property
     def ratio(self) -> float:
@@ -35,18 +47,62 @@ def measure_ingest_throughput(
     encoder: Encoder,
     index_config: IndexConfig,
     config: IngestConfig | None = None,
-) -> ThroughputResult:
-    """Encode `products` once without writing, then ingest them into a fresh index behind `index_config.alias`."""
+) -> tuple[ThroughputResult, np.ndarray]:
+    """Encode `products` once without writing, then ingest them into a fresh index behind `index_config.alias`;
+    the encode-only vectors (n, dim) come back too."""
     config = config or IngestConfig(rebuild=True, progress=False)
     encoder.encode([products[0].text_for_embedding()])  # load the model outside the timings
     started = time.perf_counter()
-    for begin in range(0, len(products), config.encode_chunk):
+    vectors = np.concatenate([
         encoder.encode([product.text_for_embedding() for product in products[begin : begin + config.encode_chunk]])
+        for begin in range(0, len(products), config.encode_chunk)
+    ])  # fmt: skip
     encode_s = time.perf_counter() - started
     summary = ingest_products(client, products, encoder, index_config, config)
-    return ThroughputResult(
-        products=len(products),
-        batch_size=encoder.batch_size,
-        encode_only_per_s=len(products) / encode_s,
-        ingest_per_s=summary.products_per_s,
-    )
+    result = ThroughputResult(products=len(products), batch_size=encoder.batch_size, backend=encoder.backend,
+                              encode_only_per_s=len(products) / encode_s, ingest_per_s=summary.products_per_s)  # fmt: skip
+    return result, vectors
+
+
+def compare_backends(
+    client: OpenSearch,
+    products: Sequence[Product],
+    encoder: str,
+    backends: Sequence[str],
+    index_config: IndexConfig,
+    batch_size: int = 32,
+) -> list[ThroughputResult]:
+    """`measure_ingest_throughput` for each runtime of `encoder` in turn, on the same products; each result's
+    `min_cosine` compares its vectors with the first runtime's."""
+    results: list[ThroughputResult] = []
+    reference: np.ndarray | None = None
+    for backend in backends:
+        result, vectors = measure_ingest_throughput(client, products, Encoder(encoder, backend=backend,
+                                                                              batch_size=batch_size), index_config)  # fmt: skip
+        reference = vectors if reference is None else reference
+        results.append(replace(result, min_cosine=float(np.min(np.sum(vectors * reference, axis=1)))))
+    return results
+
+
+def throughput_markdown(results: Sequence[ThroughputResult], dataset: str, encoder: str, command: str) -> str:
+    """The comparison as a Markdown table, ratios to the first runtime, with the command that made it."""
+    first = results[0].ingest_per_s
+    lines = [
+        f"# Ingest throughput by encoder runtime — {dataset}",
+        "",
+        f"{results[0].products} REAL {dataset} products (`Product.text_for_embedding`), encoder `{encoder}`, batch "
+        f"{results[0].batch_size}, encode chunks of {IngestConfig().encode_chunk}, bulk chunks of "
+        f"{IngestConfig().bulk_chunk}; one run, every runtime on the same products in the same process, the node on "
+        "the same machine (it indexes on the same cores the encoder uses).",
+        "",
+        f"| runtime | encode-only products/s | ingest products/s | ingest / encode-only | ingest vs {results[0].backend} "
+        f"| min cosine to {results[0].backend} |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {r.backend} | {r.encode_only_per_s:.1f} | {r.ingest_per_s:.1f} | {r.ratio:.0%} | "
+          f"{r.ingest_per_s / first:.2f}x | {r.min_cosine:.6f} |" for r in results),  # fmt: skip
+        "",
+        f"Run: `{command}` on {os.cpu_count()} CPU cores, 1-minute load average at the end {os.getloadavg()[0]:.1f} "
+        "(the machine is shared: read the ratios, not the absolute rates).",
+        "",
+    ]
+    return "\n".join(lines)

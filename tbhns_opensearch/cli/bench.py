@@ -35,21 +35,29 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path))
 @click.option("--limit", type=int, help="only the first N products")
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True)
+@click.option("--backend", "backends", multiple=True, type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+              help="encoder runtime; repeat to compare them side by side [default: auto]")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--alias", default="bench-ingest", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="also write the table as Markdown")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
-def bench_ingest(dataset: str, data_dir: Path | None, limit: int | None, encoder: str, batch_size: int, alias: str, port: int) -> None:
-    """Encode-only vs full-ingest throughput (products/s) on the same products, in one run."""
+def bench_ingest(dataset: str, data_dir: Path | None, limit: int | None, encoder: str, backends: tuple[str, ...],
+                 batch_size: int, alias: str, out: Path | None, port: int) -> None:  # fmt: skip
+    """Encode-only vs full-ingest throughput (products/s) on the same products, per runtime, in one run.
+
+    Example: tbhns bench ingest --encoder runs/encoders/minilm --backend torch --backend onnx --backend onnx-int8
+    """
+    import sys
     from itertools import islice
 
-    from tbhns_opensearch.bench.throughput import measure_ingest_throughput
+    from tbhns_opensearch.bench.throughput import compare_backends, throughput_markdown
     from tbhns_opensearch.catalog.adapters import read_dataset
     from tbhns_opensearch.cluster import make_client
-    from tbhns_opensearch.encoder import Encoder
     from tbhns_opensearch.index.templates import IndexConfig
 
     products = list(islice(read_dataset(dataset, data_dir), limit))
-    result = measure_ingest_throughput(
-        make_client(cluster_for(port)), products, Encoder(encoder, batch_size=batch_size), IndexConfig(alias=alias)
-    )
-    click.echo(json.dumps({**asdict(result), "ratio": round(result.ratio, 3)}, indent=2))
+    results = compare_backends(make_client(cluster_for(port)), products, encoder, backends or ("auto",),
+                               IndexConfig(alias=alias), batch_size)  # fmt: skip
+    click.echo(json.dumps([{**asdict(r), "ratio": round(r.ratio, 3)} for r in results], indent=2))
+    if out:
+        out.write_text(throughput_markdown(results, dataset, encoder, "tbhns " + " ".join(sys.argv[1:])))

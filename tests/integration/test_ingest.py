@@ -202,19 +202,25 @@ def test_an_encoder_of_another_dimension_than_the_index_is_a_clear_ingest_error(
         ingest_products(os_client, fixture_products("toys_products.jsonl")[:5], encoder, index_config, QUIET)
 
 
-def test_cli_export_then_ingest_runs_onnx_with_vectors_within_1e4_cosine_of_torch(
-    os_client, encoder, opensearch_config, index_config, tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
-    exported = tmp_path / "minilm"
+@pytest.fixture(scope="module")
+def exported_minilm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged base model exported by `tbhns export` (ONNX graph, 128 tokens)."""
+    exported = tmp_path_factory.mktemp("encoders") / "minilm"
     result = CliRunner().invoke(cli, ["export", "all-MiniLM-L6-v2", str(exported), "--max-seq-length", "128"])
     assert result.exit_code == 0, result.output
     assert "ONNX min cosine to torch 1.0000" in result.output or "ONNX min cosine to torch 0.9999" in result.output
+    return exported
+
+
+def test_cli_export_then_ingest_runs_onnx_with_vectors_within_1e4_cosine_of_torch(
+    os_client, encoder, opensearch_config, index_config, exported_minilm: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
     catalog = tmp_path / "catalog.jsonl"
     products = fixture_products("icecat_products.jsonl")[:200]  # titles, descriptions, attributes: mixed lengths
     catalog.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in products))
-    result = CliRunner().invoke(cli, ["ingest", str(catalog), "--encoder", str(exported), "--alias", index_config.alias,
-                                      "--json"])  # fmt: skip
+    result = CliRunner().invoke(cli, ["ingest", str(catalog), "--encoder", str(exported_minilm), "--alias",
+                                      index_config.alias, "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["backend"] == "onnx" and summary["indexed"] == 200
@@ -227,3 +233,18 @@ def test_cli_export_then_ingest_runs_onnx_with_vectors_within_1e4_cosine_of_torc
         encoder.model.max_seq_length = saved
     cosines = np.sum(np.stack([stored[p.id] for p in products]) * reference, axis=1)
     assert cosines.min() >= 1 - 1e-4
+
+
+def test_bench_ingest_compares_runtimes_side_by_side(opensearch_config, index_config, exported_minilm: Path,
+                                                     tmp_path: Path, monkeypatch) -> None:  # fmt: skip
+    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
+    table = tmp_path / "throughput.md"
+    result = CliRunner().invoke(cli, ["bench", "ingest", "--data-dir", str(FIXTURES / "homedepot"), "--dataset", "homedepot",
+                                      "--limit", "4", "--encoder", str(exported_minilm), "--backend", "torch",
+                                      "--backend", "onnx", "--alias", index_config.alias, "--out", str(table)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("[") :])
+    assert [row["backend"] for row in rows] == ["torch", "onnx"] and all(row["products"] == 4 for row in rows)
+    assert rows[0]["min_cosine"] == pytest.approx(1.0, abs=1e-6) and rows[1]["min_cosine"] >= 1 - 1e-4
+    assert all(row["encode_only_per_s"] > 0 and row["ingest_per_s"] > 0 for row in rows)
+    assert "| onnx |" in table.read_text() and "ingest vs torch" in table.read_text()

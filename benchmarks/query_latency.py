@@ -9,7 +9,9 @@ through `--users` users whose histories are `--history` random catalog products 
 simulated; they only need to exist), written to a temporary users index that is deleted at the end. Their
 profiles are reused for `user_ttl_s` (the client's default), except in the row "personalized, profile read",
 which reads the profile on every query; "hybrid server, depth 24" retrieves k candidates per sub-query
-instead of 100.
+instead of 100 (as do the depth 50 and 200 rows); "hybrid server, ids + mget" reads the page as indices made before the template's `brand.raw`
+are read (candidate ids, then one `mget`), where the other hybrid server rows read it from doc values in the
+same request.
 
 Run against a full Icecat index built with the same encoder, e.g. with an exported (ONNX) encoder:
     tbhns ingest --dataset icecat --alias icecat --encoder runs/train/icecat-taxonomy
@@ -41,7 +43,7 @@ from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 
 RESULTS = Path(__file__).parent / "results" / "query_latency_icecat.md"
-SHALLOW_DEPTH = 24  # a hybrid depth equal to k: OpenSearch's own default (each sub-query returns `size`)
+OTHER_DEPTHS = (24, 50, 200)  # hybrid candidates per sub-query besides the default 100; 24 = k, OpenSearch's own default
 
 
 def systems(search: SearchClient, users: Sequence[str]) -> dict[str, Callable[[str, int], SearchResponse]]:
@@ -51,24 +53,33 @@ def systems(search: SearchClient, users: Sequence[str]) -> dict[str, Callable[[s
         return users[i % len(users)]
 
     reader = replace_client(search, user_ttl_s=0.0)
-    shallow = replace_client(search, hybrid=replace(search.hybrid, depth=SHALLOW_DEPTH))
+    two_requests = replace_client(search, kind=TwoRequestHybrid)
+    deep = {depth: replace_client(search, hybrid=replace(search.hybrid, depth=depth)) for depth in OTHER_DEPTHS}
     return {
         "bm25": lambda q, i: search.search(q, mode="bm25"),
         "semantic": lambda q, i: search.search(q, mode="semantic"),
         "personalized": lambda q, i: search.search(q, mode="personalized", user_id=user(i)),
         "personalized, profile read": lambda q, i: reader.search(q, mode="personalized", user_id=user(i)),
         "hybrid server": lambda q, i: search.search(q, mode="hybrid", path="server"),
-        f"hybrid server, depth {SHALLOW_DEPTH}": lambda q, i: shallow.search(q, mode="hybrid", path="server"),
+        "hybrid server, ids + mget": lambda q, i: two_requests.search(q, mode="hybrid", path="server"),
+        **{f"hybrid server, depth {depth}": (lambda q, i, client=client: client.search(q, mode="hybrid", path="server"))
+           for depth, client in deep.items()},
         "hybrid client": lambda q, i: search.search(q, mode="hybrid", path="client"),
         "hybrid server + user": lambda q, i: search.search(q, mode="hybrid", path="server", user_id=user(i)),
     }
 
 
-def replace_client(search: SearchClient, **changes: Any) -> SearchClient:
+class TwoRequestHybrid(SearchClient):
+    """A client that reads hybrid pages as it must on indices without the display doc values: ids, then mget."""
+
+    display_doc_values = False  # type: ignore[assignment]
+
+
+def replace_client(search: SearchClient, kind: type[SearchClient] = SearchClient, **changes: Any) -> SearchClient:
     """A client like `search` (same cluster, index, users index, encoder and settings) but for `changes`."""
     settings: dict[str, Any] = {"users_index": search.users_index, "personalization": search.personalization,
                                 "hybrid": search.hybrid, "cache_size": search.query_encoder.capacity}  # fmt: skip
-    return SearchClient(search.opensearch, search.index, search.query_encoder.encoder, **(settings | changes))
+    return kind(search.opensearch, search.index, search.query_encoder.encoder, **(settings | changes))
 
 
 def measure(runs: dict[str, Callable[[str, int], SearchResponse]], queries: Sequence[str],
@@ -141,7 +152,7 @@ def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dic
                   "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
         for name, row in stats.items():
             lines.append(f"| {name} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {row.mean_ms:.1f} | "
-                         f"{row.p50_ms / base.p50_ms:.1f}x | {row.p95_ms / base.p95_ms:.1f}x |")  # fmt: skip
+                         f"{row.p50_ms / base.p50_ms:.2f}x | {row.p95_ms / base.p95_ms:.2f}x |")  # fmt: skip
     lines += [
         "",
         f"Run: `python benchmarks/query_latency.py --alias {args.alias} --encoder {args.encoder}` on {platform.machine()} with "

@@ -54,12 +54,9 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     "taxonomy-masked": {"sampler": TAXONOMY, **MASK},
     "taxonomy-masked-roar": {"sampler": TAXONOMY, **MASK, "stage2": "half"},
     "taxonomy-masked-long": {"sampler": TAXONOMY, **MASK, "steps": 1.5},
-    # the same training rows in 4x larger batches (4x the in-batch negatives, a quarter of the steps)
-    "taxonomy-batch4x": {"sampler": TAXONOMY, "batch": 4},
 }
 PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("taxonomy-masked", "taxonomy"),
-         ("taxonomy-masked-roar", "taxonomy-masked-long"), ("taxonomy-masked-roar", "taxonomy-masked"),
-         ("taxonomy-batch4x", "taxonomy")]  # fmt: skip
+         ("taxonomy-masked-roar", "taxonomy-masked-long"), ("taxonomy-masked-roar", "taxonomy-masked")]  # fmt: skip
 """The significance family: (system, baseline) pairs tested when both ran (Holm-corrected together)."""
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
@@ -145,13 +142,9 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
 
 def system_config(config: TrainConfig, name: str, output_dir: str) -> TrainConfig:
     """`config` as system `name` runs it: its sampler and loss; "roar" adds a ROAR stage of half the steps
-    (stage 1 keeps its steps), "long" gives stage 1 those extra steps instead (the same total budget); "batch"
-    multiplies the batch size and divides steps and validation interval by it (the same training rows)."""
+    (stage 1 keeps its steps), "long" gives stage 1 those extra steps instead (the same total budget)."""
     overrides = dict(SYSTEMS[name])
-    factor = overrides.pop("batch", 1)
-    steps = round(config.max_steps * overrides.pop("steps", 1.0) / factor)
-    if factor != 1:
-        overrides |= {"batch_size": config.batch_size * factor, "eval_every": max(1, config.eval_every // factor)}
+    steps = round(config.max_steps * overrides.pop("steps", 1.0))
     if overrides.pop("stage2", None):
         overrides["stage2"] = PreferenceConfig(max_steps=config.max_steps // 2, eval_every=config.eval_every // 2,
                                                batch_size=config.batch_size // 4, learning_rate=config.learning_rate / 2)  # fmt: skip

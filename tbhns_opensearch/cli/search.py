@@ -23,6 +23,8 @@ def _search_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--bm25-weight", default=0.3, show_default=True, help="minmax: BM25 weight (vector: 1 - it)"),
         click.option("--path", "hybrid_path", default="auto", show_default=True,
                      type=click.Choice(["auto", "server", "client"]), help="hybrid: where to fuse"),
+        click.option("--depth", "hybrid_depth", default=100, show_default=True, type=click.IntRange(1, 10_000),
+                     help="hybrid: candidates per sub-query (quality vs latency: benchmarks/results/hybrid_depth.md)"),
         click.option("--alpha", default=0.3, show_default=True, help="user vector weight when personalizing"),
         click.option("--min-history", default=3, show_default=True, help="fewer events: plain query (fallback)"),
         click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)"),
@@ -33,14 +35,16 @@ def _search_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def _serve_settings(alias: str, users_index: str, encoder: str, backend: str, fusion: str, bm25_weight: float,
-                    hybrid_path: str, alpha: float, min_history: int, port: int, warm: bool = True) -> Any:  # fmt: skip
+                    hybrid_path: str, hybrid_depth: int, alpha: float, min_history: int, port: int,
+                    warm: bool = True) -> Any:  # fmt: skip
     from tbhns_opensearch.api import ServeSettings
     from tbhns_opensearch.query.fusion import HybridConfig
     from tbhns_opensearch.users.profiles import PersonalizationConfig
 
     return ServeSettings(
         cluster_for(port, start=False), index=alias, users_index=users_index, encoder=encoder, backend=backend,
-        hybrid=HybridConfig(fusion=fusion, weights=(bm25_weight, 1.0 - bm25_weight), path=hybrid_path),
+        hybrid=HybridConfig(fusion=fusion, weights=(bm25_weight, 1.0 - bm25_weight), path=hybrid_path,
+                            depth=hybrid_depth),
         personalization=PersonalizationConfig(alpha=alpha, min_history=min_history), warm=warm,
     )  # fmt: skip
 

@@ -2,7 +2,7 @@
 
 Example:
     >>> sorted(cli.commands)[:3]
-    ['bench', 'ingest', 'ingest-users']
+    ['bench', 'export', 'ingest']
 """
 
 from tbhns_opensearch.cli import (  # noqa: F401 (registers)

@@ -11,8 +11,9 @@ import click
 from tbhns_opensearch.errors import ClusterError, TbhnsError
 
 PORT_HELP = "HTTP port of the local node on 127.0.0.1"
+BACKEND_CHOICE = click.Choice(["auto", "torch", "onnx", "onnx-int8"])  # encoder.CHOICES, without importing numpy
 BACKEND_OPTION = click.option(
-    "--backend", default="auto", show_default=True, type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+    "--backend", default="auto", show_default=True, type=BACKEND_CHOICE,
     help="encoder runtime: auto = onnx when the encoder directory has onnx/model.onnx (`tbhns export`), else torch; "
          "onnx-int8 only where export measured it within tolerance of fp32",
 )  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_CHOICE, PORT_HELP, cli, cluster_for
 
 
 @cli.group()
@@ -35,7 +35,7 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path))
 @click.option("--limit", type=int, help="only the first N products")
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True)
-@click.option("--backend", "backends", multiple=True, type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+@click.option("--backend", "backends", multiple=True, type=BACKEND_CHOICE,
               help="encoder runtime; repeat to compare them side by side [default: auto]")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--alias", default="bench-ingest", show_default=True)

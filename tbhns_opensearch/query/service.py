@@ -444,13 +444,13 @@ def parse_hits(raw: dict[str, Any], part: str | None = None) -> list[SearchHit]:
 def _hit(product_id: str, score: float, fields: dict[str, list[Any]], parts: dict[str, float]) -> SearchHit:
     """A hit from its stored fields or their doc values (`DISPLAY_DOC_VALUES`; OpenSearch returns each as a
     list, a float's doc value as the float32 widened to a double: its shortest float32 form is the value written)."""
-    levels = [fields[f"category_levels.l{level}"][0] for level in range(MAX_LEVELS) if f"category_levels.l{level}" in fields]
+    levels = (f"category_levels.l{level}" for level in range(MAX_LEVELS))  # read only when no stored path came
     price = (fields.get("price") or [None])[0]
     return SearchHit(
         id=product_id,
         score=score,
         title=(fields.get("title") or fields.get("title.keyword") or [""])[0],
-        category_path=tuple(fields.get("category_names") or levels),
+        category_path=tuple(fields.get("category_names") or (fields[name][0] for name in levels if name in fields)),
         brand=(fields.get("brand") or fields.get("brand.raw") or [""])[0],
         price=None if price is None else float(str(np.float32(price))),
         parts=parts,

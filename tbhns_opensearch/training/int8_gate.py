@@ -25,11 +25,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tbhns_opensearch.encoder import ONNX_INT8_FILE, Encoder, OnnxBackend
-from tbhns_opensearch.eval.metrics import MetricConfig, evaluate
+from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.eval.queries import LabelledQuery
 from tbhns_opensearch.training.data import EvalSet
-from tbhns_opensearch.training.retrieval import EVAL_DEPTH, ENCODE_BATCH, ExactIndex
+from tbhns_opensearch.training.retrieval import ENCODE_BATCH, ExactIndex, evaluate_ranking
 
 GATE_METRICS = ("ndcg@10", "recall@24")
 INT8_TOLERANCE = 0.01  # largest absolute drop of any gate metric that int8 may show against fp32
@@ -78,18 +78,15 @@ def measure_int8_gate(
     others = [p for p in products if p.id not in judged]
     kept += random.Random(seed).sample(others, max(0, min(len(others), max_products - len(kept))))
     texts = [p.text_for_embedding() for p in kept]
-    qids = list(split.queries)
     int8 = OnnxBackend(str(directory), "cpu", file=ONNX_INT8_FILE)  # ungated on purpose: this is the gate
     encoders: dict[str, Callable[[list[str]], np.ndarray]] = {
         "fp32": Encoder(str(directory), backend="onnx", batch_size=ENCODE_BATCH).encode,
         "int8": lambda batch: int8.encode(batch, ENCODE_BATCH),
     }
-    means = {}
-    for name, encode in encoders.items():
-        index = ExactIndex(tuple(p.id for p in kept), encode(texts))
-        hits = index.search_scored(encode([split.queries[q] for q in qids]), EVAL_DEPTH)
-        means[name] = evaluate({qid: dict(ranked) for qid, ranked in zip(qids, hits)}, split.qrels, metrics).mean
-    return decide(means["fp32"], means["int8"], tolerance, queries=len(qids), products=len(kept))
+    means = {name: evaluate_ranking(ExactIndex(tuple(p.id for p in kept), encode(texts)),
+                                    encode(list(split.queries.values())), split, metrics).mean
+             for name, encode in encoders.items()}  # fmt: skip
+    return decide(means["fp32"], means["int8"], tolerance, queries=len(split.queries), products=len(kept))
 
 
 def judged_split(queries: Sequence[LabelledQuery]) -> EvalSet:

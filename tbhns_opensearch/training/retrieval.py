@@ -80,7 +80,12 @@ def evaluate_split(
     Example:
         >>> evaluate_split(model, data.validation, product_index(model, data.products), MetricConfig())  # doctest: +SKIP
     """
-    qids = list(split.queries)
-    hits = index.search_scored(encode_texts(model, [split.queries[q] for q in qids]), EVAL_DEPTH)
-    run = {qid: dict(ranked) for qid, ranked in zip(qids, hits)}
+    return evaluate_ranking(index, encode_texts(model, list(split.queries.values())), split, metrics)
+
+
+def evaluate_ranking(index: ExactIndex, query_vectors: np.ndarray, split: EvalSet, metrics: MetricConfig) -> Evaluation:
+    """The metrics of ranking `index` exactly for `split`'s queries, whose vectors are the rows of
+    `query_vectors` (shape (q, dim), unit rows) in the order of `split.queries`."""
+    hits = index.search_scored(query_vectors, EVAL_DEPTH)
+    run = {qid: dict(ranked) for qid, ranked in zip(split.queries, hits)}
     return evaluate(run, split.qrels, metrics)

@@ -55,3 +55,7 @@ class BenchError(TbhnsError):
 
 class PersonalizationError(TbhnsError):
     """User events, a user profile or the blending of a user vector with a query are invalid."""
+
+
+class DeployError(TbhnsError):
+    """The encoder could not be deployed in the cluster, or the cluster's vectors disagree with the client's."""

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -23,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -43,6 +44,8 @@ MAX_K = 100
 MAX_OFFSET = 1000
 MAX_FILTERS = 20
 MAX_USERS_LISTED = 200
+MAX_EMBED_TEXTS = 256  # texts per /embed call (the ingest pipeline sends its batch_size)
+MAX_EMBED_CHARS = 20_000
 FILTER_SPEC = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^\s*$|^\s*(category|price|brand|attr)\s*=\s*\S"})]
 """A NAME=VALUE filter (blank: none); the schema documents the names, the validator also checks the values."""
 PAGE = files("tbhns_opensearch.api").joinpath("page")
@@ -84,6 +87,9 @@ class ServeSettings:
         name: What the comparison page calls the system above (index, encoder, users index).
         systems: More systems the page can compare with it (e.g. the base encoder next to the trained one).
         judgments: Grades the page shows, by `query_key` (`api.compare.judgments_by_query`).
+        model_id: The encoder deployed in the cluster (`tbhns deploy`) for this settings' own system.
+        embed_token: Bearer token of `POST /embed` (the endpoint the cluster's remote model calls, `tbhns
+            deploy`); None disables the endpoint.
     """
 
     opensearch: OpenSearchConfig
@@ -97,6 +103,8 @@ class ServeSettings:
     name: str = "default"
     systems: tuple[SystemSpec, ...] = ()
     judgments: Judgments | None = None
+    embed_token: str | None = field(default=None, repr=False)
+    model_id: str | None = None
 
     def __post_init__(self) -> None:
         names = [system.name for system in self.all_systems]
@@ -113,7 +121,15 @@ class ServeSettings:
         system = system or self.all_systems[0]
         return SearchClient(self.opensearch, system.index, system.encoder, users_index=system.users_index,
                             backend=self.backend if system.name == self.name else None,
-                            personalization=self.personalization, hybrid=self.hybrid)  # fmt: skip
+                            personalization=self.personalization, hybrid=self.hybrid,
+                            model_id=self.model_id if system.name == self.name else None)  # fmt: skip
+
+
+class EmbedRequest(BaseModel):
+    """Texts to embed: the body ML Commons' default embedding connector sends."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: list[Annotated[str, Field(max_length=MAX_EMBED_CHARS)]] = Field(min_length=1, max_length=MAX_EMBED_TEXTS)
 
 
 class FieldProblem(BaseModel):
@@ -135,6 +151,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"model": ErrorBody, "description": "the server is misconfigured (encoder and index, or users index, disagree)"},
     502: {"model": ErrorBody, "description": "the search cluster could not answer this search"},
     503: {"model": ErrorBody, "description": "the search cluster is unavailable; try again later"},
+}
+EMBED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
+    404: {"model": ErrorBody, "description": "the endpoint is off (no TBHNS_EMBED_TOKEN)"},
+    422: ERROR_RESPONSES[422],
 }
 
 
@@ -283,6 +304,16 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
     @app.post("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, summary="Search (JSON body)")
     def search_post(params: SearchParams) -> SearchResponse:
         return run(params)
+
+    @app.post("/embed", response_model=list[list[float]], responses=EMBED_RESPONSES,
+              summary="Vectors of texts, for the cluster's remote model (bearer token)")  # fmt: skip
+    def embed(body: EmbedRequest, authorization: Annotated[str, Header()] = "") -> Any:
+        if settings.embed_token is None:
+            return JSONResponse(status_code=404, content={"error": "the embedding endpoint is off; start the server "
+                                                                   "with TBHNS_EMBED_TOKEN set"})  # fmt: skip
+        if not hmac.compare_digest(authorization.encode(), f"Bearer {settings.embed_token}".encode()):
+            return JSONResponse(status_code=401, content={"error": "a valid bearer token is required"})
+        return client.query_encoder.encoder.encode(body.input).tolist()
 
     @app.get("/health", summary="Cluster and model status")
     def health() -> JSONResponse:

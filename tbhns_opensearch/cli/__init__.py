@@ -2,12 +2,13 @@
 
 Example:
     >>> sorted(cli.commands)[:3]
-    ['bench', 'export', 'ingest']
+    ['bench', 'deploy', 'export']
 """
 
 from tbhns_opensearch.cli import (  # noqa: F401 (registers)
     bench,
     cluster,
+    deploy,
     export,
     ingest,
     queries,

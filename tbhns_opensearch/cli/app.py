@@ -11,6 +11,7 @@ import click
 from tbhns_opensearch.errors import ClusterError, TbhnsError
 
 PORT_HELP = "HTTP port of the local node on 127.0.0.1"
+EMBED_TOKEN_ENV = "TBHNS_EMBED_TOKEN"  # bearer token of `tbhns serve`'s /embed, which `tbhns deploy` hands the cluster
 BACKEND_CHOICE = click.Choice(["auto", "torch", "onnx", "onnx-int8"])  # encoder.CHOICES, without importing numpy
 BACKEND_OPTION = click.option(
     "--backend", default="auto", show_default=True, type=BACKEND_CHOICE,

@@ -17,12 +17,13 @@ def opensearch() -> None:
     """Start, stop or check the local OpenSearch node (from Maven Central artifacts)."""
 
 
-def _node(port: int, data_dir: Path | None, heap: str = "1g", secure: bool = False) -> Any:
+def _node(port: int, data_dir: Path | None, heap: str = "1g", secure: bool = False, ml: bool = False) -> Any:
     """The local node on `port`; secured when asked, or when its node dir was secured before."""
     from tbhns_opensearch.cluster import LocalNode, NodeConfig
     from tbhns_opensearch.cluster.node import with_stored_security
 
-    return LocalNode(with_stored_security(NodeConfig(http_port=port, data_dir=data_dir, heap=heap, secure=secure)))
+    config = NodeConfig(http_port=port, data_dir=data_dir, heap=heap, secure=secure, ml=ml)
+    return LocalNode(with_stored_security(config))
 
 
 @opensearch.command("start")
@@ -31,21 +32,23 @@ def _node(port: int, data_dir: Path | None, heap: str = "1g", secure: bool = Fal
 @click.option("--heap", default="1g", show_default=True, help="JVM heap, e.g. 1g or 2g")
 @click.option("--secure", is_flag=True, help="TLS on HTTP and transport and basic auth (security plugin, "
               "certificates made here); prints the OPENSEARCH_* settings to export")  # fmt: skip
+@click.option("--ml", is_flag=True, help="also install ML Commons (363 MB, once), for `tbhns deploy`: the encoder "
+              "as a remote model behind the `neural` query and a `text_embedding` ingest pipeline")  # fmt: skip
 @click.option("--nodes", default=1, show_default=True, type=click.IntRange(1, 9),
               help="nodes of one cluster: HTTP on PORT, PORT+1, ...; transport on PORT+100, ...; a data dir each")
-def opensearch_start(port: int, data_dir: Path | None, heap: str, secure: bool, nodes: int) -> None:
+def opensearch_start(port: int, data_dir: Path | None, heap: str, secure: bool, ml: bool, nodes: int) -> None:
     """Fetch (once), start and wait for a green cluster (one node unless --nodes)."""
     if nodes > 1:
         from tbhns_opensearch.cluster import LocalCluster
 
-        if secure or data_dir:
-            raise click.UsageError("--nodes > 1 takes neither --secure nor --data-dir (each node gets its own dir)")
+        if secure or ml or data_dir:
+            raise click.UsageError("--nodes > 1 takes neither --secure, --ml nor --data-dir (each node gets its own dir)")
         cluster = LocalCluster(nodes, http_port=port, heap=heap)
         seconds = cluster.start()
         click.echo(f"OpenSearch cluster of {nodes} nodes is green at {cluster.url} ({seconds:.1f}s); "
                    f"stop it with `tbhns opensearch stop --port {port} --nodes {nodes}`")  # fmt: skip
         return
-    node = _node(port, data_dir, heap, secure)
+    node = _node(port, data_dir, heap, secure, ml)
     first_secure_start = node.config.secure and node.credentials is None
     seconds = node.start()
     click.echo(f"OpenSearch is green at {node.url} ({seconds:.1f}s); data in {node.config.node_dir}")

@@ -33,11 +33,13 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
               help="copies of each shard on other nodes (a cluster that loses a node keeps serving)")
 @click.option("--rejects", type=click.Path(path_type=Path), help="JSONL of rejected records [default: <catalog>.rejects.jsonl]")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
+@click.option("--pipeline", help="let this ingest pipeline embed the products (`tbhns deploy --pipeline`); "
+              "--encoder must be the one the deployed model serves")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, mapping_file: Path | None, fmt: str | None,
            encoder: str, backend: str, device: str, batch_size: int, alias: str, rebuild: bool, engine: str, space_type: str,
            hnsw_m: int, ef_construction: int, ef_search: int, shards: int, replicas: int, rejects: Path | None, port: int,
-           as_json: bool) -> None:  # fmt: skip
+           pipeline: str | None, as_json: bool) -> None:  # fmt: skip
     """Read CATALOG (JSONL, CSV, Parquet), encode products and bulk-write them behind the alias."""
     from tbhns_opensearch.catalog import ColumnMapping, read_catalog
     from tbhns_opensearch.catalog.adapters import read_dataset
@@ -58,7 +60,8 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
                                ef_construction=ef_construction, ef_search=ef_search, shards=shards, replicas=replicas)  # fmt: skip
     client = make_client(cluster_for(port))
     summary = ingest_products(
-        client, stream, Encoder(encoder, device=device, batch_size=batch_size, backend=backend), index_config, IngestConfig(rebuild=rebuild)
+        client, stream, Encoder(encoder, device=device, batch_size=batch_size, backend=backend), index_config,
+        IngestConfig(rebuild=rebuild, pipeline=pipeline),
     )
     report = {
         "index": summary.index,

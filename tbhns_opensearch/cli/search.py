@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from typing import Any, Callable
 
 import click
 
-from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_OPTION, EMBED_TOKEN_ENV, PORT_HELP, cli, cluster_for
 
 
 def _search_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -27,6 +28,8 @@ def _search_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="hybrid: candidates per sub-query (quality vs latency: benchmarks/results/hybrid_depth.md)"),
         click.option("--alpha", default=0.3, show_default=True, help="user vector weight when personalizing"),
         click.option("--min-history", default=3, show_default=True, help="fewer events: plain query (fallback)"),
+        click.option("--model-id", help="a model deployed in the cluster (`tbhns deploy`): semantic and hybrid "
+                     "searches without a user send a `neural` clause and the cluster embeds the query"),
         click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)"),
     ]
     for option in reversed(options):
@@ -35,8 +38,8 @@ def _search_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def _serve_settings(alias: str, users_index: str, encoder: str, backend: str, fusion: str, bm25_weight: float,
-                    hybrid_path: str, hybrid_depth: int, alpha: float, min_history: int, port: int,
-                    warm: bool = True) -> Any:  # fmt: skip
+                    hybrid_path: str, hybrid_depth: int, alpha: float, min_history: int, model_id: str | None,
+                    port: int, warm: bool = True) -> Any:  # fmt: skip
     from tbhns_opensearch.api import ServeSettings
     from tbhns_opensearch.query.fusion import HybridConfig
     from tbhns_opensearch.users.profiles import PersonalizationConfig
@@ -45,7 +48,8 @@ def _serve_settings(alias: str, users_index: str, encoder: str, backend: str, fu
         cluster_for(port, start=False), index=alias, users_index=users_index, encoder=encoder, backend=backend,
         hybrid=HybridConfig(fusion=fusion, weights=(bm25_weight, 1.0 - bm25_weight), path=hybrid_path,
                             depth=hybrid_depth),
-        personalization=PersonalizationConfig(alpha=alpha, min_history=min_history), warm=warm,
+        personalization=PersonalizationConfig(alpha=alpha, min_history=min_history), warm=warm, model_id=model_id,
+        embed_token=os.environ.get(EMBED_TOKEN_ENV) or None,
     )  # fmt: skip
 
 
@@ -104,7 +108,8 @@ def search(query: str, mode: str, user_id: str | None, k: int, offset: int, filt
 @_search_options
 def serve(host: str, http_port: int, log_level: str, no_warm: bool, name: str, systems: tuple[str, ...],
           judgments: str | None, judgments_dataset: str | None, **options: Any) -> None:  # fmt: skip
-    """Serve GET/POST /search, /health, the OpenAPI docs (/docs) and the comparison page (/) over HTTP."""
+    """Serve GET/POST /search, /health, the OpenAPI docs (/docs) and the comparison page (/) over HTTP; with
+    TBHNS_EMBED_TOKEN set, also POST /embed for the cluster's remote model (`tbhns deploy`)."""
     import logging
     from dataclasses import replace
 

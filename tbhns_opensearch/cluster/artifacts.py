@@ -53,6 +53,10 @@ MODULES = (
 PLUGINS = ("opensearch-knn", "neural-search")
 SECURITY_PLUGIN = "opensearch-security"
 """Installed only in the secure home (`install_home(secure=True)`): TLS on HTTP and transport, basic auth."""
+ML_PLUGINS = {"opensearch-job-scheduler": "opensearch-job-scheduler", "opensearch-ml": "opensearch-ml-plugin"}
+"""Installed only in the ML home (`install_home(ml=True)`), plugin folder -> Maven artifact: ML Commons (363 MB),
+which hosts remote models (connectors) for the `text_embedding` processor and the `neural` query, and the job
+scheduler it extends."""
 
 
 def fetch_artifacts(cache_dir: Path) -> Path:
@@ -88,13 +92,17 @@ def fetch_artifacts(cache_dir: Path) -> Path:
     return target
 
 
-def fetch_security_plugin(cache_dir: Path) -> Path:
-    """Download the security plugin zip of the pinned release with Maven (once); return its path."""
+def fetch_plugin(cache_dir: Path, artifact_id: str) -> Path:
+    """Download the zip of plugin `artifact_id` of the pinned release with Maven (once); return its path.
+
+    Example:
+        >>> fetch_plugin(Path("~/.cache/tbhns-opensearch").expanduser(), "opensearch-security")  # doctest: +SKIP
+    """
     artifacts = fetch_artifacts(cache_dir)
-    target = artifacts / f"{SECURITY_PLUGIN}-{PLUGIN_VERSION}.zip"
+    target = artifacts / f"{artifact_id}-{PLUGIN_VERSION}.zip"
     if target.exists():
         return target
-    artifact = f"org.opensearch.plugin:{SECURITY_PLUGIN}:{PLUGIN_VERSION}:zip"
+    artifact = f"org.opensearch.plugin:{artifact_id}:{PLUGIN_VERSION}:zip"
     command = [str(shutil.which("mvn")), "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={artifacts}"]
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=artifacts)
     if result.returncode != 0 or not target.exists():
@@ -103,14 +111,18 @@ def fetch_security_plugin(cache_dir: Path) -> Path:
     return target
 
 
-def install_home(cache_dir: Path, secure: bool = False) -> Path:
-    """Return a ready OpenSearch home under `cache_dir`, fetching and assembling it on first use; `secure`
-    adds the security plugin (a home of its own: a plugin that is installed must be configured)."""
-    home = cache_dir / "home" / f"opensearch-{OPENSEARCH_VERSION}{'-secure' if secure else ''}"
+def install_home(cache_dir: Path, secure: bool = False, ml: bool = False) -> Path:
+    """Return a ready OpenSearch home under `cache_dir`, fetching and assembling it on first use. `secure` adds
+    the security plugin, `ml` ML Commons and the job scheduler; each combination is a home of its own (an
+    installed security plugin must be configured, and ML Commons costs start-up time)."""
+    flavor = "".join(suffix for suffix, wanted in (("-secure", secure), ("-ml", ml)) if wanted)
+    home = cache_dir / "home" / f"opensearch-{OPENSEARCH_VERSION}{flavor}"
     if (home / _INSTALLED_MARKER).exists():
         return home
     artifacts = fetch_artifacts(cache_dir)
-    security = fetch_security_plugin(cache_dir) if secure else None
+    extra = {SECURITY_PLUGIN: SECURITY_PLUGIN} if secure else {}
+    extra |= ML_PLUGINS if ml else {}
+    zips = {folder: fetch_plugin(cache_dir, artifact_id) for folder, artifact_id in extra.items()}
     staging = home.with_name(home.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -119,8 +131,8 @@ def install_home(cache_dir: Path, secure: bool = False) -> Path:
         _install_module(module, artifacts, staging / "modules" / module.name)
     for plugin in PLUGINS:
         _unzip(artifacts / f"{plugin}-{PLUGIN_VERSION}.zip", staging / "plugins" / plugin)
-    if security:
-        _unzip(security, staging / "plugins" / SECURITY_PLUGIN)
+    for folder, archive in zips.items():
+        _unzip(archive, staging / "plugins" / folder)
     for script in (staging / "bin").iterdir():
         script.chmod(0o755)
     (staging / _INSTALLED_MARKER).touch()

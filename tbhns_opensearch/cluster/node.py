@@ -32,6 +32,13 @@ from tbhns_opensearch.errors import ClusterError
 CLUSTER_NAME = "tbhns-local"  # how `stop` recognizes a node of ours that lost its pid file
 
 
+ML_NODE_SETTINGS = {
+    "plugins.ml_commons.only_run_on_ml_node": False,  # a local node has no dedicated ML nodes
+    "plugins.ml_commons.native_memory_threshold": 100,  # a busy shared box must not refuse to deploy
+    "plugins.ml_commons.jvm_heap_memory_threshold": 100,
+}
+
+
 def default_cache_dir() -> Path:
     """TBHNS_CACHE_DIR, else a per-user cache; as root a world-traversable one, since the node runs unprivileged."""
     if os.environ.get("TBHNS_CACHE_DIR"):
@@ -54,6 +61,7 @@ class NodeConfig:
     run_as: str = "nobody"  # OpenSearch refuses to run as root: when root, the node runs as this user
     start_timeout_s: float = 180.0  # how long to wait for a green cluster
     secure: bool = False  # TLS on HTTP and transport, basic auth (`cluster.security`)
+    ml: bool = False  # ML Commons installed, for a remote embedding model (`tbhns deploy`)
     node_name: str = "tbhns-node"
     cluster_transports: tuple[int, ...] = ()  # transport ports of every node of a multi-node cluster; () = single
 
@@ -145,7 +153,7 @@ class LocalNode:
             return 0.0
         _require_free_port(self.config.http_port)
         _require_free_port(self.config.transport)
-        home = install_home(self.config.cache_dir, secure=self.config.secure)
+        home = install_home(self.config.cache_dir, secure=self.config.secure, ml=self.config.ml)
         java_home = find_java_home()
         config_dir = self._write_config(home)
         env = {**os.environ, "OPENSEARCH_JAVA_HOME": str(java_home), "OPENSEARCH_PATH_CONF": str(config_dir)}
@@ -252,6 +260,8 @@ class LocalNode:
             "cluster.routing.allocation.disk.threshold_enabled": False,
             "action.auto_create_index": False,
         }
+        if self.config.ml:
+            settings |= ML_NODE_SETTINGS
         if self.config.secure:
             plugin_config = home / "plugins" / SECURITY_PLUGIN / "config"
             settings |= secure_config(config_dir, node_dir, plugin_config, self.url)[1]

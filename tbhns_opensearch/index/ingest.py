@@ -25,6 +25,7 @@ from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.errors import IngestError
 from tbhns_opensearch.index.documents import CatalogDigest, product_document
+from tbhns_opensearch.index.remote_model import TEXT_FIELD
 from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index, swap_alias
 
 _DONE = object()
@@ -42,6 +43,7 @@ class IngestConfig:
     rebuild: bool = False  # write a fresh index and swap the alias at the end (zero downtime)
     keep_previous: bool = False  # with rebuild: keep the index the alias pointed at before
     progress: bool = True  # show a progress bar
+    pipeline: str | None = None  # an embedding ingest pipeline (`tbhns deploy --pipeline`): the cluster embeds
 
 
 @dataclass
@@ -82,7 +84,7 @@ def ingest_products(
     if index_config.dimension != encoder.dimension:
         index_config = IndexConfig(**{**index_config.__dict__, "dimension": encoder.dimension})
     index, fresh = _target_index(client, index_config, config.rebuild)
-    summary = IngestSummary(index=index, backend=encoder.backend)
+    summary = IngestSummary(index=index, backend=f"pipeline {config.pipeline}" if config.pipeline else encoder.backend)
     digest = CatalogDigest()
     started = time.perf_counter()
     client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})  # fewer, larger segments
@@ -92,9 +94,8 @@ def ingest_products(
     writer.start()
     try:
         for batch in _batched(products, config.encode_chunk):
-            vectors = encoder.encode([product.text_for_embedding() for product in batch])  # (n, dim)
             digest.add(batch)
-            chunks.put([(product.id, product_document(product, vector)) for product, vector in zip(batch, vectors)])
+            chunks.put(_documents(batch, encoder, config.pipeline))
             summary.read += len(batch)
             if not writer.is_alive():
                 break
@@ -118,6 +119,15 @@ def ingest_products(
         swap_alias(client, index_config.alias, index, delete_previous=not config.keep_previous)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _documents(batch: list[Product], encoder: Encoder, pipeline: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) of each product: with its vector, or with the text the `pipeline` embeds."""
+    texts = [product.text_for_embedding() for product in batch]
+    if pipeline:
+        return [(product.id, product_document(product, None) | {TEXT_FIELD: text}) for product, text in zip(batch, texts)]
+    vectors = encoder.encode(texts)  # (n, dim)
+    return [(product.id, product_document(product, vector)) for product, vector in zip(batch, vectors)]
 
 
 def stored_fingerprint(client: OpenSearch, alias: str) -> str | None:
@@ -183,6 +193,7 @@ def _write(
             initial_backoff=config.initial_backoff_s,
             raise_on_error=False,
             raise_on_exception=True,
+            **({"pipeline": config.pipeline} if config.pipeline else {}),
         ):
             if ok:
                 summary.indexed += 1

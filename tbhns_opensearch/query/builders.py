@@ -162,6 +162,21 @@ def knn_query(vector: Sequence[float], k: int, filters: Filters | None = None) -
     return {"knn": {"embedding": knn}}
 
 
+def neural_query(text: str, model_id: str, k: int, filters: Filters | None = None) -> dict[str, Any]:
+    """The `neural` query clause: the cluster embeds `text` with the deployed model `model_id` (`tbhns deploy`)
+    and searches the product vector like `knn_query`, filters inside it.
+
+    Example:
+        >>> neural_query("usb cable", "m1", 5)["neural"]["embedding"]
+        {'query_text': 'usb cable', 'model_id': 'm1', 'k': 5}
+    """
+    neural: dict[str, Any] = {"query_text": clip_query_text(text), "model_id": model_id, "k": k}
+    clauses = filter_clauses(filters)
+    if clauses:
+        neural["filter"] = {"bool": {"filter": clauses}}
+    return {"neural": {"embedding": neural}}
+
+
 def build_bm25(text: str, size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
     """A BM25 search request (see `bm25_query`).
 
@@ -182,6 +197,16 @@ def build_knn(vector: Sequence[float], size: int, filters: Filters | None = None
     return _request(knn_query(vector, size + offset, filters), size, offset)
 
 
+def build_neural(text: str, model_id: str, size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
+    """A vector search request embedded by the cluster (`neural_query`), paged like `build_knn`.
+
+    Example:
+        >>> build_neural("usb cable", "m1", 5, offset=5)["query"]["neural"]["embedding"]["k"]
+        10
+    """
+    return _request(neural_query(text, model_id, size + offset, filters), size, offset)
+
+
 def build_personalized(
     query_vector: np.ndarray, user_vector: np.ndarray, alpha: float, size: int,
     filters: Filters | None = None, offset: int = 0,
@@ -200,9 +225,11 @@ def build_personalized(
 
 
 def build_hybrid(
-    text: str, vector: Sequence[float], size: int, depth: int, filters: Filters | None = None, offset: int = 0
+    text: str, vector: Sequence[float] | None, size: int, depth: int, filters: Filters | None = None, offset: int = 0,
+    model_id: str | None = None,
 ) -> dict[str, Any]:
-    """A `hybrid` query of the BM25 and knn clauses (in that order), each retrieving `depth` candidates.
+    """A `hybrid` query of the BM25 and knn clauses (in that order), each retrieving `depth` candidates; with
+    `model_id` the vector clause is `neural_query` (the cluster embeds the text) and `vector` is not used.
 
     Send it with a search pipeline (`fusion.search_pipeline`) that normalizes and combines the two scores.
     `pagination_depth` fixes each sub-query's candidate set, so pages are consistent and the client-side
@@ -216,7 +243,13 @@ def build_hybrid(
     """
     if offset + size > depth:
         raise SearchError(f"offset + k = {offset + size} exceeds the hybrid depth {depth}; raise HybridConfig.depth")
-    hybrid = {"queries": [bm25_query(text, filters), knn_query(vector, depth, filters)], "pagination_depth": depth}
+    if model_id is not None:
+        semantic = neural_query(text, model_id, depth, filters)
+    elif vector is not None:
+        semantic = knn_query(vector, depth, filters)
+    else:
+        raise SearchError("a hybrid query needs the query vector or the model_id of a deployed encoder")
+    hybrid = {"queries": [bm25_query(text, filters), semantic], "pagination_depth": depth}
     return _request({"hybrid": hybrid}, size, offset)
 
 

@@ -42,6 +42,7 @@ from tbhns_opensearch.query.builders import (
     build_bm25,
     build_hybrid,
     build_knn,
+    build_neural,
     build_personalized,
     clip_query_text,
     display_from_doc_values,
@@ -136,6 +137,9 @@ class SearchClient:
         personalization: alpha and min_history.
         hybrid: Fusion, weights, depth and the server/client path.
         cache_size: Query vectors kept in the LRU cache.
+        model_id: An encoder deployed in the cluster (`tbhns deploy`): semantic and hybrid searches without a
+            user send the text in a `neural` clause and the cluster embeds it. Personalized blends and
+            `explain` need the query vector, so they still encode here.
         user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again
             (the `PROFILE_CACHE_SIZE` most recent users); 0 reads it on every search. Profiles change only
             at `ingest-users` time.
@@ -157,6 +161,7 @@ class SearchClient:
         hybrid: HybridConfig | None = None,
         cache_size: int = 4096,
         user_ttl_s: float = 60.0,
+        model_id: str | None = None,
     ) -> None:
         self.opensearch = opensearch
         self.index = index
@@ -164,6 +169,7 @@ class SearchClient:
         self.personalization = personalization or PersonalizationConfig()
         self.hybrid = hybrid or HybridConfig()
         self.query_encoder = QueryEncoder(encoder, backend=backend, cache_size=cache_size)
+        self.model_id = model_id
         self._pipelines: set[str] = set()
         self._profiles: TTLCache[str, UserProfile | None] | None = (
             TTLCache(maxsize=PROFILE_CACHE_SIZE, ttl=user_ttl_s) if user_ttl_s > 0 else None
@@ -276,6 +282,9 @@ class SearchClient:
         return SearchResponse(parse_hits(raw, "bm25" if request.explain else None), "bm25", "bm25", 0.0)
 
     def _semantic(self, request: SearchRequest) -> SearchResponse:
+        if self.model_id is not None and not request.explain:
+            raw = self._send(build_neural(request.text, self.model_id, request.k, request.filters, request.offset))
+            return SearchResponse(parse_hits(raw), "semantic", "semantic", 0.0)
         vector = self._query_vector(request.text)
         raw = self._send(build_knn(vector, request.k, request.filters, request.offset))
         return SearchResponse(parse_hits(raw, "vector" if request.explain else None), "semantic", "semantic", 0.0)
@@ -291,6 +300,10 @@ class SearchClient:
 
     def _hybrid(self, request: SearchRequest) -> SearchResponse:
         """BM25 + the query vector, personalized when the request names a user with enough history."""
+        if self.model_id is not None and request.user_id is None and not request.explain:
+            depth = max(self.hybrid.depth, request.offset + request.k)
+            hits = self._server_hybrid(request, None, depth)
+            return SearchResponse(hits, "hybrid", "hybrid", 0.0, path="server")
         _, _, decision = self._personalize(request)
         path = self._resolve_path(request.path)
         fuse_on = {"server": self._server_hybrid, "client": self._client_hybrid}[path]
@@ -301,9 +314,11 @@ class SearchClient:
                               path=path, alpha=decision.alpha)  # fmt: skip
 
     # --- hybrid paths --------------------------------------------------------------------------------------
-    def _server_hybrid(self, request: SearchRequest, vector: np.ndarray, depth: int) -> list[SearchHit]:
+    def _server_hybrid(self, request: SearchRequest, vector: np.ndarray | None, depth: int) -> list[SearchHit]:
+        """The fused page from the cluster; `vector` None: the cluster embeds the text (`model_id`)."""
         name = self._ensure_pipeline()
-        body = build_hybrid(request.text, vector, request.k, depth, request.filters, request.offset)
+        body = build_hybrid(request.text, vector, request.k, depth, request.filters, request.offset,
+                            model_id=self.model_id if vector is None else None)  # fmt: skip
         one_request = self.display_doc_values
         try:
             raw = self._send(display_from_doc_values(body) if one_request else ids_only(body), search_pipeline=name)
@@ -312,7 +327,7 @@ class SearchClient:
                 raise
             return []  # neural-search refuses a page past the last hit; every other path answers an empty page
         hits = parse_hits(raw)
-        parts = _parts(self._sub_queries(request, vector, depth)) if request.explain else {}
+        parts = _parts(self._sub_queries(request, vector, depth)) if request.explain and vector is not None else {}
         if one_request and all(hit.title for hit in hits):  # a title past ignore_above has no doc value
             return [replace(hit, parts=parts.get(hit.id, {})) for hit in hits]
         return self._page([(hit.id, hit.score) for hit in hits], parts)

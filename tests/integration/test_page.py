@@ -11,14 +11,10 @@ test-artifacts/).
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -26,6 +22,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tbhns_opensearch.api import ServeSettings, create_app
+from tbhns_opensearch.api.background import running_app
 from tbhns_opensearch.api.compare import SystemSpec, judgments_by_query
 from tbhns_opensearch.eval.queries import LabelledQuery, load_labelled_queries, write_labelled_queries
 from tbhns_opensearch.query.service import SearchClient
@@ -60,20 +57,8 @@ def server(env: Env, judged: dict[str, int], opensearch_config, encoder) -> Iter
                              name="trained", judgments={QUERY: judged},
                              systems=(SystemSpec("base", env.alias, "all-MiniLM-L6-v2", env.users_index),))  # fmt: skip
     base = SearchClient(opensearch_config, env.alias, encoder, users_index=env.users_index, personalization=PERSONALIZATION)
-    app = create_app(settings, search_client=env.search, clients={"base": base})
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    http = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=http.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not http.started:
-        assert time.monotonic() < deadline, "the app did not start within 30 s"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    http.should_exit = True
-    thread.join(timeout=10)
+    with running_app(create_app(settings, search_client=env.search, clients={"base": base})) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -127,3 +127,26 @@ def test_compare_options_on_a_closed_port_is_503(app_client: TestClient) -> None
     response = app_client.get("/compare/options")
     assert response.status_code == 503
     assert response.json() == {"error": "the search cluster is unavailable; try again later"}
+
+
+def test_embed_needs_the_token_and_returns_the_encoder_vectors(caplog) -> None:
+    import numpy as np
+
+    from tbhns_opensearch.encoder import Encoder
+
+    encoder = Encoder()
+    config = OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}", timeout_s=2)
+    settings = ServeSettings(config, warm=False, embed_token="t0ken-42")
+    app = TestClient(create_app(settings, search_client=SearchClient(config, encoder=encoder)))
+    texts = ["cordless drill", "garden hose 50 ft"]
+    with caplog.at_level(logging.DEBUG):
+        missing = app.post("/embed", json={"input": texts})
+        wrong = app.post("/embed", json={"input": texts}, headers={"Authorization": "Bearer nope"})
+        empty = app.post("/embed", json={"input": []}, headers={"Authorization": "Bearer t0ken-42"})
+        right = app.post("/embed", json={"input": texts}, headers={"Authorization": "Bearer t0ken-42"})
+    assert (missing.status_code, wrong.status_code, empty.status_code, right.status_code) == (401, 401, 422, 200)
+    assert np.allclose(np.asarray(right.json()), encoder.encode(texts), atol=1e-6)
+    assert "t0ken-42" not in caplog.text and "cordless" not in caplog.text
+
+    off = TestClient(create_app(ServeSettings(config, warm=False), search_client=SearchClient(config, encoder=encoder)))
+    assert off.post("/embed", json={"input": texts}, headers={"Authorization": "Bearer t0ken-42"}).status_code == 404

@@ -101,3 +101,25 @@ def test_a_bad_timeout_is_a_config_error_naming_the_variable(value: str) -> None
 
     with pytest.raises(ConfigError, match=f"OPENSEARCH_TIMEOUT must be a positive number of seconds, got '{value}'"):
         OpenSearchConfig.from_env({"OPENSEARCH_TIMEOUT": value})
+
+
+def test_deploy_needs_the_embedding_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from tbhns_opensearch.cli import cli
+
+    monkeypatch.delenv("TBHNS_EMBED_TOKEN", raising=False)
+    result = CliRunner().invoke(cli, ["deploy", "all-MiniLM-L6-v2", "--port", "9298"])
+    assert result.exit_code == 2 and "set TBHNS_EMBED_TOKEN" in result.output
+
+
+def test_ml_settings_only_in_an_ml_node(tmp_path: Path) -> None:
+    from tbhns_opensearch.cluster.node import ML_NODE_SETTINGS
+
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "jvm.options").write_text("-Xms1g\n")
+    for ml in (False, True):
+        node = LocalNode(NodeConfig(http_port=9298, data_dir=tmp_path / f"node-{ml}", ml=ml))
+        written = (node._write_config(home) / "opensearch.yml").read_text()
+        assert all((key in written) == ml for key in ML_NODE_SETTINGS), written

@@ -155,7 +155,17 @@ class OnnxBackend:
             )  # fmt: skip
             feed = {name: tokens[name].astype(np.int64) for name in self.inputs}  # each (batch, seq)
             vectors[rows] = self.session.run([ONNX_OUTPUT], feed)[0]  # (batch, dim)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return unit_rows(vectors)
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row of `matrix` (n, dim) scaled to length 1 (all-zero rows stay zero).
+
+    Example:
+        >>> unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+        [[0.6, 0.8], [0.0, 0.0]]
+    """
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def max_seq_length_of(directory: Path, model_max_length: int) -> int:

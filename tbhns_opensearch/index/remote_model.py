@@ -33,7 +33,7 @@ import numpy as np
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
-from tbhns_opensearch.encoder import Encoder
+from tbhns_opensearch.encoder import Encoder, unit_rows
 from tbhns_opensearch.errors import DeployError
 
 ML = "/_plugins/_ml"
@@ -124,7 +124,7 @@ def check_parity(client: OpenSearch, model_id: str, encoder: Encoder, texts: Seq
     served, local = embed_in_cluster(client, model_id, texts), encoder.encode(list(texts))
     if served.shape != local.shape:
         raise DeployError(f"the cluster returned vectors of shape {served.shape}, the client {local.shape}")
-    cosines = np.sum(_unit(served) * _unit(local), axis=1)
+    cosines = np.sum(unit_rows(served) * unit_rows(local), axis=1)
     worst = float(cosines.min())
     if worst < min_cosine:
         text = texts[int(cosines.argmin())]
@@ -195,7 +195,3 @@ def _call(client: OpenSearch, method: str, path: str, body: dict[str, Any] | Non
         missing = path.startswith(ML) and "no handler found" in str(reason).lower()
         hint = "; the cluster has no ML Commons plugin (here: `tbhns opensearch start --ml`)" if missing else ""
         raise DeployError(f"{method} {path.split('?')[0]} failed ({exc.status_code}): {reason}{hint}") from exc
-
-
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)

@@ -300,14 +300,13 @@ class SearchClient:
 
     def _hybrid(self, request: SearchRequest) -> SearchResponse:
         """BM25 + the query vector, personalized when the request names a user with enough history."""
+        depth = max(self.hybrid.depth, request.offset + request.k)
         if self.model_id is not None and request.user_id is None and not request.explain:
-            depth = max(self.hybrid.depth, request.offset + request.k)
-            hits = self._server_hybrid(request, None, depth)
-            return SearchResponse(hits, "hybrid", "hybrid", 0.0, path="server")
+            return SearchResponse(self._server_hybrid(request, None, depth), "hybrid", "hybrid", 0.0, path="server")
         _, _, decision = self._personalize(request)
         path = self._resolve_path(request.path)
         fuse_on = {"server": self._server_hybrid, "client": self._client_hybrid}[path]
-        hits = fuse_on(request, decision.vector, max(self.hybrid.depth, request.offset + request.k))
+        hits = fuse_on(request, decision.vector, depth)
         asked = request.user_id is not None
         return SearchResponse(hits, "hybrid", "hybrid", 0.0, fallback=asked and decision.fallback,
                               fallback_reason=decision.reason if asked else None,

@@ -22,6 +22,7 @@ class OpenSearchConfig:
     ca_certs: str | None = None  # OPENSEARCH_CA_CERTS: PEM bundle for TLS clusters
     verify_certs: bool = True  # OPENSEARCH_VERIFY_CERTS=false to accept self-signed certificates
     timeout_s: float = 30.0  # OPENSEARCH_TIMEOUT: per-request timeout in seconds
+    http_compress: bool | None = None  # OPENSEARCH_HTTP_COMPRESS: gzip bodies; unset: only to non-loopback hosts
 
     def __post_init__(self) -> None:
         if self.url and not self.url.startswith(("http://", "https://")):
@@ -31,11 +32,15 @@ class OpenSearchConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "OpenSearchConfig":
-        """Read OPENSEARCH_URL, OPENSEARCH_USER, OPENSEARCH_PASSWORD, OPENSEARCH_CA_CERTS, OPENSEARCH_VERIFY_CERTS."""
+        """Read OPENSEARCH_URL, OPENSEARCH_USER, OPENSEARCH_PASSWORD, OPENSEARCH_CA_CERTS, OPENSEARCH_VERIFY_CERTS,
+        OPENSEARCH_TIMEOUT and OPENSEARCH_HTTP_COMPRESS."""
         env = os.environ if env is None else env
         verify = env.get("OPENSEARCH_VERIFY_CERTS", "true").strip().lower()
         if verify not in _TRUE | _FALSE:
             raise ConfigError(f"OPENSEARCH_VERIFY_CERTS must be true or false, got {verify!r}")
+        compress = env.get("OPENSEARCH_HTTP_COMPRESS", "").strip().lower()
+        if compress and compress not in _TRUE | _FALSE:
+            raise ConfigError(f"OPENSEARCH_HTTP_COMPRESS must be true or false (or unset), got {compress!r}")
         timeout = env.get("OPENSEARCH_TIMEOUT", "30")
         try:
             timeout_s = float(timeout)
@@ -50,6 +55,7 @@ class OpenSearchConfig:
             ca_certs=env.get("OPENSEARCH_CA_CERTS") or None,
             verify_certs=verify in _TRUE,
             timeout_s=timeout_s,
+            http_compress=(compress in _TRUE) if compress else None,
         )
 
     def redacted_url(self) -> str:

@@ -44,7 +44,7 @@ def product_document(product: Product, vector: Sequence[float] | None) -> dict[s
         "rating": product.rating,
     }
     if vector is not None:
-        document["embedding"] = [float(x) for x in vector]
+        document["embedding"] = np.asarray(vector, dtype=np.float32)  # written in float32's shortest exact form
         document["embedding_bytes"] = vector_bytes(vector)
     return document
 

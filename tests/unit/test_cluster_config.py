@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tbhns_opensearch.cluster import LocalNode, NodeConfig, make_client
@@ -32,6 +34,7 @@ def test_config_from_env_reads_url_auth_and_tls() -> None:
         ({"OPENSEARCH_URL": "search:9200"}, "must start with http"),
         ({"OPENSEARCH_VERIFY_CERTS": "maybe"}, "true or false"),
         ({"OPENSEARCH_USER": "u"}, "both OPENSEARCH_USER and OPENSEARCH_PASSWORD"),
+        ({"OPENSEARCH_HTTP_COMPRESS": "gzip"}, "OPENSEARCH_HTTP_COMPRESS must be true or false"),
     ],
 )
 def test_bad_environment_is_rejected_with_the_fix(env: dict[str, str], message: str) -> None:
@@ -42,6 +45,34 @@ def test_bad_environment_is_rejected_with_the_fix(env: dict[str, str], message: 
 def test_client_construction_connects_to_nothing() -> None:
     client = make_client(OpenSearchConfig(url="http://127.0.0.1:1"))  # nothing listens on port 1
     assert client.transport.hosts[0]["port"] == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "setting", "compressed"),
+    [
+        ("http://127.0.0.1:9200", None, False),  # loopback: gzip costs more CPU than it saves
+        ("http://localhost:9200", None, False),
+        ("http://[::1]:9200", None, False),
+        ("https://search.example.com:9200", None, True),
+        ("http://10.0.0.5:9200", None, True),
+        ("http://127.0.0.1:9200", "true", True),  # the environment decides when it says
+        ("https://search.example.com:9200", "false", False),
+    ],
+)
+def test_request_bodies_are_gzipped_to_remote_hosts_only(url: str, setting: str | None, compressed: bool) -> None:
+    env = {"OPENSEARCH_URL": url} | ({"OPENSEARCH_HTTP_COMPRESS": setting} if setting else {})
+    connection = make_client(OpenSearchConfig.from_env(env)).transport.get_connection()
+    assert bool(connection.http_compress) is compressed
+
+
+def test_vectors_are_written_in_exact_float32_and_read_back_unchanged() -> None:
+    serializer = make_client(OpenSearchConfig(url="http://127.0.0.1:1")).transport.serializer
+    vector = np.random.default_rng(0).standard_normal(384).astype(np.float32)
+    text = serializer.dumps({"embedding": vector, "price": Decimal("9.99"), "id": "p1"})
+    assert len(text) < 384 * 14  # the shortest float32 form, not float64's 17 digits
+    back = serializer.loads(text)
+    assert np.array_equal(np.asarray(back["embedding"], dtype=np.float32), vector)
+    assert (back["price"], back["id"]) == (9.99, "p1")
 
 
 def test_node_construction_starts_nothing(tmp_path: Path) -> None:

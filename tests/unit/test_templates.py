@@ -46,6 +46,6 @@ def test_product_document_keeps_path_levels_and_vector() -> None:
     assert document["category_levels"] == {"l0": "Toys", "l1": "Trains > Wooden"}
     assert document["category_leaf"] == "Trains > Wooden"
     assert document["attribute_terms"] == ["age=3+"]
-    assert document["embedding"] == [0.5, 0.25]
+    assert document["embedding"].tolist() == [0.5, 0.25]
     assert decode_vector(document["embedding_bytes"]).tolist() == [0.5, 0.25]
     assert product_document(Product(id="p2", title="x"), None)["category_path"] is None

@@ -11,7 +11,9 @@ profiles are reused for `user_ttl_s` (the client's default), except in the row "
 which reads the profile on every query; "hybrid server, depth 24" retrieves k candidates per sub-query
 instead of 100 (as do the depth 50 and 200 rows); "hybrid server, ids + mget" reads the page as indices made before the template's `brand.raw`
 are read (candidate ids, then one `mget`), where the other hybrid server rows read it from doc values in the
-same request.
+same request. With `--split-shards N`, a copy of the index split into N primary shards (the `_split` API: same
+segments, no re-encoding; deleted at the end) adds the rows "bm25, N shards" and "hybrid server, N shards",
+still as ratios to the one-shard BM25.
 
 Run against a full Icecat index built with the same encoder, e.g. with an exported (ONNX) encoder:
     tbhns ingest --dataset icecat --alias icecat --encoder runs/train/icecat-taxonomy
@@ -46,9 +48,11 @@ RESULTS = Path(__file__).parent / "results" / "query_latency_icecat.md"
 OTHER_DEPTHS = (24, 50, 200)  # hybrid candidates per sub-query besides the default 100; 24 = k, OpenSearch's own default
 
 
-def systems(search: SearchClient, users: Sequence[str]) -> dict[str, Callable[[str, int], SearchResponse]]:
+def systems(search: SearchClient, users: Sequence[str],
+            split: tuple[int, str] | None = None) -> dict[str, Callable[[str, int], SearchResponse]]:  # fmt: skip
     """Name -> (query, index of the query) -> response, for every mode and hybrid path. Rows with "profile
-    read" read the user's profile on every query (TTL cache off); the others reuse it (`user_ttl_s`)."""
+    read" read the user's profile on every query (TTL cache off); the others reuse it (`user_ttl_s`).
+    `split`: (shards, index) of a split copy, searched by the "N shards" rows."""
     def user(i: int) -> str:
         return users[i % len(users)]
 
@@ -66,7 +70,29 @@ def systems(search: SearchClient, users: Sequence[str]) -> dict[str, Callable[[s
            for depth, client in deep.items()},
         "hybrid client": lambda q, i: search.search(q, mode="hybrid", path="client"),
         "hybrid server + user": lambda q, i: search.search(q, mode="hybrid", path="server", user_id=user(i)),
+        **(split_rows(replace_client(search, index=split[1]), split[0]) if split else {}),
     }
+
+
+def split_rows(sharded: SearchClient, shards: int) -> dict[str, Callable[[str, int], SearchResponse]]:
+    """The BM25 and hybrid rows on an index of `shards` primary shards."""
+    return {f"bm25, {shards} shards": lambda q, i: sharded.search(q, mode="bm25"),
+            f"hybrid server, {shards} shards": lambda q, i: sharded.search(q, mode="hybrid", path="server")}
+
+
+def split_copy(client: Any, alias: str, shards: int) -> str:
+    """A copy of the single index behind `alias` split into `shards` primary shards, green; the source is
+    write-blocked only while the split starts."""
+    (source,) = client.indices.get_alias(name=alias)
+    target = f"{source}-split{shards}-{uuid.uuid4().hex[:6]}"
+    client.indices.put_settings(index=source, body={"index.blocks.write": True})
+    try:
+        client.indices.split(index=source, target=target, body={"settings": {
+            "index.number_of_shards": shards, "index.number_of_replicas": 0, "index.blocks.write": None}})  # fmt: skip
+        client.cluster.health(index=target, wait_for_status="green", request_timeout=300)
+    finally:
+        client.indices.put_settings(index=source, body={"index.blocks.write": None})
+    return target
 
 
 class TwoRequestHybrid(SearchClient):
@@ -79,7 +105,8 @@ def replace_client(search: SearchClient, kind: type[SearchClient] = SearchClient
     """A client like `search` (same cluster, index, users index, encoder and settings) but for `changes`."""
     settings: dict[str, Any] = {"users_index": search.users_index, "personalization": search.personalization,
                                 "hybrid": search.hybrid, "cache_size": search.query_encoder.capacity}  # fmt: skip
-    return kind(search.opensearch, search.index, search.query_encoder.encoder, **(settings | changes))
+    index = changes.pop("index", search.index)
+    return kind(search.opensearch, index, search.query_encoder.encoder, **(settings | changes))
 
 
 def measure(runs: dict[str, Callable[[str, int], SearchResponse]], queries: Sequence[str],
@@ -104,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--history", type=int, default=10, help="events per user")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split-shards", type=int, default=0, help="also time BM25 and hybrid on a copy split "
+                        "into this many primary shards (0: no copy)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -118,15 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               for u in range(args.users) for t, product_id in enumerate(rng.sample(sample, args.history))]  # fmt: skip
     ingest_users(client, events, UsersIngestConfig(args.alias, users_index, PersonalizationConfig()))
     user_ids = [f"latency-{u}" for u in range(args.users)]
+    split = (args.split_shards, split_copy(client, args.alias, args.split_shards)) if args.split_shards > 1 else None
     try:
         uncached = SearchClient(opensearch, args.alias, args.encoder, users_index=users_index, cache_size=0)
         cached = SearchClient(opensearch, args.alias, uncached.query_encoder.encoder, users_index=users_index)
         tables = {
-            "query encoding included (cache off)": measure(systems(uncached, user_ids), queries, queries[:10]),
-            "query vector cached (cluster side)": measure(systems(cached, user_ids), queries, queries),
+            "query encoding included (cache off)": measure(systems(uncached, user_ids, split), queries, queries[:10]),
+            "query vector cached (cluster side)": measure(systems(cached, user_ids, split), queries, queries),
         }
     finally:
-        client.indices.delete(index=users_index, ignore_unavailable=True)
+        client.indices.delete(index=[users_index, *([split[1]] if split else [])], ignore_unavailable=True)
     report = render(args, documents, len(queries), tables, os.getloadavg()[0], uncached.query_encoder.encoder.backend)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
@@ -155,7 +185,8 @@ def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dic
                          f"{row.p50_ms / base.p50_ms:.2f}x | {row.p95_ms / base.p95_ms:.2f}x |")  # fmt: skip
     lines += [
         "",
-        f"Run: `python benchmarks/query_latency.py --alias {args.alias} --encoder {args.encoder}` on {platform.machine()} with "
+        f"Run: `python benchmarks/query_latency.py --alias {args.alias} --encoder {args.encoder}"
+        f"{f' --split-shards {args.split_shards}' if args.split_shards > 1 else ''}` on {platform.machine()} with "
         f"{os.cpu_count()} CPU cores shared with other work (1-minute load average at the end: {load:.1f}); "
         "the node runs on the same machine.",
         "",

@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", default="icecat", help="whose judged queries to send (icecat, homedepot, wands)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=24)
+    parser.add_argument("--catalog", help="what the alias holds, for the report, e.g. 'SYNTHETIC: recombined Home "
+                        "Depot titles' (default: the dataset's REAL catalog)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     client = make_client(OpenSearchConfig.from_env())
@@ -78,16 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def render(args: argparse.Namespace, client: Any, queries: int, rows: list[tuple[str, float, float]]) -> str:
-    stats = client.indices.stats(index=args.alias, metric="store,docs")["_all"]["primaries"]
+    stats = client.indices.stats(index=args.alias, metric="store,docs,segments")["_all"]["primaries"]
+    catalog = args.catalog or f"REAL {args.dataset} catalog"
+    catalog_flag = f" --catalog '{args.catalog}'" if args.catalog else ""
     settings = next(iter(client.indices.get_settings(index=args.alias).values()))["settings"]["index"]
     mapping = next(iter(client.indices.get_mapping(index=args.alias).values()))["mappings"]["properties"]["embedding"]
     heap = [n["jvm"]["mem"] for n in client.nodes.stats(metric="jvm")["nodes"].values()]
     method = mapping.get("method", {})
     lines = [
-        f"# HNSW against exact search — {args.dataset}",
+        f"# HNSW against exact search — {catalog}",
         "",
         f"{queries} REAL {args.dataset} queries (the first distinct ones of its judgments), encoder `{args.encoder}`, "
-        f"top {args.k}; {stats['docs']['count']} products behind `{args.alias}`: {method.get('engine')} "
+        f"top {args.k}; {stats['docs']['count']} products ({catalog}) behind `{args.alias}`, "
+        f"{stats['segments']['count']} segments: {method.get('engine')} "
         f"HNSW m={method.get('parameters', {}).get('m')}, ef_construction="
         f"{method.get('parameters', {}).get('ef_construction')}, {settings.get('number_of_shards')} shard(s); "
         f"index size on disk {stats['store']['size_in_bytes'] / 2**20:.0f} MiB; node heap used "
@@ -98,7 +103,7 @@ def render(args: argparse.Namespace, client: Any, queries: int, rows: list[tuple
         *(f"| {name} | {recall:.4f} | {ms:.1f} |" for name, recall, ms in rows),
         "",
         f"Run: `python benchmarks/knn_recall.py --alias {args.alias} --encoder {args.encoder} --dataset {args.dataset} "
-        f"--queries {args.queries}` on {os.cpu_count()} CPU cores, the node on the same machine.",
+        f"--queries {args.queries}{catalog_flag}` on {os.cpu_count()} CPU cores, the node on the same machine.",
         "",
     ]
     return "\n".join(lines)

@@ -190,6 +190,19 @@ def test_hybrid_page_in_one_request_equals_the_two_request_page(env: Env, opense
     assert all(hit.title and hit.category_path for hit in one.hits)
 
 
+@pytest.mark.parametrize(("mode", "user"), [("bm25", None), ("semantic", None), ("personalized", "slotcar-fan")])
+def test_pages_from_doc_values_equal_pages_from_stored_fields(env: Env, opensearch_config, encoder,
+                                                              monkeypatch: pytest.MonkeyPatch, mode: str,
+                                                              user: str | None) -> None:  # fmt: skip
+    search = SearchClient(opensearch_config, env.alias, encoder, users_index=env.users_index)
+    from_doc_values = search.search("wooden train", mode=mode, k=12, user_id=user)
+    assert search.display_doc_values
+    monkeypatch.setattr(SearchClient, "display_doc_values", property(lambda self: False))  # an index older than that
+    from_stored_fields = search.search("wooden train", mode=mode, k=12, user_id=user)
+    assert len(from_doc_values.hits) >= 5 and from_doc_values.hits == from_stored_fields.hits
+    assert all(hit.title and hit.category_path for hit in from_doc_values.hits)
+
+
 def test_auto_path_is_server_side_on_a_node_with_neural_search(env: Env) -> None:
     assert env.search.capabilities.has_hybrid
     assert env.search.search("car", mode="hybrid", k=3).path == "server"

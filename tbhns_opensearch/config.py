@@ -12,6 +12,14 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def _flag(name: str, value: str) -> bool:
+    """The boolean environment setting `name` spelled `value` (true/false, yes/no, on/off, 1/0; any case)."""
+    spelled = value.strip().lower()
+    if spelled not in _TRUE | _FALSE:
+        raise ConfigError(f"{name} must be true or false, got {spelled!r}")
+    return spelled in _TRUE
+
+
 @dataclass(frozen=True)
 class OpenSearchConfig:
     """How to reach an existing cluster; `url=None` means: start the local node."""
@@ -35,12 +43,8 @@ class OpenSearchConfig:
         """Read OPENSEARCH_URL, OPENSEARCH_USER, OPENSEARCH_PASSWORD, OPENSEARCH_CA_CERTS, OPENSEARCH_VERIFY_CERTS,
         OPENSEARCH_TIMEOUT and OPENSEARCH_HTTP_COMPRESS."""
         env = os.environ if env is None else env
-        verify = env.get("OPENSEARCH_VERIFY_CERTS", "true").strip().lower()
-        if verify not in _TRUE | _FALSE:
-            raise ConfigError(f"OPENSEARCH_VERIFY_CERTS must be true or false, got {verify!r}")
-        compress = env.get("OPENSEARCH_HTTP_COMPRESS", "").strip().lower()
-        if compress and compress not in _TRUE | _FALSE:
-            raise ConfigError(f"OPENSEARCH_HTTP_COMPRESS must be true or false (or unset), got {compress!r}")
+        verify = _flag("OPENSEARCH_VERIFY_CERTS", env.get("OPENSEARCH_VERIFY_CERTS", "true"))
+        compress = env.get("OPENSEARCH_HTTP_COMPRESS", "").strip()  # empty: unset, the loopback rule decides
         timeout = env.get("OPENSEARCH_TIMEOUT", "30")
         try:
             timeout_s = float(timeout)
@@ -53,9 +57,9 @@ class OpenSearchConfig:
             user=env.get("OPENSEARCH_USER") or None,
             password=env.get("OPENSEARCH_PASSWORD") or None,
             ca_certs=env.get("OPENSEARCH_CA_CERTS") or None,
-            verify_certs=verify in _TRUE,
+            verify_certs=verify,
             timeout_s=timeout_s,
-            http_compress=(compress in _TRUE) if compress else None,
+            http_compress=_flag("OPENSEARCH_HTTP_COMPRESS", compress) if compress else None,
         )
 
     def redacted_url(self) -> str:

@@ -2,13 +2,14 @@
 
 Each synthetic product takes the first half of one real title's words and the second half of another's (both
 drawn with a fixed seed from a real catalog), so titles keep a real vocabulary, lengths and brand / size
-patterns (a draw may pair a title with itself). Ids are `syn-<n>`, and reports name the file: synthetic. The
-file is written under `runs/` (git-ignored): a catalog derived from Home Depot stays out of the repository.
+patterns (a draw may pair a title with itself). Ids are `syn-<n>`; reports label the catalog SYNTHETIC
+(`knn_recall.py --catalog`). The file is written under `runs/` (git-ignored): a catalog derived from Home
+Depot stays out of the repository.
 
     python benchmarks/synthetic_catalog.py --dataset homedepot --products 500000 --out runs/synthetic-500k.jsonl
     tbhns ingest runs/synthetic-500k.jsonl --alias synthetic-500k --encoder runs/encoders/minilm --backend onnx-int8
     python benchmarks/knn_recall.py --alias synthetic-500k --encoder runs/encoders/minilm --dataset homedepot \\
-        --out benchmarks/results/knn_recall_synthetic-500k.md
+        --catalog "SYNTHETIC: 500,000 recombined Home Depot titles" --out benchmarks/results/knn_recall_synthetic-500k.md
 """
 
 from __future__ import annotations

@@ -56,10 +56,13 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     "taxonomy-masked-long": {"sampler": TAXONOMY, **MASK, "steps": 1.5},
     # the recipe lever for Home Depot: TB-HNS with two passes over the pairs at twice the learning rate
     "taxonomy-2x": {"sampler": TAXONOMY, "steps": 2.0, "learning_rate": 1e-4},
+    # the data lever: partly relevant products (grade 1) are positives too, same steps
+    "taxonomy-partial": {"sampler": TAXONOMY, "min_grade": 1},
 }
 PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("taxonomy-masked", "taxonomy"),
          ("taxonomy-masked-roar", "taxonomy-masked-long"), ("taxonomy-masked-roar", "taxonomy-masked"),
-         ("taxonomy-2x", "taxonomy"), ("taxonomy-2x", "base")]  # fmt: skip
+         ("taxonomy-2x", "taxonomy"), ("taxonomy-2x", "base"), ("taxonomy-partial", "taxonomy"),
+         ("taxonomy-partial", "base")]  # fmt: skip
 """The significance family: (system, baseline) pairs tested when both ran (Holm-corrected together)."""
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
@@ -120,10 +123,13 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
         systems[name] = row | {"test": {m: round(tests[name].mean[m], 4) for m in METRICS}, "reused": True}
     for name in samplers:
         run_config = system_config(config, name, str(MODELS / f"{data.name}-{name}"))
-        result = train_and_export(run_config, data=data, base_vectors=base_index.vectors,
+        run_data = data if run_config.data == config.data else prepare_data(run_config.data, config.seed)
+        result = train_and_export(run_config, data=run_data, base_vectors=base_index.vectors,
                                   opensearch=OpenSearchConfig.from_env() if name == "bm25" else None).result  # fmt: skip
         tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
         systems[name] = _system_row(result, tests[name], base_validation)
+        if run_data is not data:
+            systems[name]["train_pairs"] = len(run_data.pairs)
         print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)
     return {
         "dataset": data.name,
@@ -145,9 +151,12 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
 
 def system_config(config: TrainConfig, name: str, output_dir: str) -> TrainConfig:
     """`config` as system `name` runs it: its sampler and loss; "roar" adds a ROAR stage of half the steps
-    (stage 1 keeps its steps), "long" gives stage 1 those extra steps instead (the same total budget)."""
+    (stage 1 keeps its steps), "long" gives stage 1 those extra steps instead (the same total budget);
+    "min_grade" changes which judged pairs are training positives (same splits and evaluation)."""
     overrides = dict(SYSTEMS[name])
     steps = round(config.max_steps * overrides.pop("steps", 1.0))
+    if "min_grade" in overrides:
+        overrides["data"] = replace(config.data, min_grade=overrides.pop("min_grade"))
     if overrides.pop("stage2", None):
         overrides["stage2"] = PreferenceConfig(max_steps=config.max_steps // 2, eval_every=config.eval_every // 2,
                                                batch_size=config.batch_size // 4, learning_rate=config.learning_rate / 2)  # fmt: skip
@@ -232,6 +241,8 @@ def markdown(results: dict[str, Any]) -> str:
         levels = ", ".join(f"{k} {v}" for k, v in row.get("levels", {}).items()) or ("in-batch only" if name == "random" else "-")
         if row.get("masked", {}).get("negatives"):
             levels += f"; masked {row['masked']['masked_negatives'] / row['masked']['negatives']:.1%} of all negatives"
+        if "train_pairs" in row:
+            levels += f"; its own {row['train_pairs']} training pairs"
         lines.append(f"| {name if name != 'base' else 'base (no training)'} | {row['test']['recall@24']:.4f} | "
                      f"{row['test']['ndcg@10']:.4f} | {row['validation']['recall@24']:.4f} | {steps} | "
                      f"{row.get('train_s', '-')} | {levels} |")  # fmt: skip

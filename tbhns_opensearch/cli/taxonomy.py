@@ -39,8 +39,8 @@ def taxonomy_assign(catalog: Path | None, dataset: str | None, data_dir: Path | 
     tree = CategoryTree.read(taxonomy_file) if taxonomy_file else CategoryTree.read()
     model = Encoder(encoder, batch_size=128, max_seq_length=max_seq_length)
     click.echo(f"encoding {len(tree.nodes)} categories and {len(products)} products with {encoder}", err=True)
-    node_vectors = model.encode(tree.texts())
-    product_vectors = model.encode([p.text_for_embedding() for p in products])
+    node_vectors = model.encode(tree.texts(), progress="categories")
+    product_vectors = model.encode([p.text_for_embedding() for p in products], progress="products")
     assignments = assign_products([p.id for p in products], product_vectors, tree, node_vectors,
                                   min_confidence=min_confidence, temperature=temperature)  # fmt: skip
     write_assignments(assignments, out)

@@ -37,6 +37,7 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 MANIFEST_FILE = "tbhns_manifest.json"  # what an index and a query encoder need to agree on
 ONNX_FILE = "onnx/model.onnx"
 ONNX_INT8_FILE = "onnx/model_qint8.onnx"
+PROGRESS_CHUNK = 4096  # texts per progress update (each chunk is sorted by length on its own)
 ONNX_OUTPUT = "sentence_embedding"  # the graph's one output: (batch, dim), unit rows
 INT8_GATE = "int8_gate"  # manifest key: the int8 graph's retrieval metrics against fp32, and whether it passed
 
@@ -261,7 +262,17 @@ class Encoder:
         """The encoder directory's `tbhns_manifest.json` (written at export), or {} when it has none."""
         return read_manifest(self.name_or_path)
 
-    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Encode `texts` into an array of shape (len(texts), dimension), rows of unit length."""
-        vectors = self.runtime.encode(list(texts), batch_size or self.batch_size)
-        return vectors.astype(np.float32, copy=False)  # (n, dim)
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, progress: str = "") -> np.ndarray:
+        """Encode `texts` into an array of shape (len(texts), dimension), rows of unit length. With `progress`
+        (a label), a bar on stderr counts the texts, in chunks of `PROGRESS_CHUNK`."""
+        texts, size = list(texts), batch_size or self.batch_size
+        if not progress or len(texts) <= PROGRESS_CHUNK:
+            return self.runtime.encode(texts, size).astype(np.float32, copy=False)  # (n, dim)
+        from tqdm import tqdm
+
+        chunks = []
+        with tqdm(total=len(texts), desc=f"encoding {progress}", unit="texts") as bar:
+            for start in range(0, len(texts), PROGRESS_CHUNK):
+                chunks.append(self.runtime.encode(texts[start : start + PROGRESS_CHUNK], size).astype(np.float32, copy=False))
+                bar.update(len(chunks[-1]))
+        return np.concatenate(chunks)

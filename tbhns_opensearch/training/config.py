@@ -75,9 +75,9 @@ class DataConfig:
                               f"with it (got taxonomy={self.taxonomy!r}); write it with `tbhns taxonomy assign`")  # fmt: skip
         if self.taxonomy == "induced:attribute" and not self.type_attribute:
             raise ConfigError("[data] taxonomy=\"induced:attribute\" needs type_attribute (e.g. \"category\")")
-        if not 1 <= self.relevance_threshold <= self.min_grade:
-            raise ConfigError(f"[data] need 1 <= relevance_threshold <= min_grade, got {self.relevance_threshold} "
-                              f"and {self.min_grade}")  # fmt: skip
+        if min(self.relevance_threshold, self.min_grade) < 1:  # positives below the threshold are allowed (graded NDCG)
+            raise ConfigError(f"[data] relevance_threshold and min_grade must be >= 1 (grade 0 is irrelevant), got "
+                              f"{self.relevance_threshold} and {self.min_grade}")  # fmt: skip
         _check_non_negative("[data]", self, ("catalog_limit", "max_eval_relevant", "max_positives_per_query"))
 
     @property

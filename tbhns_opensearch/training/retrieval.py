@@ -20,6 +20,7 @@ import numpy as np
 
 from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig, evaluate
 from tbhns_opensearch.catalog import Product
+from tbhns_opensearch.encoder import PROGRESS_CHUNK
 from tbhns_opensearch.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class ExactIndex:
 def encode_texts(model: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:
     """Unit vectors of shape (len(texts), dim) from the model as it is now (no gradient)."""
     vectors = model.encode(list(texts), batch_size=ENCODE_BATCH, convert_to_numpy=True,
-                           normalize_embeddings=True, show_progress_bar=False)  # fmt: skip
+                           normalize_embeddings=True, show_progress_bar=len(texts) > PROGRESS_CHUNK)  # fmt: skip
     return np.asarray(vectors, dtype=np.float32)
 
 

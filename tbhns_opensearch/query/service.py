@@ -336,10 +336,17 @@ class SearchClient:
         return hits
 
     def _client_hybrid(self, request: SearchRequest, vector: np.ndarray, depth: int) -> list[SearchHit]:
-        bm25, knn = self._sub_queries(request, vector, depth)
+        """Both candidate lists, display fields included, in one msearch (the node runs the two searches side by
+        side), fused here; a page with a title past ignore_above is read again with `mget`."""
+        bm25, knn = self._sub_queries(request, vector, depth, display=True)
         ranked = [[(hit.id, hit.score) for hit in hits] for hits in (bm25, knn)]
         fused = fuse(ranked, self.hybrid)[request.offset:request.offset + request.k]
-        return self._page(fused, _parts((bm25, knn)) if request.explain else {})
+        parts = _parts((bm25, knn)) if request.explain else {}
+        candidates = {hit.id: hit for hit in (*knn, *bm25)}
+        if self.display_doc_values and all(candidates[product_id].title for product_id, _ in fused):
+            return [replace(candidates[product_id], score=score, parts=parts.get(product_id, {}))
+                    for product_id, score in fused]  # fmt: skip
+        return self._page(fused, parts)
 
     def _search_page(self, body: dict[str, Any], part: str | None = None, **params: Any) -> list[SearchHit]:
         """The page of hits `body` asks for. Where the index has them, display fields come from doc values in the
@@ -365,11 +372,12 @@ class SearchClient:
                 for product_id, score in ranked]  # fmt: skip
 
     def _sub_queries(
-        self, request: SearchRequest, vector: np.ndarray, depth: int
+        self, request: SearchRequest, vector: np.ndarray, depth: int, display: bool = False
     ) -> tuple[list[SearchHit], list[SearchHit]]:
-        """The BM25 and knn candidate lists (top `depth` each) that hybrid fuses, in one msearch."""
-        bodies = [ids_only(build_bm25(request.text, depth, request.filters)),
-                  ids_only(build_knn(vector, depth, request.filters))]  # fmt: skip
+        """The BM25 and knn candidate lists (top `depth` each) that hybrid fuses, in one msearch; with `display`,
+        each hit's display fields from doc values where the index has them, else ids and scores only."""
+        shape = display_from_doc_values if display and self.display_doc_values else ids_only
+        bodies = [shape(build_bm25(request.text, depth, request.filters)), shape(build_knn(vector, depth, request.filters))]
         lines: list[dict[str, Any]] = [line for body in bodies for line in ({"index": self.index}, body)]
         with self._cluster_call(f"hybrid sub-queries on {self.index}"):
             responses = self.client.msearch(body=lines)["responses"]

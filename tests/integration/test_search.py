@@ -169,12 +169,14 @@ def test_server_and_client_hybrid_agree(env: Env, opensearch_config, encoder, fu
             assert hit.parts == client_parts[hit.id]
 
 
+@pytest.mark.parametrize(("path", "endpoint"), [("server", "/_search"), ("client", "/_msearch")])
 @pytest.mark.parametrize(("query", "filters", "offset"), [("car", [], 0), ("wooden train", ["price=5..100"], 7)])
 def test_hybrid_page_in_one_request_equals_the_two_request_page(env: Env, opensearch_config, encoder,
                                                                 monkeypatch: pytest.MonkeyPatch, query: str,
-                                                                filters: list[str], offset: int) -> None:  # fmt: skip
+                                                                filters: list[str], offset: int, path: str,
+                                                                endpoint: str) -> None:  # fmt: skip
     search = SearchClient(opensearch_config, env.alias, encoder, users_index=env.users_index)
-    kwargs = {"mode": "hybrid", "k": 12, "filters": parse_filters(filters), "offset": offset, "path": "server"}
+    kwargs = {"mode": "hybrid", "k": 12, "filters": parse_filters(filters), "offset": offset, "path": path}
     search.search(query, **kwargs)  # warm: mapping, plugins and pipeline read once
     assert search.display_doc_values  # an index made from the template has its display fields as doc values
     sent: list[str] = []
@@ -182,10 +184,10 @@ def test_hybrid_page_in_one_request_equals_the_two_request_page(env: Env, opense
     monkeypatch.setattr(search.client.transport, "perform_request",
                         lambda method, url, *args, **kw: sent.append(url) or perform(method, url, *args, **kw))  # fmt: skip
     one = search.search(query, **kwargs)
-    assert len(sent) == 1 and sent[0].endswith("/_search")
+    assert len(sent) == 1 and sent[0].endswith(endpoint)
     monkeypatch.setattr(SearchClient, "display_doc_values", property(lambda self: False))  # an index older than that
     two = search.search(query, **kwargs)
-    assert len(sent) == 3  # ids, then mget
+    assert len(sent) == 3 and sent[2].endswith("/_mget")  # ids, then mget
     assert len(one.hits) == 12 and one.hits == two.hits  # same ids, scores, titles, brands, paths and prices
     assert all(hit.title and hit.category_path for hit in one.hits)
 

@@ -101,8 +101,9 @@ def main() -> None:
                          max_seq_length=settings["max_seq_length"],
                          data=replace(config.data, catalog_limit=settings["catalog_limit"]))  # fmt: skip
         stem = args.out / f"samplers_{dataset}"
-        earlier = json.loads(stem.with_suffix(".json").read_text())["systems"] if args.reuse else {}
-        results = compare(config, args.samplers, {name: earlier[name] for name in args.reuse})
+        earlier = json.loads(stem.with_suffix(".json").read_text())["systems"] if stem.with_suffix(".json").is_file() else {}
+        reused = {name: earlier.get(name) or saved_row(MODELS / f"{dataset}-{name}", name) for name in args.reuse}
+        results = compare(config, args.samplers, reused)
         write(results, stem)
 
 
@@ -129,7 +130,7 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
         tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
         systems[name] = _system_row(result, tests[name], base_validation)
         if run_data is not data:
-            systems[name]["train_pairs"] = len(run_data.pairs)
+            systems[name]["train_pairs"] = len(run_data.train_pairs)
         print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)
     return {
         "dataset": data.name,
@@ -161,6 +162,22 @@ def system_config(config: TrainConfig, name: str, output_dir: str) -> TrainConfi
         overrides["stage2"] = PreferenceConfig(max_steps=config.max_steps // 2, eval_every=config.eval_every // 2,
                                                batch_size=config.batch_size // 4, learning_rate=config.learning_rate / 2)  # fmt: skip
     return replace(config, max_steps=steps, output_dir=output_dir, **overrides)
+
+
+def saved_row(model_dir: Path, name: str) -> dict[str, Any]:
+    """The training row of a model an earlier run saved, read from its model card: what `--reuse` scores when that
+    run's JSON has no row for it (e.g. the run stopped after saving the model)."""
+    card_file = model_dir / "model_card.json"
+    if not card_file.is_file():
+        raise SystemExit(f"--reuse {name}: no saved model at {model_dir}; train it first (--samplers {name})")
+    card = json.loads(card_file.read_text())
+    training, counts = card["training"], card["data"]["counts"]
+    row = {"validation": {m: card["validation"][m] for m in METRICS}, "best_step": training["best_step"],
+           "steps": training["steps"], "train_s": round(training["wall_s"] - training["eval_s"], 1),
+           "levels": card["sampler"]["level_counts"]}  # fmt: skip
+    if "min_grade" in SYSTEMS[name]:
+        row["train_pairs"] = counts.get("train_pairs_real", 0) + counts.get("train_pairs_generated", 0)
+    return row
 
 
 def _system_row(result: TrainResult | None, test: Evaluation, base_validation: Evaluation) -> dict[str, Any]:

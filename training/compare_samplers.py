@@ -58,11 +58,13 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     "taxonomy-2x": {"sampler": TAXONOMY, "steps": 2.0, "learning_rate": 1e-4},
     # the data lever: partly relevant products (grade 1) are positives too, same steps
     "taxonomy-partial": {"sampler": TAXONOMY, "min_grade": 1},
+    # the batch lever: 4x the in-batch negatives, the same pass over the pairs (a quarter of the steps)
+    "taxonomy-batch256": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4},
 }
 PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("taxonomy-masked", "taxonomy"),
          ("taxonomy-masked-roar", "taxonomy-masked-long"), ("taxonomy-masked-roar", "taxonomy-masked"),
          ("taxonomy-2x", "taxonomy"), ("taxonomy-2x", "base"), ("taxonomy-partial", "taxonomy"),
-         ("taxonomy-partial", "base")]  # fmt: skip
+         ("taxonomy-partial", "base"), ("taxonomy-batch256", "taxonomy"), ("taxonomy-batch256", "base")]  # fmt: skip
 """The significance family: (system, baseline) pairs tested when both ran (Holm-corrected together)."""
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},

@@ -57,3 +57,28 @@ def test_a_path_becomes_an_encoder_lazily(tmp_path) -> None:
     assert not encoder.loaded
     assert (encoder.encoder.name_or_path, encoder.encoder.backend) == (str(tmp_path), "torch")
     assert not encoder.loaded
+
+
+class LengthRuntime:
+    """A backend stand-in: one-hot of each text's length; records the size of every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def encode(self, texts, batch_size):  # type: ignore[no-untyped-def]
+        self.calls.append(len(texts))
+        vectors = np.zeros((len(texts), 8), dtype=np.float32)
+        vectors[np.arange(len(texts)), [len(text) % 8 for text in texts]] = 1.0
+        return vectors
+
+
+def test_progress_encodes_in_chunks_with_the_same_vectors(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("tbhns_opensearch.encoder.PROGRESS_CHUNK", 3)
+    encoder, runtime = Encoder("fake"), LengthRuntime()
+    encoder.__dict__["runtime"] = runtime  # the cached backend: no model is loaded
+    texts = ["a", "bb", "ccc", "dddd", "e", "ff", "ggg"]
+    plain = encoder.encode(texts)
+    with_progress = encoder.encode(texts, progress="products")
+    assert runtime.calls == [7, 3, 3, 1]
+    assert np.array_equal(plain, with_progress) and with_progress.dtype == np.float32
+    assert "encoding products" in capsys.readouterr().err

@@ -69,7 +69,8 @@ PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("t
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
     "icecat": {"max_steps": 80, "eval_every": 40, "max_seq_length": 32, "catalog_limit": 3000},
-    "homedepot": {"max_steps": 300, "eval_every": 150, "max_seq_length": 32, "catalog_limit": 0},
+    "homedepot": {"max_steps": 300, "eval_every": 150, "max_seq_length": 32, "catalog_limit": 0, "batch_size": 64,
+                  "learning_rate": 5e-5},  # the budget every committed Home Depot comparison ran at
 }
 """Icecat texts carry descriptions, so a row costs ~3x a toys row at 64 tokens: fewer steps, 32 tokens."""
 METRICS = ("recall@24", "ndcg@10")
@@ -100,7 +101,8 @@ def main() -> None:
         settings = SETTINGS[dataset] | {key: value for key, value in flags.items() if value is not None}
         config = load_train_config(CONFIGS[dataset])
         config = replace(config, max_steps=settings["max_steps"], eval_every=settings["eval_every"], patience=0,
-                         max_seq_length=settings["max_seq_length"],
+                         max_seq_length=settings["max_seq_length"], batch_size=settings.get("batch_size", config.batch_size),
+                         learning_rate=settings.get("learning_rate", config.learning_rate),
                          data=replace(config.data, catalog_limit=settings["catalog_limit"]))  # fmt: skip
         stem = args.out / f"samplers_{dataset}"
         earlier = json.loads(stem.with_suffix(".json").read_text())["systems"] if stem.with_suffix(".json").is_file() else {}

@@ -105,7 +105,8 @@ def main() -> None:
                          learning_rate=settings.get("learning_rate", config.learning_rate),
                          data=replace(config.data, catalog_limit=settings["catalog_limit"]))  # fmt: skip
         stem = args.out / f"samplers_{dataset}"
-        earlier = json.loads(stem.with_suffix(".json").read_text())["systems"] if stem.with_suffix(".json").is_file() else {}
+        earlier_file = stem.with_suffix(".json")
+        earlier = json.loads(earlier_file.read_text())["systems"] if earlier_file.is_file() else {}
         reused = {name: earlier.get(name) or saved_row(MODELS / f"{dataset}-{name}", name) for name in args.reuse}
         results = compare(config, args.samplers, reused)
         write(results, stem)
@@ -133,7 +134,7 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
                                   opensearch=OpenSearchConfig.from_env() if name == "bm25" else None).result  # fmt: skip
         tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
         systems[name] = _system_row(result, tests[name], base_validation)
-        if run_data is not data:
+        if "min_grade" in SYSTEMS[name]:  # a system with its own training pairs: say how many
             systems[name]["train_pairs"] = len(run_data.train_pairs)
         print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)
     return {

@@ -273,6 +273,6 @@ class Encoder:
         chunks = []
         with tqdm(total=len(texts), desc=f"encoding {progress}", unit="texts") as bar:
             for start in range(0, len(texts), PROGRESS_CHUNK):
-                chunks.append(self.runtime.encode(texts[start : start + PROGRESS_CHUNK], size).astype(np.float32, copy=False))
+                chunks.append(self.runtime.encode(texts[start : start + PROGRESS_CHUNK], size))
                 bar.update(len(chunks[-1]))
-        return np.concatenate(chunks)
+        return np.concatenate(chunks).astype(np.float32, copy=False)

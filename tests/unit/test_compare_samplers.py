@@ -1,0 +1,73 @@
+"""training/compare_samplers.py without training: how each system changes the config, and rows read back from a
+saved model card (what `--reuse` scores when the earlier run's JSON has no row)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tbhns_opensearch.training.config import DataConfig, TrainConfig
+
+SCRIPT = Path(__file__).resolve().parents[2] / "training" / "compare_samplers.py"
+
+
+@pytest.fixture(scope="module")
+def script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("compare_samplers", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BASE = TrainConfig(data=DataConfig(catalog="c.jsonl", min_grade=2, relevance_threshold=2), max_steps=300,
+                   batch_size=64, learning_rate=5e-5, eval_every=150)  # fmt: skip
+
+
+def test_partial_system_lowers_min_grade_and_keeps_the_rest(script: ModuleType) -> None:
+    config = script.system_config(BASE, "taxonomy-partial", "out/p")
+    assert config.data.min_grade == 1
+    assert config.data.relevance_threshold == 2  # evaluation is unchanged
+    assert (config.max_steps, config.batch_size, config.output_dir) == (300, 64, "out/p")
+
+
+def test_batch_system_keeps_one_pass_over_the_pairs(script: ModuleType) -> None:
+    config = script.system_config(BASE, "taxonomy-batch256", "out/b")
+    assert config.max_steps * config.batch_size == BASE.max_steps * BASE.batch_size
+    assert config.learning_rate == 1e-4
+    assert config.data == BASE.data
+
+
+def test_roar_system_adds_a_second_stage_of_half_the_steps(script: ModuleType) -> None:
+    config = script.system_config(BASE, "taxonomy-masked-roar", "out/r")
+    assert config.max_steps == 300 and config.loss == "masked_mnrl"
+    assert config.stage2 is not None and config.stage2.max_steps == 150
+
+
+def _card(directory: Path, pairs: int) -> Path:
+    directory.mkdir(parents=True)
+    card = {"data": {"counts": {"train_pairs_real": pairs, "train_pairs_generated": 5}},
+            "validation": {"recall@24": 0.58, "ndcg@10": 0.36, "mrr@100": 0.4},
+            "training": {"best_step": 75, "steps": 75, "wall_s": 1200.0, "eval_s": 100.5},
+            "sampler": {"level_counts": {"leaf": 10, "sibling": 3}}}  # fmt: skip
+    (directory / "model_card.json").write_text(json.dumps(card))
+    return directory
+
+
+def test_saved_row_reads_the_model_card(script: ModuleType, tmp_path: Path) -> None:
+    row = script.saved_row(_card(tmp_path / "hd-taxonomy", 100), "taxonomy")
+    assert row == {"validation": {"recall@24": 0.58, "ndcg@10": 0.36}, "best_step": 75, "steps": 75,
+                   "train_s": 1099.5, "levels": {"leaf": 10, "sibling": 3}}  # fmt: skip
+
+
+def test_saved_row_counts_own_pairs_for_systems_with_their_own_data(script: ModuleType, tmp_path: Path) -> None:
+    assert script.saved_row(_card(tmp_path / "hd-partial", 100), "taxonomy-partial")["train_pairs"] == 105
+
+
+def test_reusing_an_untrained_system_names_the_fix(script: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"--reuse taxonomy: no saved model .* \(--samplers taxonomy\)"):
+        script.saved_row(tmp_path / "missing", "taxonomy")

@@ -60,11 +60,20 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     "taxonomy-partial": {"sampler": TAXONOMY, "min_grade": 1},
     # the batch lever: 4x the in-batch negatives, the same pass over the pairs (a quarter of the steps)
     "taxonomy-batch256": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4},
+    # the lexical lever: + queries generated from 20,000 product titles (Home Depot: ~16,700 pairs), one pass over
+    # real + generated pairs at batch 256; "-long" is its control: as many steps on the real pairs alone
+    "taxonomy-generated": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.47, "learning_rate": 1e-4,
+                           "generated_pairs": 20000},
+    "taxonomy-batch256-long": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.47, "learning_rate": 1e-4},
 }
+OWN_DATA = {"min_grade", "generated_pairs"}
+"""System overrides of [data]: such a system prepares its own training pairs."""
 PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("taxonomy-masked", "taxonomy"),
          ("taxonomy-masked-roar", "taxonomy-masked-long"), ("taxonomy-masked-roar", "taxonomy-masked"),
          ("taxonomy-2x", "taxonomy"), ("taxonomy-2x", "base"), ("taxonomy-partial", "taxonomy"),
-         ("taxonomy-partial", "base"), ("taxonomy-batch256", "taxonomy"), ("taxonomy-batch256", "base")]  # fmt: skip
+         ("taxonomy-partial", "base"), ("taxonomy-batch256", "taxonomy"), ("taxonomy-batch256", "base"),
+         ("taxonomy-generated", "taxonomy-batch256"), ("taxonomy-generated", "taxonomy-batch256-long"),
+         ("taxonomy-batch256-long", "taxonomy-batch256")]  # fmt: skip
 """The significance family: (system, baseline) pairs tested when both ran (Holm-corrected together)."""
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
@@ -134,7 +143,7 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
                                   opensearch=OpenSearchConfig.from_env() if name == "bm25" else None).result  # fmt: skip
         tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
         systems[name] = _system_row(result, tests[name], base_validation)
-        if "min_grade" in SYSTEMS[name]:  # a system with its own training pairs: say how many
+        if OWN_DATA & set(SYSTEMS[name]):  # a system with its own training pairs: say how many
             systems[name]["train_pairs"] = len(run_data.train_pairs)
         print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)
     return {
@@ -158,11 +167,12 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
 def system_config(config: TrainConfig, name: str, output_dir: str) -> TrainConfig:
     """`config` as system `name` runs it: its sampler and loss; "roar" adds a ROAR stage of half the steps
     (stage 1 keeps its steps), "long" gives stage 1 those extra steps instead (the same total budget);
-    "min_grade" changes which judged pairs are training positives (same splits and evaluation)."""
+    `OWN_DATA` keys change which pairs are training positives (same splits and evaluation)."""
     overrides = dict(SYSTEMS[name])
     steps = round(config.max_steps * overrides.pop("steps", 1.0))
-    if "min_grade" in overrides:
-        overrides["data"] = replace(config.data, min_grade=overrides.pop("min_grade"))
+    data_overrides = {key: overrides.pop(key) for key in OWN_DATA if key in overrides}
+    if data_overrides:
+        overrides["data"] = replace(config.data, **data_overrides)
     if overrides.pop("stage2", None):
         overrides["stage2"] = PreferenceConfig(max_steps=config.max_steps // 2, eval_every=config.eval_every // 2,
                                                batch_size=config.batch_size // 4, learning_rate=config.learning_rate / 2)  # fmt: skip
@@ -180,7 +190,7 @@ def saved_row(model_dir: Path, name: str) -> dict[str, Any]:
     row = {"validation": {m: card["validation"][m] for m in METRICS}, "best_step": training["best_step"],
            "steps": training["steps"], "train_s": round(training["wall_s"] - training["eval_s"], 1),
            "levels": card["sampler"]["level_counts"]}  # fmt: skip
-    if "min_grade" in SYSTEMS[name]:
+    if OWN_DATA & set(SYSTEMS[name]):
         row["train_pairs"] = counts.get("train_pairs_real", 0) + counts.get("train_pairs_generated", 0)
     return row
 

@@ -59,6 +59,7 @@ class DataConfig:
     unseen_products: bool = True  # drop training pairs whose positive is relevant to a validation/test query
     max_eval_relevant: int = 0  # drop validation/test queries with more relevant products than this; 0 keeps all
     max_positives_per_query: int = 0  # keep at most this many training pairs per query (seeded); 0 keeps all
+    generated_pairs: int = 0  # real queries: also train on generated queries of this many sampled products
 
     def __post_init__(self) -> None:
         if bool(self.dataset) == bool(self.catalog):
@@ -78,7 +79,11 @@ class DataConfig:
         if min(self.relevance_threshold, self.min_grade) < 1:  # positives below the threshold are allowed (graded NDCG)
             raise ConfigError(f"[data] relevance_threshold and min_grade must be >= 1 (grade 0 is irrelevant), got "
                               f"{self.relevance_threshold} and {self.min_grade}")  # fmt: skip
-        _check_non_negative("[data]", self, ("catalog_limit", "max_eval_relevant", "max_positives_per_query"))
+        if self.generated_pairs and self.queries == "generated":
+            raise ConfigError("[data] generated_pairs adds generated queries to real ones; with queries=\"generated\" "
+                              "set per_product instead")  # fmt: skip
+        _check_non_negative("[data]", self, ("catalog_limit", "max_eval_relevant", "max_positives_per_query",
+                                       "generated_pairs"))
 
     @property
     def name(self) -> str:

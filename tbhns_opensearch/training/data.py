@@ -11,7 +11,9 @@ Steps, in order (`prepare_data`):
    cannot score Recall@24 above 24/800, so it says little);
 5. training pairs (grade >= `min_grade`); with `unseen_products`, pairs whose positive is relevant to any
    validation or test query are dropped, so evaluation is on products whose queries training never saw;
-   with `max_positives_per_query`, a seeded sample of each query's pairs is kept.
+   with `max_positives_per_query`, a seeded sample of each query's pairs is kept; with `generated_pairs`,
+   queries generated from a seeded sample of that many products (one each) join the real training pairs
+   (never a query whose text is a validation or test query's).
 
 Example:
     >>> data = prepare_data(DataConfig(dataset="icecat", queries="judgments", test=0.3), seed=13)  # doctest: +SKIP
@@ -95,7 +97,8 @@ def prepare_data(config: DataConfig, seed: int) -> TrainingData:
     report: Counter[str] = Counter(products=len(products), judgments_outside_catalog=len(judgments) - len(kept))
     validation = _eval_set(splits.validation, config, report, "validation")
     test = _eval_set(splits.test, config, report, "test")
-    pairs = make_pairs(splits.train, min_grade=config.min_grade)
+    eval_keys = {query_key(j.query) for j in (*splits.validation, *splits.test)}
+    pairs = make_pairs([*splits.train, *_augmentation(config, products, eval_keys, seed)], min_grade=config.min_grade)
     if config.unseen_products:
         held_out = {pid for split in (validation, test) for grades in split.qrels.values() for pid, g in grades.items() if g}
         report["train_pairs_dropped_unseen"] = sum(p.positive_id in held_out for p in pairs)
@@ -157,6 +160,15 @@ def _generated(config: DataConfig, products: Sequence[Product], seed: int) -> li
     queries = generate_queries(products, seed=seed, per_product=config.per_product,
                                type_attribute=config.type_attribute or None)  # fmt: skip
     return [judgment for query in queries for judgment in query.judgments()]
+
+
+def _augmentation(config: DataConfig, products: list[Product], eval_keys: set[str], seed: int) -> list[LabelledQuery]:
+    """Generated judgments for `generated_pairs` sampled products (one query each), eval query texts excluded."""
+    if not config.generated_pairs:
+        return []
+    chosen = sorted(keyed_rng(seed, "augmentation").sample(range(len(products)), min(len(products), config.generated_pairs)))
+    queries = generate_queries([products[i] for i in chosen], seed=seed, per_product=1, grade_mates=False)
+    return [j for query in queries if query_key(query.text) not in eval_keys for j in query.judgments()]
 
 
 def _sample(products: list[Product], keep: set[str], limit: int, seed: int) -> list[Product]:

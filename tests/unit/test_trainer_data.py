@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tbhns_opensearch.catalog import Product, read_judgments_csv
-from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.training.config import DataConfig
 from tbhns_opensearch.training.data import build_taxonomy, prepare_data, sample_texts
 from tbhns_opensearch.eval.queries import LabelledQuery, query_key, write_labelled_queries
@@ -106,3 +108,24 @@ def test_assigned_taxonomy_feeds_the_sampler_and_leaves_product_texts_alone(tmp_
     assert taxonomy.source == "assigned"
     assert taxonomy.leaf_of("a") == ("Hardware", "Tools") and taxonomy.is_unknown("b")
     assert products[0].taxonomy_path == () and products[0].text_for_embedding() == "Drill"
+
+
+def test_generated_pairs_join_real_ones_and_never_repeat_an_evaluation_query(tmp_path: Path) -> None:
+    colours, things = ("red", "blue", "green", "black", "white", "grey"), ("kettle", "toaster", "blender", "mixer", "grill")
+    titles = [f"{colour} {thing}" for colour in colours for thing in things]  # a title is its own title query
+    catalog, queries = tmp_path / "catalog.jsonl", tmp_path / "queries.jsonl"
+    catalog.write_text("".join(json.dumps({"id": f"p{i}", "title": t}) + "\n" for i, t in enumerate(titles)))
+    write_labelled_queries(queries, (LabelledQuery(t, f"p{i}", 2) for i, t in enumerate(titles[:20])))  # 10 unasked
+    config = DataConfig(catalog=str(catalog), queries=str(queries), unseen_products=False, validation=0.3, test=0.3)
+    real = prepare_data(config, seed=13)
+    mixed = prepare_data(replace(config, generated_pairs=len(titles)), seed=13)
+    assert mixed.test == real.test and mixed.validation == real.validation
+    assert {p for p in mixed.train_pairs if p.source == "real"} == set(real.train_pairs)
+    assert {p.query for p in mixed.train_pairs if p.source == "generated"} == set(titles[20:])
+    assert mixed.report["train_pairs_generated"] == 10
+    assert not {query_key(p.query) for p in mixed.train_pairs} & (set(real.test.queries) | set(real.validation.queries))
+
+
+def test_generated_pairs_need_real_queries() -> None:
+    with pytest.raises(ConfigError, match=r"generated_pairs adds generated queries to real ones"):
+        DataConfig(catalog="c.jsonl", queries="generated", generated_pairs=10)

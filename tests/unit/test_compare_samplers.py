@@ -71,3 +71,10 @@ def test_saved_row_counts_own_pairs_for_systems_with_their_own_data(script: Modu
 def test_reusing_an_untrained_system_names_the_fix(script: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"--reuse taxonomy: no saved model .* \(--samplers taxonomy\)"):
         script.saved_row(tmp_path / "missing", "taxonomy")
+
+
+def test_report_names_what_each_system_overrides(script: ModuleType) -> None:
+    assert script._overrides({"base": {}, "taxonomy": {}}) == []
+    (line,) = script._overrides({"taxonomy": {}, "taxonomy-batch256": {}, "taxonomy-masked": {}})
+    assert "taxonomy-batch256 (batch_size 256, steps 0.25, learning_rate 0.0001)" in line
+    assert "taxonomy-masked" not in line  # the mask is a loss, named by the system itself

@@ -13,7 +13,10 @@ instead of 100 (as do the depth 50 and 200 rows); "hybrid server, ids + mget" re
 are read (candidate ids, then one `mget`), where the other hybrid server rows read it from doc values in the
 same request. With `--split-shards N`, a copy of the index split into N primary shards (the `_split` API: same
 segments, no re-encoding; deleted at the end) adds the rows "bm25, N shards" and "hybrid server, N shards",
-still as ratios to the one-shard BM25.
+still as ratios to the one-shard BM25, and a quality table: NDCG@10 and Recall@24 of BM25 and hybrid on one
+shard vs N shards over the judged Icecat queries (REAL; grade >= 1 relevant), with a paired randomization test
+(Holm over the two modes) and the mean overlap of the two top-24 lists (each shard scores BM25 with its own
+term statistics, so rankings may move).
 
 Run against a full Icecat index built with the same encoder, e.g. with an exported (ONNX) encoder:
     tbhns ingest --dataset icecat --alias icecat --encoder runs/train/icecat-taxonomy
@@ -29,6 +32,7 @@ import platform
 import random
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +43,8 @@ from tbhns_opensearch.catalog.adapters import load_judgments
 from tbhns_opensearch.cluster import make_client
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
+from tbhns_opensearch.eval.metrics import MetricConfig, evaluate
+from tbhns_opensearch.eval.significance import adjust, paired_test
 from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 from tbhns_opensearch.query.service import SearchClient, SearchResponse
 from tbhns_opensearch.users.events import UserEvent
@@ -95,6 +101,28 @@ def split_copy(client: Any, alias: str, shards: int) -> str:
     return target
 
 
+def shard_quality(one: SearchClient, sharded: SearchClient, shards: int, qrels: dict[str, dict[str, int]]) -> list[str]:
+    """Markdown rows: BM25 and hybrid quality on one shard vs `shards` shards over `qrels` (query -> {id: grade})."""
+    evaluations, overlaps = {}, {}
+    for mode in ("bm25", "hybrid"):
+        tops = {label: {q: [h.id for h in client.search(q, mode=mode).hits] for q in qrels}
+                for label, client in (("one", one), ("sharded", sharded))}  # fmt: skip
+        evaluations[mode] = {label: evaluate({q: {pid: -rank for rank, pid in enumerate(ids)} for q, ids in top.items()},
+                                             qrels, MetricConfig(threshold=1)) for label, top in tops.items()}  # fmt: skip
+        overlaps[mode] = sum(len(set(tops["one"][q]) & set(tops["sharded"][q])) / max(1, len(tops["one"][q]))
+                             for q in qrels) / len(qrels)  # fmt: skip
+    tests = adjust([paired_test(ev["one"].per_query["ndcg@10"], ev["sharded"].per_query["ndcg@10"], metric="ndcg@10",
+                                baseline_name=f"{mode}, 1 shard", system_name=f"{mode}, {shards} shards")
+                    for mode, ev in evaluations.items()])  # fmt: skip
+    rows = [f"| mode | NDCG@10, 1 shard | NDCG@10, {shards} shards | diff (Holm p) | R@24, 1 shard | R@24, {shards} "
+            "shards | top-24 overlap |", "|---|---:|---:|---|---:|---:|---:|"]  # fmt: skip
+    for (mode, ev), test in zip(evaluations.items(), tests, strict=True):
+        rows.append(f"| {mode} | {ev['one'].mean['ndcg@10']:.4f} | {ev['sharded'].mean['ndcg@10']:.4f} | "
+                    f"{test.mean_diff:+.4f} ({test.p_adjusted:.2f}) | {ev['one'].mean['recall@24']:.4f} | "
+                    f"{ev['sharded'].mean['recall@24']:.4f} | {overlaps[mode]:.2f} |")  # fmt: skip
+    return rows
+
+
 class TwoRequestHybrid(SearchClient):
     """A client that reads hybrid pages as it must on indices without the display doc values: ids, then mget."""
 
@@ -139,7 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     opensearch = OpenSearchConfig.from_env()
     client = make_client(opensearch)
     documents = client.count(index=args.alias)["count"]
-    queries = sorted({judgment.query for judgment in load_judgments("icecat")})
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    for judgment in load_judgments("icecat"):
+        qrels[judgment.query][judgment.product_id] = judgment.grade
+    queries = sorted(qrels)
     users_index = f"latency-users-{uuid.uuid4().hex[:8]}"
     rng = random.Random(args.seed)
     sample = [hit["_id"] for hit in client.search(index=args.alias, body={"size": 1000, "_source": False})["hits"]["hits"]]
@@ -155,9 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "query encoding included (cache off)": measure(systems(uncached, user_ids, split), queries, queries[:10]),
             "query vector cached (cluster side)": measure(systems(cached, user_ids, split), queries, queries),
         }
+        quality = shard_quality(cached, replace_client(cached, index=split[1]), split[0], qrels) if split else []
     finally:
         client.indices.delete(index=[users_index, *([split[1]] if split else [])], ignore_unavailable=True)
-    report = render(args, documents, len(queries), tables, os.getloadavg()[0], uncached.query_encoder.encoder.backend)
+    report = render(args, documents, len(queries), tables, os.getloadavg()[0], uncached.query_encoder.encoder.backend,
+                    quality)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
@@ -165,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dict[str, dict[str, LatencyStats]],
-           load: float, backend: str) -> str:  # fmt: skip
+           load: float, backend: str, quality: Sequence[str] = ()) -> str:  # fmt: skip
     lines = [
         "# Query latency by mode — Icecat",
         "",
@@ -183,6 +216,9 @@ def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dic
         for name, row in stats.items():
             lines.append(f"| {name} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {row.mean_ms:.1f} | "
                          f"{row.p50_ms / base.p50_ms:.2f}x | {row.p95_ms / base.p95_ms:.2f}x |")  # fmt: skip
+    if quality:
+        lines += ["", f"## Quality on {args.split_shards} shards (REAL judged Icecat queries, grade >= 1 relevant)",
+                  "", *quality]  # fmt: skip
     lines += [
         "",
         f"Run: `python benchmarks/query_latency.py --alias {args.alias} --encoder {args.encoder}"

@@ -118,7 +118,7 @@ def shard_quality(one: SearchClient, sharded: SearchClient, shards: int, qrels: 
             "shards | top-24 overlap |", "|---|---:|---:|---|---:|---:|---:|"]  # fmt: skip
     for (mode, ev), test in zip(evaluations.items(), tests, strict=True):
         rows.append(f"| {mode} | {ev['one'].mean['ndcg@10']:.4f} | {ev['sharded'].mean['ndcg@10']:.4f} | "
-                    f"{test.mean_diff:+.4f} ({test.p_adjusted:.2f}) | {ev['one'].mean['recall@24']:.4f} | "
+                    f"{test.mean_diff:+.4f} ({test.p_adjusted:.4f}) | {ev['one'].mean['recall@24']:.4f} | "
                     f"{ev['sharded'].mean['recall@24']:.4f} | {overlaps[mode]:.2f} |")  # fmt: skip
     return rows
 

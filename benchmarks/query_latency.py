@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     documents = client.count(index=args.alias)["count"]
     qrels: dict[str, dict[str, int]] = defaultdict(dict)
     for judgment in load_judgments("icecat"):
-        qrels[judgment.query][judgment.product_id] = judgment.grade
+        qrels[judgment.query][judgment.product_id] = max(judgment.grade, qrels[judgment.query].get(judgment.product_id, 0))
     queries = sorted(qrels)
     users_index = f"latency-users-{uuid.uuid4().hex[:8]}"
     rng = random.Random(args.seed)

@@ -140,12 +140,12 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
         systems[name] = row | {"test": {m: round(tests[name].mean[m], 4) for m in METRICS}, "reused": True}
     for name in samplers:
         run_config = system_config(config, name, str(MODELS / f"{data.name}-{name}"))
-        run_data = data if run_config.data == config.data else prepare_data(run_config.data, config.seed)
+        run_data = prepare_data(run_config.data, config.seed) if _own_data(name) else data
         result = train_and_export(run_config, data=run_data, base_vectors=base_index.vectors,
                                   opensearch=OpenSearchConfig.from_env() if name == "bm25" else None).result  # fmt: skip
         tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
         systems[name] = _system_row(result, tests[name], base_validation)
-        if OWN_DATA & set(SYSTEMS[name]):  # a system with its own training pairs: say how many
+        if _own_data(name):
             systems[name]["train_pairs"] = len(run_data.train_pairs)
         print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)
     return {
@@ -192,9 +192,14 @@ def saved_row(model_dir: Path, name: str) -> dict[str, Any]:
     row = {"validation": {m: card["validation"][m] for m in METRICS}, "best_step": training["best_step"],
            "steps": training["steps"], "train_s": round(training["wall_s"] - training["eval_s"], 1),
            "levels": card["sampler"]["level_counts"]}  # fmt: skip
-    if OWN_DATA & set(SYSTEMS[name]):
+    if _own_data(name):
         row["train_pairs"] = counts.get("train_pairs_real", 0) + counts.get("train_pairs_generated", 0)
     return row
+
+
+def _own_data(name: str) -> bool:
+    """Whether system `name` overrides [data], i.e. trains on pairs of its own (same splits and evaluation)."""
+    return bool(OWN_DATA & set(SYSTEMS[name]))
 
 
 def _system_row(result: TrainResult | None, test: Evaluation, base_validation: Evaluation) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import platform
 import random
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
 from tbhns_opensearch.catalog.adapters import load_judgments
+from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.cluster import make_client
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
@@ -167,9 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opensearch = OpenSearchConfig.from_env()
     client = make_client(opensearch)
     documents = client.count(index=args.alias)["count"]
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    for judgment in load_judgments("icecat"):
-        qrels[judgment.query][judgment.product_id] = max(judgment.grade, qrels[judgment.query].get(judgment.product_id, 0))
+    qrels = graded_qrels(load_judgments("icecat"))
     queries = sorted(qrels)
     users_index = f"latency-users-{uuid.uuid4().hex[:8]}"
     rng = random.Random(args.seed)

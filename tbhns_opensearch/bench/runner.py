@@ -24,6 +24,7 @@ from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_repor
 from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write_ranked_run
 from tbhns_opensearch.eval.significance import compare_to_baseline
 from tbhns_opensearch.catalog import Product, read_catalog
+from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.bench.breakdown import history_bucket
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
 from tbhns_opensearch.config import OpenSearchConfig
@@ -168,11 +169,7 @@ def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
                                 test=config.test_fraction)  # fmt: skip
         labelled = list(getattr(splits, config.split))
     ids = query_ids([q.query for q in labelled])
-    qrels: Qrels = {}
-    for query in labelled:
-        grades = qrels.setdefault(ids[query.query], {})
-        grades[query.product_id] = max(grades.get(query.product_id, 0), query.grade)
-    return list(stream), QuerySet({qid: text for text, qid in ids.items()}, qrels)
+    return list(stream), QuerySet({qid: text for text, qid in ids.items()}, graded_qrels(labelled, key=ids.__getitem__))
 
 
 def load_user_queries(spec: UsersSpec, split: str, data_dir: str | None) -> tuple[list[Product], QuerySet]:

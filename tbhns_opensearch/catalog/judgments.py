@@ -6,7 +6,7 @@ The artifact keeps the Chorus/Icecat layout `query,docid,rating`, so the Icecat 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,21 @@ def read_judgments_csv(path: str | Path) -> list[Judgment]:
             raise CatalogError(f"{path}: missing column(s) {missing} (has {reader.fieldnames}); "
                                f"judgments need the columns {','.join(JUDGMENT_COLUMNS)}")
         return [_judgment(row, path, reader.line_num) for row in reader]
+
+
+def graded_qrels(judgments: Iterable[Judgment], key: Callable[[str], str] = str) -> dict[str, dict[str, int]]:
+    """Grades by query (`key(query)`, the text itself by default) and product; a pair judged twice keeps its
+    highest grade.
+
+    Example:
+        >>> graded_qrels([Judgment("usb", "p1", 1), Judgment("USB", "p1", 3)], key=str.lower)
+        {'usb': {'p1': 3}}
+    """
+    qrels: dict[str, dict[str, int]] = {}
+    for judgment in judgments:
+        grades = qrels.setdefault(key(judgment.query), {})
+        grades[judgment.product_id] = max(judgment.grade, grades.get(judgment.product_id, 0))
+    return qrels
 
 
 def write_judgments_csv(judgments: Iterable[Judgment], path: str | Path) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import read_dataset
+from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.taxonomy import Taxonomy
@@ -181,14 +182,13 @@ def _sample(products: list[Product], keep: set[str], limit: int, seed: int) -> l
 
 
 def _eval_set(judgments: Iterable[LabelledQuery], config: DataConfig, report: Counter[str], split: str) -> EvalSet:
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    judgments = list(judgments)
+    qrels = graded_qrels(judgments, key=query_key)
     texts: dict[str, str] = {}
     sources: dict[str, str] = {}
     for j in judgments:
-        key = query_key(j.query)
-        texts.setdefault(key, j.query)
-        sources.setdefault(key, j.source)
-        qrels[key][j.product_id] = max(j.grade, qrels[key].get(j.product_id, 0))
+        texts.setdefault(query_key(j.query), j.query)
+        sources.setdefault(query_key(j.query), j.source)
     kept = {}
     for key, grades in qrels.items():
         relevant = sum(g >= config.relevance_threshold for g in grades.values())

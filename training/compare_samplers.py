@@ -67,6 +67,10 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     "taxonomy-batch256-long": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.47, "learning_rate": 1e-4},
     # the batch lever again: 8x the in-batch negatives of the comparisons, one pass, lr scaled with sqrt(batch)
     "taxonomy-batch512": {"sampler": TAXONOMY, "batch_size": 512, "steps": 0.125, "learning_rate": 1.5e-4},
+    # arXiv 2606.01504 on the recipe: ROAR after the recipe's pass vs "-long" (as many more stage-1 texts: 66 steps
+    # x 256 rows x 4 texts ~ 117 ROAR steps x 64 queries x 9 texts), at half the stage-1 learning rate
+    "taxonomy-batch256-roar": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4,
+                               "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64, "learning_rate": 5e-5}},
 }
 OWN_DATA = {"min_grade", "generated_pairs"}
 """System overrides of [data]: such a system prepares its own training pairs."""
@@ -75,7 +79,8 @@ PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("t
          ("taxonomy-2x", "taxonomy"), ("taxonomy-2x", "base"), ("taxonomy-partial", "taxonomy"),
          ("taxonomy-partial", "base"), ("taxonomy-batch256", "taxonomy"), ("taxonomy-batch256", "base"),
          ("taxonomy-generated", "taxonomy-batch256"), ("taxonomy-generated", "taxonomy-batch256-long"),
-         ("taxonomy-batch256-long", "taxonomy-batch256"), ("taxonomy-batch512", "taxonomy-batch256")]  # fmt: skip
+         ("taxonomy-batch256-long", "taxonomy-batch256"), ("taxonomy-batch512", "taxonomy-batch256"),
+         ("taxonomy-batch256-roar", "taxonomy-batch256-long"), ("taxonomy-batch256-roar", "taxonomy-batch256")]  # fmt: skip
 """The significance family: (system, baseline) pairs tested when both ran (Holm-corrected together)."""
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
@@ -167,17 +172,21 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
 
 
 def system_config(config: TrainConfig, name: str, output_dir: str) -> TrainConfig:
-    """`config` as system `name` runs it: its sampler and loss; "roar" adds a ROAR stage of half the steps
-    (stage 1 keeps its steps), "long" gives stage 1 those extra steps instead (the same total budget);
+    """`config` as system `name` runs it: its sampler and loss; "stage2" adds a ROAR stage ("half": half the steps,
+    a quarter of the batch, half the learning rate; or its own `PreferenceConfig` fields; stage 1 keeps its steps),
+    "long" gives stage 1 that budget instead;
     `OWN_DATA` keys change which pairs are training positives (same splits and evaluation)."""
     overrides = dict(SYSTEMS[name])
     steps = round(config.max_steps * overrides.pop("steps", 1.0))
     data_overrides = {key: overrides.pop(key) for key in OWN_DATA if key in overrides}
     if data_overrides:
         overrides["data"] = replace(config.data, **data_overrides)
-    if overrides.pop("stage2", None):
+    stage2 = overrides.pop("stage2", None)
+    if stage2 == "half":
         overrides["stage2"] = PreferenceConfig(max_steps=config.max_steps // 2, eval_every=config.eval_every // 2,
                                                batch_size=config.batch_size // 4, learning_rate=config.learning_rate / 2)  # fmt: skip
+    elif stage2:
+        overrides["stage2"] = PreferenceConfig(**stage2)
     return replace(config, max_steps=steps, output_dir=output_dir, **overrides)
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.eval.queries import LabelledQuery, query_key
 from tbhns_opensearch.seeding import keyed_rng
@@ -46,13 +47,11 @@ def graded_rows(judgments: Iterable[LabelledQuery], texts: Mapping[str, str], *,
     """Build the rows (see the module docstring); `texts` maps every catalog product id to its text."""
     if size < 2 or unjudged < 0:
         raise TrainingError(f"graded rows need size >= 2 and unjudged >= 0, got size={size}, unjudged={unjudged}")
-    by_query: dict[str, dict[str, int]] = defaultdict(dict)
+    judgments = [j for j in judgments if j.product_id in texts]
+    by_query = graded_qrels(judgments, key=query_key)
     shown: dict[str, str] = {}
     for j in judgments:
-        if j.product_id in texts:
-            key = query_key(j.query)
-            shown.setdefault(key, j.query)
-            by_query[key][j.product_id] = max(j.grade, by_query[key].get(j.product_id, 0))
+        shown.setdefault(query_key(j.query), j.query)
     catalog = sorted(texts)
     rows = []
     for key in sorted(by_query):

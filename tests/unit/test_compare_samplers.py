@@ -48,6 +48,13 @@ def test_roar_system_adds_a_second_stage_of_half_the_steps(script: ModuleType) -
     assert config.stage2 is not None and config.stage2.max_steps == 150
 
 
+def test_recipe_roar_system_takes_its_own_stage2_fields(script: ModuleType) -> None:
+    config = script.system_config(BASE, "taxonomy-batch256-roar", "out/r")
+    assert (config.max_steps, config.batch_size, config.loss) == (75, 256, "mnrl")
+    assert config.stage2 is not None
+    assert (config.stage2.max_steps, config.stage2.batch_size, config.stage2.learning_rate) == (117, 64, 5e-5)
+
+
 def _card(directory: Path, pairs: int) -> Path:
     directory.mkdir(parents=True)
     card = {"data": {"counts": {"train_pairs_real": pairs, "train_pairs_generated": 5}},

@@ -7,7 +7,8 @@ previous one answered) for `--seconds` or `--max-requests`, whichever ends first
 REAL shopper queries of the Icecat judgments (`--dataset` for another set with judgments), cycled in order;
 personalized requests cycle through the users the server lists (`/compare/options`; none: they fall back).
 Latency is the client's wall time per request (HTTP, JSON, encoding, cluster). One uvicorn worker
-(`tbhns serve`'s default); the onnxruntime and torch thread counts are their defaults.
+(`tbhns serve`'s default) serving `--threads` searches at once; the onnxruntime and torch thread counts are
+their defaults.
 
     OPENSEARCH_URL=http://127.0.0.1:9200 python benchmarks/load_api.py --alias icecat --encoder all-MiniLM-L6-v2
 
@@ -45,7 +46,7 @@ def rss_mib(pid: int) -> float:
 def start_server(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     tbhns = Path(sys.executable).parent / "tbhns"
     command = [str(tbhns), "serve", "--http-port", str(args.http_port), "--alias", args.alias, "--encoder", args.encoder,
-               "--users-index", args.users_index, "--log-level", "warning"]  # fmt: skip
+               "--users-index", args.users_index, "--log-level", "warning", "--threads", str(args.threads)]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=3000, help="per mode and client count")
     parser.add_argument("--soak-seconds", type=float, default=60.0, help="the memory-growth run (hybrid, 16 clients)")
     parser.add_argument("--http-port", type=int, default=8123)
+    parser.add_argument("--threads", type=int, default=16, help="tbhns serve --threads: searches served at once")
     args = parser.parse_args()
 
     queries = sorted({j.query for j in load_labelled_queries("judgments", args.dataset)})
@@ -135,7 +137,8 @@ def write(args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rs
     lines = [
         f"# The HTTP API under load — {args.dataset}",
         "",
-        f"`tbhns serve` (one uvicorn worker) on loopback, alias `{args.alias}`, encoder `{args.encoder}`; "
+        f"`tbhns serve --threads {args.threads}` (one uvicorn worker serving {args.threads} searches at once, as many "
+        f"pooled connections to the node) on loopback, alias `{args.alias}`, encoder `{args.encoder}`; "
         f"{n_queries} distinct **real** {args.dataset} judged queries cycled in order, k = 24; personalized "
         f"requests cycle through {n_users} users of `{args.users_index}` ({'none: they fall back to semantic' if not n_users else 'listed by the server'}). "
         f"Closed-loop clients, each run {args.seconds:g} s or {args.max_requests} requests; latency = client wall time "
@@ -154,7 +157,7 @@ def write(args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rs
         f"{soak_stats.qps:.1f} QPS, p99 {soak_stats.p99_ms:.1f} ms; RSS {soak_start:.0f} -> {soak_end:.0f} MiB "
         f"({soak_end - soak_start:+.0f} MiB).",
         "",
-        f"`OPENSEARCH_URL=... python benchmarks/load_api.py --alias {args.alias} --encoder {args.encoder}`",
+        f"`OPENSEARCH_URL=... python benchmarks/load_api.py --alias {args.alias} --encoder {args.encoder} --threads {args.threads}`",
         "",
     ]
     out = RESULTS / f"load_api_{args.dataset}.md"

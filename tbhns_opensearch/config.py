@@ -31,17 +31,20 @@ class OpenSearchConfig:
     verify_certs: bool = True  # OPENSEARCH_VERIFY_CERTS=false to accept self-signed certificates
     timeout_s: float = 30.0  # OPENSEARCH_TIMEOUT: per-request timeout in seconds
     http_compress: bool | None = None  # OPENSEARCH_HTTP_COMPRESS: gzip bodies; unset: only to non-loopback hosts
+    pool_maxsize: int = 10  # OPENSEARCH_POOL_MAXSIZE: connections kept open; one per concurrent request of a process
 
     def __post_init__(self) -> None:
         if self.url and not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"OPENSEARCH_URL must start with http:// or https://, got {self.url!r}")
         if (self.user is None) != (self.password is None):
             raise ConfigError("set both OPENSEARCH_USER and OPENSEARCH_PASSWORD, or neither")
+        if self.pool_maxsize < 1:
+            raise ConfigError(f"OPENSEARCH_POOL_MAXSIZE must be a positive number of connections, got {self.pool_maxsize}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "OpenSearchConfig":
         """Read OPENSEARCH_URL, OPENSEARCH_USER, OPENSEARCH_PASSWORD, OPENSEARCH_CA_CERTS, OPENSEARCH_VERIFY_CERTS,
-        OPENSEARCH_TIMEOUT and OPENSEARCH_HTTP_COMPRESS."""
+        OPENSEARCH_TIMEOUT, OPENSEARCH_HTTP_COMPRESS and OPENSEARCH_POOL_MAXSIZE."""
         env = os.environ if env is None else env
         verify = _flag("OPENSEARCH_VERIFY_CERTS", env.get("OPENSEARCH_VERIFY_CERTS", "true"))
         compress = env.get("OPENSEARCH_HTTP_COMPRESS", "").strip()  # empty: unset, the loopback rule decides
@@ -52,6 +55,9 @@ class OpenSearchConfig:
             timeout_s = float("nan")
         if not 0 < timeout_s < float("inf"):
             raise ConfigError(f"OPENSEARCH_TIMEOUT must be a positive number of seconds, got {timeout!r}")
+        pool = env.get("OPENSEARCH_POOL_MAXSIZE", "10").strip()
+        if not pool.isdigit():
+            raise ConfigError(f"OPENSEARCH_POOL_MAXSIZE must be a positive number of connections, got {pool!r}")
         return cls(
             url=env.get("OPENSEARCH_URL") or None,
             user=env.get("OPENSEARCH_USER") or None,
@@ -60,6 +66,7 @@ class OpenSearchConfig:
             verify_certs=verify,
             timeout_s=timeout_s,
             http_compress=_flag("OPENSEARCH_HTTP_COMPRESS", compress) if compress else None,
+            pool_maxsize=int(pool),
         )
 
     def redacted_url(self) -> str:

@@ -21,9 +21,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from importlib.resources import files
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, Literal
 
+from anyio import to_thread
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -90,6 +91,8 @@ class ServeSettings:
         model_id: The encoder deployed in the cluster (`tbhns deploy`) for this settings' own system.
         embed_token: Bearer token of `POST /embed` (the endpoint the cluster's remote model calls, `tbhns
             deploy`); None disables the endpoint.
+        threads: Searches served at once (the worker's thread pool for the sync endpoints); each system's
+            cluster connection pool holds at least as many connections, so none is opened per request.
     """
 
     opensearch: OpenSearchConfig
@@ -105,11 +108,14 @@ class ServeSettings:
     judgments: Judgments | None = None
     embed_token: str | None = field(default=None, repr=False)
     model_id: str | None = None
+    threads: int = 16
 
     def __post_init__(self) -> None:
         names = [system.name for system in self.all_systems]
         if len(set(names)) != len(names):
             raise SearchError(f"system names must differ, got {names}")
+        if self.threads < 1:
+            raise SearchError(f"threads must be at least 1, got {self.threads}")
 
     @property
     def all_systems(self) -> tuple[SystemSpec, ...]:
@@ -119,7 +125,8 @@ class ServeSettings:
     def search_client(self, system: SystemSpec | None = None) -> SearchClient:
         """A (lazy) `SearchClient` for `system` (default: this settings' own) with these settings."""
         system = system or self.all_systems[0]
-        return SearchClient(self.opensearch, system.index, system.encoder, users_index=system.users_index,
+        opensearch = replace(self.opensearch, pool_maxsize=max(self.opensearch.pool_maxsize, self.threads))
+        return SearchClient(opensearch, system.index, system.encoder, users_index=system.users_index,
                             backend=self.backend if system.name == self.name else None,
                             personalization=self.personalization, hybrid=self.hybrid,
                             model_id=self.model_id if system.name == self.name else None)  # fmt: skip
@@ -242,6 +249,7 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
                  client.query_encoder.name)  # fmt: skip
         if settings.warm:
             client.query_encoder.encode("warm up")
+        to_thread.current_default_thread_limiter().total_tokens = settings.threads
         yield
 
     app = FastAPI(title="tbhns search", version="0.1.0", lifespan=lifespan,

@@ -84,6 +84,7 @@ def make_client(config: OpenSearchConfig) -> OpenSearch:
         retry_on_status=(502, 503, 504),
         http_compress=config.http_compress if config.http_compress is not None else not is_loopback(config.url),
         serializer=FastJSONSerializer(),
+        pool_maxsize=config.pool_maxsize,
     )
 
 

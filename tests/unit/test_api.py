@@ -4,6 +4,7 @@ import logging
 import socket
 
 import pytest
+from anyio import to_thread
 from fastapi.testclient import TestClient
 
 from tbhns_opensearch.api import ServeSettings, create_app
@@ -80,6 +81,13 @@ def test_openapi_documents_the_endpoints(app_client: TestClient) -> None:
 def test_search_client_connects_lazily() -> None:
     client = SearchClient(OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}"), encoder="/no/such/model")
     assert "client" not in client.__dict__ and not client.query_encoder.loaded
+
+
+def test_the_worker_serves_threads_searches_at_once_each_on_a_pooled_connection() -> None:
+    settings = ServeSettings(OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}"), warm=False, threads=24)
+    with TestClient(create_app(settings)) as client:
+        assert client.portal.call(lambda: to_thread.current_default_thread_limiter().total_tokens) == 24
+    assert settings.search_client().client.transport.get_connection().pool.pool.maxsize == 24
 
 
 def test_cli_choices_match_the_registries() -> None:

@@ -35,6 +35,8 @@ def test_config_from_env_reads_url_auth_and_tls() -> None:
         ({"OPENSEARCH_VERIFY_CERTS": "maybe"}, "true or false"),
         ({"OPENSEARCH_USER": "u"}, "both OPENSEARCH_USER and OPENSEARCH_PASSWORD"),
         ({"OPENSEARCH_HTTP_COMPRESS": "gzip"}, "OPENSEARCH_HTTP_COMPRESS must be true or false"),
+        ({"OPENSEARCH_POOL_MAXSIZE": "many"}, "OPENSEARCH_POOL_MAXSIZE must be a positive number"),
+        ({"OPENSEARCH_POOL_MAXSIZE": "0"}, "OPENSEARCH_POOL_MAXSIZE must be a positive number"),
     ],
 )
 def test_bad_environment_is_rejected_with_the_fix(env: dict[str, str], message: str) -> None:
@@ -63,6 +65,11 @@ def test_request_bodies_are_gzipped_to_remote_hosts_only(url: str, setting: str 
     env = {"OPENSEARCH_URL": url} | ({"OPENSEARCH_HTTP_COMPRESS": setting} if setting else {})
     connection = make_client(OpenSearchConfig.from_env(env)).transport.get_connection()
     assert bool(connection.http_compress) is compressed
+
+
+def test_the_connection_pool_keeps_as_many_connections_as_the_environment_says() -> None:
+    env = {"OPENSEARCH_URL": "http://127.0.0.1:1", "OPENSEARCH_POOL_MAXSIZE": "32"}
+    assert make_client(OpenSearchConfig.from_env(env)).transport.get_connection().pool.pool.maxsize == 32
 
 
 def test_vectors_are_written_in_exact_float32_and_read_back_unchanged() -> None:

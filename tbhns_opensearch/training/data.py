@@ -187,8 +187,9 @@ def _eval_set(judgments: Iterable[LabelledQuery], config: DataConfig, report: Co
     texts: dict[str, str] = {}
     sources: dict[str, str] = {}
     for j in judgments:
-        texts.setdefault(query_key(j.query), j.query)
-        sources.setdefault(query_key(j.query), j.source)
+        key = query_key(j.query)
+        texts.setdefault(key, j.query)
+        sources.setdefault(key, j.source)
     kept = {}
     for key, grades in qrels.items():
         relevant = sum(g >= config.relevance_threshold for g in grades.values())

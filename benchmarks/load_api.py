@@ -6,7 +6,8 @@ up, then for each mode and each client count runs closed-loop clients (each send
 previous one answered) for `--seconds` or `--max-requests`, whichever ends first. Queries are the distinct
 REAL shopper queries of the Icecat judgments (`--dataset` for another set with judgments), cycled in order;
 personalized requests cycle through the users the server lists (`/compare/options`; none: they fall back).
-Latency is the client's wall time per request (HTTP, JSON, encoding, cluster). One uvicorn worker
+Latency is the client's wall time per request (HTTP, JSON, encoding, cluster); the clients are aiohttp
+coroutines in this one process (`--client httpx` for the generator used until 2026-12-01). One uvicorn worker
 (`tbhns serve`'s default) serving `--threads` searches at once; the onnxruntime and torch thread counts are
 their defaults.
 
@@ -25,8 +26,11 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
@@ -62,32 +66,57 @@ def start_server(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     raise SystemExit("tbhns serve did not answer /health within 180 s")
 
 
+Get = Callable[[str, dict[str, str | int]], Awaitable[bool]]
+"""Send one GET, read the whole body, say whether it answered 200."""
+HTTP_ERRORS = (aiohttp.ClientError, httpx.HTTPError, asyncio.TimeoutError)
+
+
+@asynccontextmanager
+async def http_client(kind: str, connections: int) -> AsyncIterator[Get]:
+    """A pooled async HTTP client, `aiohttp` (the default) or `httpx`. httpx's pool costs the load generator
+    more CPU per request as concurrency grows (encode/httpx#3215), CPU these 2 cores also give the server."""
+    if kind == "aiohttp":
+        connector = aiohttp.TCPConnector(limit=connections)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+            async def get_aiohttp(url: str, params: dict[str, str | int]) -> bool:
+                async with session.get(url, params=params) as response:
+                    await response.read()
+                    return response.status == 200
+
+            yield get_aiohttp
+    else:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=connections), timeout=30) as http:
+            async def get_httpx(url: str, params: dict[str, str | int]) -> bool:
+                return (await http.get(url, params=params)).status_code == 200
+
+            yield get_httpx
+
+
 async def load(base: str, mode: str, clients: int, queries: list[str], users: list[str], seconds: float,
-               max_requests: int) -> tuple[LatencyStats, int, int]:  # fmt: skip
+               max_requests: int, kind: str = "aiohttp") -> tuple[LatencyStats, int, int]:  # fmt: skip
     """Closed-loop `clients` against /search; returns the latency stats, the request count and the errors."""
     order = itertools.count()
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client(get: Get) -> None:
         nonlocal errors
         while time.perf_counter() < deadline and (i := next(order)) < max_requests:
-            params = {"query": queries[i % len(queries)], "mode": mode, "k": 24}
+            params: dict[str, str | int] = {"query": queries[i % len(queries)], "mode": mode, "k": 24}
             if mode == "personalized" and users:
                 params["user_id"] = users[i % len(users)]
             began = time.perf_counter()
             try:
-                response = await http.get(f"{base}/search", params=params)
-                ok = response.status_code == 200
-            except httpx.HTTPError:
+                ok = await get(f"{base}/search", params)
+            except HTTP_ERRORS:
                 ok = False
             latencies.append(time.perf_counter() - began)
             errors += not ok
 
     started = time.perf_counter()
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=clients), timeout=30) as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+    async with http_client(kind, clients) as get:
+        await asyncio.gather(*(client(get) for _ in range(clients)))
     return latency_stats(latencies, wall_s=time.perf_counter() - started), len(latencies), errors
 
 
@@ -104,6 +133,8 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=float, default=60.0, help="the memory-growth run (hybrid, 16 clients)")
     parser.add_argument("--http-port", type=int, default=8123)
     parser.add_argument("--threads", type=int, default=16, help="tbhns serve --threads: searches served at once")
+    parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="the load generator's HTTP client")
+    parser.add_argument("--out", type=Path, help="the report [default: benchmarks/results/load_api_<dataset>.md]")
     args = parser.parse_args()
 
     queries = sorted({j.query for j in load_labelled_queries("judgments", args.dataset)})
@@ -112,18 +143,19 @@ def main() -> None:
     try:
         users = [u["user_id"] for u in httpx.get(f"{base}/compare/options", timeout=30).json()["users"]]
         for mode in args.modes:  # warm-up: model loaded, pipeline created, caches filled
-            asyncio.run(load(base, mode, 1, queries, users, 60.0, len(queries)))
+            asyncio.run(load(base, mode, 1, queries, users, 60.0, len(queries), args.client))
         rss_before = rss_mib(server.pid)
         rows = []
         for mode in args.modes:
             for clients in args.clients:
-                stats, n, errors = asyncio.run(load(base, mode, clients, queries, users, args.seconds, args.max_requests))
+                stats, n, errors = asyncio.run(load(base, mode, clients, queries, users, args.seconds, args.max_requests,
+                                                        args.client))
                 rows.append((mode, clients, n, errors, stats))
                 print(f"{mode:13s} {clients:3d} clients: {stats.qps:7.1f} qps, p50 {stats.p50_ms:6.1f} ms, "
                       f"p99 {stats.p99_ms:6.1f} ms, {errors} errors", flush=True)  # fmt: skip
         rss_after = rss_mib(server.pid)
         soak_start = rss_mib(server.pid)
-        soak, soak_n, soak_errors = asyncio.run(load(base, "hybrid", 16, queries, users, args.soak_seconds, 10**9))
+        soak, soak_n, soak_errors = asyncio.run(load(base, "hybrid", 16, queries, users, args.soak_seconds, 10**9, args.client))
         soak_end = rss_mib(server.pid)
     finally:
         server.terminate()
@@ -141,8 +173,8 @@ def write(args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rs
         f"pooled connections to the node) on loopback, alias `{args.alias}`, encoder `{args.encoder}`; "
         f"{n_queries} distinct **real** {args.dataset} judged queries cycled in order, k = 24; personalized "
         f"requests cycle through {n_users} users of `{args.users_index}` ({'none: they fall back to semantic' if not n_users else 'listed by the server'}). "
-        f"Closed-loop clients, each run {args.seconds:g} s or {args.max_requests} requests; latency = client wall time "
-        f"per request. Machine: {platform.machine()}, {os.cpu_count()} cores, shared by the node, the server and the clients.",
+        f"Closed-loop clients ({args.client}, one process), each run {args.seconds:g} s or {args.max_requests} requests; "
+        f"latency = client wall time per request. Machine: {platform.machine()}, {os.cpu_count()} cores, shared by the node, the server and the clients.",
         "",
         "| mode | clients | requests | errors | QPS | p50 ms | p95 ms | p99 ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -157,10 +189,11 @@ def write(args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rs
         f"{soak_stats.qps:.1f} QPS, p99 {soak_stats.p99_ms:.1f} ms; RSS {soak_start:.0f} -> {soak_end:.0f} MiB "
         f"({soak_end - soak_start:+.0f} MiB).",
         "",
-        f"`OPENSEARCH_URL=... python benchmarks/load_api.py --alias {args.alias} --encoder {args.encoder} --threads {args.threads}`",
+        f"`OPENSEARCH_URL=... python benchmarks/load_api.py --alias {args.alias} --encoder {args.encoder} --threads {args.threads} "
+        f"--client {args.client}`",
         "",
     ]
-    out = RESULTS / f"load_api_{args.dataset}.md"
+    out = args.out or RESULTS / f"load_api_{args.dataset}.md"
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
 

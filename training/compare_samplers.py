@@ -71,6 +71,11 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     # x 256 rows x 4 texts ~ 117 ROAR steps x 64 queries x 9 texts), at half the stage-1 learning rate
     "taxonomy-batch256-roar": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4,
                                "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64, "learning_rate": 5e-5}},
+    # the same, with the two levers the ROAR run left untried: the lowest group from the TB-HNS sampler (the top
+    # product's leaf and sibling) instead of random products, and an in-batch contrastive term beside ROAR
+    "taxonomy-batch256-roar-contrast": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4,
+                                        "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64,
+                                                   "learning_rate": 5e-5, "lowest": "taxonomy", "contrast": 1.0}},
 }
 OWN_DATA = {"min_grade", "generated_pairs"}
 """System overrides of [data]: such a system prepares its own training pairs."""
@@ -80,7 +85,9 @@ PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("t
          ("taxonomy-partial", "base"), ("taxonomy-batch256", "taxonomy"), ("taxonomy-batch256", "base"),
          ("taxonomy-generated", "taxonomy-batch256"), ("taxonomy-generated", "taxonomy-batch256-long"),
          ("taxonomy-batch256-long", "taxonomy-batch256"), ("taxonomy-batch512", "taxonomy-batch256"),
-         ("taxonomy-batch256-roar", "taxonomy-batch256-long"), ("taxonomy-batch256-roar", "taxonomy-batch256")]  # fmt: skip
+         ("taxonomy-batch256-roar", "taxonomy-batch256-long"), ("taxonomy-batch256-roar", "taxonomy-batch256"),
+         ("taxonomy-batch256-roar-contrast", "taxonomy-batch256-long"),
+         ("taxonomy-batch256-roar-contrast", "taxonomy-batch256")]  # fmt: skip
 """The significance family: (system, baseline) pairs tested when both ran (Holm-corrected together)."""
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},

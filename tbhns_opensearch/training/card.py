@@ -109,8 +109,10 @@ class ModelCard:
 def _stage2_lines(stage2: dict[str, Any] | None, config: dict[str, Any] | None) -> list[str]:
     if not stage2 or not config:
         return []
-    return [f"- stage 2, ROAR on graded groups ({stage2['rows']} queries, group size {config['group_size']}, "
-            f"margin {config['margin']}, lr {config['learning_rate']}): {stage2['steps']} of {config['max_steps']} "
+    contrast = f" + {config['contrast']} x in-batch contrast" if config.get("contrast") else ""
+    return [f"- stage 2, ROAR{contrast} on graded groups ({stage2['rows']} queries, group size {config['group_size']}, "
+            f"lowest group {config.get('lowest', 'unjudged')}, margin {config['margin']}, lr {config['learning_rate']}): "
+            f"{stage2['steps']} of {config['max_steps']} "
             f"steps, best validation at stage-2 step {stage2['best_step']} (0: stage 1's weights kept), "
             f"{stage2['wall_s']:.0f} s"]  # fmt: skip
 

@@ -121,6 +121,10 @@ class SamplerConfig:
         return {"random": 0, "taxonomy": self.leaf + self.sibling + self.cousin}.get(self.name, self.count)
 
 
+LOWEST_GROUPS = ("unjudged", "taxonomy")
+"""Where ROAR's lowest group comes from when a query has no product graded 0."""
+
+
 @dataclass(frozen=True)
 class PreferenceConfig:
     """Stage 2 (`[stage2]`): ROAR on graded groups, after the contrastive stage, from its best weights."""
@@ -130,7 +134,9 @@ class PreferenceConfig:
     batch_size: int = 16  # queries per step
     group_size: int = 8  # products per query (all grades kept, then sampled; padded)
     unjudged: int = 2  # unjudged products as the lowest group when a query has no product graded 0
+    lowest: str = "unjudged"  # the lowest group when no product is graded 0: "unjudged" (random) or "taxonomy" (stage 1's sampler)
     margin: float = 1.0  # ROAR: logit margin per grade of difference between consecutive groups
+    contrast: float = 0.0  # weight of an in-batch contrastive term beside ROAR (each row's top product vs other rows')
     eval_every: int = 50  # validate every N steps of stage 2
 
     def __post_init__(self) -> None:
@@ -138,7 +144,9 @@ class PreferenceConfig:
         bad = {name: getattr(self, name) for name in positive if getattr(self, name) <= 0}
         if bad or self.group_size < 2:
             raise ConfigError(f"[stage2] {bad or {'group_size': self.group_size}} must be positive (group_size >= 2)")
-        _check_non_negative("[stage2]", self, ("unjudged", "margin"))
+        _check_non_negative("[stage2]", self, ("unjudged", "margin", "contrast"))
+        if self.lowest not in LOWEST_GROUPS:
+            raise ConfigError(f"[stage2] lowest = {self.lowest!r}: use one of {', '.join(LOWEST_GROUPS)}")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Rows for ROAR (`roar.ROARLoss`): one query with up to `size` products grouped by grade, padded.
 
 Per training query (`graded_rows`): its judged products with their grades; when none is graded 0
-(irrelevant), `unjudged` products nobody judged for it, drawn at random from the catalog, become the lowest
-group (grade 0). Unjudged is not irrelevant, so they are few and only ever the bottom group. A query needs two
+(irrelevant), `unjudged` products nobody judged for it become the lowest group (grade 0): drawn at random
+from the catalog, or from a `lowest` callable (the trainer's `lowest = "taxonomy"` passes stage 1's TB-HNS
+sampler, so the bottom group is hard: the top product's leaf and siblings). Unjudged is not irrelevant, so
+they are few and only ever the bottom group. A query needs two
 grades to teach an order; one with a single grade and no room for unjudged products is skipped. When a query
 has more than `size` products, slots go round-robin from the highest grade down, so every grade keeps a
 member, then each grade's members are a seeded sample. Empty slots carry `PAD_GRADE` and an empty text.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,10 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 
+LowestGroup = Callable[[str, Mapping[str, int]], Sequence[str]]
+"""(query, its judged products' grades) -> candidate unjudged product ids for the lowest group, in order."""
+
+
 @dataclass(frozen=True)
 class GradedRow:
     """One query and its products' texts and grades (`size` slots, padded with "" and `PAD_GRADE`)."""
@@ -43,8 +49,9 @@ class GradedRow:
 
 
 def graded_rows(judgments: Iterable[LabelledQuery], texts: Mapping[str, str], *, size: int = 8, unjudged: int = 2,
-                seed: int = 0) -> list[GradedRow]:  # fmt: skip
-    """Build the rows (see the module docstring); `texts` maps every catalog product id to its text."""
+                seed: int = 0, lowest: LowestGroup | None = None) -> list[GradedRow]:  # fmt: skip
+    """Build the rows (see the module docstring); `texts` maps every catalog product id to its text; `lowest`
+    (default: a seeded random draw from the catalog) proposes the unjudged products of a query's lowest group."""
     if size < 2 or unjudged < 0:
         raise TrainingError(f"graded rows need size >= 2 and unjudged >= 0, got size={size}, unjudged={unjudged}")
     judgments = [j for j in judgments if j.product_id in texts]
@@ -58,7 +65,8 @@ def graded_rows(judgments: Iterable[LabelledQuery], texts: Mapping[str, str], *,
         grades = dict(by_query[key])
         rng = keyed_rng(seed, "graded", key)
         if 0 not in grades.values() and unjudged:
-            candidates = [pid for pid in rng.sample(catalog, min(len(catalog), unjudged + len(grades))) if pid not in grades]
+            pool = lowest(shown[key], grades) if lowest else rng.sample(catalog, min(len(catalog), unjudged + len(grades)))
+            candidates = [pid for pid in pool if pid not in grades and pid in texts]
             grades.update({pid: 0 for pid in candidates[:unjudged]})
         chosen = _round_robin(grades, size, rng)
         if len({grade for _, grade in chosen}) < 2:

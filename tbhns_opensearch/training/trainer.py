@@ -25,6 +25,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -38,11 +39,12 @@ from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.training.batches import NegativeTable
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, prepare_data
-from tbhns_opensearch.training.graded import graded_rows, rows_dataset
+from tbhns_opensearch.training.examples import TrainingPair
+from tbhns_opensearch.training.graded import LowestGroup, graded_rows, rows_dataset
 from tbhns_opensearch.training.losses import LOSSES
 from tbhns_opensearch.training.mining import SamplerContext, SamplerSetup, build_sampler
 from tbhns_opensearch.training.monitor import NegativeRefresh, TrainingMonitor, ValidationPoint
-from tbhns_opensearch.training.negatives import FalseNegativeFilter
+from tbhns_opensearch.training.negatives import FalseNegativeFilter, NegativeSampler
 from tbhns_opensearch.training.retrieval import ExactIndex, evaluate_split, product_index
 
 if TYPE_CHECKING:
@@ -200,32 +202,37 @@ def train(
         raise TrainingError("the trainer never started; see the sentence-transformers output above")
     if config.restore_best:
         model.load_state_dict(best_state)
-    stage2 = _preference_stage(model, config, data, monitor) if config.stage2 else None
+    summary = _summary(config, setup, table, refresh)  # before stage 2, which may draw from the same sampler
+    stage2 = _preference_stage(model, config, data, monitor, setup.sampler) if config.stage2 else None
     return TrainResult(
         config=config, data=data, model=model, steps=steps, best_step=best.step,
         best_validation=stage2.best_validation if stage2 else best.metrics, history=monitor.history, stopped_early=monitor.stopped_early,
-        wall_s=wall_s, eval_s=monitor.eval_s, sampler=_summary(config, setup, table, refresh), log_path=monitor.log_path,
+        wall_s=wall_s, eval_s=monitor.eval_s, sampler=summary, log_path=monitor.log_path,
         metrics=metrics, loss_counts=dict(monitor.counts), stage2=stage2,
     )  # fmt: skip
 
 
 def _preference_stage(model: SentenceTransformer, config: TrainConfig, data: TrainingData,
-                      stage1: TrainingMonitor) -> StageResult:  # fmt: skip
-    """ROAR on graded groups from stage 1's kept weights; ends with its best validated weights (step 0: stage 1's)."""
+                      stage1: TrainingMonitor, sampler: NegativeSampler) -> StageResult:  # fmt: skip
+    """ROAR on graded groups from stage 1's kept weights; ends with its best validated weights (step 0: stage 1's).
+    With `lowest = "taxonomy"`, stage 1's `sampler` draws each query's lowest group."""
     from tbhns_opensearch.training.roar import ROARLoss
 
     stage = config.stage2
     if stage is None:
         raise ConfigError("the preference stage needs a [stage2] table")
     texts = {p.id: p.text_for_embedding() for p in data.products}
-    rows = graded_rows(data.train_judgments, texts, size=stage.group_size, unjudged=stage.unjudged, seed=config.seed)
+    lowest = _sampled_lowest(sampler, config.seed) if stage.lowest == "taxonomy" else None
+    rows = graded_rows(data.train_judgments, texts, size=stage.group_size, unjudged=stage.unjudged, seed=config.seed,
+                       lowest=lowest)  # fmt: skip
     monitor = TrainingMonitor(
         validate=stage1.validate, log_path=stage1.log_path.with_name(STAGE2_LOG), eval_every=stage.eval_every,
         patience=config.patience, select_metric=config.select_metric,
         initial=stage1.best_evaluation if config.restore_best else None,
     )  # fmt: skip
-    steps, wall_s = _fit(model, config, rows_dataset(rows), ROARLoss(model, margin=stage.margin, scale=config.scale),
-                         [monitor], stage.max_steps, stage.batch_size, stage.learning_rate, no_duplicates=False)  # fmt: skip
+    loss = ROARLoss(model, margin=stage.margin, scale=config.scale, contrast=stage.contrast)
+    steps, wall_s = _fit(model, config, rows_dataset(rows), loss, [monitor], stage.max_steps, stage.batch_size,
+                         stage.learning_rate, no_duplicates=False)  # fmt: skip
     if monitor.best is None or monitor.best_state is None:
         raise TrainingError("the preference stage never started; see the sentence-transformers output above")
     if config.restore_best:
@@ -233,6 +240,18 @@ def _preference_stage(model: SentenceTransformer, config: TrainConfig, data: Tra
     return StageResult(steps=steps, best_step=monitor.best.step, best_validation=monitor.best.metrics,
                        history=monitor.history, stopped_early=monitor.stopped_early, wall_s=wall_s,
                        eval_s=monitor.eval_s, rows=len(rows), log_path=monitor.log_path)  # fmt: skip
+
+
+def _sampled_lowest(sampler: NegativeSampler, seed: int) -> LowestGroup:
+    """ROAR's lowest group from a negative sampler: its negatives for the query's top product (the first id of
+    the highest grade), every judged product counted relevant so none is drawn."""
+
+    def draw(query: str, grades: Mapping[str, int]) -> list[str]:
+        top = max(sorted(grades), key=lambda pid: grades[pid])
+        pair = TrainingPair(query, top, frozenset(grades), "real")
+        return [negative.product_id for negative in sampler.sample(pair, seed=seed, epoch=0)]
+
+    return draw
 
 
 def _fit(model: SentenceTransformer, config: TrainConfig, dataset: Dataset, loss: nn.Module,

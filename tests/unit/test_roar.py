@@ -15,7 +15,7 @@ from tbhns_opensearch.training.card import model_card
 from tbhns_opensearch.training.config import DataConfig, PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
 from tbhns_opensearch.eval.queries import LabelledQuery, write_labelled_queries
 from tbhns_opensearch.training.graded import graded_rows, rows_dataset
-from tbhns_opensearch.training.roar import PAD_GRADE, ROARLoss, roar_loss
+from tbhns_opensearch.training.roar import PAD_GRADE, ROARLoss, in_batch_contrast, roar_loss
 from tbhns_opensearch.training.trainer import load_model, train
 from tests.conftest import FIXTURES
 
@@ -67,12 +67,45 @@ def test_rows_keep_every_grade_add_unjudged_only_without_irrelevant_and_pad():
     assert dataset.column_names == ["query", "product_0", "product_1", "product_2", "product_3", "label"]
 
 
+def test_in_batch_contrast_matches_the_hand_computation_without_own_products_or_padding():
+    e = torch.eye(3)
+    queries = e
+    products = torch.stack([torch.stack([e[0], e[1]]), torch.stack([e[1], e[2]]), torch.stack([e[2], e[0]])])
+    grades = torch.tensor([[2.0, 0.0], [2.0, 1.0], [1.0, PAD_GRADE]])
+    # row 0 (e0): its e0 against row 1's e1, e2 and row 2's e2 (its own e1 and row 2's padded e0 left out)
+    row0 = -math.log(math.e / (math.e + 3))
+    # row 1 (e1): its e1 against row 0's e0, e1 and row 2's e2
+    row1 = -math.log(math.e / (math.e + 1 + math.e + 1))
+    # row 2 (e2): its e2 against row 0's e0, e1 and row 1's e1, e2
+    row2 = -math.log(math.e / (math.e + 1 + 1 + 1 + math.e))
+    expected = (row0 + row1 + row2) / 3
+    assert float(in_batch_contrast(queries, products, grades, scale=1.0)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_lowest_group_comes_from_the_callable_without_judged_or_unknown_products():
+    judgments = [LabelledQuery("drill", "a", 2), LabelledQuery("drill", "b", 1)]
+    texts = {pid: pid.upper() for pid in "abcdefgh"}
+    asked = []
+
+    def lowest(query, grades):  # type: ignore[no-untyped-def]
+        asked.append((query, dict(grades)))
+        return ["a", "zzz", "g", "h"]  # a judged product and one missing from the catalog are skipped
+
+    row = graded_rows(judgments, texts, size=4, unjudged=1, seed=3, lowest=lowest)[0]
+    assert asked == [("drill", {"a": 2, "b": 1})]
+    assert row.texts == ("A", "B", "G", "") and row.grades == (2.0, 1.0, 0.0, PAD_GRADE)
+
+
 def test_stage2_table_is_read_and_checked(tmp_path: Path):
     path = tmp_path / "two.toml"
     path.write_text('max_steps = 3\n[data]\ndataset = "icecat"\nqueries = "judgments"\n[stage2]\nmax_steps = 7\nmargin = 0.5\n')
     assert load_train_config(path).stage2 == PreferenceConfig(max_steps=7, margin=0.5)
     with pytest.raises(ConfigError, match=r"\[stage2\]"):
         PreferenceConfig(group_size=1)
+    with pytest.raises(ConfigError, match=r"lowest = 'bm25'.*unjudged, taxonomy"):
+        PreferenceConfig(lowest="bm25")
+    with pytest.raises(ConfigError, match="contrast"):
+        PreferenceConfig(contrast=-1.0)
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +145,20 @@ def test_two_stage_run_logs_both_stages_and_the_card_names_them(two_stage):  # t
     card = model_card(result)
     assert card.training["stage2"]["steps"] == 4
     assert "stage 2, ROAR on graded groups" in card.to_markdown()
+
+
+def test_roar_with_taxonomy_lowest_group_and_contrast_runs_and_the_card_says_so(tmp_path: Path):
+    queries = tmp_path / "queries.jsonl"
+    write_labelled_queries(queries, (LabelledQuery.from_judgment(j) for j in read_judgments_csv(FIXTURES / "icecat_judgments.csv")))
+    data = DataConfig(catalog=str(FIXTURES / "icecat_products.jsonl"), queries=str(queries), catalog_limit=120,
+                      unseen_products=False, validation=0.2, test=0.2, taxonomy="induced:clustering")  # fmt: skip
+    stage2 = PreferenceConfig(max_steps=2, batch_size=4, group_size=4, eval_every=2, learning_rate=1e-4,
+                              lowest="taxonomy", contrast=0.5)  # fmt: skip
+    config = TrainConfig(data=data, sampler=SamplerConfig(name="taxonomy", leaf=1, sibling=1, cousin=0), max_steps=1,
+                         batch_size=8, max_seq_length=32, eval_every=1, learning_rate=1e-4, warmup_ratio=0.0,
+                         output_dir=str(tmp_path / "out"), stage2=stage2)  # fmt: skip
+    result = train(config)
+    assert result.stage2 is not None and result.stage2.steps == 2 and result.stage2.rows > 0
+    assert sum(result.sampler.level_counts.values()) <= 2 * len(result.data.train_pairs)  # stage 2's draws not counted
+    text = model_card(result).to_markdown()
+    assert "ROAR + 0.5 x in-batch contrast" in text and "lowest group taxonomy" in text

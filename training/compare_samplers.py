@@ -210,6 +210,13 @@ def saved_row(model_dir: Path, name: str) -> dict[str, Any]:
            "levels": card["sampler"]["level_counts"]}  # fmt: skip
     if _own_data(name):
         row["train_pairs"] = counts.get("train_pairs_real", 0) + counts.get("train_pairs_generated", 0)
+    if stage2 := training.get("stage2"):
+        stage2_s = round(stage2["wall_s"] - stage2["eval_s"], 1)
+        log = [json.loads(line) for line in (model_dir / stage2["step_log"]).read_text().splitlines()]
+        history = [{"step": line["step"], **{m: line["validation"][m] for m in METRICS}} for line in log if "validation" in line]
+        row["stage2"] = {"steps": stage2["steps"], "best_step": stage2["best_step"], "rows": stage2["rows"],
+                         "train_s": stage2_s, "history": history}  # fmt: skip
+        row["train_s"] = round(row["train_s"] + stage2_s, 1)
     return row
 
 

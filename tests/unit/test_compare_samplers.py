@@ -71,6 +71,22 @@ def test_saved_row_reads_the_model_card(script: ModuleType, tmp_path: Path) -> N
                    "train_s": 1099.5, "levels": {"leaf": 10, "sibling": 3}}  # fmt: skip
 
 
+def test_saved_row_keeps_a_reused_two_stage_model_s_roar_stage(script: ModuleType, tmp_path: Path) -> None:
+    directory = _card(tmp_path / "hd-roar", 100)
+    card = json.loads((directory / "model_card.json").read_text())
+    card["training"]["stage2"] = {"steps": 117, "best_step": 0, "rows": 6512, "wall_s": 1500.0, "eval_s": 580.0,
+                                  "step_log": "train_log_stage2.jsonl"}  # fmt: skip
+    (directory / "model_card.json").write_text(json.dumps(card))
+    lines = [{"step": 0, "validation": {"recall@24": 0.58, "ndcg@10": 0.365}}, {"step": 1, "loss": 0.6},
+             {"step": 39, "validation": {"recall@24": 0.56, "ndcg@10": 0.357}}]  # fmt: skip
+    (directory / "train_log_stage2.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    row = script.saved_row(directory, "taxonomy-batch256-roar")
+    assert row["stage2"] == {"steps": 117, "best_step": 0, "rows": 6512, "train_s": 920.0,
+                             "history": [{"step": 0, "recall@24": 0.58, "ndcg@10": 0.365},
+                                         {"step": 39, "recall@24": 0.56, "ndcg@10": 0.357}]}  # fmt: skip
+    assert row["train_s"] == 1099.5 + 920.0  # both stages, as a freshly trained row counts them
+
+
 def test_saved_row_counts_own_pairs_for_systems_with_their_own_data(script: ModuleType, tmp_path: Path) -> None:
     assert script.saved_row(_card(tmp_path / "hd-partial", 100), "taxonomy-partial")["train_pairs"] == 105
 

@@ -54,6 +54,8 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     "taxonomy-masked": {"sampler": TAXONOMY, **MASK},
     "taxonomy-masked-roar": {"sampler": TAXONOMY, **MASK, "stage2": "half"},
     "taxonomy-masked-long": {"sampler": TAXONOMY, **MASK, "steps": 1.5},
+    # the mask with the model being trained as its own guide (the base model is too weak a judge on Home Depot)
+    "taxonomy-masked-self": {"sampler": TAXONOMY, **MASK, "mask_guide": "self"},
     # the recipe lever for Home Depot: TB-HNS with two passes over the pairs at twice the learning rate
     "taxonomy-2x": {"sampler": TAXONOMY, "steps": 2.0, "learning_rate": 1e-4},
     # the data lever: partly relevant products (grade 1) are positives too, same steps
@@ -80,6 +82,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
 OWN_DATA = {"min_grade", "generated_pairs"}
 """System overrides of [data]: such a system prepares its own training pairs."""
 PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("taxonomy-masked", "taxonomy"),
+         ("taxonomy-masked-self", "taxonomy"), ("taxonomy-masked-self", "taxonomy-masked"),
          ("taxonomy-masked-roar", "taxonomy-masked-long"), ("taxonomy-masked-roar", "taxonomy-masked"),
          ("taxonomy-2x", "taxonomy"), ("taxonomy-2x", "base"), ("taxonomy-partial", "taxonomy"),
          ("taxonomy-partial", "base"), ("taxonomy-batch256", "taxonomy"), ("taxonomy-batch256", "base"),

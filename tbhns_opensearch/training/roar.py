@@ -85,10 +85,11 @@ def in_batch_contrast(queries: Tensor, products: Tensor, grades: Tensor, scale: 
     """
     rows, slots, _ = products.shape
     scores = scale * queries @ products.reshape(rows * slots, -1).T  # (B, B*K)
-    owner = torch.arange(rows, device=scores.device).repeat_interleave(slots)  # the row each product belongs to
-    target = torch.arange(rows, device=scores.device) * slots  # each row's first product
+    row = torch.arange(rows, device=scores.device)
+    owner = row.repeat_interleave(slots)  # the row each product belongs to
+    target = row * slots  # each row's first product
     column = torch.arange(rows * slots, device=scores.device)
-    keep = (owner[None, :] != target[:, None] // slots) | (column[None, :] == target[:, None])
+    keep = (owner[None, :] != row[:, None]) | (column[None, :] == target[:, None])
     keep &= (grades.reshape(-1) != PAD_GRADE)[None, :]
     return nn.functional.cross_entropy(scores.masked_fill(~keep, float("-inf")), target)
 

@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -216,11 +217,16 @@ def saved_row(model_dir: Path, name: str) -> dict[str, Any]:
     if stage2 := training.get("stage2"):
         stage2_s = round(stage2["wall_s"] - stage2["eval_s"], 1)
         log = [json.loads(line) for line in (model_dir / stage2["step_log"]).read_text().splitlines()]
-        history = [{"step": line["step"], **{m: line["validation"][m] for m in METRICS}} for line in log if "validation" in line]
+        history = _history((line["step"], line["validation"]) for line in log if "validation" in line)
         row["stage2"] = {"steps": stage2["steps"], "best_step": stage2["best_step"], "rows": stage2["rows"],
                          "train_s": stage2_s, "history": history}  # fmt: skip
         row["train_s"] = round(row["train_s"] + stage2_s, 1)
     return row
+
+
+def _history(points: Iterable[tuple[int, Mapping[str, float]]]) -> list[dict[str, Any]]:
+    """A training row's validation history: each validated step with its `METRICS`."""
+    return [{"step": step, **{m: metrics[m] for m in METRICS}} for step, metrics in points]
 
 
 def _own_data(name: str) -> bool:
@@ -237,7 +243,7 @@ def _system_row(result: TrainResult | None, test: Evaluation, base_validation: E
     if stage2:
         extra["stage2"] = {"steps": stage2.steps, "best_step": stage2.best_step, "rows": stage2.rows,
                            "train_s": round(stage2.wall_s - stage2.eval_s, 1),
-                           "history": [{"step": p.step, **{m: p.metrics[m] for m in METRICS}} for p in stage2.history]}  # fmt: skip
+                           "history": _history((p.step, p.metrics) for p in stage2.history)}  # fmt: skip
     return row | extra | {
         "validation": {m: result.best_validation[m] for m in METRICS},
         "best_step": result.best_step,
@@ -245,7 +251,7 @@ def _system_row(result: TrainResult | None, test: Evaluation, base_validation: E
         "train_s": round(result.wall_s - result.eval_s + (stage2.wall_s - stage2.eval_s if stage2 else 0.0), 1),
         "levels": result.sampler.level_counts,
         "taxonomy": result.sampler.taxonomy,
-        "history": [{"step": p.step, **{m: p.metrics[m] for m in METRICS}} for p in result.history],
+        "history": _history((p.step, p.metrics) for p in result.history),
         "per_query_test": test.per_query["recall@24"],
     }
 

@@ -359,5 +359,5 @@ class BenchRun:
         alias = alias_for(catalog, encoder, self.config.data_dir)
         if stored_fingerprint(client, alias) == fingerprint:
             return alias
-        ingest_products(client, self.products, Encoder(encoder, backend="auto"), IndexConfig(alias=alias), IngestConfig(rebuild=True))
+        ingest_products(client, self.products, Encoder(encoder, backend="auto", bulk=True), IndexConfig(alias=alias), IngestConfig(rebuild=True))
         return alias

@@ -70,15 +70,16 @@ def compare_backends(
     encoder: str,
     backends: Sequence[str],
     index_config: IndexConfig,
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> list[ThroughputResult]:
-    """`measure_ingest_throughput` for each runtime of `encoder` in turn, on the same products; each result's
-    `min_cosine` compares its vectors with the first runtime's."""
+    """`measure_ingest_throughput` for each runtime of `encoder` in turn, on the same products, each at
+    `batch_size` (None: the runtime's default); each result's `min_cosine` compares its vectors with the first
+    runtime's. "auto" resolves as ingest resolves it (bulk)."""
     results: list[ThroughputResult] = []
     reference: np.ndarray | None = None
     for backend in backends:
-        result, vectors = measure_ingest_throughput(client, products, Encoder(encoder, backend=backend,
-                                                                              batch_size=batch_size), index_config)  # fmt: skip
+        result, vectors = measure_ingest_throughput(client, products, Encoder(encoder, backend=backend, batch_size=batch_size,
+                                                                              bulk=True), index_config)  # fmt: skip
         reference = vectors if reference is None else reference
         results.append(replace(result, min_cosine=float(np.min(np.sum(vectors * reference, axis=1)))))
     return results
@@ -90,15 +91,14 @@ def throughput_markdown(results: Sequence[ThroughputResult], dataset: str, encod
     lines = [
         f"# Ingest throughput by encoder runtime — {dataset}",
         "",
-        f"{results[0].products} REAL {dataset} products (`Product.text_for_embedding`), encoder `{encoder}`, batch "
-        f"{results[0].batch_size}, encode chunks of {IngestConfig().encode_chunk}, bulk chunks of "
+        f"{results[0].products} REAL {dataset} products (`Product.text_for_embedding`), encoder `{encoder}`, encode chunks of {IngestConfig().encode_chunk}, bulk chunks of "
         f"{IngestConfig().bulk_chunk}; one run, every runtime on the same products in the same process, the node on "
         "the same machine (it indexes on the same cores the encoder uses).",
         "",
-        f"| runtime | encode-only products/s | ingest products/s | ingest / encode-only | ingest vs {results[0].backend} "
+        f"| runtime | batch | encode-only products/s | ingest products/s | ingest / encode-only | ingest vs {results[0].backend} "
         f"| min cosine to {results[0].backend} |",
-        "|---|---:|---:|---:|---:|---:|",
-        *(f"| {r.backend} | {r.encode_only_per_s:.1f} | {r.ingest_per_s:.1f} | {r.ratio:.0%} | "
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(f"| {r.backend} | {r.batch_size} | {r.encode_only_per_s:.1f} | {r.ingest_per_s:.1f} | {r.ratio:.0%} | "
           f"{r.ingest_per_s / first:.2f}x | {r.min_cosine:.6f} |" for r in results),  # fmt: skip
         "",
         f"Run: `{command}` on {os.cpu_count()} CPU cores, 1-minute load average at the end {os.getloadavg()[0]:.1f} "

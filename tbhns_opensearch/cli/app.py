@@ -12,10 +12,11 @@ from tbhns_opensearch.errors import ClusterError, TbhnsError
 
 PORT_HELP = "HTTP port of the local node on 127.0.0.1"
 EMBED_TOKEN_ENV = "TBHNS_EMBED_TOKEN"  # bearer token of `tbhns serve`'s /embed, which `tbhns deploy` hands the cluster
-BACKEND_CHOICE = click.Choice(["auto", "torch", "onnx", "onnx-int8"])  # encoder.CHOICES, without importing numpy
+BACKEND_CHOICE = click.Choice(["auto", "torch", "torch-bf16", "onnx", "onnx-int8"])  # encoder.CHOICES, without importing numpy
 BACKEND_OPTION = click.option(
     "--backend", default="auto", show_default=True, type=BACKEND_CHOICE,
     help="encoder runtime: auto = onnx when the encoder directory has onnx/model.onnx (`tbhns export`), else torch; "
+         "when encoding a catalog, torch-bf16 first on a CPU with AMX or AVX-512 BF16; "
          "onnx-int8 only where export measured it within tolerance of fp32",
 )  # fmt: skip
 

@@ -37,12 +37,12 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True)
 @click.option("--backend", "backends", multiple=True, type=BACKEND_CHOICE,
               help="encoder runtime; repeat to compare them side by side [default: auto]")
-@click.option("--batch-size", default=32, show_default=True)
+@click.option("--batch-size", type=int, help="texts per encoder batch [default: 128 for torch-bf16, else 32]")
 @click.option("--alias", default="bench-ingest", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="also write the table as Markdown")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
 def bench_ingest(dataset: str, data_dir: Path | None, limit: int | None, encoder: str, backends: tuple[str, ...],
-                 batch_size: int, alias: str, out: Path | None, port: int) -> None:  # fmt: skip
+                 batch_size: int | None, alias: str, out: Path | None, port: int) -> None:  # fmt: skip
     """Encode-only vs full-ingest throughput (products/s) on the same products, per runtime, in one run.
 
     Example: tbhns bench ingest --encoder runs/encoders/minilm --backend torch --backend onnx --backend onnx-int8

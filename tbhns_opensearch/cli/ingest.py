@@ -20,7 +20,7 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="sentence-transformers path or name")
 @BACKEND_OPTION
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--batch-size", default=32, show_default=True, help="encoder batch size")
+@click.option("--batch-size", type=int, help="encoder batch size [default: 128 for torch-bf16, else 32]")
 @click.option("--alias", default="products", show_default=True, help="index alias searches use")
 @click.option("--rebuild", is_flag=True, help="fill a new index and swap the alias at the end (zero downtime)")
 @click.option("--engine", default="lucene", show_default=True, type=click.Choice(["lucene", "faiss", "nmslib"]))
@@ -37,7 +37,7 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
               "--encoder must be the one the deployed model serves")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, mapping_file: Path | None, fmt: str | None,
-           encoder: str, backend: str, device: str, batch_size: int, alias: str, rebuild: bool, engine: str, space_type: str,
+           encoder: str, backend: str, device: str, batch_size: int | None, alias: str, rebuild: bool, engine: str, space_type: str,
            hnsw_m: int, ef_construction: int, ef_search: int, shards: int, replicas: int, rejects: Path | None, port: int,
            pipeline: str | None, as_json: bool) -> None:  # fmt: skip
     """Read CATALOG (JSONL, CSV, Parquet), encode products and bulk-write them behind the alias."""
@@ -60,7 +60,7 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
                                ef_construction=ef_construction, ef_search=ef_search, shards=shards, replicas=replicas)  # fmt: skip
     client = make_client(cluster_for(port))
     summary = ingest_products(
-        client, stream, Encoder(encoder, device=device, batch_size=batch_size, backend=backend), index_config,
+        client, stream, Encoder(encoder, device=device, batch_size=batch_size, backend=backend, bulk=True), index_config,
         IngestConfig(rebuild=rebuild, pipeline=pipeline),
     )
     report = {

@@ -62,7 +62,7 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
     else:
         events = read_history(history)
     config = UsersIngestConfig(alias, users_index, PersonalizationConfig(weights, half_life, min_history))
-    product_encoder = Encoder(encoder, device=device, backend=backend) if catalog else None
+    product_encoder = Encoder(encoder, device=device, backend=backend, bulk=True) if catalog else None
     summary = run_ingest(make_client(cluster_for(port)), events, config, products, product_encoder)
     report = {**asdict(summary), "source": "simulated" if simulate is not None else "real"}
     click.echo(json.dumps(report, indent=2) if as_json else " ".join(f"{key}={value}" for key, value in report.items()))

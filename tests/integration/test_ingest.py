@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.errors import IngestError
+from tbhns_opensearch.encoder import native_bf16
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index, swap_alias
 from tbhns_opensearch.users.store import fetch_product_vectors
@@ -212,18 +213,22 @@ def exported_minilm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return exported
 
 
-def test_cli_export_then_ingest_runs_onnx_with_vectors_within_1e4_cosine_of_torch(
-    os_client, encoder, opensearch_config, index_config, exported_minilm: Path, tmp_path: Path, monkeypatch
+@pytest.mark.parametrize("backend", ["onnx", "auto"])
+def test_cli_export_then_ingest_writes_vectors_within_1e4_cosine_of_torch(
+    os_client, encoder, opensearch_config, index_config, exported_minilm: Path, tmp_path: Path, monkeypatch,
+    backend: str,
 ) -> None:
+    """ONNX fp32, and what `auto` picks for a catalog: bfloat16 torch on a CPU with AMX / AVX-512 BF16."""
     monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
     catalog = tmp_path / "catalog.jsonl"
     products = fixture_products("icecat_products.jsonl")[:200]  # titles, descriptions, attributes: mixed lengths
     catalog.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in products))
     result = CliRunner().invoke(cli, ["ingest", str(catalog), "--encoder", str(exported_minilm), "--alias",
-                                      index_config.alias, "--json"])  # fmt: skip
+                                      index_config.alias, "--backend", backend, "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
-    assert summary["backend"] == "onnx" and summary["indexed"] == 200
+    expected = "torch-bf16" if backend == "auto" and native_bf16("cpu") else "onnx"
+    assert summary["backend"] == expected and summary["indexed"] == 200
     stored = fetch_product_vectors(os_client, index_config.alias, [p.id for p in products])
     saved = encoder.model.max_seq_length
     encoder.model.max_seq_length = 128

@@ -1,4 +1,5 @@
-"""ONNX export of an encoder: parity with torch, onnxruntime loading, the int8 variant, the manifest."""
+"""ONNX export of an encoder: parity with torch, onnxruntime loading, the int8 variant, the manifest; the
+bfloat16 torch backend's parity."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from tbhns_opensearch.encoder import BACKENDS, Encoder
+from tbhns_opensearch.encoder import BACKENDS, Encoder, native_bf16
 from tbhns_opensearch.errors import EncoderError
 from tbhns_opensearch.training.config import DataConfig, TrainConfig
 from tbhns_opensearch.encoder import MANIFEST_FILE
@@ -95,9 +97,30 @@ def test_export_keeps_max_seq_length(exported) -> None:  # type: ignore[no-untyp
 
 
 def test_unknown_backend_lists_the_valid_ones() -> None:
-    with pytest.raises(EncoderError, match="unknown encoder backend 'tensorrt'; valid backends: auto, torch, onnx, onnx-int8"):
+    with pytest.raises(EncoderError, match="unknown encoder backend 'tensorrt'; valid backends: auto, torch, torch-bf16, onnx, onnx-int8"):
         Encoder("x", backend="tensorrt")
-    assert set(BACKENDS) == {"torch", "onnx", "onnx-int8"}
+    assert set(BACKENDS) == {"torch", "torch-bf16", "onnx", "onnx-int8"}
+
+
+@pytest.mark.skipif(not native_bf16("cpu"), reason="this CPU has neither AMX nor AVX-512 BF16")
+def test_bf16_backend_matches_torch_within_the_onnx_tolerance(exported) -> None:  # type: ignore[no-untyped-def]
+    _, report = exported
+    torch_vectors = Encoder(str(report.directory)).encode(UNSEEN)
+    bf16 = Encoder(str(report.directory), backend="torch-bf16", batch_size=3)
+    bf16_vectors = bf16.encode(UNSEEN)
+    assert bf16_vectors.dtype == np.float32 and bf16_vectors.shape == (4, 384)
+    assert np.allclose(np.linalg.norm(bf16_vectors, axis=1), 1.0, atol=1e-5)
+    assert not np.array_equal(bf16_vectors, torch_vectors)  # it did run in bfloat16
+    assert np.min(np.sum(torch_vectors * bf16_vectors, axis=1)) >= 1 - PARITY_TOLERANCE
+    assert bf16.model.dtype == torch.float32  # the weights stay float32: training and export are unchanged
+
+
+def test_bf16_backend_is_refused_where_bfloat16_would_be_emulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert not native_bf16("cpu")
+    with pytest.raises(EncoderError, match="needs a device that multiplies bfloat16 natively.*use backend 'onnx'"):
+        Encoder("all-MiniLM-L6-v2", backend="torch-bf16").encode(["x"])
 
 
 def test_onnx_backend_needs_an_export(tmp_path: Path) -> None:
@@ -139,3 +162,17 @@ def test_ingest_refuses_a_space_type_other_than_the_manifest_says(tmp_path: Path
     (tmp_path / MANIFEST_FILE).write_text(json.dumps({"dimension": 384, "space_type": "cosinesimil"}))
     with pytest.raises(IngestError, match="trained for space type 'cosinesimil'.*--space-type cosinesimil"):
         ingest_products(None, [], Encoder(str(tmp_path)), IndexConfig(space_type="l2"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_prefers_bf16_only_for_bulk_encoding_on_native_hardware(
+    exported, native: bool, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    _, report = exported
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    bulk = Encoder(str(report.directory), backend="auto", bulk=True)
+    assert (bulk.backend, bulk.batch_size) == (("torch-bf16", 128) if native else ("onnx", 32))
+    query = Encoder(str(report.directory), backend="auto")
+    assert (query.backend, query.batch_size) == ("onnx", 32)  # one short query at a time: onnx stays fastest
+    assert Encoder(str(report.directory), backend="torch-bf16", batch_size=16).batch_size == 16

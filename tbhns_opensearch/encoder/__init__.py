@@ -137,7 +137,8 @@ def native_bf16(device: str) -> bool:
 
     if device.startswith("cuda"):
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's own checks (torch >= 2.3)
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 class TorchBf16Backend(TorchBackend):

@@ -12,17 +12,20 @@ from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
 @cli.command("train")
 @click.argument("config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--device", help="torch device: cpu, cuda, cuda:1, mps [default: the config's, cpu]")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]),
+              help="bf16: steps under bfloat16 autocast, on a CPU with AMX / AVX-512 BF16 or a bf16 GPU [default: the config's, fp32]")
 @click.option("--max-steps", type=int, help="optimizer steps [default: the config's]")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
               help="model directory [default: the config's output_dir, else runs/train/<config name>]")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (bm25 sampler, when OPENSEARCH_URL is unset)")
-def train_command(config_file: Path, device: str | None, max_steps: int | None, output_dir: Path | None, port: int) -> None:
+def train_command(config_file: Path, device: str | None, precision: str | None, max_steps: int | None,
+                  output_dir: Path | None, port: int) -> None:  # fmt: skip
     """Train an encoder from CONFIG_FILE (training/*.toml); write the model, ONNX export and model card."""
     from tbhns_opensearch.training.config import load_train_config
     from tbhns_opensearch.training.pipeline import train_and_export
 
     config = load_train_config(config_file).with_overrides(
-        device=device, max_steps=max_steps, output_dir=str(output_dir) if output_dir else None
+        device=device, precision=precision, max_steps=max_steps, output_dir=str(output_dir) if output_dir else None
     )
     trained = train_and_export(config, opensearch=cluster_for(port) if config.sampler.name == "bm25" else None)
     result, report, directory = trained.result, trained.export, trained.directory

@@ -77,7 +77,7 @@ class ModelCard:
             f"- steps: {training['steps']} of {self.config['max_steps']} (early stop: {training['stopped_early']}); "
             f"best validation at step {training['best_step']}",
             f"- wall time: {training['wall_s']:.0f} s ({training['eval_s']:.0f} s of it validation), "
-            f"device {self.config['device']}",
+            f"device {self.config['device']}, precision {self.config.get('precision', 'fp32')}",
             *_stage2_lines(training.get("stage2"), self.config.get("stage2")),
             "",
             "## Validation (held-out queries training never saw)",

@@ -31,6 +31,7 @@ from tbhns_opensearch.taxonomy import SOURCES as TAXONOMY_SOURCES
 from tbhns_opensearch.training.losses import LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS
 
+PRECISIONS = ("fp32", "bf16")  # TrainConfig.precision: float32 steps, or bfloat16 autocast where the device has it natively
 QUERY_SOURCES = ("judgments", "generated")  # or a path to a labelled-queries JSONL
 SAMPLER_PARAMS = {"random": (), "taxonomy": ("leaf", "sibling", "cousin"), "bm25": ("count", "depth"),
                   "ance": ("count", "depth", "remine_every")}  # fmt: skip
@@ -174,6 +175,7 @@ class TrainConfig:
     restore_best: bool = True  # end with the best validated weights (step 0 = base model); false keeps the last step's
     seed: int = 13  # seeds torch, the data order, splits and samplers
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, mps
+    precision: str = "fp32"  # "bf16": training steps under bfloat16 autocast (a CPU with AMX / AVX-512 BF16, or a bf16 GPU); validation and export stay fp32
     output_dir: str = ""  # where `tbhns train` writes the model [default: runs/train/<config name>]
     quantize: bool = True  # also export an int8 dynamically quantized ONNX variant
     int8_tolerance: float = 0.01  # int8 is accepted when no validation NDCG@10 / R@24 falls more than this vs fp32
@@ -182,6 +184,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"loss={self.loss!r} is unknown; valid losses: {', '.join(LOSSES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
         if self.loss == "margin" and self.negatives_per_pair != 1:
             raise ConfigError(f"loss=\"margin\" takes exactly one negative per row, the {self.sampler.name!r} "
                               f"sampler gives {self.negatives_per_pair}; set its counts to 1 or use loss=\"mnrl\"")  # fmt: skip

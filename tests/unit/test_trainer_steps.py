@@ -1,4 +1,5 @@
-"""A few real training steps on a tiny fixture: the loss goes down, the step log and summary are complete."""
+"""A few real training steps on a tiny fixture: the loss goes down (in float32 and in bfloat16 autocast), the
+step log and summary are complete."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tbhns_opensearch.encoder import native_bf16
+from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.training.config import DataConfig, SamplerConfig, TrainConfig
 from tbhns_opensearch.training.data import prepare_data
 from tbhns_opensearch.training.losses import LOSSES
@@ -63,3 +66,24 @@ def test_summary_records_the_levels_of_the_negatives(trained) -> None:  # type: 
     assert summary.name == "taxonomy" and summary.taxonomy == "catalog" and summary.negatives_per_pair == 2
     assert set(summary.level_counts) <= {"leaf", "sibling", "cousin", "fill"} and summary.level_counts["leaf"] > 0
     assert summary.sample and all(len(levels) <= 2 for _, _, levels in summary.sample)
+
+
+@pytest.mark.skipif(not native_bf16("cpu"), reason="this CPU has neither AMX nor AVX-512 BF16")
+def test_bf16_steps_lower_the_loss_and_leave_float32_weights(tmp_path: Path) -> None:
+    config = _config(tmp_path, precision="bf16")
+    result = train(config)
+    assert _pair_loss(result.model, config) < _pair_loss(load_model(config), config)
+    assert next(result.model.parameters()).dtype == torch.float32  # what is exported and served is unchanged
+
+
+def test_bf16_is_refused_before_training_where_it_would_be_emulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    with pytest.raises(ConfigError, match="precision=\"bf16\" needs a device that multiplies bfloat16 natively"):
+        train(_config(tmp_path, precision="bf16"))
+    assert not (tmp_path / "train_log.jsonl").exists()
+
+
+def test_unknown_precision_names_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="precision='fp16' is unknown; use one of fp32, bf16"):
+        _config(tmp_path, precision="fp16")

@@ -91,8 +91,8 @@ def throughput_markdown(results: Sequence[ThroughputResult], dataset: str, encod
     lines = [
         f"# Ingest throughput by encoder runtime — {dataset}",
         "",
-        f"{results[0].products} REAL {dataset} products (`Product.text_for_embedding`), encoder `{encoder}`, encode chunks of {IngestConfig().encode_chunk}, bulk chunks of "
-        f"{IngestConfig().bulk_chunk}; one run, every runtime on the same products in the same process, the node on "
+        f"{results[0].products} REAL {dataset} products (`Product.text_for_embedding`), encoder `{encoder}`, encode "
+        f"chunks of {IngestConfig().encode_chunk}, bulk chunks of {IngestConfig().bulk_chunk}; one run, every runtime on the same products in the same process, the node on "
         "the same machine (it indexes on the same cores the encoder uses).",
         "",
         f"| runtime | batch | encode-only products/s | ingest products/s | ingest / encode-only | ingest vs {results[0].backend} "

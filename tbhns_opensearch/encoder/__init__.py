@@ -5,8 +5,8 @@ float32 vectors, compared by cosine similarity. Backends, by name (`BACKENDS`):
 
 - `torch`: the sentence-transformers model (any path or hub name);
 - `torch-bf16`: the same model run under bfloat16 autocast, for CPUs that multiply bfloat16 natively (AMX or
-  AVX-512 BF16; refused elsewhere, where torch would emulate it): about 2x torch's fp32 throughput on such
-  CPUs, with vectors within 1e-4 cosine of fp32 (weights, pooling and normalization stay float32);
+  AVX-512 BF16; refused elsewhere, where torch would emulate it): 1.3-1.8x torch fp32's encode-only rate on
+  our 2-core Xeon, with vectors within 1e-4 cosine of fp32 (weights, pooling and normalization stay float32);
 - `onnx`: `<dir>/onnx/model.onnx` of a directory written by `tbhns train` (mean pooling and normalization
   are inside the graph), run by onnxruntime with the directory's tokenizer; no torch needed at query time;
 - `onnx-int8`: the same with the dynamically quantized `<dir>/onnx/model_qint8.onnx`, refused unless the
@@ -88,7 +88,7 @@ def load_sentence_transformer(name_or_path: str, device: str) -> SentenceTransfo
 
 def default_backend(name_or_path: str, device: str = "cpu", bulk: bool = False) -> str:
     """What `auto` runs: for `bulk` encoding (catalogs) "torch-bf16" where `device` multiplies bfloat16
-    natively (about 2x ONNX fp32 there, vectors within 1e-4 cosine); else "onnx" when `name_or_path` is a
+    natively (1.3-2.1x ONNX fp32 there, vectors within 1e-4 cosine); else "onnx" when `name_or_path` is a
     directory with an ONNX export (the fastest for one short query at a time), else "torch".
 
     Example:
@@ -127,7 +127,7 @@ class TorchBackend:
 
 def native_bf16(device: str) -> bool:
     """Whether `device` multiplies bfloat16 natively: a CUDA GPU that says so, or a CPU with AMX tiles or
-    AVX-512 BF16 (elsewhere torch emulates bfloat16, slower than float32).
+    AVX-512 BF16 (elsewhere torch emulates bfloat16, slower than float32). Other devices (mps): False.
 
     Example:
         >>> native_bf16("cpu") in (True, False)
@@ -137,6 +137,8 @@ def native_bf16(device: str) -> bool:
 
     if device.startswith("cuda"):
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device != "cpu":
+        return False
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's own checks (torch >= 2.3)
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 

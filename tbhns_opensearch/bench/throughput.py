@@ -78,8 +78,8 @@ def compare_backends(
     results: list[ThroughputResult] = []
     reference: np.ndarray | None = None
     for backend in backends:
-        result, vectors = measure_ingest_throughput(client, products, Encoder(encoder, backend=backend, batch_size=batch_size,
-                                                                              bulk=True), index_config)  # fmt: skip
+        runtime = Encoder(encoder, backend=backend, batch_size=batch_size, bulk=True)
+        result, vectors = measure_ingest_throughput(client, products, runtime, index_config)
         reference = vectors if reference is None else reference
         results.append(replace(result, min_cosine=float(np.min(np.sum(vectors * reference, axis=1)))))
     return results
@@ -92,8 +92,9 @@ def throughput_markdown(results: Sequence[ThroughputResult], dataset: str, encod
         f"# Ingest throughput by encoder runtime — {dataset}",
         "",
         f"{results[0].products} REAL {dataset} products (`Product.text_for_embedding`), encoder `{encoder}`, encode "
-        f"chunks of {IngestConfig().encode_chunk}, bulk chunks of {IngestConfig().bulk_chunk}; one run, every runtime on the same products in the same process, the node on "
-        "the same machine (it indexes on the same cores the encoder uses).",
+        f"chunks of {IngestConfig().encode_chunk}, bulk chunks of {IngestConfig().bulk_chunk}; one run, every runtime "
+        "on the same products in the same process, the node on the same machine (it indexes on the same cores the "
+        "encoder uses).",
         "",
         f"| runtime | batch | encode-only products/s | ingest products/s | ingest / encode-only | ingest vs {results[0].backend} "
         f"| min cosine to {results[0].backend} |",

@@ -19,6 +19,7 @@ BACKEND_OPTION = click.option(
          "when encoding a catalog, torch-bf16 first on a CPU with AMX or AVX-512 BF16; "
          "onnx-int8 only where export measured it within tolerance of fp32",
 )  # fmt: skip
+BATCH_SIZE_HELP = "texts per encoder batch [default: 128 for torch-bf16, else 32]"  # encoder.DEFAULT_BATCH_SIZES
 
 
 EXIT_CODES = """Exit codes: 0 done (all records indexed), 1 some records rejected, 2 bad usage or input,

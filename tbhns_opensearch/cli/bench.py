@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import BACKEND_CHOICE, PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_CHOICE, BATCH_SIZE_HELP, PORT_HELP, cli, cluster_for
 
 
 @cli.group()
@@ -37,7 +37,7 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True)
 @click.option("--backend", "backends", multiple=True, type=BACKEND_CHOICE,
               help="encoder runtime; repeat to compare them side by side [default: auto]")
-@click.option("--batch-size", type=int, help="texts per encoder batch [default: 128 for torch-bf16, else 32]")
+@click.option("--batch-size", type=int, help=BATCH_SIZE_HELP)
 @click.option("--alias", default="bench-ingest", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="also write the table as Markdown")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")

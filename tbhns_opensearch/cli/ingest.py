@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_OPTION, BATCH_SIZE_HELP, PORT_HELP, cli, cluster_for
 
 
 @cli.command()
@@ -20,7 +20,7 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="sentence-transformers path or name")
 @BACKEND_OPTION
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--batch-size", type=int, help="encoder batch size [default: 128 for torch-bf16, else 32]")
+@click.option("--batch-size", type=int, help=BATCH_SIZE_HELP)
 @click.option("--alias", default="products", show_default=True, help="index alias searches use")
 @click.option("--rebuild", is_flag=True, help="fill a new index and swap the alias at the end (zero downtime)")
 @click.option("--engine", default="lucene", show_default=True, type=click.Choice(["lucene", "faiss", "nmslib"]))

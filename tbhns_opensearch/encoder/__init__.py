@@ -143,25 +143,34 @@ def native_bf16(device: str) -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
+def require_native_bf16(device: str, what: str, error: type[Exception], fix: str) -> None:
+    """Raise `error`, naming `what` needs it and the `fix`, unless `device` multiplies bfloat16 natively.
+
+    Example:
+        >>> require_native_bf16("mps", "backend 'torch-bf16'", ValueError, "use backend 'onnx'")
+        Traceback (most recent call last):
+        ...
+        ValueError: backend 'torch-bf16' needs a device that multiplies bfloat16 natively (a CPU with AMX or AVX-512 BF16, or a bf16 GPU); 'mps' here does not; use backend 'onnx'
+    """
+    if not native_bf16(device):
+        raise error(f"{what} needs a device that multiplies bfloat16 natively (a CPU with AMX or AVX-512 BF16, or a "
+                    f"bf16 GPU); {device!r} here does not; {fix}")  # fmt: skip
+
+
 class TorchBf16Backend(TorchBackend):
     """A sentence-transformers model run under bfloat16 autocast: matrix products in bfloat16 on the CPU's
     AMX / AVX-512 BF16 units (or a GPU's), weights and outputs in float32. Larger batches fill the units
-    better (`tbhns ingest --batch-size 128`)."""
+    better (`DEFAULT_BATCH_SIZES`)."""
 
     def __init__(self, name_or_path: str, device: str) -> None:
-        if not native_bf16(device):
-            raise EncoderError(
-                f"backend 'torch-bf16' needs a device that multiplies bfloat16 natively (a CPU with AMX or "
-                f"AVX-512 BF16, or a bf16-capable GPU); {device!r} here does not; use backend 'onnx' or 'torch'"
-            )
+        require_native_bf16(device, "backend 'torch-bf16'", EncoderError, "use backend 'onnx' or 'torch'")
         super().__init__(name_or_path, device)
-        self.device_type = "cuda" if device.startswith("cuda") else "cpu"
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         import torch
 
-        with torch.autocast(self.device_type, dtype=torch.bfloat16):
-            return super().encode(texts, batch_size).astype(np.float32, copy=False)
+        with torch.autocast(self.model.device.type, dtype=torch.bfloat16):
+            return super().encode(texts, batch_size)
 
 
 class OnnxBackend:

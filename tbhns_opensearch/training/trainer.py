@@ -34,7 +34,7 @@ import numpy as np
 
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.config import OpenSearchConfig
-from tbhns_opensearch.encoder import load_sentence_transformer, native_bf16
+from tbhns_opensearch.encoder import load_sentence_transformer, require_native_bf16
 from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.training.batches import NegativeTable
 from tbhns_opensearch.training.config import TrainConfig
@@ -173,9 +173,8 @@ def train(
     metrics = MetricConfig(threshold=config.data.relevance_threshold)
     if config.select_metric not in metrics.names:
         raise ConfigError(f"select_metric={config.select_metric!r} is not computed; use one of {', '.join(metrics.names)}")
-    if config.precision == "bf16" and not native_bf16(config.device):
-        raise ConfigError(f"precision=\"bf16\" needs a device that multiplies bfloat16 natively (a CPU with AMX or "
-                          f"AVX-512 BF16, or a bf16 GPU); {config.device!r} here does not; use precision=\"fp32\"")  # fmt: skip
+    if config.precision == "bf16":
+        require_native_bf16(config.device, 'precision="bf16"', ConfigError, 'use precision="fp32"')
     set_seed(config.seed)
     model = load_model(config)
     data = data or prepare_data(config.data, config.seed)

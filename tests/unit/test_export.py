@@ -176,3 +176,12 @@ def test_auto_prefers_bf16_only_for_bulk_encoding_on_native_hardware(
     query = Encoder(str(report.directory), backend="auto")
     assert (query.backend, query.batch_size) == ("onnx", 32)  # one short query at a time: onnx stays fastest
     assert Encoder(str(report.directory), backend="torch-bf16", batch_size=16).batch_size == 16
+
+
+def test_a_torch_without_the_bf16_probes_or_a_device_other_than_cpu_and_cuda_reads_as_not_native(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert not native_bf16("mps")  # the CPU's probes say nothing about another device
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    assert not native_bf16("cpu")

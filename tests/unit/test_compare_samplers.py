@@ -101,3 +101,10 @@ def test_report_names_what_each_system_overrides(script: ModuleType) -> None:
     (line,) = script._overrides({"taxonomy": {}, "taxonomy-batch256": {}, "taxonomy-masked": {}})
     assert "taxonomy-batch256 (batch_size 256, steps 0.25, learning_rate 0.0001)" in line
     assert "taxonomy-masked" not in line  # the mask is a loss, named by the system itself
+
+
+def test_report_names_mask_settings_that_differ_from_the_default(script: ModuleType) -> None:
+    (line,) = script._overrides({"taxonomy-masked": {}, "taxonomy-masked-self": {}, "taxonomy-batch256-masked0": {}})
+    assert "taxonomy-masked-self (mask_guide self)" in line
+    assert "mask_margin 0.0)" in line and "mask_margin 0.05" not in line
+    assert "loss" not in line and "taxonomy-masked (" not in line

@@ -45,6 +45,9 @@ CONFIGS = {"amazon-uk-toys": ROOT / "training" / "toys-taxonomy.toml", "icecat":
            "homedepot": ROOT / "training" / "homedepot-taxonomy.toml"}  # fmt: skip
 TAXONOMY = SamplerConfig(name="taxonomy", leaf=1, sibling=1, cousin=0)
 MASK = {"loss": "masked_mnrl", "mask_guide": "base", "mask_margin": 0.05}
+RECIPE = {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4}
+"""training/homedepot-taxonomy.toml's pass over the pairs: a quarter of the comparison's steps at 4x its batch."""
+RECIPE_BF16 = {**RECIPE, "precision": "bf16"}
 SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "long" runs get 1.5x the steps
     # every hard sampler gives 2 negatives per row; random relies on in-batch negatives only
     "random": {"sampler": SamplerConfig(name="random")},
@@ -62,40 +65,35 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     # the data lever: partly relevant products (grade 1) are positives too, same steps
     "taxonomy-partial": {"sampler": TAXONOMY, "min_grade": 1},
     # the batch lever: 4x the in-batch negatives, the same pass over the pairs (a quarter of the steps)
-    "taxonomy-batch256": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4},
+    "taxonomy-batch256": RECIPE,
     # the lexical lever: + queries generated from 20,000 product titles (Home Depot: ~16,700 pairs), one pass over
     # real + generated pairs at batch 256; "-long" is its control: as many steps on the real pairs alone
-    "taxonomy-generated": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.47, "learning_rate": 1e-4,
-                           "generated_pairs": 20000},
-    "taxonomy-batch256-long": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.47, "learning_rate": 1e-4},
+    "taxonomy-generated": {**RECIPE, "steps": 0.47, "generated_pairs": 20000},
+    "taxonomy-batch256-long": {**RECIPE, "steps": 0.47},
     # the learning-rate lever: the recipe's pass at twice its learning rate (1e-4 beat 5e-5; is 1e-4 the top?)
-    "taxonomy-batch256-lr2e4": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 2e-4},
+    "taxonomy-batch256-lr2e4": {**RECIPE, "learning_rate": 2e-4},
     # the recipe with its steps under bfloat16 autocast (AMX): as good as float32, in less time?
-    "taxonomy-batch256-bf16": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4,
-                               "precision": "bf16"},
+    "taxonomy-batch256-bf16": RECIPE_BF16,
     # the temperature lever: MNRL's softmax twice as sharp (scale 40, temperature 0.025), so the hardest taxonomy
     # negatives weigh more; on Home Depot masking them away hurt, so does leaning on them help?
-    "taxonomy-batch256-scale40": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4,
-                                  "precision": "bf16", "scale": 40.0},
+    "taxonomy-batch256-scale40": {**RECIPE_BF16, "scale": 40.0},
     # arXiv 2606.01504's mask on the recipe, at GISTEmbed's margin 0: only negatives the base model scores above the
     # row's own positive are left out (margin 0.05 at batch 64 masked 2.4% and cost 0.018 NDCG@10)
-    "taxonomy-batch256-masked0": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4,
-                                  "precision": "bf16", **MASK, "mask_margin": 0.0},
+    "taxonomy-batch256-masked0": {**RECIPE_BF16, **MASK, "mask_margin": 0.0},
     # the other way round: masking a row's few hardest negatives costs ~0.018 NDCG@10, so do more of them help?
     # twice the taxonomy negatives per row (2 leaf + 2 sibling), the recipe's pass, bf16 steps
-    "taxonomy-batch256-neg4": {"sampler": SamplerConfig(name="taxonomy", leaf=2, sibling=2, cousin=0), "batch_size": 256,
-                               "steps": 0.25, "learning_rate": 1e-4, "precision": "bf16"},
+    "taxonomy-batch256-neg4": {**RECIPE_BF16, "sampler": SamplerConfig(name="taxonomy", leaf=2, sibling=2, cousin=0)},
     # the batch lever again: 8x the in-batch negatives of the comparisons, one pass, lr scaled with sqrt(batch)
     "taxonomy-batch512": {"sampler": TAXONOMY, "batch_size": 512, "steps": 0.125, "learning_rate": 1.5e-4},
     # arXiv 2606.01504 on the recipe: ROAR after the recipe's pass vs "-long" (as many more stage-1 texts: 66 steps
     # x 256 rows x 4 texts ~ 117 ROAR steps x 64 queries x 9 texts), at half the stage-1 learning rate
-    "taxonomy-batch256-roar": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4,
-                               "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64, "learning_rate": 5e-5}},
+    "taxonomy-batch256-roar": {**RECIPE, "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64,
+                                                    "learning_rate": 5e-5}},
     # the same, with the two levers the ROAR run left untried: the lowest group from the TB-HNS sampler (the top
     # product's leaf and sibling) instead of random products, and an in-batch contrastive term beside ROAR
-    "taxonomy-batch256-roar-contrast": {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4,
-                                        "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64,
-                                                   "learning_rate": 5e-5, "lowest": "taxonomy", "contrast": 1.0}},
+    "taxonomy-batch256-roar-contrast": {**RECIPE, "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64,
+                                                             "learning_rate": 5e-5, "lowest": "taxonomy",
+                                                             "contrast": 1.0}},
 }
 OWN_DATA = {"min_grade", "generated_pairs"}
 """System overrides of [data]: such a system prepares its own training pairs."""
@@ -356,7 +354,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def _overrides(systems: dict[str, Any]) -> list[str]:
-    """One line naming what each system of `systems` changes besides its sampler, loss and `MASK`'s defaults (none: no line)."""
+    """One line naming what each system of `systems` changes besides its sampler, loss and `MASK`'s defaults
+    (none: no line)."""
     changed = {name: {k: v for k, v in SYSTEMS[name].items()
                       if k not in ("sampler", "loss") and (k not in MASK or v != MASK[k])}
                for name in systems if name in SYSTEMS}  # fmt: skip

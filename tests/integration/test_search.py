@@ -18,10 +18,11 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from tbhns_opensearch.api import ServeSettings, create_app
-from tbhns_opensearch.catalog import write_catalog_jsonl
+from tbhns_opensearch.catalog import Product, write_catalog_jsonl
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.encoder import Encoder, load_sentence_transformer
 from tbhns_opensearch.errors import EncoderMismatchError
+from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.users.store import (
     UsersIngestConfig,
     fetch_product_vectors,
@@ -34,7 +35,7 @@ from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.query.service import SearchClient, SearchHit, SearchResponse
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import UserProfile
-from tests.conftest import PERSONALIZATION, SLOT_CARS, TRAINS, Env, toys_search_env
+from tests.conftest import PERSONALIZATION, SLOT_CARS, TRAINS, Env, fixture_products, toys_search_env
 
 pytestmark = pytest.mark.integration
 
@@ -203,6 +204,24 @@ def test_pages_from_doc_values_equal_pages_from_stored_fields(env: Env, opensear
     from_stored_fields = search.search("wooden train", mode=mode, k=12, user_id=user)
     assert len(from_doc_values.hits) >= 5 and from_doc_values.hits == from_stored_fields.hits
     assert all(hit.title and hit.category_path for hit in from_doc_values.hits)
+
+
+@pytest.mark.parametrize(("mode", "path"), [("bm25", "server"), ("hybrid", "server"), ("hybrid", "client")])
+def test_a_title_of_any_length_comes_whole_in_the_one_request(os_client, opensearch_config, encoder, index_config,
+                                                              monkeypatch: pytest.MonkeyPatch, mode: str,
+                                                              path: str) -> None:  # fmt: skip
+    title = "Zanzibar heritage wooden railway set, " + "with carriages and track ✓ " * 25  # ~700 bytes, UTF-8
+    products = [*fixture_products("toys_products.jsonl")[:30], Product(id="long", title=title, price=9.5)]
+    ingest_products(os_client, products, encoder, index_config, IngestConfig(progress=False))
+    search = SearchClient(opensearch_config, index_config.alias, encoder)
+    search.search("zanzibar", mode=mode, path=path, k=5)  # warm: mapping, plugins and pipeline read once
+    sent: list[str] = []
+    perform = search.client.transport.perform_request
+    monkeypatch.setattr(search.client.transport, "perform_request",
+                        lambda method, url, *args, **kw: sent.append(url) or perform(method, url, *args, **kw))  # fmt: skip
+    top = search.search("zanzibar", mode=mode, path=path, k=5).hits[0]
+    assert (top.id, top.title, top.price) == ("long", title, 9.5)
+    assert len(sent) == 1  # no second request for the page (a keyword doc value stops at its ignore_above)
 
 
 def test_auto_path_is_server_side_on_a_node_with_neural_search(env: Env) -> None:

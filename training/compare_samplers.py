@@ -35,6 +35,7 @@ from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.training.config import PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
 from tbhns_opensearch.training.data import prepare_data
+from tbhns_opensearch.training.losses import DIRECTIONS
 from tbhns_opensearch.training.retrieval import evaluate_split, product_index
 from tbhns_opensearch.training.pipeline import train_and_export
 from tbhns_opensearch.training.trainer import TrainResult, load_model
@@ -83,6 +84,10 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     # the other way round: masking a row's few hardest negatives costs ~0.018 NDCG@10, so do more of them help?
     # twice the taxonomy negatives per row (2 leaf + 2 sibling), the recipe's pass, bf16 steps
     "taxonomy-batch256-neg4": {**RECIPE_BF16, "sampler": SamplerConfig(name="taxonomy", leaf=2, sibling=2, cousin=0)},
+    # the loss lever: GTE's improved contrastive loss (sentence-transformers' MNRL with all four directions): each
+    # query also pushed from the batch's other queries, each product pulled to its own query against theirs and
+    # pushed from the other rows' products, in one softmax; the recipe's pass, bf16 steps
+    "taxonomy-batch256-gte": {**RECIPE_BF16, "directions": DIRECTIONS},
     # the batch lever again: 8x the in-batch negatives of the comparisons, one pass, lr scaled with sqrt(batch)
     "taxonomy-batch512": {"sampler": TAXONOMY, "batch_size": 512, "steps": 0.125, "learning_rate": 1.5e-4},
     # arXiv 2606.01504 on the recipe: ROAR after the recipe's pass vs "-long" (as many more stage-1 texts: 66 steps
@@ -108,6 +113,7 @@ PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("t
          ("taxonomy-batch256-scale40", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-masked0", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-neg4", "taxonomy-batch256-bf16"),
+         ("taxonomy-batch256-gte", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-roar", "taxonomy-batch256-long"), ("taxonomy-batch256-roar", "taxonomy-batch256"),
          ("taxonomy-batch256-roar-contrast", "taxonomy-batch256-long"),
          ("taxonomy-batch256-roar-contrast", "taxonomy-batch256")]  # fmt: skip

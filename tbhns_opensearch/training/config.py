@@ -28,7 +28,7 @@ from typing import Any
 
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.taxonomy import SOURCES as TAXONOMY_SOURCES
-from tbhns_opensearch.training.losses import LOSSES
+from tbhns_opensearch.training.losses import DIRECTIONS, LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS
 
 PRECISIONS = ("fp32", "bf16")  # TrainConfig.precision: float32 steps, or bfloat16 autocast where the device has it natively
@@ -159,6 +159,7 @@ class TrainConfig:
     base_model: str = "all-MiniLM-L6-v2"  # sentence-transformers path or hub name
     loss: str = "mnrl"  # mnrl (MultipleNegativesRankingLoss), cached_mnrl, or margin (cosine TripletLoss)
     scale: float = 20.0  # mnrl / cached_mnrl: similarity scale (inverse temperature)
+    directions: tuple[str, ...] = ("query_to_doc",)  # mnrl / cached_mnrl: the softmax's terms (DIRECTIONS); all four: GTE's loss
     margin: float = 0.3  # margin: cosine-distance margin between positive and negative
     mask_guide: str = "base"  # masked_mnrl: who scores candidates, "base" (frozen base model) or "self" (the model trained)
     mask_margin: float = 0.05  # masked_mnrl: negatives the guide scores above (positive - margin) are left out
@@ -184,6 +185,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"loss={self.loss!r} is unknown; valid losses: {', '.join(LOSSES)}")
+        object.__setattr__(self, "directions", tuple(self.directions))  # a TOML array arrives as a list
+        if "query_to_doc" not in self.directions or not set(self.directions) <= set(DIRECTIONS):
+            raise ConfigError(f"directions={list(self.directions)}: list \"query_to_doc\" and any of "
+                              f"{', '.join(DIRECTIONS[1:])}")  # fmt: skip
+        if self.directions != ("query_to_doc",) and self.loss not in ("mnrl", "cached_mnrl"):
+            raise ConfigError(f"directions apply to loss \"mnrl\" or \"cached_mnrl\", not {self.loss!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
         if self.loss == "margin" and self.negatives_per_pair != 1:

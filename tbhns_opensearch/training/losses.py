@@ -9,6 +9,10 @@ Rows are (anchor, positive, negative_1, ..., negative_n):
   itself) scores within `mask_margin` of the row's positive (`masked_loss`, arXiv 2606.01504 stage 1).
 - `margin`: TripletLoss on cosine distance, max(0, d(a, p) - d(a, n) + margin); one negative per row.
 
+`mnrl` and `cached_mnrl` take `directions` (`DIRECTIONS`): beside query -> documents, the softmax may also hold
+query -> other queries, document -> queries and document -> other documents, in one joint softmax; all four
+are GTE's "improved contrastive loss" (Li et al. 2023), which sentence-transformers implements.
+
 Example:
     >>> sorted(LOSSES)
     ['cached_mnrl', 'margin', 'masked_mnrl', 'mnrl']
@@ -28,13 +32,14 @@ if TYPE_CHECKING:
 def _mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    return MultipleNegativesRankingLoss(model, scale=config.scale)
+    return MultipleNegativesRankingLoss(model, scale=config.scale, directions=config.directions)
 
 
 def _cached_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
-    return CachedMultipleNegativesRankingLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size)
+    return CachedMultipleNegativesRankingLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size,
+                                              directions=config.directions)  # fmt: skip
 
 
 def _masked_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
@@ -49,6 +54,9 @@ def _margin(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
 
     return TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=config.margin)
 
+
+DIRECTIONS = ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")
+"""The softmax terms sentence-transformers' MultipleNegativesRankingLoss accepts; "query_to_doc" is always on."""
 
 LOSSES: dict[str, Callable[[SentenceTransformer, TrainConfig], nn.Module]] = {
     "mnrl": _mnrl,

@@ -4,6 +4,7 @@ step log and summary are complete."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tbhns_opensearch.encoder import native_bf16
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.training.config import DataConfig, SamplerConfig, TrainConfig
 from tbhns_opensearch.training.data import prepare_data
-from tbhns_opensearch.training.losses import LOSSES
+from tbhns_opensearch.training.losses import DIRECTIONS, LOSSES
 from tbhns_opensearch.training.trainer import TrainResult, load_model, train
 from tests.conftest import FIXTURES
 
@@ -49,6 +50,12 @@ def test_a_few_steps_lower_the_training_loss(trained) -> None:  # type: ignore[n
     before = _pair_loss(load_model(config), config)
     after = _pair_loss(result.model, config)
     assert after < before
+
+
+def test_directions_add_their_terms_to_the_loss(trained) -> None:  # type: ignore[no-untyped-def]
+    config, result = trained
+    gte = replace(config, directions=DIRECTIONS)  # GTE's loss: every softmax also holds other queries / products
+    assert _pair_loss(result.model, gte) > _pair_loss(result.model, config) > 0
 
 
 def test_step_log_has_loss_time_and_validation(trained) -> None:  # type: ignore[no-untyped-def]

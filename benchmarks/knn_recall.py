@@ -2,8 +2,8 @@
 `ef_search`, with the index's size on disk and the node's heap.
 
 For each real query of the dataset's judgments (the first `--queries` distinct ones), the exact top k comes
-from a `script_score` query with the k-NN plugin's `knn_score` script (brute force over every vector, the same
-cosine space), and the approximate top k from the `knn` query with `method_parameters.ef_search` set to each
+from a `script_score` query with the k-NN plugin's `knn_score` script (brute force over every vector, in the
+index's own space type), and the approximate top k from the `knn` query with `method_parameters.ef_search` set to each
 value. Recall@k against exact is |approximate ∩ exact| / k, averaged over the queries; latency is the wall time
 of each request (one client, warm, query vectors computed beforehand).
 
@@ -32,10 +32,10 @@ RESULTS = Path(__file__).parent / "results"
 EF_SEARCH = (24, 50, 100, 200, 400)
 
 
-def exact_body(vector: list[float], k: int) -> dict[str, Any]:
-    """Brute-force cosine over every document's vector (the k-NN plugin's scoring script)."""
+def exact_body(vector: list[float], k: int, space_type: str) -> dict[str, Any]:
+    """Brute force over every document's vector in the index's space (the k-NN plugin's scoring script)."""
     script = {"source": "knn_score", "lang": "knn",
-              "params": {"field": "embedding", "query_value": vector, "space_type": "cosinesimil"}}  # fmt: skip
+              "params": {"field": "embedding", "query_value": vector, "space_type": space_type}}  # fmt: skip
     return {"size": k, "_source": False, "query": {"script_score": {"query": {"match_all": {}}, "script": script}}}
 
 
@@ -64,10 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = make_client(OpenSearchConfig.from_env())
     texts = list(dict.fromkeys(j.query for j in load_judgments(args.dataset)))[: args.queries]
     vectors = [v.tolist() for v in Encoder(args.encoder, backend="auto").encode(texts)]
+    space = next(iter(client.indices.get_mapping(index=args.alias).values()))["mappings"]["properties"]["embedding"]
+    space_type = space["method"]["space_type"]
     for vector in vectors[:10]:  # warm-up: graphs and doc values into memory
         client.search(index=args.alias, body=approximate_body(vector, args.k, max(EF_SEARCH)))
-        client.search(index=args.alias, body=exact_body(vector, args.k))
-    exact, exact_ms = zip(*(timed_ids(client, args.alias, exact_body(v, args.k)) for v in vectors))
+        client.search(index=args.alias, body=exact_body(vector, args.k, space_type))
+    exact, exact_ms = zip(*(timed_ids(client, args.alias, exact_body(v, args.k, space_type)) for v in vectors))
     rows = [("exact (script_score)", 1.0, statistics.median(exact_ms))]
     for ef in EF_SEARCH:
         found, ms = zip(*(timed_ids(client, args.alias, approximate_body(v, args.k, ef)) for v in vectors))
@@ -92,7 +94,7 @@ def render(args: argparse.Namespace, client: Any, queries: int, rows: list[tuple
         "",
         f"{queries} REAL {args.dataset} queries (the first distinct ones of its judgments), encoder `{args.encoder}`, "
         f"top {args.k}; {stats['docs']['count']} products ({catalog}) behind `{args.alias}`, "
-        f"{stats['segments']['count']} segments: {method.get('engine')} "
+        f"{stats['segments']['count']} segments: {method.get('engine')} {method.get('space_type')} "
         f"HNSW m={method.get('parameters', {}).get('m')}, ef_construction="
         f"{method.get('parameters', {}).get('ef_construction')}, {settings.get('number_of_shards')} shard(s); "
         f"index size on disk {stats['store']['size_in_bytes'] / 2**20:.0f} MiB; node heap used "

@@ -26,7 +26,7 @@ from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.errors import IngestError
 from tbhns_opensearch.index.documents import CatalogDigest, product_document
 from tbhns_opensearch.index.remote_model import TEXT_FIELD
-from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index, swap_alias
+from tbhns_opensearch.index.templates import UNIT_VECTOR_SPACES, IndexConfig, alias_targets, create_index, swap_alias
 
 _DONE = object()
 FINGERPRINT = "catalog_fingerprint"  # key in the index mapping's _meta
@@ -78,7 +78,8 @@ def ingest_products(
     config = config or IngestConfig()
     index_config = index_config or IndexConfig()
     trained_for = encoder.manifest.get("space_type")
-    if trained_for and trained_for != index_config.space_type:
+    same_ranking = {trained_for, index_config.space_type} <= set(UNIT_VECTOR_SPACES)  # unit vectors: either one
+    if trained_for and trained_for != index_config.space_type and not same_ranking:
         raise IngestError(f"the encoder {encoder.name_or_path!r} was trained for space type {trained_for!r} (its manifest) "
                           f"but the index would use {index_config.space_type!r}; pass --space-type {trained_for}")  # fmt: skip
     if index_config.dimension != encoder.dimension:

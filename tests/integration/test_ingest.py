@@ -253,3 +253,21 @@ def test_bench_ingest_compares_runtimes_side_by_side(opensearch_config, index_co
     assert rows[0]["min_cosine"] == pytest.approx(1.0, abs=1e-6) and rows[1]["min_cosine"] >= 1 - 1e-4
     assert all(row["encode_only_per_s"] > 0 and row["ingest_per_s"] > 0 for row in rows)
     assert "| onnx |" in table.read_text() and "ingest vs torch" in table.read_text()
+
+
+def test_inner_product_ranks_the_unit_vectors_as_cosine_does(os_client, encoder, index_config) -> None:
+    assert index_config.space_type == "innerproduct"  # the default: a third of COSINE's cost per comparison
+    cosine = IndexConfig(alias=f"{index_config.alias}-cos", space_type="cosinesimil")
+    products = fixture_products("toys_products.jsonl")[:80]
+    try:
+        for config in (index_config, cosine):
+            ingest_products(os_client, products, encoder, config, QUIET)
+        query = encoder.encode(["wooden train set for toddlers"])[0]
+        pages = [os_client.search(index=config.alias, body=build_knn(query, 20))["hits"]["hits"]
+                 for config in (index_config, cosine)]  # fmt: skip
+    finally:
+        os_client.indices.delete_index_template(name=cosine.template_name, ignore=[404])
+    inner, cos = ([(hit["_id"], hit["_score"]) for hit in page] for page in pages)
+    assert [i for i, _ in inner] == [i for i, _ in cos] and len(inner) == 20
+    # unit vectors: inner product 1 + cos (cos >= 0) against cosinesimil's (1 + cos) / 2
+    assert all(abs(a - 2 * b) < 1e-4 for (_, a), (_, b) in zip(inner, cos) if a >= 1)

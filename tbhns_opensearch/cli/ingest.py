@@ -25,7 +25,7 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, BATCH_SIZE_HELP, PORT_HELP,
 @click.option("--rebuild", is_flag=True, help="fill a new index and swap the alias at the end (zero downtime)")
 @click.option("--engine", default="lucene", show_default=True, type=click.Choice(["lucene", "faiss", "nmslib"]))
 @click.option("--space-type", default="innerproduct", show_default=True,
-              help="vector similarity; on the unit vectors every encoder here writes, innerproduct ranks as cosinesimil at a third of its cost")
+              help="vector similarity; on the unit vectors every encoder here writes, innerproduct ranks as cosinesimil without its per-comparison norms")
 @click.option("--m", "hnsw_m", default=16, show_default=True, help="HNSW graph degree")
 @click.option("--ef-construction", default=128, show_default=True)
 @click.option("--ef-search", default=100, show_default=True)

@@ -30,6 +30,8 @@ from tbhns_opensearch.index.templates import UNIT_VECTOR_SPACES, IndexConfig, al
 
 _DONE = object()
 FINGERPRINT = "catalog_fingerprint"  # key in the index mapping's _meta
+LATER_FIELDS = ("title_bytes",)
+"""Document fields the template gained after indices were made with it; such an index is written without them."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def ingest_products(
                           f"but the index would use {index_config.space_type!r}; pass --space-type {trained_for}")  # fmt: skip
     if index_config.dimension != encoder.dimension:
         index_config = IndexConfig(**{**index_config.__dict__, "dimension": encoder.dimension})
-    index, fresh = _target_index(client, index_config, config.rebuild)
+    index, fresh, unmapped = _target_index(client, index_config, config.rebuild)
     summary = IngestSummary(index=index, backend=f"pipeline {config.pipeline}" if config.pipeline else encoder.backend)
     digest = CatalogDigest()
     started = time.perf_counter()
@@ -96,7 +98,7 @@ def ingest_products(
     try:
         for batch in _batched(products, config.encode_chunk):
             digest.add(batch)
-            chunks.put(_documents(batch, encoder, config.pipeline))
+            chunks.put(_documents(batch, encoder, config.pipeline, unmapped))
             summary.read += len(batch)
             if not writer.is_alive():
                 break
@@ -122,13 +124,18 @@ def ingest_products(
     return summary
 
 
-def _documents(batch: list[Product], encoder: Encoder, pipeline: str | None) -> list[tuple[str, dict[str, Any]]]:
-    """(id, document) of each product: with its vector, or with the text the `pipeline` embeds."""
+def _documents(
+    batch: list[Product], encoder: Encoder, pipeline: str | None, unmapped: frozenset[str] = frozenset()
+) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) of each product: with its vector, or with the text the `pipeline` embeds; without the
+    `unmapped` fields (those an index made by an older template lacks: its strict mapping would refuse them)."""
     texts = [product.text_for_embedding() for product in batch]
     if pipeline:
-        return [(product.id, product_document(product, None) | {TEXT_FIELD: text}) for product, text in zip(batch, texts)]
-    vectors = encoder.encode(texts)  # (n, dim)
-    return [(product.id, product_document(product, vector)) for product, vector in zip(batch, vectors)]
+        documents = [product_document(product, None) | {TEXT_FIELD: text} for product, text in zip(batch, texts)]
+    else:
+        documents = [product_document(product, vector) for product, vector in zip(batch, encoder.encode(texts))]
+    return [(product.id, {k: v for k, v in document.items() if k not in unmapped})
+            for product, document in zip(batch, documents)]  # fmt: skip
 
 
 def stored_fingerprint(client: OpenSearch, alias: str) -> str | None:
@@ -141,12 +148,13 @@ def stored_fingerprint(client: OpenSearch, alias: str) -> str | None:
     return mapping.get("_meta", {}).get(FINGERPRINT)
 
 
-def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) -> tuple[str, bool]:
-    """The index to write into, and whether it was created for this ingest."""
+def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) -> tuple[str, bool, frozenset[str]]:
+    """The index to write into, whether it was created for this ingest, and the fields of today's documents that
+    its mapping lacks (an index made by an older template keeps its own layout until `--rebuild`)."""
     targets = alias_targets(client, index_config.alias)
     if rebuild or not targets:
         _delete_orphans(client, index_config.alias, keep=targets)
-        return create_index(client, index_config), True
+        return create_index(client, index_config), True, frozenset()
     if len(targets) > 1:
         raise IngestError(f"alias {index_config.alias} points at several indices {targets}; rebuild with --rebuild")
     mapping = client.indices.get_mapping(index=targets[0])[targets[0]]["mappings"]
@@ -156,7 +164,7 @@ def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) 
             f"index {targets[0]} holds {dimension}-dimensional vectors but the encoder makes "
             f"{index_config.dimension}; rerun with --rebuild to build a new index for this encoder"
         )
-    return targets[0], False
+    return targets[0], False, frozenset(LATER_FIELDS) - set(mapping["properties"])
 
 
 def _delete_orphans(client: OpenSearch, alias: str, keep: list[str]) -> None:

@@ -16,7 +16,8 @@ from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.errors import IngestError
 from tbhns_opensearch.encoder import native_bf16
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
-from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index, swap_alias
+from tbhns_opensearch.index.templates import IndexConfig, alias_targets, create_index, render_product_template, swap_alias
+from tbhns_opensearch.query.service import SearchClient
 from tbhns_opensearch.users.store import fetch_product_vectors
 from tbhns_opensearch.query.builders import build_bm25, build_knn
 from tests.conftest import FIXTURES, fixture_products
@@ -271,3 +272,19 @@ def test_inner_product_ranks_the_unit_vectors_as_cosine_does(os_client, encoder,
     assert [i for i, _ in inner] == [i for i, _ in cos] and len(inner) == 20
     # unit vectors: inner product 1 + cos (cos >= 0) against cosinesimil's (1 + cos) / 2
     assert all(abs(a - 2 * b) < 1e-4 for (_, a), (_, b) in zip(inner, cos) if a >= 1)
+
+
+def test_an_index_made_before_title_bytes_takes_new_documents_and_serves_its_titles(
+    os_client, opensearch_config, encoder, index_config  # type: ignore[no-untyped-def]
+) -> None:
+    body = render_product_template(index_config)["template"]
+    body["mappings"]["properties"].pop("title_bytes")  # the template as it was: titles as a keyword multi-field
+    body["mappings"]["properties"]["title"]["fields"] = {"keyword": {"type": "keyword", "ignore_above": 512}}
+    old = f"{index_config.alias}-20260101000000-000"
+    os_client.indices.create(index=old, body=body)
+    swap_alias(os_client, index_config.alias, old)
+    products = fixture_products("toys_products.jsonl")[:40]
+    summary = ingest_products(os_client, products, encoder, index_config, QUIET)
+    assert (summary.index, summary.indexed, summary.failures) == (old, 40, [])  # strict mapping: nothing refused
+    hits = SearchClient(opensearch_config, index_config.alias, encoder).search(products[0].title, mode="bm25", k=3).hits
+    assert hits[0].id == products[0].id and hits[0].title == products[0].title  # read with stored fields

@@ -88,6 +88,9 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     # query also pushed from the batch's other queries, each product pulled to its own query against theirs and
     # pushed from the other rows' products, in one softmax; the recipe's pass, bf16 steps
     "taxonomy-batch256-gte": {**RECIPE_BF16, "directions": DIRECTIONS},
+    # the hardness lever (EmbeddingGemma): each explicit taxonomy negative's logit gains 5 x its cosine, so the
+    # closest ones weigh more, in-batch negatives untouched; masking those few cost ~0.018, does stressing them help?
+    "taxonomy-batch256-hard5": {**RECIPE_BF16, "hardness_mode": "hard_negatives", "hardness_strength": 5.0},
     # the batch lever again: 8x the in-batch negatives of the comparisons, one pass, lr scaled with sqrt(batch)
     "taxonomy-batch512": {"sampler": TAXONOMY, "batch_size": 512, "steps": 0.125, "learning_rate": 1.5e-4},
     # arXiv 2606.01504 on the recipe: ROAR after the recipe's pass vs "-long" (as many more stage-1 texts: 66 steps
@@ -114,6 +117,7 @@ PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("t
          ("taxonomy-batch256-masked0", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-neg4", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-gte", "taxonomy-batch256-bf16"),
+         ("taxonomy-batch256-hard5", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-roar", "taxonomy-batch256-long"), ("taxonomy-batch256-roar", "taxonomy-batch256"),
          ("taxonomy-batch256-roar-contrast", "taxonomy-batch256-long"),
          ("taxonomy-batch256-roar-contrast", "taxonomy-batch256")]  # fmt: skip

@@ -28,7 +28,7 @@ from typing import Any
 
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.taxonomy import SOURCES as TAXONOMY_SOURCES
-from tbhns_opensearch.training.losses import DIRECTIONS, LOSSES
+from tbhns_opensearch.training.losses import DIRECTIONS, HARDNESS_MODES, LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS
 
 PRECISIONS = ("fp32", "bf16")  # TrainConfig.precision: float32 steps, or bfloat16 autocast where the device has it natively
@@ -160,6 +160,8 @@ class TrainConfig:
     loss: str = "mnrl"  # mnrl (MultipleNegativesRankingLoss), cached_mnrl, or margin (cosine TripletLoss)
     scale: float = 20.0  # mnrl / cached_mnrl: similarity scale (inverse temperature)
     directions: tuple[str, ...] = ("query_to_doc",)  # mnrl / cached_mnrl: the softmax's terms (DIRECTIONS); all four: GTE's loss
+    hardness_mode: str = "none"  # mnrl / cached_mnrl: negatives whose logit gains hardness_strength x their cosine (HARDNESS_MODES)
+    hardness_strength: float = 0.0  # mnrl / cached_mnrl: that weight (EmbeddingGemma: 5 on hard negatives)
     margin: float = 0.3  # margin: cosine-distance margin between positive and negative
     mask_guide: str = "base"  # masked_mnrl: who scores candidates, "base" (frozen base model) or "self" (the model trained)
     mask_margin: float = 0.05  # masked_mnrl: negatives the guide scores above (positive - margin) are left out
@@ -189,8 +191,12 @@ class TrainConfig:
         if "query_to_doc" not in self.directions or not set(self.directions) <= set(DIRECTIONS):
             raise ConfigError(f"directions={list(self.directions)}: list \"query_to_doc\" and any of "
                               f"{', '.join(DIRECTIONS[1:])}")  # fmt: skip
-        if self.directions != ("query_to_doc",) and self.loss not in ("mnrl", "cached_mnrl"):
-            raise ConfigError(f"directions apply to loss \"mnrl\" or \"cached_mnrl\", not {self.loss!r}")
+        if self.hardness_mode not in HARDNESS_MODES:
+            raise ConfigError(f"hardness_mode={self.hardness_mode!r} is unknown; use one of {', '.join(HARDNESS_MODES)}")
+        tuned = [name for name, on in (("directions", self.directions != ("query_to_doc",)),
+                                       ("hardness_mode", self.hardness_mode != "none")) if on]  # fmt: skip
+        if tuned and self.loss not in ("mnrl", "cached_mnrl"):
+            raise ConfigError(f"{' and '.join(tuned)}: only with loss \"mnrl\" or \"cached_mnrl\", not {self.loss!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
         if self.loss == "margin" and self.negatives_per_pair != 1:
@@ -205,7 +211,7 @@ class TrainConfig:
         if not 0 <= self.warmup_ratio < 1 or self.learning_rate <= 0:
             raise ConfigError(f"need 0 <= warmup_ratio < 1 and learning_rate > 0, got {self.warmup_ratio}, "
                               f"{self.learning_rate}")  # fmt: skip
-        _check_non_negative("", self, ("patience", "int8_tolerance"))
+        _check_non_negative("", self, ("patience", "int8_tolerance", "hardness_strength"))
 
     @property
     def negatives_per_pair(self) -> int:

@@ -11,7 +11,9 @@ Rows are (anchor, positive, negative_1, ..., negative_n):
 
 `mnrl` and `cached_mnrl` take `directions` (`DIRECTIONS`): beside query -> documents, the softmax may also hold
 query -> other queries, document -> queries and document -> other documents, in one joint softmax; all four
-are GTE's "improved contrastive loss" (Li et al. 2023), which sentence-transformers implements.
+are GTE's "improved contrastive loss" (Li et al. 2023), which sentence-transformers implements. They also take
+`hardness_mode` / `hardness_strength` (`HARDNESS_MODES`): a negative's logit gains strength x its cosine, so the
+closest negatives weigh more in the softmax.
 
 Example:
     >>> sorted(LOSSES)
@@ -20,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -29,17 +31,24 @@ if TYPE_CHECKING:
     from tbhns_opensearch.training.config import TrainConfig
 
 
+def _mnrl_options(config: TrainConfig) -> dict[str, Any]:
+    """The options `mnrl` and `cached_mnrl` share: directions and hardness weighting."""
+    hardness = config.hardness_mode != "none"
+    return {"directions": config.directions, "hardness_mode": config.hardness_mode if hardness else None,
+            "hardness_strength": config.hardness_strength}  # fmt: skip
+
+
 def _mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    return MultipleNegativesRankingLoss(model, scale=config.scale, directions=config.directions)
+    return MultipleNegativesRankingLoss(model, scale=config.scale, **_mnrl_options(config))
 
 
 def _cached_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
     return CachedMultipleNegativesRankingLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size,
-                                              directions=config.directions)  # fmt: skip
+                                              **_mnrl_options(config))  # fmt: skip
 
 
 def _masked_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
@@ -55,6 +64,9 @@ def _margin(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     return TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=config.margin)
 
 
+HARDNESS_MODES = ("none", "hard_negatives", "in_batch_negatives", "all_negatives")
+"""Which negatives' logits MNRL raises by hardness_strength x their (detached) cosine: none, the row's explicit
+negatives (EmbeddingGemma), the other rows' texts (Lan et al. 2025), or both."""
 DIRECTIONS = ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")
 """The softmax terms sentence-transformers' MultipleNegativesRankingLoss accepts; "query_to_doc" is always on."""
 

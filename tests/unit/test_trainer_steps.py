@@ -52,10 +52,12 @@ def test_a_few_steps_lower_the_training_loss(trained) -> None:  # type: ignore[n
     assert after < before
 
 
-def test_directions_add_their_terms_to_the_loss(trained) -> None:  # type: ignore[no-untyped-def]
+def test_directions_and_hardness_reach_the_loss(trained) -> None:  # type: ignore[no-untyped-def]
     config, result = trained
     gte = replace(config, directions=DIRECTIONS)  # GTE's loss: every softmax also holds other queries / products
     assert _pair_loss(result.model, gte) > _pair_loss(result.model, config) > 0
+    hard = replace(config, hardness_mode="in_batch_negatives", hardness_strength=5.0)  # closer negatives weigh more
+    assert _pair_loss(result.model, hard) > _pair_loss(result.model, config)
 
 
 def test_step_log_has_loss_time_and_validation(trained) -> None:  # type: ignore[no-untyped-def]

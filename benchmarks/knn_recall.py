@@ -64,8 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = make_client(OpenSearchConfig.from_env())
     texts = list(dict.fromkeys(j.query for j in load_judgments(args.dataset)))[: args.queries]
     vectors = [v.tolist() for v in Encoder(args.encoder, backend="auto").encode(texts)]
-    space = next(iter(client.indices.get_mapping(index=args.alias).values()))["mappings"]["properties"]["embedding"]
-    space_type = space["method"]["space_type"]
+    mapping = next(iter(client.indices.get_mapping(index=args.alias).values()))["mappings"]["properties"]["embedding"]
+    method = mapping.get("method", {})
+    space_type = method["space_type"]
     for vector in vectors[:10]:  # warm-up: graphs and doc values into memory
         client.search(index=args.alias, body=approximate_body(vector, args.k, max(EF_SEARCH)))
         client.search(index=args.alias, body=exact_body(vector, args.k, space_type))
@@ -76,19 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         recall = statistics.mean(len(set(a) & set(e)) / max(1, len(e)) for a, e in zip(found, exact))
         rows.append((f"HNSW, ef_search {ef}", recall, statistics.median(ms)))
     out = args.out or RESULTS / f"knn_recall_{args.dataset}.md"
-    out.write_text(render(args, client, len(texts), rows))
+    out.write_text(render(args, client, len(texts), rows, method))
     print(out.read_text())
     return 0
 
 
-def render(args: argparse.Namespace, client: Any, queries: int, rows: list[tuple[str, float, float]]) -> str:
+def render(args: argparse.Namespace, client: Any, queries: int, rows: list[tuple[str, float, float]],
+           method: dict[str, Any]) -> str:
+    """The Markdown report; `method` is the vector field's HNSW method from the index mapping."""
     stats = client.indices.stats(index=args.alias, metric="store,docs,segments")["_all"]["primaries"]
     catalog = args.catalog or f"REAL {args.dataset} catalog"
     catalog_flag = f" --catalog '{args.catalog}'" if args.catalog else ""
     settings = next(iter(client.indices.get_settings(index=args.alias).values()))["settings"]["index"]
-    mapping = next(iter(client.indices.get_mapping(index=args.alias).values()))["mappings"]["properties"]["embedding"]
     heap = [n["jvm"]["mem"] for n in client.nodes.stats(metric="jvm")["nodes"].values()]
-    method = mapping.get("method", {})
     lines = [
         f"# HNSW against exact search — {catalog}",
         "",

@@ -134,8 +134,9 @@ def _documents(
         documents = [product_document(product, None) | {TEXT_FIELD: text} for product, text in zip(batch, texts)]
     else:
         documents = [product_document(product, vector) for product, vector in zip(batch, encoder.encode(texts))]
-    return [(product.id, {k: v for k, v in document.items() if k not in unmapped})
-            for product, document in zip(batch, documents)]  # fmt: skip
+    if unmapped:  # only for an index made by an older template; every other ingest sends the documents as made
+        documents = [{k: v for k, v in document.items() if k not in unmapped} for document in documents]
+    return [(product.id, document) for product, document in zip(batch, documents)]
 
 
 def stored_fingerprint(client: OpenSearch, alias: str) -> str | None:

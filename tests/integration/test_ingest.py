@@ -257,7 +257,7 @@ def test_bench_ingest_compares_runtimes_side_by_side(opensearch_config, index_co
 
 
 def test_inner_product_ranks_the_unit_vectors_as_cosine_does(os_client, encoder, index_config) -> None:
-    assert index_config.space_type == "innerproduct"  # the default: a third of COSINE's cost per comparison
+    assert index_config.space_type == "innerproduct"  # the default: no per-comparison norms, unlike COSINE
     cosine = IndexConfig(alias=f"{index_config.alias}-cos", space_type="cosinesimil")
     products = fixture_products("toys_products.jsonl")[:80]
     try:

@@ -170,6 +170,15 @@ def test_server_and_client_hybrid_agree(env: Env, opensearch_config, encoder, fu
             assert hit.parts == client_parts[hit.id]
 
 
+def _record_requests(search: SearchClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs `search` sends from now on, in order (the requests still go to the node)."""
+    sent: list[str] = []
+    perform = search.client.transport.perform_request
+    monkeypatch.setattr(search.client.transport, "perform_request",
+                        lambda method, url, *args, **kw: sent.append(url) or perform(method, url, *args, **kw))  # fmt: skip
+    return sent
+
+
 @pytest.mark.parametrize(("path", "endpoint"), [("server", "/_search"), ("client", "/_msearch")])
 @pytest.mark.parametrize(("query", "filters", "offset"), [("car", [], 0), ("wooden train", ["price=5..100"], 7)])
 def test_hybrid_page_in_one_request_equals_the_two_request_page(env: Env, opensearch_config, encoder,
@@ -180,10 +189,7 @@ def test_hybrid_page_in_one_request_equals_the_two_request_page(env: Env, opense
     kwargs = {"mode": "hybrid", "k": 12, "filters": parse_filters(filters), "offset": offset, "path": path}
     search.search(query, **kwargs)  # warm: mapping, plugins and pipeline read once
     assert search.display_doc_values  # an index made from the template has its display fields as doc values
-    sent: list[str] = []
-    perform = search.client.transport.perform_request
-    monkeypatch.setattr(search.client.transport, "perform_request",
-                        lambda method, url, *args, **kw: sent.append(url) or perform(method, url, *args, **kw))  # fmt: skip
+    sent = _record_requests(search, monkeypatch)
     one = search.search(query, **kwargs)
     assert len(sent) == 1 and sent[0].endswith(endpoint)
     monkeypatch.setattr(SearchClient, "display_doc_values", property(lambda self: False))  # an index older than that
@@ -215,10 +221,7 @@ def test_a_title_of_any_length_comes_whole_in_the_one_request(os_client, opensea
     ingest_products(os_client, products, encoder, index_config, IngestConfig(progress=False))
     search = SearchClient(opensearch_config, index_config.alias, encoder)
     search.search("zanzibar", mode=mode, path=path, k=5)  # warm: mapping, plugins and pipeline read once
-    sent: list[str] = []
-    perform = search.client.transport.perform_request
-    monkeypatch.setattr(search.client.transport, "perform_request",
-                        lambda method, url, *args, **kw: sent.append(url) or perform(method, url, *args, **kw))  # fmt: skip
+    sent = _record_requests(search, monkeypatch)
     top = search.search("zanzibar", mode=mode, path=path, k=5).hits[0]
     assert (top.id, top.title, top.price) == ("long", title, 9.5)
     assert len(sent) == 1  # no second request for the page (a keyword doc value stops at its ignore_above)

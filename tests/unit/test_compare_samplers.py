@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -40,6 +41,15 @@ def test_batch_system_keeps_one_pass_over_the_pairs(script: ModuleType) -> None:
     assert config.max_steps * config.batch_size == BASE.max_steps * BASE.batch_size
     assert config.learning_rate == 1e-4
     assert config.data == BASE.data
+
+
+def test_seed_systems_change_the_training_seed_not_the_data(script: ModuleType) -> None:
+    seeded, recipe = (script.system_config(BASE, name, "out/s") for name in ("taxonomy-batch256-bf16-seed14",
+                                                                              "taxonomy-batch256-bf16"))  # fmt: skip
+    assert (seeded.seed, recipe.seed) == (14, BASE.seed)
+    assert replace(seeded, seed=BASE.seed) == recipe
+    assert not script._own_data("taxonomy-batch256-bf16-seed14")  # so it trains on the run's shared splits
+    assert script.system_config(BASE, "random-batch256-bf16-seed14", "out/s").sampler.name == "random"
 
 
 def test_roar_system_adds_a_second_stage_of_half_the_steps(script: ModuleType) -> None:

@@ -54,7 +54,7 @@ from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, sear
 from tbhns_opensearch.users.blend import PersonalizedVector, personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
 
-PROFILE_READERS = 16  # threads (made on demand) reading profiles while callers encode: `tbhns serve`'s default threads
+PROFILE_READERS = 4  # threads that read user profiles while the calling thread encodes the query
 PROFILE_CACHE_SIZE = 10_000  # user profiles kept for `user_ttl_s` (~1.6 KB each at 384 dimensions)
 END_OF_RESULTS = "Reached end of search result"  # neural-search's 400 for a hybrid page past the last hit
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it

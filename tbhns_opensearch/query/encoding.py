@@ -92,11 +92,6 @@ class QueryEncoder:
                     self._cache.popitem(last=False)
         return vector
 
-    def cached(self, text: str) -> bool:
-        """True when `encode(text)` would be served from the cache (the cache's order and counters stay as they are)."""
-        with self._lock:
-            return text in self._cache
-
     def cache_info(self) -> CacheInfo:
         with self._lock:
             return CacheInfo(self._hits, self._misses, len(self._cache), self.capacity)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -54,7 +53,6 @@ from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, sear
 from tbhns_opensearch.users.blend import PersonalizedVector, personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
 
-PROFILE_READERS = 4  # threads that read user profiles while the calling thread encodes the query
 PROFILE_CACHE_SIZE = 10_000  # user profiles kept for `user_ttl_s` (~1.6 KB each at 384 dimensions)
 END_OF_RESULTS = "Reached end of search result"  # neural-search's 400 for a hybrid page past the last hit
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it
@@ -144,8 +142,7 @@ class SearchClient:
             `explain` need the query vector, so they still encode here.
         user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again
             (the `PROFILE_CACHE_SIZE` most recent users); 0 reads it on every search. Profiles change only
-            at `ingest-users` time. A profile that has to be read is read on another thread while the
-            query is encoded, so the round trip costs nothing when the query vector is not cached.
+            at `ingest-users` time.
 
     Example:
         >>> client = SearchClient(OpenSearchConfig(url="http://127.0.0.1:9200"))  # connects to nothing yet
@@ -182,10 +179,6 @@ class SearchClient:
     @cached_property
     def client(self) -> OpenSearch:
         return make_client(self.opensearch)
-
-    @cached_property
-    def _profile_readers(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(PROFILE_READERS, thread_name_prefix="tbhns-profile")
 
     @cached_property
     def _index_properties(self) -> list[dict[str, Any]]:
@@ -411,23 +404,10 @@ class SearchClient:
 
     # --- personalization -----------------------------------------------------------------------------------
     def _personalize(self, request: SearchRequest) -> tuple[np.ndarray, UserProfile | None, PersonalizedVector]:
-        """The query vector, the user's stored profile (a cached get; None without user) and the blend decision.
-        When both the profile and the query vector are missing from their caches, the profile is read on another
-        thread while this one encodes the query."""
-        if request.user_id is None or self._cached_profile(request.user_id) or self.query_encoder.cached(request.text):
-            query_vector = self._query_vector(request.text)
-            profile = self._profile(request.user_id)
-        else:
-            reading = self._profile_readers.submit(self._profile, request.user_id)
-            query_vector = self._query_vector(request.text)
-            profile = reading.result()
+        """The query vector, the user's stored profile (a cached get; None without user) and the blend decision."""
+        query_vector = self._query_vector(request.text)
+        profile = self._profile(request.user_id)
         return query_vector, profile, personalize(query_vector, request.user_id, profile, self.personalization)
-
-    def _cached_profile(self, user_id: str) -> bool:
-        if self._profiles is None:
-            return False
-        with self._profiles_lock:
-            return user_id in self._profiles
 
     def _profile(self, user_id: str | None) -> UserProfile | None:
         if user_id is None:

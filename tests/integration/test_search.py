@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
 import uuid
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from tbhns_opensearch.users.store import (
     write_user_profiles,
 )
 from tbhns_opensearch.query.builders import parse_filters
-from tbhns_opensearch.query import service
 from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.query.service import SearchClient, SearchHit, SearchResponse
 from tbhns_opensearch.users.events import UserEvent
@@ -134,32 +132,6 @@ def test_user_profiles_are_reused_for_their_ttl(env: Env, os_client, opensearch_
         assert uncached.search("car", user_id="ttl-fan", mode="personalized").fallback  # read again: gone
     finally:
         os_client.indices.delete(index=users_index, ignore_unavailable=True)
-
-
-def test_a_profile_is_read_while_the_query_is_encoded(env: Env, opensearch_config, encoder, monkeypatch) -> None:
-    """With neither the profile nor the query vector cached, the profile's round trip overlaps the encoding."""
-    search = SearchClient(opensearch_config, env.alias, encoder, users_index=env.users_index,
-                          personalization=PERSONALIZATION, user_ttl_s=0.0, cache_size=0)  # fmt: skip
-    read_started = threading.Event()
-    read_profile, encode = service.get_user_profile, encoder.encode
-
-    def spied_read(*args: object) -> UserProfile | None:
-        read_started.set()
-        return read_profile(*args)
-
-    overlapped = []
-
-    def waiting_encode(texts: list[str]) -> np.ndarray:
-        overlapped.append(read_started.wait(timeout=5))  # sequential reads start only after encoding: False
-        return encode(texts)
-
-    monkeypatch.setattr(service, "get_user_profile", spied_read)
-    monkeypatch.setattr(encoder, "encode", waiting_encode)
-    response = search.search("car", user_id="slotcar-fan", mode="personalized", k=10)
-    assert overlapped == [True]
-    monkeypatch.undo()
-    assert (response.mode, response.fallback) == ("personalized", False)
-    assert response.hits == env.search.search("car", user_id="slotcar-fan", mode="personalized", k=10).hits
 
 
 def _assert_same_ranking(server: list[SearchHit], client: list[SearchHit]) -> None:

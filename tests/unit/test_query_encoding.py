@@ -38,15 +38,6 @@ def test_cached_vectors_are_read_only_and_identical() -> None:
     assert encoder.encode("kite") is first and not first.flags.writeable
 
 
-def test_cached_peeks_without_counting_or_reordering() -> None:
-    encoder = QueryEncoder(CountingEncoder(), cache_size=2)
-    encoder.encode("a"), encoder.encode("bb")
-    assert encoder.cached("a") and not encoder.cached("ccc")
-    encoder.encode("ccc")  # "a" is still the least recently used: peeking did not refresh it
-    assert not encoder.cached("a") and encoder.cached("bb")
-    assert encoder.cache_info().hits == 0
-
-
 def test_cache_size_zero_disables_the_cache() -> None:
     fake = CountingEncoder()
     encoder = QueryEncoder(fake, cache_size=0)

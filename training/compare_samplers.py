@@ -45,13 +45,14 @@ MODELS = ROOT / "runs" / "compare"  # each trained model is saved at <dataset>-<
 CONFIGS = {"amazon-uk-toys": ROOT / "training" / "toys-taxonomy.toml", "icecat": ROOT / "training" / "icecat-taxonomy.toml",
            "homedepot": ROOT / "training" / "homedepot-taxonomy.toml"}  # fmt: skip
 TAXONOMY = SamplerConfig(name="taxonomy", leaf=1, sibling=1, cousin=0)
+RANDOM = SamplerConfig(name="random")
 MASK = {"loss": "masked_mnrl", "mask_guide": "base", "mask_margin": 0.05}
 RECIPE = {"sampler": TAXONOMY, "batch_size": 256, "steps": 0.25, "learning_rate": 1e-4}
 """training/homedepot-taxonomy.toml's pass over the pairs: a quarter of the comparison's steps at 4x its batch."""
 RECIPE_BF16 = {**RECIPE, "precision": "bf16"}
 SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "long" runs get 1.5x the steps
     # every hard sampler gives 2 negatives per row; random relies on in-batch negatives only
-    "random": {"sampler": SamplerConfig(name="random")},
+    "random": {"sampler": RANDOM},
     "bm25": {"sampler": SamplerConfig(name="bm25", count=2, depth=30)},
     "taxonomy": {"sampler": TAXONOMY},
     "ance": {"sampler": SamplerConfig(name="ance", count=2, depth=30, remine_every=40)},
@@ -96,8 +97,8 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     "taxonomy-batch256-48tok": {**RECIPE_BF16, "max_seq_length": 48},
     # seeds: TB-HNS against in-batch random negatives on the recipe's pass (bf16 steps), at the recipe's seed and
     # another; a training seed changes the initial order, the negatives drawn and dropout, never the splits
-    "random-batch256-bf16": {**RECIPE_BF16, "sampler": SamplerConfig(name="random")},
-    "random-batch256-bf16-seed14": {**RECIPE_BF16, "sampler": SamplerConfig(name="random"), "seed": 14},
+    "random-batch256-bf16": {**RECIPE_BF16, "sampler": RANDOM},
+    "random-batch256-bf16-seed14": {**RECIPE_BF16, "sampler": RANDOM, "seed": 14},
     "taxonomy-batch256-bf16-seed14": {**RECIPE_BF16, "seed": 14},
     # the batch lever again: 8x the in-batch negatives of the comparisons, one pass, lr scaled with sqrt(batch)
     "taxonomy-batch512": {"sampler": TAXONOMY, "batch_size": 512, "steps": 0.125, "learning_rate": 1.5e-4},
@@ -269,6 +270,11 @@ def _history(points: Iterable[tuple[int, Mapping[str, float]]]) -> list[dict[str
     return [{"step": step, **{m: metrics[m] for m in METRICS}} for step, metrics in points]
 
 
+def _sampler(name: str) -> str | None:
+    """The negative sampler system `name` trains with; None for the untrained base model."""
+    return SYSTEMS[name]["sampler"].name if name in SYSTEMS else None
+
+
 def _own_data(name: str) -> bool:
     """Whether system `name` overrides [data], i.e. trains on pairs of its own (same splits and evaluation)."""
     return bool(OWN_DATA & set(SYSTEMS[name]))
@@ -350,7 +356,7 @@ def markdown(results: dict[str, Any]) -> str:
         steps = f"{row['best_step']} / {row['steps']}" if "steps" in row else "-"
         if "stage2" in row:
             steps += f" + ROAR {row['stage2']['best_step']} / {row['stage2']['steps']}"
-        levels = ", ".join(f"{k} {v}" for k, v in row.get("levels", {}).items()) or ("in-batch only" if name.startswith("random") else "-")
+        levels = ", ".join(f"{k} {v}" for k, v in row.get("levels", {}).items()) or ("in-batch only" if _sampler(name) == "random" else "-")
         if row.get("masked", {}).get("negatives"):
             levels += f"; masked {row['masked']['masked_negatives'] / row['masked']['negatives']:.1%} of all negatives"
         if "train_pairs" in row:

@@ -130,10 +130,16 @@ PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("t
          ("taxonomy-batch256-48tok", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-bf16", "random-batch256-bf16"),
          ("taxonomy-batch256-bf16-seed14", "random-batch256-bf16-seed14"),
+         ("taxonomy-batch256-bf16 seeds 13+14", "random-batch256-bf16 seeds 13+14"),
          ("taxonomy-batch256-roar", "taxonomy-batch256-long"), ("taxonomy-batch256-roar", "taxonomy-batch256"),
          ("taxonomy-batch256-roar-contrast", "taxonomy-batch256-long"),
          ("taxonomy-batch256-roar-contrast", "taxonomy-batch256")]  # fmt: skip
 """The significance family: (system, baseline) pairs tested when both ran (Holm-corrected together)."""
+SEED_POOLS = {
+    "taxonomy-batch256-bf16 seeds 13+14": ("taxonomy-batch256-bf16", "taxonomy-batch256-bf16-seed14"),
+    "random-batch256-bf16 seeds 13+14": ("random-batch256-bf16", "random-batch256-bf16-seed14"),
+}
+"""A system over several training seeds, scored per query by the mean of its seed runs (when all of them ran)."""
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
     "icecat": {"max_steps": 80, "eval_every": 40, "max_seq_length": 32, "catalog_limit": 3000},
@@ -205,6 +211,7 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
         if _own_data(name):
             systems[name]["train_pairs"] = len(run_data.train_pairs)
         print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)
+    pools = pooled(tests)
     return {
         "dataset": data.name,
         "queries": config.data.queries,
@@ -217,7 +224,9 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
             "relevance_threshold": config.data.relevance_threshold, "machine": _machine(),
         },  # fmt: skip
         "systems": systems,
-        "significance": [asdict(t) for t in _significance(tests)],
+        "pools": {name: {"members": list(SEED_POOLS[name]), "test": {m: round(e.mean[m], 4) for m in METRICS}}
+                  for name, e in pools.items()},  # fmt: skip
+        "significance": [asdict(t) for t in _significance(tests | pools)],
         "wall_s": round(time.perf_counter() - started, 1),
         "load_average_15min": round(os.getloadavg()[2], 2),
     }
@@ -302,6 +311,27 @@ def _system_row(result: TrainResult | None, test: Evaluation, base_validation: E
     }
 
 
+def pooled(tests: Mapping[str, Evaluation]) -> dict[str, Evaluation]:
+    """Each `SEED_POOLS` system whose seed runs are all in `tests`: per query, the mean of their scores.
+
+    Example:
+        >>> config = MetricConfig()
+        >>> runs = {name: Evaluation(config, {"ndcg@10": {"q1": score, "q2": 0.0}}, {"ndcg@10": score / 2})
+        ...         for name, score in (("random-batch256-bf16", 0.25), ("random-batch256-bf16-seed14", 0.75))}
+        >>> pooled(runs)["random-batch256-bf16 seeds 13+14"].per_query["ndcg@10"]
+        {'q1': 0.5, 'q2': 0.0}
+    """
+    pools = {}
+    for name, members in SEED_POOLS.items():
+        if all(member in tests for member in members):
+            runs = [tests[member] for member in members]
+            per_query = {metric: {qid: sum(run.per_query[metric][qid] for run in runs) / len(runs) for qid in scores}
+                         for metric, scores in runs[0].per_query.items()}  # fmt: skip
+            mean = {metric: sum(scores.values()) / len(scores) for metric, scores in per_query.items()}
+            pools[name] = Evaluation(runs[0].config, per_query, mean)
+    return pools
+
+
 def _significance(tests: dict[str, Evaluation]) -> list[PairedTest]:
     family = [
         paired_test(tests[baseline].per_query[metric], tests[system].per_query[metric], metric=metric,
@@ -365,6 +395,11 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{row['test']['ndcg@10']:.4f} | {row['validation']['recall@24']:.4f} | "
                      f"{row['validation']['ndcg@10']:.4f} | {steps} | "
                      f"{row.get('train_s', '-')} | {levels} |")  # fmt: skip
+    if results.get("pools"):
+        lines += ["", "Seed pools: per test query, the mean of the named seed runs' scores (tested below as one "
+                  "system):", "", "| pool | seed runs | test Recall@24 | test NDCG@10 |", "|---|---|---|---|"]
+        lines += [f"| {name} | {', '.join(pool['members'])} | {pool['test']['recall@24']:.4f} | "
+                  f"{pool['test']['ndcg@10']:.4f} |" for name, pool in results["pools"].items()]  # fmt: skip
     if results["significance"]:
         lines += [
             "",

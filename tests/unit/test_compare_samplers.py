@@ -118,3 +118,25 @@ def test_report_names_mask_settings_that_differ_from_the_default(script: ModuleT
     assert "taxonomy-masked-self (mask_guide self)" in line
     assert "mask_margin 0.0)" in line and "mask_margin 0.05" not in line
     assert "loss" not in line and "taxonomy-masked (" not in line
+
+
+def test_seed_pool_scores_each_query_by_its_seed_runs_mean_and_joins_the_family(script: ModuleType) -> None:
+    from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig
+
+    def run(scores: dict[str, float]) -> Evaluation:
+        per_query = {m: dict(scores) for m in script.METRICS}
+        return Evaluation(MetricConfig(), per_query, {m: sum(scores.values()) / len(scores) for m in script.METRICS})
+
+    tests = {"taxonomy-batch256-bf16": run({"a": 0.5, "b": 1.0, "c": 0.0}),
+             "taxonomy-batch256-bf16-seed14": run({"a": 1.0, "b": 1.0, "c": 0.5}),
+             "random-batch256-bf16": run({"a": 0.0, "b": 1.0, "c": 0.0}),
+             "random-batch256-bf16-seed14": run({"a": 0.5, "b": 0.5, "c": 0.0})}  # fmt: skip
+    pools = script.pooled(tests)
+    assert pools["taxonomy-batch256-bf16 seeds 13+14"].per_query["ndcg@10"] == {"a": 0.75, "b": 1.0, "c": 0.25}
+    assert pools["random-batch256-bf16 seeds 13+14"].mean["ndcg@10"] == pytest.approx(2 / 6)
+    pooled_tests = [t for t in script._significance(tests | pools) if "seeds 13+14" in t.system]
+    assert [(t.system, t.baseline) for t in pooled_tests] == [("taxonomy-batch256-bf16 seeds 13+14",
+                                                              "random-batch256-bf16 seeds 13+14")] * 2
+    assert pooled_tests[0].mean_diff == pytest.approx(2 / 3 - 1 / 3)
+    del tests["random-batch256-bf16-seed14"]
+    assert list(script.pooled(tests)) == ["taxonomy-batch256-bf16 seeds 13+14"]  # a pool needs all its seed runs

@@ -48,6 +48,24 @@ class SystemSpec:
     encoder: str = ""  # sentence-transformers dir or name; empty for bm25
     personalize: bool = True  # send the query's user (configs with [users]); false: a plain hybrid
     hybrid_depth: int = 0  # hybrid: candidates per sub-query (at least the config's depth); 0: HybridConfig's
+    hybrid_bm25_weight: float = -1.0  # hybrid min-max: the BM25 weight (the vector's is 1 - it); < 0: HybridConfig's
+
+    def __post_init__(self) -> None:
+        if self.hybrid_bm25_weight > 1.0:
+            raise BenchError(f"system {self.name!r}: hybrid_bm25_weight must be in [0, 1] (the vector weight is 1 - "
+                             f"it), got {self.hybrid_bm25_weight}")  # fmt: skip
+
+    def hybrid(self) -> HybridConfig | None:
+        """The hybrid settings this system overrides; None: `HybridConfig`'s defaults.
+
+        Example:
+            >>> SystemSpec("h", "hybrid", hybrid_depth=24, hybrid_bm25_weight=0.6).hybrid().weights
+            (0.6, 0.4)
+        """
+        changes: dict[str, Any] = {"depth": self.hybrid_depth} if self.hybrid_depth else {}
+        if self.hybrid_bm25_weight >= 0:
+            changes["weights"] = (self.hybrid_bm25_weight, round(1.0 - self.hybrid_bm25_weight, 6))
+        return HybridConfig(**changes) if changes else None
 
 
 @dataclass(frozen=True)
@@ -295,8 +313,8 @@ class BenchRun:
             alias = self._ensure_ingested(client, encoder, fingerprint)
             if alias not in users_by_alias:
                 users_by_alias[alias] = self._users(client, alias, query_set)
-            hybrid = HybridConfig(depth=spec.hybrid_depth) if spec.hybrid_depth else None
-            search = SearchClient(self.opensearch, index=alias, encoder=encoder, hybrid=hybrid, **users_by_alias[alias])
+            search = SearchClient(self.opensearch, index=alias, encoder=encoder, hybrid=spec.hybrid(),
+                                  **users_by_alias[alias])  # fmt: skip
             user_of = query_set.user_of if spec.personalize else {}
             run_system(search, dict(list(texts.items())[:5]), spec.mode, config.depth, user_of)  # warm-up
             passed = run_system(search, texts, spec.mode, config.depth, user_of)

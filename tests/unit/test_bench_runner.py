@@ -46,6 +46,15 @@ def test_config_rejects_unknown_split_and_missing_baseline() -> None:
         BenchConfig(title="t", systems=BM25, catalog="icecat", baselines=("semantic-base",))
 
 
+def test_a_system_overrides_hybrid_depth_and_bm25_weight_only_where_it_names_them() -> None:
+    assert SystemSpec("h", "hybrid").hybrid() is None  # HybridConfig's defaults
+    tuned = SystemSpec("h", "hybrid", hybrid_depth=24, hybrid_bm25_weight=0.6).hybrid()
+    assert tuned is not None and (tuned.depth, tuned.weights) == (24, (0.6, 0.4))
+    assert SystemSpec("h", "hybrid", hybrid_bm25_weight=0.0).hybrid().weights == (0.0, 1.0)  # type: ignore[union-attr]
+    with pytest.raises(BenchError, match="hybrid_bm25_weight must be in"):
+        SystemSpec("h", "hybrid", hybrid_bm25_weight=1.5)
+
+
 def test_shipped_configs_parse() -> None:
     for path in (Path(__file__).resolve().parents[2] / "benchmarks" / "configs").glob("*.toml"):
         config = BenchConfig.from_toml(path)

@@ -74,12 +74,33 @@ def fused_run(lists: Lists, ids: dict[str, str], depth: int, bm25_weight: float)
     return {ids[text]: dict(minmax_fuse([bm25[:depth], knn[depth]], config)[:PAGE]) for text, (bm25, knn) in lists.items()}
 
 
+def grid_cell(text: str) -> tuple[int, float]:
+    """A grid cell written DEPTH:BM25, e.g. "100:0.3".
+
+    Example:
+        >>> grid_cell("100:0.3")
+        (100, 0.3)
+    """
+    depth, _, weight = text.partition(":")
+    try:
+        cell = (int(depth), float(weight))
+    except ValueError:
+        cell = None
+    if cell is None or cell[0] not in DEPTHS or cell[1] not in BM25_WEIGHTS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a cell of the grid: write DEPTH:BM25 with a depth of "
+                                         f"{DEPTHS} and a weight of {BM25_WEIGHTS}, e.g. 100:0.3")  # fmt: skip
+    return cell
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path, help="benchmark config naming the catalog, queries and split")
     parser.add_argument("--alias", required=True, help="product alias holding that catalog, built with --encoder")
     parser.add_argument("--encoder", required=True, help="the encoder the index was built with")
     parser.add_argument("--out", type=Path, required=True, help="Markdown file to write")
+    parser.add_argument("--baseline", type=grid_cell, default=(HybridConfig().depth, HybridConfig().weights[0]),
+                        metavar="DEPTH:BM25", help="the cell each depth's best weight is tested against, e.g. 100:0.3 "
+                        "[default: HybridConfig's]")  # fmt: skip
     args = parser.parse_args(argv)
 
     config = BenchConfig.from_toml(args.config)
@@ -105,6 +126,7 @@ def render(args: argparse.Namespace, config: BenchConfig, grid: dict[tuple[int, 
            alone: dict[str, Evaluation]) -> str:  # fmt: skip
     default = HybridConfig()
     default_cell = (default.depth, default.weights[0])
+    baseline = args.baseline
     queries = len(next(iter(grid.values())).per_query[METRICS[0]])
     lines = [
         f"# Hybrid fusion grid: {config.title}",
@@ -113,7 +135,9 @@ def render(args: argparse.Namespace, config: BenchConfig, grid: dict[tuple[int, 
         f"{config.threshold}), alias `{args.alias}`, encoder `{args.encoder}`. Each cell: NDCG@10 / Recall@24 of the "
         f"top {PAGE} hybrid hits, min-max fusion with weights (bm25, 1 - bm25) over `depth` candidates per "
         f"sub-query, fused offline from lists the node returned. **Bold**: the default ({default.depth}, "
-        f"{default.weights[0]} / {default.weights[1]}); `*`: the best NDCG@10 of its depth.",
+        f"{default.weights[0]} / {default.weights[1]}); `_`: the baseline of the tests below; `*`: the best NDCG@10 "
+        "of its depth on these queries (choose on a validation split; on a test split, read only the cell chosen "
+        "there).",
         "",
         "| depth | " + " | ".join(f"bm25 {w}" for w in BM25_WEIGHTS) + " |",
         "|---:|" + "---|" * len(BM25_WEIGHTS),
@@ -124,22 +148,24 @@ def render(args: argparse.Namespace, config: BenchConfig, grid: dict[tuple[int, 
         for weight in BM25_WEIGHTS:
             mean = grid[(depth, weight)].mean
             cell = f"{mean['ndcg@10']:.3f} / {mean['recall@24']:.3f}" + ("*" if best[depth] == weight else "")
+            cell = f"_{cell}_" if (depth, weight) == baseline else cell
             cells.append(f"**{cell}**" if (depth, weight) == default_cell else cell)
         lines.append(f"| {depth} | " + " | ".join(cells) + " |")
     lines += ["", "| reference | NDCG@10 | Recall@24 |", "|---|---:|---:|"]
     lines += [f"| {name} | {e.mean['ndcg@10']:.4f} | {e.mean['recall@24']:.4f} |" for name, e in alone.items()]
     family = adjust([
-        paired_test(grid[default_cell].per_query[metric], grid[(depth, best[depth])].per_query[metric], metric=metric,
-                    baseline_name=f"default depth {default.depth}, bm25 {default.weights[0]}",
+        paired_test(grid[baseline].per_query[metric], grid[(depth, best[depth])].per_query[metric], metric=metric,
+                    baseline_name=f"depth {baseline[0]}, bm25 {baseline[1]}",
                     system_name=f"depth {depth}, bm25 {best[depth]}", seed=0)
-        for depth in DEPTHS for metric in METRICS if (depth, best[depth]) != default_cell
+        for depth in DEPTHS for metric in METRICS if (depth, best[depth]) != baseline
     ], "holm")  # fmt: skip
-    lines += ["", "Best weight of each depth against the default (paired randomization test, Holm over the family):",
+    lines += ["", f"Best weight of each depth on these queries against depth {baseline[0]}, bm25 {baseline[1]} (paired "
+              "randomization test, Holm over the family):",
               "", "| system | metric | mean diff | 95% CI | p (Holm) |", "|---|---|---|---|---|"]  # fmt: skip
     lines += [f"| {t.system} | {t.metric} | {t.mean_diff:+.4f} | [{t.ci_low:+.4f}, {t.ci_high:+.4f}] | "
               f"{t.p_adjusted:.4f} |" for t in family]  # fmt: skip
     lines += ["", f"Run: `python benchmarks/hybrid_fusion.py {args.config} --alias {args.alias} --encoder "
-              f"{args.encoder} --out {args.out}` on {platform.machine()}, {os.cpu_count()} CPU cores.", ""]  # fmt: skip
+              f"{args.encoder} --baseline {baseline[0]}:{baseline[1]} --out {args.out}` on {platform.machine()}, {os.cpu_count()} CPU cores.", ""]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -8,8 +8,8 @@ cache (what repeated queries cost; isolates the cluster side). Personalized and 
 through `--users` users whose histories are `--history` random catalog products each (seeded, marked
 simulated; they only need to exist), written to a temporary users index that is deleted at the end. Their
 profiles are reused for `user_ttl_s` (the client's default), except in the row "personalized, profile read",
-which reads the profile on every query; "hybrid server, depth 24" retrieves k candidates per sub-query
-instead of 100 (as do the depth 50 and 200 rows); "hybrid server, ids + mget" reads the page as indices made before the template's `brand.raw`
+which reads the profile on every query; "hybrid server, depth 100" retrieves 100 candidates per sub-query
+instead of the default 24 (as do the depth 50 and 200 rows); "hybrid server, ids + mget" reads the page as indices made before the template's `brand.raw`
 are read (candidate ids, then one `mget`), where the other hybrid server rows read it from doc values in the
 same request. With `--split-shards N`, a copy of the index split into N primary shards (the `_split` API: same
 segments, no re-encoding; deleted at the end) adds the rows "bm25, N shards" and "hybrid server, N shards",
@@ -46,12 +46,13 @@ from tbhns_opensearch.encoder import DEFAULT_ENCODER
 from tbhns_opensearch.eval.metrics import MetricConfig, evaluate
 from tbhns_opensearch.eval.significance import adjust, paired_test
 from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
+from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.query.service import SearchClient, SearchResponse
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 
 RESULTS = Path(__file__).parent / "results" / "query_latency_icecat.md"
-OTHER_DEPTHS = (24, 50, 200)  # hybrid candidates per sub-query besides the default 100; 24 = k, OpenSearch's own default
+OTHER_DEPTHS = (50, 100, 200)  # hybrid candidates per sub-query besides the default (24 = k, a page)
 
 
 def systems(search: SearchClient, users: Sequence[str],
@@ -197,12 +198,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dict[str, dict[str, LatencyStats]],
            load: float, backend: str, quality: Sequence[str] = ()) -> str:  # fmt: skip
+    hybrid = HybridConfig()
     lines = [
         "# Query latency by mode — Icecat",
         "",
         f"{n_queries} distinct real Icecat queries, each once per mode (interleaved) after a warm-up pass; one "
         f"client; {documents} products behind `{args.alias}`; encoder `{args.encoder}` ({backend}, CPU); k = 24; "
-        f"hybrid = min-max 0.3/0.7 over 100 candidates per sub-query unless the row names another depth; "
+        f"hybrid = min-max {hybrid.weights[0]}/{hybrid.weights[1]} over {hybrid.depth} candidates per sub-query "
+        "unless the row names another depth; "
         f"{args.users} simulated users with {args.history} events each for the rows with a user; their profiles "
         "are reused for 60 s (`user_ttl_s`) except in the \"profile read\" row. BM25 never encodes, so its "
         "rows match.",

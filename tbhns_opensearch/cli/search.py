@@ -21,11 +21,13 @@ def _search_options(command: Callable[..., None]) -> Callable[..., None]:
         BACKEND_OPTION,
         click.option("--fusion", default="minmax", show_default=True, type=click.Choice(["minmax", "rrf"]),
                      help="hybrid fusion"),
-        click.option("--bm25-weight", default=0.3, show_default=True, help="minmax: BM25 weight (vector: 1 - it)"),
+        click.option("--bm25-weight", type=click.FloatRange(0.0, 1.0), help="minmax: BM25 weight (vector: 1 - it) "
+                     "[default: 0.6, chosen with the depth on validation queries: benchmarks/results/hybrid_depth.md]"),
         click.option("--path", "hybrid_path", default="auto", show_default=True,
                      type=click.Choice(["auto", "server", "client"]), help="hybrid: where to fuse"),
-        click.option("--depth", "hybrid_depth", default=100, show_default=True, type=click.IntRange(1, 10_000),
-                     help="hybrid: candidates per sub-query (quality vs latency: benchmarks/results/hybrid_depth.md)"),
+        click.option("--depth", "hybrid_depth", type=click.IntRange(1, 10_000),
+                     help="hybrid: candidates per sub-query, at least the page's end (quality vs latency: "
+                          "benchmarks/results/hybrid_depth.md) [default: 24]"),
         click.option("--alpha", default=0.3, show_default=True, help="user vector weight when personalizing"),
         click.option("--min-history", default=3, show_default=True, help="fewer events: plain query (fallback)"),
         click.option("--model-id", help="a model deployed in the cluster (`tbhns deploy`): semantic and hybrid "
@@ -37,8 +39,21 @@ def _search_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def _serve_settings(alias: str, users_index: str, encoder: str, backend: str, fusion: str, bm25_weight: float,
-                    hybrid_path: str, hybrid_depth: int, alpha: float, min_history: int, model_id: str | None,
+def _hybrid_overrides(bm25_weight: float | None, depth: int | None) -> dict[str, Any]:
+    """The `HybridConfig` fields the user set; the others keep its defaults (one home for them).
+
+    Example:
+        >>> _hybrid_overrides(0.25, None)
+        {'weights': (0.25, 0.75)}
+    """
+    overrides: dict[str, Any] = {} if depth is None else {"depth": depth}
+    if bm25_weight is not None:
+        overrides["weights"] = (bm25_weight, round(1.0 - bm25_weight, 6))
+    return overrides
+
+
+def _serve_settings(alias: str, users_index: str, encoder: str, backend: str, fusion: str, bm25_weight: float | None,
+                    hybrid_path: str, hybrid_depth: int | None, alpha: float, min_history: int, model_id: str | None,
                     port: int, warm: bool = True) -> Any:  # fmt: skip
     from tbhns_opensearch.api import ServeSettings
     from tbhns_opensearch.query.fusion import HybridConfig
@@ -46,8 +61,7 @@ def _serve_settings(alias: str, users_index: str, encoder: str, backend: str, fu
 
     return ServeSettings(
         cluster_for(port, start=False), index=alias, users_index=users_index, encoder=encoder, backend=backend,
-        hybrid=HybridConfig(fusion=fusion, weights=(bm25_weight, 1.0 - bm25_weight), path=hybrid_path,
-                            depth=hybrid_depth),
+        hybrid=HybridConfig(fusion=fusion, path=hybrid_path, **_hybrid_overrides(bm25_weight, hybrid_depth)),
         personalization=PersonalizationConfig(alpha=alpha, min_history=min_history), warm=warm, model_id=model_id,
         embed_token=os.environ.get(EMBED_TOKEN_ENV) or None,
     )  # fmt: skip

@@ -234,10 +234,11 @@ def test_auto_path_is_server_side_on_a_node_with_neural_search(env: Env) -> None
 
 def test_explain_gives_the_raw_bm25_and_vector_scores(env: Env) -> None:
     hybrid = env.search.search("hornby train set", mode="hybrid", k=10, explain=True)
-    bm25 = {hit.id: hit.score for hit in env.search.search("hornby train set", mode="bm25", k=100).hits}
-    vector = {hit.id: hit.score for hit in env.search.search("hornby train set", mode="semantic", k=100).hits}
+    depth = env.search.hybrid.depth  # the candidate list each sub-query retrieves
+    bm25 = {hit.id: hit.score for hit in env.search.search("hornby train set", mode="bm25", k=depth).hits}
+    vector = {hit.id: hit.score for hit in env.search.search("hornby train set", mode="semantic", k=depth).hits}
     assert any(set(hit.parts) == {"bm25", "vector"} for hit in hybrid.hits)
-    for hit in hybrid.hits:  # the default depth (100) is the candidate list each sub-query retrieves
+    for hit in hybrid.hits:
         assert hit.parts and hit.parts.keys() <= {"bm25", "vector"}
         assert (hit.parts.get("bm25"), hit.parts.get("vector")) == (bm25.get(hit.id), vector.get(hit.id))
     plain = env.search.search("hornby train set", mode="bm25", k=3, explain=True)

@@ -338,8 +338,9 @@ class BenchRun:
             "index": (f"{index.shards} shard, {index.replicas} replicas; knn_vector HNSW engine={index.engine} "
                       f"space={index.space_type} m={index.m} ef_construction={index.ef_construction} "
                       f"ef_search={index.ef_search}"),
-            "hybrid": (f"{hybrid.fusion}, weights (bm25, vector) {hybrid.weights}, {hybrid.depth} candidates per "
-                       "sub-query"),
+            "hybrid": (f"{hybrid.fusion}, weights (bm25, vector) {hybrid.weights}, {max(hybrid.depth, config.depth)} "
+                       f"candidates per sub-query (the default {hybrid.depth}, raised to the {config.depth} hits kept) "
+                       "unless a system names its own"),
         }  # fmt: skip
         result = BenchResult(
             title=config.title,

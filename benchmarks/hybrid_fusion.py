@@ -36,7 +36,7 @@ from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig, evaluate
 from tbhns_opensearch.eval.significance import adjust, paired_test
 from tbhns_opensearch.query.builders import bm25_query, knn_query
 from tbhns_opensearch.query.encoding import QueryEncoder
-from tbhns_opensearch.query.fusion import HybridConfig, RankedList, minmax_fuse
+from tbhns_opensearch.query.fusion import HybridConfig, RankedList, bm25_weighted, minmax_fuse
 
 DEPTHS = (24, 50, 100, 200)
 BM25_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -70,7 +70,7 @@ def fused_run(lists: Lists, ids: dict[str, str], depth: int, bm25_weight: float)
         >>> fused_run(lists, {"usb": "q1"}, depth=2, bm25_weight=0.5)
         {'q1': {'b': 0.5005000233650208, 'a': 0.5, 'c': 0.0005000000237487257}}
     """
-    config = HybridConfig(weights=(bm25_weight, round(1.0 - bm25_weight, 6)), depth=depth)
+    config = HybridConfig(weights=bm25_weighted(bm25_weight), depth=depth)
     return {ids[text]: dict(minmax_fuse([bm25[:depth], knn[depth]], config)[:PAGE]) for text, (bm25, knn) in lists.items()}
 
 

@@ -7,11 +7,13 @@ the reason; nothing is skipped.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Iterator
 
 import pytest
@@ -31,6 +33,17 @@ from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OPENSEARCH_IMAGE = "opensearchproject/opensearch:2.19.1"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str) -> ModuleType:
+    """A script of the repository that is no package module (benchmarks/*.py, training/*.py), loaded by path."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _docker_answers() -> bool:

@@ -31,7 +31,7 @@ from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.index.documents import catalog_fingerprint
 from tbhns_opensearch.index.templates import IndexConfig, load_template
-from tbhns_opensearch.query.fusion import HybridConfig
+from tbhns_opensearch.query.fusion import HybridConfig, bm25_weighted
 from tbhns_opensearch.eval.queries import load_labelled_queries
 from tbhns_opensearch.eval.splits import read_split, select_split, split_by_query
 from tbhns_opensearch.users.events import UserEvent
@@ -64,7 +64,7 @@ class SystemSpec:
         """
         changes: dict[str, Any] = {"depth": self.hybrid_depth} if self.hybrid_depth else {}
         if self.hybrid_bm25_weight >= 0:
-            changes["weights"] = (self.hybrid_bm25_weight, round(1.0 - self.hybrid_bm25_weight, 6))
+            changes["weights"] = bm25_weighted(self.hybrid_bm25_weight)
         return HybridConfig(**changes) if changes else None
 
 

@@ -46,9 +46,11 @@ def _hybrid_overrides(bm25_weight: float | None, depth: int | None) -> dict[str,
         >>> _hybrid_overrides(0.25, None)
         {'weights': (0.25, 0.75)}
     """
+    from tbhns_opensearch.query.fusion import bm25_weighted
+
     overrides: dict[str, Any] = {} if depth is None else {"depth": depth}
     if bm25_weight is not None:
-        overrides["weights"] = (bm25_weight, round(1.0 - bm25_weight, 6))
+        overrides["weights"] = bm25_weighted(bm25_weight)
     return overrides
 
 

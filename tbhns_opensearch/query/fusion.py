@@ -40,6 +40,16 @@ SINGLE_RESULT_SCORE = np.float32(1.0)  # min-max: the score when max == min
 WEIGHT_SUM_TOLERANCE = 0.01  # OpenSearch's tolerance on the sum of weights
 
 
+def bm25_weighted(bm25_weight: float) -> tuple[float, float]:
+    """Min-max weights (bm25, vector) from the BM25 weight alone; the two sum to 1.
+
+    Example:
+        >>> bm25_weighted(0.7)
+        (0.7, 0.3)
+    """
+    return bm25_weight, round(1.0 - bm25_weight, 6)
+
+
 @dataclass(frozen=True)
 class HybridConfig:
     """How hybrid search combines BM25 and the vector query.

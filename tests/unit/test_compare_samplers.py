@@ -3,7 +3,6 @@ saved model card (what `--reuse` scores when the earlier run's JSON has no row).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -12,17 +11,12 @@ from types import ModuleType
 import pytest
 
 from tbhns_opensearch.training.config import DataConfig, TrainConfig
-
-SCRIPT = Path(__file__).resolve().parents[2] / "training" / "compare_samplers.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compare_samplers", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("training/compare_samplers.py")
 
 
 BASE = TrainConfig(data=DataConfig(catalog="c.jsonl", min_grade=2, relevance_threshold=2), max_steps=300,

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from tbhns_opensearch.query.fusion import HybridConfig, minmax_fuse
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "hybrid_fusion.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hybrid_fusion", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/hybrid_fusion.py")
 
 
 def test_a_cell_fuses_the_top_depth_of_each_list_and_keeps_a_page(script: ModuleType) -> None:

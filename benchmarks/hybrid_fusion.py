@@ -8,8 +8,8 @@ k = 24 is not the top 24 of k = 200), with the very clauses the hybrid query sen
 fuses them offline with `query.fusion.minmax_fuse`, the client replay of OpenSearch's normalization processor
 (tested to rank as the server does). Every (depth, weight) cell therefore costs no further request.
 
-Reported: NDCG@10 / Recall@24 per cell; the best weight per depth against the current default (`HybridConfig`)
-with a paired randomization test (Holm over the family); BM25 and knn alone for reference. Tune on a
+Reported: NDCG@10 / Recall@24 per cell; the best weight per depth against `--baseline` (default: `HybridConfig`'s
+cell) with a paired randomization test (Holm over the family); BM25 and knn alone for reference. Tune on a
 validation split; confirm a choice on a test split or on unseen queries, never choose there.
 
     tbhns ingest --dataset homedepot --encoder runs/compare/homedepot-taxonomy-batch256-bf16 --alias hd-tb

@@ -48,10 +48,10 @@ class SystemSpec:
     encoder: str = ""  # sentence-transformers dir or name; empty for bm25
     personalize: bool = True  # send the query's user (configs with [users]); false: a plain hybrid
     hybrid_depth: int = 0  # hybrid: candidates per sub-query (at least the config's depth); 0: HybridConfig's
-    hybrid_bm25_weight: float = -1.0  # hybrid min-max: the BM25 weight (the vector's is 1 - it); < 0: HybridConfig's
+    hybrid_bm25_weight: float | None = None  # hybrid min-max: the BM25 weight (the vector's: 1 - it); None: HybridConfig's
 
     def __post_init__(self) -> None:
-        if self.hybrid_bm25_weight > 1.0:
+        if self.hybrid_bm25_weight is not None and not 0.0 <= self.hybrid_bm25_weight <= 1.0:
             raise BenchError(f"system {self.name!r}: hybrid_bm25_weight must be in [0, 1] (the vector weight is 1 - "
                              f"it), got {self.hybrid_bm25_weight}")  # fmt: skip
 
@@ -63,7 +63,7 @@ class SystemSpec:
             (0.6, 0.4)
         """
         changes: dict[str, Any] = {"depth": self.hybrid_depth} if self.hybrid_depth else {}
-        if self.hybrid_bm25_weight >= 0:
+        if self.hybrid_bm25_weight is not None:
             changes["weights"] = bm25_weighted(self.hybrid_bm25_weight)
         return HybridConfig(**changes) if changes else None
 

@@ -53,6 +53,8 @@ def test_a_system_overrides_hybrid_depth_and_bm25_weight_only_where_it_names_the
     assert SystemSpec("h", "hybrid", hybrid_bm25_weight=0.0).hybrid().weights == (0.0, 1.0)  # type: ignore[union-attr]
     with pytest.raises(BenchError, match="hybrid_bm25_weight must be in"):
         SystemSpec("h", "hybrid", hybrid_bm25_weight=1.5)
+    with pytest.raises(BenchError, match="hybrid_bm25_weight must be in"):
+        SystemSpec("h", "hybrid", hybrid_bm25_weight=-0.5)  # no sentinel: a negative weight is an error
 
 
 def test_shipped_configs_parse() -> None:

@@ -85,6 +85,22 @@ def compare_backends(
     return results
 
 
+def cores_note() -> str:
+    """Which cores this process encodes on: all of them (shared with a node on the same machine), or the set
+    `taskset` left it, so that a node pinned to the others indexes beside it rather than on its cores.
+
+    Example:
+        >>> cores_note().endswith(("shares them", "cores are the node's if it was started there"))
+        True
+    """
+    allowed, total = sorted(os.sched_getaffinity(0)), os.cpu_count() or 0
+    if len(allowed) >= total:
+        return f"the encoder may use all {total} CPU cores, and a node on this machine shares them"
+    listed = ",".join(map(str, allowed))
+    return (f"the encoder is pinned to CPU {listed} of {total} (`taskset -c {listed}`); the other "
+            "cores are the node's if it was started there")
+
+
 def throughput_markdown(results: Sequence[ThroughputResult], dataset: str, encoder: str, command: str) -> str:
     """The comparison as a Markdown table, ratios to the first runtime, with the command that made it."""
     first = results[0].ingest_per_s
@@ -93,8 +109,7 @@ def throughput_markdown(results: Sequence[ThroughputResult], dataset: str, encod
         "",
         f"{results[0].products} REAL {dataset} products (`Product.text_for_embedding`), encoder `{encoder}`, encode "
         f"chunks of {IngestConfig().encode_chunk}, bulk chunks of {IngestConfig().bulk_chunk}; one run, every runtime "
-        "on the same products in the same process, the node on the same machine (it indexes on the same cores the "
-        "encoder uses).",
+        f"on the same products in the same process, the node on the same machine; {cores_note()}.",
         "",
         f"| runtime | batch | encode-only products/s | ingest products/s | ingest / encode-only | ingest vs {results[0].backend} "
         f"| min cosine to {results[0].backend} |",
@@ -102,7 +117,7 @@ def throughput_markdown(results: Sequence[ThroughputResult], dataset: str, encod
         *(f"| {r.backend} | {r.batch_size} | {r.encode_only_per_s:.1f} | {r.ingest_per_s:.1f} | {r.ratio:.0%} | "
           f"{r.ingest_per_s / first:.2f}x | {r.min_cosine:.6f} |" for r in results),  # fmt: skip
         "",
-        f"Run: `{command}` on {os.cpu_count()} CPU cores, 1-minute load average at the end {os.getloadavg()[0]:.1f} "
+        f"Run: `{command}`, 1-minute load average at the end {os.getloadavg()[0]:.1f} "
         "(the machine is shared: read the ratios, not the absolute rates).",
         "",
     ]

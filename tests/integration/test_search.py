@@ -23,6 +23,7 @@ from tbhns_opensearch.cli import cli
 from tbhns_opensearch.encoder import Encoder, load_sentence_transformer
 from tbhns_opensearch.errors import EncoderMismatchError
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
+from tbhns_opensearch.index.templates import load_template
 from tbhns_opensearch.users.store import (
     UsersIngestConfig,
     fetch_product_vectors,
@@ -287,6 +288,26 @@ def test_stored_profile_matches_the_fixture_user(os_client, env: Env) -> None:
     expected = vectors.mean(axis=0)
     np.testing.assert_allclose(profile.vector, expected / np.linalg.norm(expected), atol=1e-6)
     assert get_user_profile(os_client, env.users_index, "nobody") is None
+
+
+def test_a_users_index_of_json_vectors_is_read_and_upgraded(os_client) -> None:
+    users_index = f"test-users-json-{uuid.uuid4().hex[:8]}"
+    older = {"user_id": "older", "vector": [0.6, 0.8], "dimension": 2, "event_count": 4, "last_event": 1.0,
+             "last_update": "2026-01-01T00:00:00+00:00", "source": "real"}  # fmt: skip
+    template = load_template("users")
+    del template["mappings"]["properties"]["vector_bytes"]  # the index as written before `vector_bytes`
+    os_client.indices.create(index=users_index, body=template)
+    try:
+        os_client.index(index=users_index, id="older", body=older, refresh=True)
+        write_user_profiles(os_client, users_index, [UserProfile("newer", np.array([0.8, 0.6]), 5, 2.0, "real")])
+        newer = os_client.get(index=users_index, id="newer")["_source"]
+        assert "vector" not in newer and "vector_bytes" in newer  # strict mapping: the write needed the new field
+        for user_id, vector in (("older", [0.6, 0.8]), ("newer", [0.8, 0.6])):
+            profile = get_user_profile(os_client, users_index, user_id)
+            assert profile is not None
+            np.testing.assert_allclose(profile.vector, vector, atol=1e-7)
+    finally:
+        os_client.indices.delete(index=users_index, ignore_unavailable=True)
 
 
 def test_http_search_and_health_on_the_real_node(env: Env, opensearch_config, caplog: pytest.LogCaptureFixture) -> None:

@@ -102,7 +102,11 @@ def ensure_users_index(client: OpenSearch, name: str) -> bool:
     existing index gets the template's fields it lacks (a field is only ever added, so this is always safe)."""
     template = load_template("users")
     if client.indices.exists(index=name):
-        client.indices.put_mapping(index=name, body={"properties": template["mappings"]["properties"]})
+        try:
+            client.indices.put_mapping(index=name, body={"properties": template["mappings"]["properties"]})
+        except TransportError as exc:
+            raise IngestError(f"users index {name} does not take the users template's fields ({exc.info or exc}); "
+                              "write the users to a new index (--users-index) or delete this one") from exc
         return False
     try:
         client.indices.create(index=name, body=template)

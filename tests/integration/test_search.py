@@ -21,7 +21,7 @@ from tbhns_opensearch.api import ServeSettings, create_app
 from tbhns_opensearch.catalog import Product, write_catalog_jsonl
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.encoder import Encoder, load_sentence_transformer
-from tbhns_opensearch.errors import EncoderMismatchError
+from tbhns_opensearch.errors import EncoderMismatchError, IngestError
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import load_template
 from tbhns_opensearch.users.store import (
@@ -306,6 +306,16 @@ def test_a_users_index_of_json_vectors_is_read_and_upgraded(os_client) -> None:
             profile = get_user_profile(os_client, users_index, user_id)
             assert profile is not None
             np.testing.assert_allclose(profile.vector, vector, atol=1e-7)
+    finally:
+        os_client.indices.delete(index=users_index, ignore_unavailable=True)
+
+
+def test_a_users_index_with_a_conflicting_field_is_a_clear_error(os_client) -> None:
+    users_index = f"test-users-conflict-{uuid.uuid4().hex[:8]}"
+    os_client.indices.create(index=users_index, body={"mappings": {"properties": {"vector_bytes": {"type": "keyword"}}}})
+    try:
+        with pytest.raises(IngestError, match=f"users index {users_index} does not take .*--users-index"):
+            write_user_profiles(os_client, users_index, [UserProfile("u", np.array([0.6, 0.8]), 5, 2.0, "real")])
     finally:
         os_client.indices.delete(index=users_index, ignore_unavailable=True)
 

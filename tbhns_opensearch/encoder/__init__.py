@@ -26,6 +26,7 @@ an index and a query encoder must agree on: dimension and space type.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -173,6 +174,27 @@ class TorchBf16Backend(TorchBackend):
             return super().encode(texts, batch_size)
 
 
+def session_options() -> Any:
+    """onnxruntime session options with one intra-op thread per core this process may use. Left to itself,
+    onnxruntime starts a thread per core of the machine and pins each to its core, ignoring the process's
+    affinity: an encoder started with `taskset -c 0` beside a node on CPU 1 would still compute on CPU 1.
+
+    Example:
+        >>> session_options().intra_op_num_threads == usable_cores()
+        True
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = usable_cores()
+    return options
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one, else every core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class OnnxBackend:
     """An ONNX graph (tokens -> pooled, normalized vector) run by onnxruntime, with the directory's tokenizer."""
 
@@ -189,7 +211,7 @@ class OnnxBackend:
             )
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
         try:
-            self.session = ort.InferenceSession(str(graph), providers=providers)
+            self.session = ort.InferenceSession(str(graph), session_options(), providers=providers)
             self.tokenizer = AutoTokenizer.from_pretrained(str(directory))
         except Exception as exc:  # onnxruntime and tokenizers raise their own exception types
             raise EncoderError(f"cannot load {graph} with onnxruntime or its tokenizer: {exc}") from exc

@@ -4,6 +4,9 @@ bfloat16 torch backend's parity."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +188,21 @@ def test_a_torch_without_the_bf16_probes_or_a_device_other_than_cpu_and_cuda_rea
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
     assert not native_bf16("cpu")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2, reason="needs CPU affinity and 2+ cores")
+def test_the_onnx_backend_stays_on_the_cores_it_was_given(exported) -> None:  # type: ignore[no-untyped-def]
+    """onnxruntime pins a thread to every core of the machine unless told its thread count: an encoder started
+    with `taskset -c 0` beside a node on the other cores would compute on them too."""
+    _, report = exported
+    script = (
+        "import os, sys; os.sched_setaffinity(0, {0})\n"
+        "from tbhns_opensearch.encoder import Encoder\n"
+        "encoder = Encoder(sys.argv[1], backend='onnx')\n"
+        "encoder.encode(['cordless drill'] * 64)\n"
+        "tasks = os.listdir(f'/proc/{os.getpid()}/task')\n"
+        "print(sorted({core for task in tasks for core in os.sched_getaffinity(int(task))}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, str(report.directory)], capture_output=True, text=True,
+                         check=True, timeout=300)  # fmt: skip
+    assert run.stdout.strip().splitlines()[-1] == "[0]"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -53,6 +54,7 @@ from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, sear
 from tbhns_opensearch.users.blend import PersonalizedVector, personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
 
+PROFILE_READERS = 16  # profile reads run beside query encoding at once (one per concurrent search, as `serve --threads`)
 PROFILE_CACHE_SIZE = 10_000  # user profiles kept for `user_ttl_s` (~1.6 KB each at 384 dimensions)
 END_OF_RESULTS = "Reached end of search result"  # neural-search's 400 for a hybrid page past the last hit
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it
@@ -175,6 +177,7 @@ class SearchClient:
             TTLCache(maxsize=PROFILE_CACHE_SIZE, ttl=user_ttl_s) if user_ttl_s > 0 else None
         )
         self._profiles_lock = threading.Lock()
+        self._profile_reader = ThreadPoolExecutor(max_workers=PROFILE_READERS, thread_name_prefix="tbhns-profile")  # threads start on first use
 
     @cached_property
     def client(self) -> OpenSearch:
@@ -405,9 +408,18 @@ class SearchClient:
     # --- personalization -----------------------------------------------------------------------------------
     def _personalize(self, request: SearchRequest) -> tuple[np.ndarray, UserProfile | None, PersonalizedVector]:
         """The query vector, the user's stored profile (a cached get; None without user) and the blend decision."""
-        query_vector = self._query_vector(request.text)
-        profile = self._profile(request.user_id)
+        if request.user_id is None or self._profile_cached(request.user_id) or self.query_encoder.cached(request.text):
+            query_vector, profile = self._query_vector(request.text), self._profile(request.user_id)
+        else:  # both cost time: read the profile from the cluster while the query is encoded
+            reading = self._profile_reader.submit(self._profile, request.user_id)
+            query_vector, profile = self._query_vector(request.text), reading.result()
         return query_vector, profile, personalize(query_vector, request.user_id, profile, self.personalization)
+
+    def _profile_cached(self, user_id: str) -> bool:
+        if self._profiles is None:
+            return False
+        with self._profiles_lock:
+            return user_id in self._profiles
 
     def _profile(self, user_id: str | None) -> UserProfile | None:
         if user_id is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 import uuid
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from tbhns_opensearch.users.store import (
 )
 from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HybridConfig
+from tbhns_opensearch.query import service
 from tbhns_opensearch.query.service import SearchClient, SearchHit, SearchResponse
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import UserProfile
@@ -133,6 +135,24 @@ def test_user_profiles_are_reused_for_their_ttl(env: Env, os_client, opensearch_
         assert uncached.search("car", user_id="ttl-fan", mode="personalized").fallback  # read again: gone
     finally:
         os_client.indices.delete(index=users_index, ignore_unavailable=True)
+
+
+def test_a_new_query_reads_the_profile_while_it_is_encoded(env: Env, opensearch_config, encoder, monkeypatch) -> None:
+    """Neither the query's vector nor the user's profile is cached: the profile is read on the reader thread
+    while the query is encoded, and the results are those of the sequential path (both cached)."""
+    readers: list[str] = []
+
+    def recording_get(*args: object) -> object:
+        readers.append(threading.current_thread().name)
+        return get_user_profile(*args)
+
+    search = SearchClient(opensearch_config, env.alias, encoder, users_index=env.users_index,
+                          personalization=PERSONALIZATION)  # fmt: skip
+    monkeypatch.setattr(service, "get_user_profile", recording_get)
+    first = search.search("toy car for a boy", user_id="slotcar-fan", mode="personalized", k=10)
+    again = search.search("toy car for a boy", user_id="slotcar-fan", mode="personalized", k=10)
+    assert len(readers) == 1 and readers[0].startswith("tbhns-profile")
+    assert not first.fallback and first.hits == again.hits and first.alpha == again.alpha
 
 
 def _assert_same_ranking(server: list[SearchHit], client: list[SearchHit]) -> None:

@@ -17,22 +17,17 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from itertools import islice
 
+from tbhns_opensearch.bench.throughput import encode_only
 from tbhns_opensearch.catalog.adapters import read_dataset
 from tbhns_opensearch.encoder import Encoder
-
-CHUNK = 512  # products per encode call, as ingest encodes them
 
 
 def encode_rate(encoder: Encoder, texts: Sequence[str]) -> float:
     """Products per second encoding `texts` in ingest-sized chunks."""
-    started = time.perf_counter()
-    for begin in range(0, len(texts), CHUNK):
-        encoder.encode(list(texts[begin : begin + CHUNK]))
-    return len(texts) / (time.perf_counter() - started)
+    return len(texts) / encode_only(encoder, texts)[1]
 
 
 def spin_on(cores: Sequence[int]) -> list[subprocess.Popen[bytes]]:

@@ -41,6 +41,13 @@ class ThroughputResult:
         return self.ingest_per_s / self.encode_only_per_s
 
 
+def encode_only(encoder: Encoder, texts: Sequence[str], chunk: int = IngestConfig().encode_chunk) -> tuple[np.ndarray, float]:
+    """The vectors (n, dim) of `texts`, encoded `chunk` at a time as ingest encodes them, and the seconds it took."""
+    started = time.perf_counter()
+    vectors = np.concatenate([encoder.encode(list(texts[begin : begin + chunk])) for begin in range(0, len(texts), chunk)])
+    return vectors, time.perf_counter() - started
+
+
 def measure_ingest_throughput(
     client: OpenSearch,
     products: Sequence[Product],
@@ -52,12 +59,7 @@ def measure_ingest_throughput(
     the encode-only vectors (n, dim) come back too."""
     config = config or IngestConfig(rebuild=True, progress=False)
     encoder.encode([products[0].text_for_embedding()])  # load the model outside the timings
-    started = time.perf_counter()
-    vectors = np.concatenate([
-        encoder.encode([product.text_for_embedding() for product in products[begin : begin + config.encode_chunk]])
-        for begin in range(0, len(products), config.encode_chunk)
-    ])  # fmt: skip
-    encode_s = time.perf_counter() - started
+    vectors, encode_s = encode_only(encoder, [product.text_for_embedding() for product in products], config.encode_chunk)
     summary = ingest_products(client, products, encoder, index_config, config)
     result = ThroughputResult(products=len(products), batch_size=encoder.batch_size, backend=encoder.backend,
                               encode_only_per_s=len(products) / encode_s, ingest_per_s=summary.products_per_s)  # fmt: skip

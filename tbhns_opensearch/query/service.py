@@ -408,26 +408,26 @@ class SearchClient:
     # --- personalization -----------------------------------------------------------------------------------
     def _personalize(self, request: SearchRequest) -> tuple[np.ndarray, UserProfile | None, PersonalizedVector]:
         """The query vector, the user's stored profile (a cached get; None without user) and the blend decision."""
-        if request.user_id is None or self._profile_cached(request.user_id) or self.query_encoder.cached(request.text):
-            query_vector, profile = self._query_vector(request.text), self._profile(request.user_id)
+        known, profile = self._cached_profile(request.user_id)
+        if known or self.query_encoder.cached(request.text):
+            query_vector = self._query_vector(request.text)
+            profile = profile if known else self._read_profile(request.user_id)
         else:  # both cost time: read the profile from the cluster while the query is encoded
-            reading = self._profile_reader.submit(self._profile, request.user_id)
+            reading = self._profile_reader.submit(self._read_profile, request.user_id)
             query_vector, profile = self._query_vector(request.text), reading.result()
         return query_vector, profile, personalize(query_vector, request.user_id, profile, self.personalization)
 
-    def _profile_cached(self, user_id: str) -> bool:
-        if self._profiles is None:
-            return False
-        with self._profiles_lock:
-            return user_id in self._profiles
-
-    def _profile(self, user_id: str | None) -> UserProfile | None:
+    def _cached_profile(self, user_id: str | None) -> tuple[bool, UserProfile | None]:
+        """(True, profile) when it is known without a read (no user, or within `user_ttl_s`), else (False, None)."""
         if user_id is None:
-            return None
+            return True, None
         if self._profiles is not None:
             with self._profiles_lock:
                 if user_id in self._profiles:
-                    return self._profiles[user_id]
+                    return True, self._profiles[user_id]
+        return False, None
+
+    def _read_profile(self, user_id: str) -> UserProfile | None:
         with self._cluster_call(f"reading user {user_id!r} from {self.users_index}"):
             profile = get_user_profile(self.client, self.users_index, user_id)
         if self._profiles is not None:

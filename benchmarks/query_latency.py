@@ -8,7 +8,8 @@ cache (what repeated queries cost; isolates the cluster side). Personalized and 
 through `--users` users whose histories are `--history` random catalog products each (seeded, marked
 simulated; they only need to exist), written to a temporary users index that is deleted at the end. Their
 profiles are reused for `user_ttl_s` (the client's default), except in the row "personalized, profile read",
-which reads the profile on every query; "hybrid server, depth 100" retrieves 100 candidates per sub-query
+which reads the profile on every query (beside the search, which runs with the profile read last and again
+when the read finds it changed; `SearchClient._personalize`); "hybrid server, depth 100" retrieves 100 candidates per sub-query
 instead of the default 24 (as do the depth 50 and 200 rows); "hybrid server, ids + mget" reads the page as indices made before the template's `brand.raw`
 are read (candidate ids, then one `mget`), where the other hybrid server rows read it from doc values in the
 same request. With `--split-shards N`, a copy of the index split into N primary shards (the `_split` API: same
@@ -207,7 +208,8 @@ def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dic
         f"hybrid = min-max {hybrid.weights[0]}/{hybrid.weights[1]} over {hybrid.depth} candidates per sub-query "
         "unless the row names another depth; "
         f"{args.users} simulated users with {args.history} events each for the rows with a user; their profiles "
-        "are reused for 60 s (`user_ttl_s`) except in the \"profile read\" row. BM25 never encodes, so its "
+        "are reused for 60 s (`user_ttl_s`) except in the \"profile read\" row, which reads it on every query, "
+        "beside the search. BM25 never encodes, so its "
         "rows match.",
     ]
     for title, stats in tables.items():

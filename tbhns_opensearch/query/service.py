@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
-from cachetools import TTLCache
+from cachetools import LRUCache
 from opensearchpy import NotFoundError, OpenSearch
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import SSLError
@@ -54,8 +54,8 @@ from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, sear
 from tbhns_opensearch.users.blend import PersonalizedVector, personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
 
-PROFILE_READERS = 16  # profile reads run beside query encoding at once (one per concurrent search, as `serve --threads`)
-PROFILE_CACHE_SIZE = 10_000  # user profiles kept for `user_ttl_s` (~1.6 KB each at 384 dimensions)
+PROFILE_READERS = 16  # profile reads in flight at once (one per concurrent search, as `serve --threads`)
+PROFILE_CACHE_SIZE = 10_000  # the last profile read of the most recent users (~1.6 KB each at 384 dimensions)
 END_OF_RESULTS = "Reached end of search result"  # neural-search's 400 for a hybrid page past the last hit
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it
 
@@ -125,6 +125,7 @@ class ClusterHealth:
 
 
 Mode = Callable[[SearchRequest], SearchResponse]
+PersonalizedPage = Callable[[np.ndarray, UserProfile | None, PersonalizedVector], SearchResponse]
 
 
 class SearchClient:
@@ -144,7 +145,7 @@ class SearchClient:
             `explain` need the query vector, so they still encode here.
         user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again
             (the `PROFILE_CACHE_SIZE` most recent users); 0 reads it on every search. Profiles change only
-            at `ingest-users` time.
+            at `ingest-users` time. A read runs beside the search with the last profile read (`_personalize`).
 
     Example:
         >>> client = SearchClient(OpenSearchConfig(url="http://127.0.0.1:9200"))  # connects to nothing yet
@@ -173,9 +174,8 @@ class SearchClient:
         self.query_encoder = QueryEncoder(encoder, backend=backend, cache_size=cache_size)
         self.model_id = model_id
         self._pipelines: set[str] = set()
-        self._profiles: TTLCache[str, UserProfile | None] | None = (
-            TTLCache(maxsize=PROFILE_CACHE_SIZE, ttl=user_ttl_s) if user_ttl_s > 0 else None
-        )
+        self.user_ttl_s = user_ttl_s
+        self._profiles: LRUCache[str, tuple[float, UserProfile | None]] = LRUCache(maxsize=PROFILE_CACHE_SIZE)
         self._profiles_lock = threading.Lock()
         self._profile_reader = ThreadPoolExecutor(max_workers=PROFILE_READERS, thread_name_prefix="tbhns-profile")  # threads start on first use
 
@@ -295,7 +295,10 @@ class SearchClient:
         return SearchResponse(hits, "semantic", "semantic", 0.0)
 
     def _personalized(self, request: SearchRequest) -> SearchResponse:
-        query_vector, profile, decision = self._personalize(request)
+        return self._personalize(request, partial(self._personalized_page, request))
+
+    def _personalized_page(self, request: SearchRequest, query_vector: np.ndarray, profile: UserProfile | None,
+                           decision: PersonalizedVector) -> SearchResponse:  # fmt: skip
         if profile is None or decision.fallback:
             semantic = self._semantic(request)
             return replace(semantic, requested_mode="personalized", fallback=True, fallback_reason=decision.reason)
@@ -308,7 +311,10 @@ class SearchClient:
         depth = max(self.hybrid.depth, request.offset + request.k)
         if self.model_id is not None and request.user_id is None and not request.explain:
             return SearchResponse(self._server_hybrid(request, None, depth), "hybrid", "hybrid", 0.0, path="server")
-        _, _, decision = self._personalize(request)
+        return self._personalize(request, partial(self._hybrid_page, request, depth))
+
+    def _hybrid_page(self, request: SearchRequest, depth: int, _query_vector: np.ndarray,
+                     _profile: UserProfile | None, decision: PersonalizedVector) -> SearchResponse:  # fmt: skip
         path = self._resolve_path(request.path)
         fuse_on = {"server": self._server_hybrid, "client": self._client_hybrid}[path]
         hits = fuse_on(request, decision.vector, depth)
@@ -406,33 +412,41 @@ class SearchClient:
         return name
 
     # --- personalization -----------------------------------------------------------------------------------
-    def _personalize(self, request: SearchRequest) -> tuple[np.ndarray, UserProfile | None, PersonalizedVector]:
-        """The query vector, the user's stored profile (a cached get; None without user) and the blend decision."""
-        known, profile = self._cached_profile(request.user_id)
-        if known or self.query_encoder.cached(request.text):
-            query_vector = self._query_vector(request.text)
-            profile = profile if known else self._read_profile(request.user_id)
-        else:  # both cost time: read the profile from the cluster while the query is encoded
-            reading = self._profile_reader.submit(self._read_profile, request.user_id)
-            query_vector, profile = self._query_vector(request.text), reading.result()
-        return query_vector, profile, personalize(query_vector, request.user_id, profile, self.personalization)
+    def _personalize(self, request: SearchRequest, page: PersonalizedPage) -> SearchResponse:
+        """`page` for the query vector, the user's stored profile (None without user) and the blend decision.
 
-    def _cached_profile(self, user_id: str | None) -> tuple[bool, UserProfile | None]:
-        """(True, profile) when it is known without a read (no user, or within `user_ttl_s`), else (False, None)."""
+        A profile read within `user_ttl_s` is reused. Any other is read from the cluster on the reader thread:
+        beside the query's encoding, and then beside `page` itself, which runs with the last profile read for
+        the user; when the read finds a different profile, `page` runs again with it. Either way the answer is
+        the stored profile's, and an unchanged profile (the common case) costs no round trip of its own.
+        """
+        user_id = request.user_id
+        last = self._last_profile(user_id)
+        if user_id is None or (last is not None and time.monotonic() - last[0] < self.user_ttl_s):
+            query_vector, profile = self._query_vector(request.text), last[1] if last else None
+            return page(query_vector, profile, personalize(query_vector, user_id, profile, self.personalization))
+        reading = self._profile_reader.submit(self._read_profile, user_id)
+        query_vector = self._query_vector(request.text)
+        if last is not None and not reading.done():
+            guess = last[1]
+            answer = page(query_vector, guess, personalize(query_vector, user_id, guess, self.personalization))
+            if reading.result() == guess:
+                return answer
+        profile = reading.result()
+        return page(query_vector, profile, personalize(query_vector, user_id, profile, self.personalization))
+
+    def _last_profile(self, user_id: str | None) -> tuple[float, UserProfile | None] | None:
+        """(monotonic time of the read, profile or None for no such user) of the user's last read, if kept."""
         if user_id is None:
-            return True, None
-        if self._profiles is not None:
-            with self._profiles_lock:
-                if user_id in self._profiles:
-                    return True, self._profiles[user_id]
-        return False, None
+            return None
+        with self._profiles_lock:
+            return self._profiles.get(user_id)
 
     def _read_profile(self, user_id: str) -> UserProfile | None:
         with self._cluster_call(f"reading user {user_id!r} from {self.users_index}"):
             profile = get_user_profile(self.client, self.users_index, user_id)
-        if self._profiles is not None:
-            with self._profiles_lock:
-                self._profiles[user_id] = profile
+        with self._profiles_lock:
+            self._profiles[user_id] = (time.monotonic(), profile)
         return profile
 
     # --- transport -----------------------------------------------------------------------------------------

@@ -73,6 +73,19 @@ class UserProfile:
     last_event: float
     source: str
 
+    def __eq__(self, other: object) -> bool:
+        """Same user, history and vector (the vector compared by value).
+
+        Example:
+            >>> UserProfile("u", np.float32([0.6, 0.8]), 3, 1.0, "real") == UserProfile("u", np.float32([0.6, 0.8]), 3, 1.0, "real")
+            True
+        """
+        if not isinstance(other, UserProfile):
+            return NotImplemented
+        same_history = (self.user_id, self.event_count, self.last_event, self.source) == (
+            other.user_id, other.event_count, other.last_event, other.source)  # fmt: skip
+        return same_history and np.array_equal(self.vector, other.vector)
+
 
 def build_user_profiles(
     events: Iterable[UserEvent], product_vectors: Mapping[str, np.ndarray], config: PersonalizationConfig

@@ -95,6 +95,10 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     # the input-length lever: 6% of Home Depot titles run past 32 tokens (their size, colour or pack count is cut);
     # 48 tokens holds 99.9% of them, in training and in the saved model alike; the recipe's pass, bf16 steps
     "taxonomy-batch256-48tok": {**RECIPE_BF16, "max_seq_length": 48},
+    # the batch-composition lever (topic-aware sampling, with the taxonomy as the topics): each batch of 256 rows
+    # from neighbouring taxonomy nodes, so the ~1,000 in-batch negatives are leaf, sibling and cousin products
+    # too, not only the two TB-HNS draws per row; the recipe's pass, bf16 steps
+    "taxonomy-batch256-grouped": {**RECIPE_BF16, "batching": "taxonomy"},
     # seeds: TB-HNS against in-batch random negatives on the recipe's pass (bf16 steps), at the recipe's seed and
     # another; a training seed changes the initial order, the negatives drawn and dropout, never the splits
     "random-batch256-bf16": {**RECIPE_BF16, "sampler": RANDOM},
@@ -128,6 +132,7 @@ PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("t
          ("taxonomy-batch256-gte", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-hard5", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-48tok", "taxonomy-batch256-bf16"),
+         ("taxonomy-batch256-grouped", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-bf16", "random-batch256-bf16"),
          ("taxonomy-batch256-bf16-seed14", "random-batch256-bf16-seed14"),
          ("taxonomy-batch256-bf16 seeds 13+14", "random-batch256-bf16 seeds 13+14"),

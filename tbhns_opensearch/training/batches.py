@@ -93,6 +93,11 @@ class NegativeTable:
         }
         return Dataset.from_dict(rows).with_transform(self._with_negatives)
 
+    def row_texts(self, row: int) -> tuple[str, ...]:
+        """Every text of row `row`: its query, its positive's text and its negatives' texts."""
+        pair = self.pairs[row]
+        return (pair.query, self.texts[pair.positive_id], *(self.texts[n] for n in self.negatives[row]))
+
     def _with_negatives(self, batch: dict[str, list[Any]]) -> dict[str, list[str]]:
         columns = {"anchor": batch["anchor"], "positive": batch["positive"]}
         for i in range(self.count):

@@ -31,6 +31,7 @@ from tbhns_opensearch.taxonomy import SOURCES as TAXONOMY_SOURCES
 from tbhns_opensearch.training.losses import DIRECTIONS, HARDNESS_MODES, LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS
 
+BATCHINGS = ("shuffled", "taxonomy")  # TrainConfig.batching: shuffled rows, or batches of taxonomy neighbours (topic_batches)
 PRECISIONS = ("fp32", "bf16")  # TrainConfig.precision: float32 steps, or bfloat16 autocast where the device has it natively
 QUERY_SOURCES = ("judgments", "generated")  # or a path to a labelled-queries JSONL
 SAMPLER_PARAMS = {"random": (), "taxonomy": ("leaf", "sibling", "cousin"), "bm25": ("count", "depth"),
@@ -168,6 +169,7 @@ class TrainConfig:
     mask_strategy: str = "absolute"  # masked_mnrl: margin in cosine ("absolute") or as a share of the positive's score ("relative")
     mini_batch_size: int = 8  # cached_mnrl: rows per forward chunk (memory, not results)
     batch_size: int = 16  # rows per step
+    batching: str = "shuffled"  # "shuffled" rows, or "taxonomy": each batch of rows whose positives are taxonomy neighbours
     max_steps: int = 200  # optimizer steps
     learning_rate: float = 2e-5  # AdamW peak learning rate
     warmup_ratio: float = 0.1  # share of max_steps with linear warmup
@@ -197,6 +199,8 @@ class TrainConfig:
                                        ("hardness_mode", self.hardness_mode != "none")) if on]  # fmt: skip
         if tuned and self.loss not in ("mnrl", "cached_mnrl"):
             raise ConfigError(f"{' and '.join(tuned)}: only with loss \"mnrl\" or \"cached_mnrl\", not {self.loss!r}")
+        if self.batching not in BATCHINGS:
+            raise ConfigError(f"batching={self.batching!r} is unknown; use one of {', '.join(BATCHINGS)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
         if self.loss == "margin" and self.negatives_per_pair != 1:

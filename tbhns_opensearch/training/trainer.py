@@ -25,10 +25,11 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -38,7 +39,8 @@ from tbhns_opensearch.encoder import load_sentence_transformer, require_native_b
 from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.training.batches import NegativeTable
 from tbhns_opensearch.training.config import TrainConfig
-from tbhns_opensearch.training.data import TrainingData, prepare_data
+from tbhns_opensearch.taxonomy import UNKNOWN
+from tbhns_opensearch.training.data import TrainingData, build_taxonomy, prepare_data
 from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.training.graded import LowestGroup, graded_rows, rows_dataset
 from tbhns_opensearch.training.losses import LOSSES
@@ -197,8 +199,9 @@ def train(
         step_counts=getattr(loss, "pop_counts", None),
     )
     refresh = NegativeRefresh(table, setup.remine, config.sampler.remine_every)
+    batches = _batches(config, setup, table, data, base_index.vectors)
     steps, wall_s = _fit(model, config, table.dataset(), loss, [monitor, refresh], config.max_steps,
-                         config.batch_size, config.learning_rate, no_duplicates=True)  # fmt: skip
+                         config.batch_size, config.learning_rate, batches=batches)  # fmt: skip
     best, best_state = monitor.best, monitor.best_state
     if best is None or best_state is None:  # on_train_begin validates step 0, so this means train() never began
         raise TrainingError("the trainer never started; see the sentence-transformers output above")
@@ -234,7 +237,7 @@ def _preference_stage(model: SentenceTransformer, config: TrainConfig, data: Tra
     )  # fmt: skip
     loss = ROARLoss(model, margin=stage.margin, scale=config.scale, contrast=stage.contrast)
     steps, wall_s = _fit(model, config, rows_dataset(rows), loss, [monitor], stage.max_steps, stage.batch_size,
-                         stage.learning_rate, no_duplicates=False)  # fmt: skip
+                         stage.learning_rate, batches="batch_sampler")  # fmt: skip
     if monitor.best is None or monitor.best_state is None:
         raise TrainingError("the preference stage never started; see the sentence-transformers output above")
     if config.restore_best:
@@ -256,16 +259,29 @@ def _sampled_lowest(sampler: NegativeSampler, seed: int) -> LowestGroup:
     return draw
 
 
+def _batches(config: TrainConfig, setup: SamplerSetup, table: NegativeTable, data: TrainingData,
+             base_vectors: np.ndarray) -> str | Callable[..., Any]:  # fmt: skip
+    """The trainer's batch sampler for stage 1: shuffled rows with no text twice in a batch (so in-batch
+    negatives are never copies of a positive), or, with `batching = "taxonomy"`, batches of taxonomy
+    neighbours (`topic_batches`; the sampler's taxonomy, else the one `[data]` names)."""
+    if config.batching == "shuffled":
+        return "no_duplicates"
+    from tbhns_opensearch.training.topic_batches import TaxonomyBatchSampler
+
+    taxonomy = setup.taxonomy or build_taxonomy(config.data, data.products, base_vectors, config.seed)
+    paths = [taxonomy.paths.get(pair.positive_id, UNKNOWN) for pair in table.pairs]
+    return partial(TaxonomyBatchSampler, paths=paths, texts=table.row_texts)
+
+
 def _fit(model: SentenceTransformer, config: TrainConfig, dataset: Dataset, loss: nn.Module,
          callbacks: list[TrainerCallback], max_steps: int, batch_size: int, learning_rate: float, *,
-         no_duplicates: bool) -> tuple[int, float]:  # fmt: skip
+         batches: str | Callable[..., Any]) -> tuple[int, float]:  # fmt: skip
     """Run sentence-transformers' trainer on `dataset`; return the steps run and the wall seconds.
 
-    `no_duplicates` batches never hold one text twice (so in-batch negatives are never copies of a positive);
-    graded rows repeat their padding, so they take plain batches.
+    `batches`: a `BatchSamplers` value ("no_duplicates"; graded rows repeat their padding, so they take plain
+    "batch_sampler" batches) or a batch sampler factory (`_batches`).
     """
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
     from transformers import PrinterCallback
 
     with _quiet_libraries(), tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch:  # nothing is saved there (save_strategy)
@@ -277,7 +293,7 @@ def _fit(model: SentenceTransformer, config: TrainConfig, dataset: Dataset, loss
             warmup_steps=config.warmup_ratio,  # a float below 1 is a share of max_steps
             seed=config.seed,
             data_seed=config.seed,
-            batch_sampler=BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER,
+            batch_sampler=batches,
             logging_steps=1,
             save_strategy="no",
             eval_strategy="no",

@@ -96,3 +96,11 @@ def test_bf16_is_refused_before_training_where_it_would_be_emulated(tmp_path: Pa
 def test_unknown_precision_names_the_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="precision='fp16' is unknown; use one of fp32, bf16"):
         _config(tmp_path, precision="fp16")
+
+
+def test_taxonomy_batches_train_and_an_unknown_batching_is_named(tmp_path: Path) -> None:
+    config = _config(tmp_path, batching="taxonomy", sampler=SamplerConfig(name="random"))  # taxonomy from [data]
+    result = train(config)
+    assert result.steps == 5 and _pair_loss(result.model, config) < _pair_loss(load_model(config), config)
+    with pytest.raises(ConfigError, match="batching='topics' is unknown; use one of shuffled, taxonomy"):
+        _config(tmp_path, batching="topics")

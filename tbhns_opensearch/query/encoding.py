@@ -73,11 +73,6 @@ class QueryEncoder:
         """True once the model is in memory."""
         return "encoder" in self.__dict__ and "runtime" in self.encoder.__dict__
 
-    def cached(self, text: str) -> bool:
-        """True when `text`'s vector is in the cache (encoding it costs no model call)."""
-        with self._lock:
-            return text in self._cache
-
     def encode(self, text: str) -> np.ndarray:
         """The unit vector of `text`, shape (dim,); read-only, shared with the cache."""
         with self._lock:

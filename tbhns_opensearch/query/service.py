@@ -422,18 +422,20 @@ class SearchClient:
         """
         user_id = request.user_id
         last = self._last_profile(user_id)
-        if user_id is None or (last is not None and time.monotonic() - last[0] < self.user_ttl_s):
-            query_vector, profile = self._query_vector(request.text), last[1] if last else None
-            return page(query_vector, profile, personalize(query_vector, user_id, profile, self.personalization))
-        reading = self._profile_reader.submit(self._read_profile, user_id)
+        fresh = user_id is None or (last is not None and time.monotonic() - last[0] < self.user_ttl_s)
+        reading = None if fresh else self._profile_reader.submit(self._read_profile, user_id)
         query_vector = self._query_vector(request.text)
+
+        def page_for(profile: UserProfile | None) -> SearchResponse:
+            return page(query_vector, profile, personalize(query_vector, user_id, profile, self.personalization))
+
+        if reading is None:
+            return page_for(last[1] if last else None)
         if last is not None and not reading.done():
-            guess = last[1]
-            answer = page(query_vector, guess, personalize(query_vector, user_id, guess, self.personalization))
-            if reading.result() == guess:
+            answer = page_for(last[1])
+            if reading.result() == last[1]:
                 return answer
-        profile = reading.result()
-        return page(query_vector, profile, personalize(query_vector, user_id, profile, self.personalization))
+        return page_for(reading.result())
 
     def _last_profile(self, user_id: str | None) -> tuple[float, UserProfile | None] | None:
         """(monotonic time of the read, profile or None for no such user) of the user's last read, if kept."""

@@ -5,7 +5,9 @@ It starts `tbhns serve` itself (loopback only) against OPENSEARCH_URL, waits for
 up, then for each mode and each client count runs closed-loop clients (each sends its next request when the
 previous one answered) for `--seconds` or `--max-requests`, whichever ends first. Queries are the distinct
 REAL shopper queries of the Icecat judgments (`--dataset` for another set with judgments), cycled in order;
-personalized requests cycle through the users the server lists (`/compare/options`; none: they fall back).
+personalized requests cycle through the users the server lists (`/compare/options`; none: they fall back), or,
+with `--simulated-users N`, through N simulated users written to a temporary users index (deleted at the end).
+`--user-ttl` is `tbhns serve --user-ttl`: 0 reads each user's profile on every search.
 Latency is the client's wall time per request (HTTP, JSON, encoding, cluster); the clients are aiohttp
 coroutines in this one process (`--client httpx` for the generator used until 2026-12-01). One uvicorn worker
 (`tbhns serve`'s default) serving `--threads` searches at once; the onnxruntime and torch thread counts are
@@ -26,6 +28,7 @@ import platform
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +37,9 @@ import aiohttp
 import httpx
 
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
+from tbhns_opensearch.bench.simulated_users import write_simulated_users
+from tbhns_opensearch.cluster import make_client
+from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.eval.queries import load_labelled_queries
 
 RESULTS = Path(__file__).parent / "results"
@@ -50,7 +56,8 @@ def rss_mib(pid: int) -> float:
 def start_server(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     tbhns = Path(sys.executable).parent / "tbhns"
     command = [str(tbhns), "serve", "--http-port", str(args.http_port), "--alias", args.alias, "--encoder", args.encoder,
-               "--users-index", args.users_index, "--log-level", "warning", "--threads", str(args.threads)]  # fmt: skip
+               "--users-index", args.users_index, "--log-level", "warning", "--threads", str(args.threads),
+               *(["--user-ttl", str(args.user_ttl)] if args.user_ttl is not None else [])]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -125,6 +132,9 @@ def main() -> None:
     parser.add_argument("--alias", required=True)
     parser.add_argument("--encoder", default="all-MiniLM-L6-v2")
     parser.add_argument("--users-index", default="users")
+    parser.add_argument("--simulated-users", type=int, default=0,
+                        help="write this many simulated users to a temporary users index and personalize for them")
+    parser.add_argument("--user-ttl", type=float, help="tbhns serve --user-ttl (0: read the profile on every search)")
     parser.add_argument("--dataset", default="icecat", help="whose judged queries to send")
     parser.add_argument("--modes", nargs="+", default=["bm25", "semantic", "personalized", "hybrid"])
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 4, 16, 64])
@@ -138,6 +148,10 @@ def main() -> None:
     args = parser.parse_args()
 
     queries = sorted({j.query for j in load_labelled_queries("judgments", args.dataset)})
+    cluster = make_client(OpenSearchConfig.from_env())
+    if args.simulated_users:
+        args.users_index = f"load-users-{uuid.uuid4().hex[:8]}"
+        write_simulated_users(cluster, args.alias, args.users_index, args.simulated_users)
     server = start_server(args)
     base = f"http://127.0.0.1:{args.http_port}"
     try:
@@ -160,6 +174,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if args.simulated_users:
+            cluster.indices.delete(index=args.users_index, ignore_unavailable=True)
     write(args, len(queries), len(users), rows, (rss_before, rss_after), (soak, soak_n, soak_errors, soak_start, soak_end))
 
 
@@ -172,7 +188,9 @@ def write(args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rs
         f"`tbhns serve --threads {args.threads}` (one uvicorn worker serving {args.threads} searches at once, as many "
         f"pooled connections to the node) on loopback, alias `{args.alias}`, encoder `{args.encoder}`; "
         f"{n_queries} distinct **real** {args.dataset} judged queries cycled in order, k = 24; personalized "
-        f"requests cycle through {n_users} users of `{args.users_index}` ({'none: they fall back to semantic' if not n_users else 'listed by the server'}). "
+        f"requests cycle through {n_users} {'simulated ' if args.simulated_users else ''}users of `{args.users_index}` "
+        f"({'none: they fall back to semantic' if not n_users else 'listed by the server'}; profiles "
+        f"{'read on every search' if args.user_ttl == 0 else 'reused for ' + str(args.user_ttl or 60) + ' s'}). "
         f"Closed-loop clients ({args.client}, one process), each run {args.seconds:g} s or {args.max_requests} requests; "
         f"latency = client wall time per request. Machine: {platform.machine()}, {os.cpu_count()} cores, shared by the node, the server and the clients.",
         "",
@@ -190,7 +208,9 @@ def write(args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rs
         f"({soak_end - soak_start:+.0f} MiB).",
         "",
         f"`OPENSEARCH_URL=... python benchmarks/load_api.py --alias {args.alias} --encoder {args.encoder} --threads {args.threads} "
-        f"--client {args.client}`",
+        f"--client {args.client} --modes {' '.join(args.modes)} --clients {' '.join(map(str, args.clients))}"
+        + (f" --simulated-users {args.simulated_users}" if args.simulated_users else "")
+        + (f" --user-ttl {args.user_ttl:g}" if args.user_ttl is not None else "") + "`",
         "",
     ]
     out = args.out or RESULTS / f"load_api_{args.dataset}.md"

@@ -1,15 +1,15 @@
 """Query latency of every search mode on an ingested catalog: p50 / p95, one client, warm, as a ratio to BM25.
 
-Queries are the distinct real shopper queries of the Icecat judgments. Each query runs once in every mode,
-modes interleaved query by query, after a warm-up pass (model loaded, pipeline created, cluster caches
-filled). Latency is the wall time of `SearchClient.search` (query encoding, user profile, requests, parsing),
+Queries are the distinct real shopper queries of the Icecat judgments. Each query runs once in every mode per
+pass (`--passes`, default 3), modes interleaved query by query in a seeded random order (so no mode always runs
+right after the same other one), after a warm-up pass (model loaded, pipeline created, cluster caches filled). Latency is the wall time of `SearchClient.search` (query encoding, user profile, requests, parsing),
 measured twice: with the query-vector cache off (every query encoded) and with every query already in the
 cache (what repeated queries cost; isolates the cluster side). Personalized and hybrid-with-user searches cycle
 through `--users` users whose histories are `--history` random catalog products each (seeded, marked
 simulated; they only need to exist), written to a temporary users index that is deleted at the end. Their
 profiles are reused for `user_ttl_s` (the client's default), except in the row "personalized, profile read",
-which reads the profile on every query (beside the search, which runs with the profile read last and again
-when the read finds it changed; `SearchClient._personalize`); "hybrid server, depth 100" retrieves 100 candidates per sub-query
+which reads the profile on every query (in the same `msearch` as the search, which runs with the profile read
+last and again when the read finds it changed; `SearchClient._personalize`); "hybrid server, depth 100" retrieves 100 candidates per sub-query
 instead of the default 24 (as do the depth 50 and 200 rows); "hybrid server, ids + mget" reads the page as indices made before the template's `brand.raw`
 are read (candidate ids, then one `mget`), where the other hybrid server rows read it from doc values in the
 same request. With `--split-shards N`, a copy of the index split into N primary shards (the `_split` API: same
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
+from tbhns_opensearch.bench.simulated_users import write_simulated_users
 from tbhns_opensearch.catalog.adapters import load_judgments
 from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.cluster import make_client
@@ -46,11 +47,8 @@ from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
 from tbhns_opensearch.eval.metrics import MetricConfig, evaluate
 from tbhns_opensearch.eval.significance import adjust, paired_test
-from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 from tbhns_opensearch.query.fusion import HybridConfig
 from tbhns_opensearch.query.service import SearchClient, SearchResponse
-from tbhns_opensearch.users.events import UserEvent
-from tbhns_opensearch.users.profiles import PersonalizationConfig
 
 RESULTS = Path(__file__).parent / "results" / "query_latency_icecat.md"
 OTHER_DEPTHS = (50, 100, 200)  # hybrid candidates per sub-query besides the default (24 = k, a page)
@@ -140,17 +138,22 @@ def replace_client(search: SearchClient, kind: type[SearchClient] = SearchClient
 
 
 def measure(runs: dict[str, Callable[[str, int], SearchResponse]], queries: Sequence[str],
-            warm_up: Sequence[str]) -> dict[str, LatencyStats]:
-    """Run `warm_up`, then every query once per system (interleaved); latency stats per system."""
+            warm_up: Sequence[str], passes: int, seed: int) -> dict[str, LatencyStats]:
+    """Run `warm_up`, then every query once per system per pass, the systems in a seeded random order for each
+    query; latency stats per system."""
     for i, query in enumerate(warm_up):
         for run in runs.values():
             run(query, i)
     seconds: dict[str, list[float]] = {name: [] for name in runs}
-    for i, query in enumerate(queries):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            run(query, i)
-            seconds[name].append(time.perf_counter() - started)
+    order = list(runs)
+    rng = random.Random(seed)
+    for _ in range(passes):
+        for i, query in enumerate(queries):
+            rng.shuffle(order)
+            for name in order:
+                started = time.perf_counter()
+                runs[name](query, i)
+                seconds[name].append(time.perf_counter() - started)
     return {name: latency_stats(values) for name, values in seconds.items()}
 
 
@@ -161,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--history", type=int, default=10, help="events per user")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--passes", type=int, default=3, help="times each query runs in each mode")
     parser.add_argument("--split-shards", type=int, default=0, help="also time BM25 and hybrid on a copy split "
                         "into this many primary shards (0: no copy)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -172,19 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     qrels = graded_qrels(load_judgments("icecat"))
     queries = sorted(qrels)
     users_index = f"latency-users-{uuid.uuid4().hex[:8]}"
-    rng = random.Random(args.seed)
-    sample = [hit["_id"] for hit in client.search(index=args.alias, body={"size": 1000, "_source": False})["hits"]["hits"]]
-    events = [UserEvent(f"latency-{u}", product_id, "purchase", float(t), "simulated")
-              for u in range(args.users) for t, product_id in enumerate(rng.sample(sample, args.history))]  # fmt: skip
-    ingest_users(client, events, UsersIngestConfig(args.alias, users_index, PersonalizationConfig()))
-    user_ids = [f"latency-{u}" for u in range(args.users)]
+    user_ids = write_simulated_users(client, args.alias, users_index, args.users, args.history, args.seed)
     split = (args.split_shards, split_copy(client, args.alias, args.split_shards)) if args.split_shards > 1 else None
     try:
         uncached = SearchClient(opensearch, args.alias, args.encoder, users_index=users_index, cache_size=0)
         cached = SearchClient(opensearch, args.alias, uncached.query_encoder.encoder, users_index=users_index)
         tables = {
-            "query encoding included (cache off)": measure(systems(uncached, user_ids, split), queries, queries[:10]),
-            "query vector cached (cluster side)": measure(systems(cached, user_ids, split), queries, queries),
+            "query encoding included (cache off)": measure(systems(uncached, user_ids, split), queries, queries[:10],
+                                                           args.passes, args.seed),
+            "query vector cached (cluster side)": measure(systems(cached, user_ids, split), queries, queries,
+                                                          args.passes, args.seed),
         }
         quality = shard_quality(cached, replace_client(cached, index=split[1]), split[0], qrels) if split else []
     finally:
@@ -203,13 +204,14 @@ def render(args: argparse.Namespace, documents: int, n_queries: int, tables: dic
     lines = [
         "# Query latency by mode — Icecat",
         "",
-        f"{n_queries} distinct real Icecat queries, each once per mode (interleaved) after a warm-up pass; one "
+        f"{n_queries} distinct real Icecat queries, each once per mode in each of {args.passes} passes (modes "
+        "interleaved in a seeded random order per query) after a warm-up pass; one "
         f"client; {documents} products behind `{args.alias}`; encoder `{args.encoder}` ({backend}, CPU); k = 24; "
         f"hybrid = min-max {hybrid.weights[0]}/{hybrid.weights[1]} over {hybrid.depth} candidates per sub-query "
         "unless the row names another depth; "
         f"{args.users} simulated users with {args.history} events each for the rows with a user; their profiles "
         "are reused for 60 s (`user_ttl_s`) except in the \"profile read\" row, which reads it on every query, "
-        "beside the search. BM25 never encodes, so its "
+        "in the same request as the search. BM25 never encodes, so its "
         "rows match.",
     ]
     for title, stats in tables.items():

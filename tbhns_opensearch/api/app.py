@@ -37,7 +37,7 @@ from tbhns_opensearch.encoder import DEFAULT_ENCODER
 from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, PersonalizationError, SearchError
 from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig
-from tbhns_opensearch.query.service import MODES, SearchClient, SearchResponse
+from tbhns_opensearch.query.service import MODES, USER_TTL_S, SearchClient, SearchResponse
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 
 MAX_QUERY_LENGTH = 1000  # characters accepted in `query`
@@ -84,6 +84,7 @@ class ServeSettings:
         backend: Encoder backend; None: onnx when the encoder directory has an export, else torch.
         hybrid: Fusion, weights, depth and server/client path.
         personalization: alpha and min_history.
+        user_ttl_s: Seconds a user's profile is reused before it is read again (`SearchClient`); 0: every search.
         warm: Load the encoder and read the cluster's plugins at startup instead of on the first search.
         name: What the comparison page calls the system above (index, encoder, users index).
         systems: More systems the page can compare with it (e.g. the base encoder next to the trained one).
@@ -102,6 +103,7 @@ class ServeSettings:
     backend: str | None = None
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
+    user_ttl_s: float = USER_TTL_S
     warm: bool = True
     name: str = "default"
     systems: tuple[SystemSpec, ...] = ()
@@ -128,7 +130,7 @@ class ServeSettings:
         opensearch = replace(self.opensearch, pool_maxsize=max(self.opensearch.pool_maxsize, self.threads))
         return SearchClient(opensearch, system.index, system.encoder, users_index=system.users_index,
                             backend=self.backend if system.name == self.name else None,
-                            personalization=self.personalization, hybrid=self.hybrid,
+                            personalization=self.personalization, hybrid=self.hybrid, user_ttl_s=self.user_ttl_s,
                             model_id=self.model_id if system.name == self.name else None)  # fmt: skip
 
 

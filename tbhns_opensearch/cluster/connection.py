@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from opensearchpy import JSONSerializer, OpenSearch
-from opensearchpy.exceptions import SerializationError
+from opensearchpy.exceptions import HTTP_EXCEPTIONS, SerializationError, TransportError
 
 from tbhns_opensearch.cluster.node import LocalNode, NodeConfig, with_stored_security
 from tbhns_opensearch.config import OpenSearchConfig
@@ -58,6 +58,24 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def msearch_item(response: dict[str, Any]) -> dict[str, Any]:
+    """One `msearch` item's response; an item that failed raises the TransportError (NotFoundError, ...) that
+    `client.search` would have raised for it alone.
+
+    Example:
+        >>> msearch_item({"hits": {"hits": []}, "status": 200})["hits"]
+        {'hits': []}
+        >>> msearch_item({"error": {"type": "index_not_found_exception"}, "status": 404})
+        Traceback (most recent call last):
+        opensearchpy.exceptions.NotFoundError: NotFoundError(404, 'index_not_found_exception')
+    """
+    if "error" not in response:
+        return response
+    status, error = int(response.get("status", 500)), response["error"]
+    raise HTTP_EXCEPTIONS.get(status, TransportError)(status, error.get("type", error) if isinstance(error, dict) else error,
+                                                      response)  # fmt: skip
 
 
 def make_client(config: OpenSearchConfig) -> OpenSearch:

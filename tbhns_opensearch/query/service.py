@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from typing import Any
@@ -31,12 +32,12 @@ from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import SSLError
 from opensearchpy.exceptions import TransportError
 
-from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client
+from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client, msearch_item
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, SearchError
 from tbhns_opensearch.index.documents import MAX_LEVELS, decode_text
-from tbhns_opensearch.users.store import StoredUser, get_user_profile, list_users
+from tbhns_opensearch.users.store import StoredUser, get_user_profile, list_users, profile_from_search, profile_search
 from tbhns_opensearch.query.builders import (
     SOURCE_FIELDS,
     Filters,
@@ -55,6 +56,7 @@ from tbhns_opensearch.users.blend import PersonalizedVector, personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
 
 PROFILE_READERS = 16  # profile reads in flight at once (one per concurrent search, as `serve --threads`)
+USER_TTL_S = 60.0  # default seconds a user's profile read is reused (`SearchClient.user_ttl_s`)
 PROFILE_CACHE_SIZE = 10_000  # the last profile read of the most recent users (~1.6 KB each at 384 dimensions)
 END_OF_RESULTS = "Reached end of search result"  # neural-search's 400 for a hybrid page past the last hit
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it
@@ -128,6 +130,19 @@ Mode = Callable[[SearchRequest], SearchResponse]
 PersonalizedPage = Callable[[np.ndarray, UserProfile | None, PersonalizedVector], SearchResponse]
 
 
+@dataclass
+class ProfileRide:
+    """A user's profile read that rides in the next search request of its context: the product search and
+    `profile_search` in one `msearch` (`SearchClient._personalize`); `response` is the users item, once sent."""
+
+    users_index: str
+    user_id: str
+    response: dict[str, Any] | None = None
+
+
+_RIDE: ContextVar[ProfileRide | None] = ContextVar("tbhns_profile_ride", default=None)
+
+
 class SearchClient:
     """Search the product alias in any mode of `modes`.
 
@@ -145,7 +160,7 @@ class SearchClient:
             `explain` need the query vector, so they still encode here.
         user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again
             (the `PROFILE_CACHE_SIZE` most recent users); 0 reads it on every search. Profiles change only
-            at `ingest-users` time. A read runs beside the search with the last profile read (`_personalize`).
+            at `ingest-users` time. A read rides in the search request itself (`_personalize`).
 
     Example:
         >>> client = SearchClient(OpenSearchConfig(url="http://127.0.0.1:9200"))  # connects to nothing yet
@@ -163,7 +178,7 @@ class SearchClient:
         personalization: PersonalizationConfig | None = None,
         hybrid: HybridConfig | None = None,
         cache_size: int = 4096,
-        user_ttl_s: float = 60.0,
+        user_ttl_s: float = USER_TTL_S,
         model_id: str | None = None,
     ) -> None:
         self.opensearch = opensearch
@@ -383,9 +398,8 @@ class SearchClient:
         each hit's display fields from doc values where the index has them, else ids and scores only."""
         shape = display_from_doc_values if display and self.display_doc_values else ids_only
         bodies = [shape(build_bm25(request.text, depth, request.filters)), shape(build_knn(vector, depth, request.filters))]
-        lines: list[dict[str, Any]] = [line for body in bodies for line in ({"index": self.index}, body)]
         with self._cluster_call(f"hybrid sub-queries on {self.index}"):
-            responses = self.client.msearch(body=lines)["responses"]
+            responses = self._msearch(bodies)
         for response in responses:
             if "error" in response:
                 raise SearchError(f"a hybrid sub-query on {self.index} failed: {response['error']}")
@@ -415,27 +429,34 @@ class SearchClient:
     def _personalize(self, request: SearchRequest, page: PersonalizedPage) -> SearchResponse:
         """`page` for the query vector, the user's stored profile (None without user) and the blend decision.
 
-        A profile read within `user_ttl_s` is reused. Any other is read from the cluster on the reader thread:
-        beside the query's encoding, and then beside `page` itself, which runs with the last profile read for
-        the user; when the read finds a different profile, `page` runs again with it. Either way the answer is
-        the stored profile's, and an unchanged profile (the common case) costs no round trip of its own.
+        A profile read within `user_ttl_s` is reused. A user seen for the first time is read on the reader
+        thread while the query is encoded. Any other user's profile is read in the page's own search request
+        (`ProfileRide`: one `msearch`), and the page runs with the last profile read; when the read finds a
+        different profile, `page` runs again with it. Either way the answer is the stored profile's, and an
+        unchanged profile (the common case) costs no request of its own.
         """
         user_id = request.user_id
         last = self._last_profile(user_id)
         fresh = user_id is None or (last is not None and time.monotonic() - last[0] < self.user_ttl_s)
-        reading = None if fresh else self._profile_reader.submit(self._read_profile, user_id)
+        first_read = None if fresh or last is not None else self._profile_reader.submit(self._read_profile, user_id)
         query_vector = self._query_vector(request.text)
 
         def page_for(profile: UserProfile | None) -> SearchResponse:
             return page(query_vector, profile, personalize(query_vector, user_id, profile, self.personalization))
 
-        if reading is None:
+        if first_read is not None:
+            return page_for(first_read.result())
+        if fresh:
             return page_for(last[1] if last else None)
-        if last is not None and not reading.done():
+        assert user_id is not None and last is not None
+        ride = ProfileRide(self.users_index, user_id)
+        token = _RIDE.set(ride)
+        try:
             answer = page_for(last[1])
-            if reading.result() == last[1]:
-                return answer
-        return page_for(reading.result())
+        finally:
+            _RIDE.reset(token)
+        profile = self._profile_from_ride(ride)
+        return answer if profile == last[1] else page_for(profile)
 
     def _last_profile(self, user_id: str | None) -> tuple[float, UserProfile | None] | None:
         """(monotonic time of the read, profile or None for no such user) of the user's last read, if kept."""
@@ -446,15 +467,43 @@ class SearchClient:
 
     def _read_profile(self, user_id: str) -> UserProfile | None:
         with self._cluster_call(f"reading user {user_id!r} from {self.users_index}"):
-            profile = get_user_profile(self.client, self.users_index, user_id)
+            return self._remember(user_id, get_user_profile(self.client, self.users_index, user_id))
+
+    def _profile_from_ride(self, ride: ProfileRide) -> UserProfile | None:
+        """The profile the ride read; read on its own when the page sent no search for it to ride in."""
+        if ride.response is None:
+            return self._read_profile(ride.user_id)
+        with self._cluster_call(f"reading user {ride.user_id!r} from {self.users_index}"):
+            return self._remember(ride.user_id, profile_from_search(ride.response))
+
+    def _remember(self, user_id: str, profile: UserProfile | None) -> UserProfile | None:
         with self._profiles_lock:
             self._profiles[user_id] = (time.monotonic(), profile)
         return profile
 
     # --- transport -----------------------------------------------------------------------------------------
     def _send(self, body: dict[str, Any], **params: Any) -> dict[str, Any]:
+        """The response to one search of the product alias (`params`: URL parameters such as `search_pipeline`);
+        with a profile read waiting to ride, both go in one `msearch`."""
+        ride = _RIDE.get()
         with self._cluster_call(f"search on {self.index}"):
-            return self.client.search(index=self.index, body=body, params=params or None)
+            if ride is None or ride.response is not None:
+                return self.client.search(index=self.index, body=body, params=params or None)
+            (response,) = self._msearch([{**body, **params}])  # msearch takes search_pipeline in the body
+            return msearch_item(response)
+
+    def _msearch(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The raw item responses to `bodies` on the product alias in one `msearch`, with the profile read of
+        this context riding along when one waits (`ProfileRide`); the caller checks each item for errors."""
+        lines: list[dict[str, Any]] = [line for body in bodies for line in ({"index": self.index}, body)]
+        ride = _RIDE.get()
+        riding = ride is not None and ride.response is None
+        if riding:
+            lines += [{"index": ride.users_index}, profile_search(ride.user_id)]
+        responses = self.client.msearch(body=lines)["responses"]
+        if riding:
+            ride.response = responses.pop()
+        return responses
 
     @contextmanager
     def _cluster_call(self, action: str) -> Iterator[None]:

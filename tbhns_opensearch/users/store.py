@@ -27,6 +27,7 @@ from opensearchpy import NotFoundError, OpenSearch, helpers
 from opensearchpy.exceptions import TransportError
 
 from tbhns_opensearch.catalog.product import Product
+from tbhns_opensearch.cluster.connection import msearch_item
 from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.errors import IngestError
 from tbhns_opensearch.index.documents import decode_vector, vector_bytes
@@ -123,6 +124,33 @@ def get_user_profile(client: OpenSearch, users_index: str, user_id: str) -> User
         return profile_from_document(client.get(index=users_index, id=user_id)["_source"])
     except NotFoundError:
         return None
+
+
+def profile_search(user_id: str) -> dict[str, Any]:
+    """The search body that finds `user_id`'s profile: an `msearch` item that rides beside a product search.
+    It sees the users index as of its last refresh (`ingest_users` refreshes when it is done), where `get`
+    would also see a profile written less than a second ago.
+
+    Example:
+        >>> profile_search("u42")
+        {'query': {'ids': {'values': ['u42']}}, 'size': 1}
+    """
+    return {"query": {"ids": {"values": [user_id]}}, "size": 1}
+
+
+def profile_from_search(response: dict[str, Any]) -> UserProfile | None:
+    """The profile in the `msearch` response to `profile_search`, or None when the user or the index does not
+    exist; another failure raises the TransportError a search would.
+
+    Example:
+        >>> profile_from_search({"hits": {"hits": []}}) is None
+        True
+    """
+    try:
+        hits = msearch_item(response)["hits"]["hits"]
+    except NotFoundError:
+        return None
+    return profile_from_document(hits[0]["_source"]) if hits else None
 
 
 @dataclass(frozen=True)

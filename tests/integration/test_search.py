@@ -155,42 +155,47 @@ def test_a_new_query_reads_the_profile_while_it_is_encoded(env: Env, opensearch_
     assert not first.fallback and first.hits == again.hits and first.alpha == again.alpha
 
 
-@pytest.mark.parametrize("mode", ["personalized", "hybrid"])
-def test_a_profile_read_on_every_query_runs_beside_the_search(env: Env, os_client, opensearch_config, encoder,
-                                                              monkeypatch, mode: str) -> None:  # fmt: skip
-    """user_ttl_s=0: each query reads the profile, and the read overlaps the search, which runs with the last
-    profile read; when the read finds a changed profile, the search runs again and the answer is the new one's."""
-    users_index = f"test-users-beside-{uuid.uuid4().hex[:8]}"
+@pytest.mark.parametrize(("mode", "path"), [("personalized", None), ("hybrid", "server"), ("hybrid", "client")])
+def test_a_profile_read_on_every_query_rides_in_the_search_request(env: Env, os_client, opensearch_config, encoder,
+                                                                   monkeypatch, mode: str, path: str | None) -> None:  # fmt: skip
+    """user_ttl_s=0: each query reads the profile in the same request as the search (one msearch), which runs
+    with the last profile read; when the read finds a changed or deleted profile, the search runs again and
+    the answer is the stored profile's."""
+    users_index = f"test-users-ride-{uuid.uuid4().hex[:8]}"
     fan = sorted(p for p in env.products if env.products[p].taxonomy_path[:2] == SLOT_CARS)[:4]
     train_fan = sorted(p for p in env.products if env.products[p].taxonomy_path[:2] == TRAINS)[:4]
     ingest_users(os_client, [UserEvent("fan", pid, "purchase", float(t)) for t, pid in enumerate(fan)],
                  UsersIngestConfig(env.alias, users_index, PERSONALIZATION))  # fmt: skip
-    search = SearchClient(opensearch_config, env.alias, encoder, users_index=users_index,
-                          personalization=PERSONALIZATION, user_ttl_s=0.0)  # fmt: skip
-    searched, overlapped = threading.Event(), []
-    send, get = search._send, service.get_user_profile
 
-    def signalling_send(*args: object, **kwargs: object) -> object:
-        searched.set()
-        return send(*args, **kwargs)  # type: ignore[arg-type]
+    def client() -> SearchClient:
+        return SearchClient(opensearch_config, env.alias, encoder, users_index=users_index,
+                            personalization=PERSONALIZATION, user_ttl_s=0.0)  # fmt: skip
 
-    def waiting_get(*args: object) -> object:  # a read beside the search sees the search start
-        overlapped.append(searched.wait(timeout=5.0))
-        return get(*args)  # type: ignore[arg-type]
+    search, requests = client(), []
+    perform = search.client.transport.perform_request
+
+    def recording(method: str, url: str, *args: object, **kwargs: object) -> object:
+        requests.append(url)
+        return perform(method, url, *args, **kwargs)
+
+    def query() -> SearchResponse:
+        return search.search("toy car for a boy", user_id="fan", mode=mode, k=10, path=path)
 
     try:
-        first = search.search("toy car for a boy", user_id="fan", mode=mode, k=10)
-        monkeypatch.setattr(search, "_send", signalling_send)
-        monkeypatch.setattr(service, "get_user_profile", waiting_get)
-        again = search.search("toy car for a boy", user_id="fan", mode=mode, k=10)
-        assert overlapped == [True] and again.hits == first.hits and not again.fallback
+        first = query()
+        monkeypatch.setattr(search.client.transport, "perform_request", recording)
+        again = query()
+        assert requests == ["/_msearch"] and again.hits == first.hits and not again.fallback
         ingest_users(os_client, [UserEvent("fan", pid, "purchase", 10.0 + t) for t, pid in enumerate(train_fan)],
                      UsersIngestConfig(env.alias, users_index, PERSONALIZATION))  # fmt: skip
-        changed = search.search("toy car for a boy", user_id="fan", mode=mode, k=10)
-        fresh = SearchClient(opensearch_config, env.alias, encoder, users_index=users_index,
-                             personalization=PERSONALIZATION, user_ttl_s=0.0)  # fmt: skip
-        assert changed.hits == fresh.search("toy car for a boy", user_id="fan", mode=mode, k=10).hits
+        changed = query()
+        assert changed.hits == client().search("toy car for a boy", user_id="fan", mode=mode, k=10, path=path).hits
         assert changed.hits != first.hits
+        os_client.delete(index=users_index, id="fan", refresh=True)
+        gone = query()
+        assert gone.fallback and gone.fallback_reason == "unknown user 'fan': no stored history"
+        os_client.indices.delete(index=users_index)
+        assert query().hits == gone.hits  # no users index: no user, as for `get`
     finally:
         os_client.indices.delete(index=users_index, ignore_unavailable=True)
 

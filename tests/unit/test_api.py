@@ -90,6 +90,18 @@ def test_the_worker_serves_threads_searches_at_once_each_on_a_pooled_connection(
     assert settings.search_client().client.transport.get_connection().pool.pool.maxsize == 24
 
 
+def test_user_ttl_reaches_every_search_client_of_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tbhns_opensearch.cli import search as search_cli
+
+    monkeypatch.setenv("OPENSEARCH_URL", f"http://127.0.0.1:{_closed_port()}")
+    options = {"alias": "products", "users_index": "users", "encoder": "all-MiniLM-L6-v2", "backend": None,
+               "fusion": "minmax", "bm25_weight": None, "hybrid_path": "auto", "hybrid_depth": None, "alpha": 0.3,
+               "min_history": 3, "model_id": None, "port": 9200}  # fmt: skip
+    assert search_cli._serve_settings(**options, user_ttl_s=None).search_client().user_ttl_s == 60.0
+    settings = search_cli._serve_settings(**options, user_ttl_s=0.0)
+    assert [settings.search_client(system).user_ttl_s for system in settings.all_systems] == [0.0]
+
+
 def test_cli_choices_match_the_registries() -> None:
     from tbhns_opensearch.cli import cli
     from tbhns_opensearch.encoder import CHOICES

@@ -11,11 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
 from tbhns_opensearch.errors import SearchError
 from tbhns_opensearch.index.documents import MAX_LEVELS, category_path_value
-from tbhns_opensearch.users.blend import blend
 
 BM25_FIELDS = ("title^3", "brand^2", "category_names^1.5", "attributes_text", "description")
 SOURCE_FIELDS = ("title", "brand", "category_names", "price")
@@ -205,23 +203,6 @@ def build_neural(text: str, model_id: str, size: int, filters: Filters | None = 
         10
     """
     return _request(neural_query(text, model_id, size + offset, filters), size, offset)
-
-
-def build_personalized(
-    query_vector: np.ndarray, user_vector: np.ndarray, alpha: float, size: int,
-    filters: Filters | None = None, offset: int = 0,
-) -> dict[str, Any]:
-    """A vector search request with the blended vector normalize((1 - alpha) q + alpha u).
-
-    Below `min_history` the search client does not call this: it sends `build_knn` with the plain vector
-    (see `users.blend.personalize`).
-
-    Example:
-        >>> body = build_personalized(np.array([1.0, 0.0]), np.array([0.0, 1.0]), 0.5, 3)
-        >>> [round(x, 4) for x in body["query"]["knn"]["embedding"]["vector"]]
-        [0.7071, 0.7071]
-    """
-    return build_knn(blend(query_vector, user_vector, alpha), size, filters, offset)
 
 
 def build_hybrid(

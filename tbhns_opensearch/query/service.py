@@ -45,7 +45,6 @@ from tbhns_opensearch.query.builders import (
     build_hybrid,
     build_knn,
     build_neural,
-    build_personalized,
     clip_query_text,
     display_from_doc_values,
     ids_only,
@@ -317,7 +316,7 @@ class SearchClient:
         if profile is None or decision.fallback:
             semantic = self._semantic(request)
             return replace(semantic, requested_mode="personalized", fallback=True, fallback_reason=decision.reason)
-        body = build_personalized(query_vector, profile.vector, decision.alpha, request.k, request.filters, request.offset)
+        body = build_knn(decision.vector, request.k, request.filters, request.offset)  # the blended vector
         hits = self._search_page(body, "vector" if request.explain else None)
         return SearchResponse(hits, "personalized", "personalized", 0.0, alpha=decision.alpha)
 

@@ -1,6 +1,5 @@
 """Pure request builders, compared with `==`."""
 
-import numpy as np
 import pytest
 
 from tbhns_opensearch.errors import SearchError
@@ -11,7 +10,6 @@ from tbhns_opensearch.query.builders import (
     build_bm25,
     build_hybrid,
     build_knn,
-    build_personalized,
     clip_query_text,
     parse_filters,
 )
@@ -39,15 +37,6 @@ def test_knn_request_puts_filters_inside_the_clause() -> None:
         "size": 10, "from": 10, "_source": False, "stored_fields": list(SOURCE_FIELDS),
         "query": {"knn": {"embedding": {"vector": [0.5, 0.25], "k": 20, "filter": {"bool": {"filter": CLAUSES}}}}},
     }  # fmt: skip
-
-
-def test_personalized_request_is_knn_with_the_blended_vector() -> None:
-    body = build_personalized(np.array([1.0, 0.0]), np.array([0.0, 1.0]), 0.2, 5, FILTERS)
-    vector = body["query"]["knn"]["embedding"].pop("vector")
-    assert vector == pytest.approx([0.8 / np.hypot(0.8, 0.2), 0.2 / np.hypot(0.8, 0.2)])
-    expected = build_knn([], 5, FILTERS)
-    expected["query"]["knn"]["embedding"].pop("vector")
-    assert body == expected
 
 
 def test_hybrid_request_has_both_clauses_with_filters_and_a_pagination_depth() -> None:

@@ -37,6 +37,17 @@ def history_bucket(n_interactions: int) -> str:
     return "0" if n_interactions == 0 else "1-4" if n_interactions < 5 else "5+"
 
 
+def query_shape(text: str) -> str:
+    """A query's shape: "with a number" when it holds a digit (a size, a gauge, a model number, where exact
+    terms matter most), else "words only".
+
+    Example:
+        >>> query_shape("1/2 in. copper elbow"), query_shape("patio umbrella")
+        ('with a number', 'words only')
+    """
+    return "with a number" if any(ch.isdigit() for ch in text) else "words only"
+
+
 def breakdown(per_query: Mapping[str, float], groups: Mapping[str, str]) -> dict[str, GroupStat]:
     """Mean and count of `per_query` (qid -> score) per group (`groups`: qid -> group), groups sorted by name.
 

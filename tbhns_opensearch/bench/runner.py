@@ -15,7 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
@@ -25,7 +25,7 @@ from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write
 from tbhns_opensearch.eval.significance import compare_to_baseline
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.judgments import graded_qrels
-from tbhns_opensearch.bench.breakdown import history_bucket
+from tbhns_opensearch.bench.breakdown import history_bucket, query_shape
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
@@ -116,7 +116,7 @@ class BenchConfig:
     qps_queries: int = 500  # queries sent per QPS measurement (the first ones, in query id order)
     primary_metric: str = "ndcg@10"  # metric of the breakdown tables and delta plots
     baselines: tuple[str, ...] = ("bm25",)  # significance families: each system vs each of these
-    breakdown: str | None = None  # "top_category": group queries by their relevant products' top category
+    breakdown: tuple[str, ...] = ()  # query groups to break results down by: names in BREAKDOWNS
     data_dir: str | None = None
     training_config: str | None = None  # take catalog and held-out split from this `tbhns train` config
     users: UsersSpec | None = None  # queries come from real users' held-out purchases
@@ -128,6 +128,9 @@ class BenchConfig:
         if shallow:
             raise BenchError(f"systems {shallow} have hybrid_depth below depth = {self.depth} hits per query; "
                              "lower depth or raise their hybrid_depth")  # fmt: skip
+        unknown = [name for name in self.breakdown if name not in BREAKDOWNS]
+        if unknown:
+            raise BenchError(f"unknown breakdown {unknown}; valid breakdowns are {sorted(BREAKDOWNS)}")
         names = [system.name for system in self.systems]
         missing = [name for name in self.baselines if name not in names]
         if missing:
@@ -141,7 +144,9 @@ class BenchConfig:
             systems = tuple(SystemSpec(**system) for system in raw.pop("systems"))
             if "users" in raw:
                 raw["users"] = UsersSpec(**raw["users"])
-            for key in ("concurrency", "baselines"):
+            if isinstance(raw.get("breakdown"), str):
+                raw["breakdown"] = [raw["breakdown"]]
+            for key in ("concurrency", "baselines", "breakdown"):
                 if key in raw:
                     raw[key] = tuple(raw[key])
             return cls(systems=systems, **raw)
@@ -261,6 +266,13 @@ def top_category_groups(qrels: Qrels, products: Sequence[Product]) -> dict[str, 
     return groups
 
 
+BREAKDOWNS: dict[str, Callable[[QuerySet, Sequence[Product]], dict[str, str]]] = {
+    "top_category": lambda queries, products: top_category_groups(queries.qrels, products),
+    "query_shape": lambda queries, _products: {qid: query_shape(text) for qid, text in queries.texts.items()},
+}
+"""Query groups a config can break results down by (`breakdown = [...]`): qid -> group."""
+
+
 def alias_for(catalog: str, encoder: str, data_dir: str | None = None) -> str:
     """The index alias a catalog is ingested under for one encoder: readable, plus a digest of the encoder's
     identity (a local folder's absolute path and weights' mtime, else the name), of the data folder and of the
@@ -330,7 +342,7 @@ class BenchRun:
         significance = tuple(
             test for baseline in config.baselines for test in compare_to_baseline(per_query, baseline, metrics)
         )
-        breakdowns = {"top_category": top_category_groups(qrels, self.products)} if config.breakdown else {}
+        breakdowns = {name: BREAKDOWNS[name](query_set, self.products) for name in config.breakdown}
         breakdowns |= query_set.groups
         index, hybrid = IndexConfig(), HybridConfig()
         environment = {

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from tbhns_opensearch.bench.runner import (
+    BREAKDOWNS,
     BenchConfig,
+    QuerySet,
     SystemSpec,
     alias_for,
     load_inputs,
@@ -37,6 +39,17 @@ def test_top_category_is_the_majority_of_relevant_products() -> None:
                 Product("c", "C", taxonomy_path=("Games",)), Product("d", "D")]  # fmt: skip
     qrels = {"q1": {"a": 2, "b": 1, "c": 3}, "q2": {"c": 0, "d": 1}, "q3": {"c": 0}}
     assert top_category_groups(qrels, products) == {"q1": "Toys", "q2": "(none)"}
+
+
+def test_queries_break_down_by_shape_and_a_config_names_breakdowns(tmp_path: Path) -> None:
+    queries = QuerySet({"q1": "1/2 in. copper elbow", "q2": "patio umbrella"}, {})
+    assert BREAKDOWNS["query_shape"](queries, []) == {"q1": "with a number", "q2": "words only"}
+    config = tmp_path / "bench.toml"
+    config.write_text('title = "t"\ncatalog = "icecat"\nbreakdown = "query_shape"\n'
+                      '[[systems]]\nname = "bm25"\nmode = "bm25"\n')  # fmt: skip
+    assert BenchConfig.from_toml(config).breakdown == ("query_shape",)
+    with pytest.raises(BenchError, match=r"unknown breakdown \['length'\]; valid breakdowns are \['query_shape', 'top_category'\]"):
+        BenchConfig(title="t", systems=BM25, catalog="icecat", breakdown=("query_shape", "length"))
 
 
 def test_config_rejects_unknown_split_and_missing_baseline() -> None:

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 
 from tbhns_opensearch.errors import SearchError
 from tbhns_opensearch.index.documents import MAX_LEVELS, category_path_value
@@ -146,14 +148,19 @@ def bm25_query(text: str, filters: Filters | None = None) -> dict[str, Any]:
     return {"bool": {"must": [match], "filter": filter_clauses(filters)}}
 
 
-def knn_query(vector: Sequence[float], k: int, filters: Filters | None = None) -> dict[str, Any]:
+def knn_query(vector: Sequence[float] | np.ndarray, k: int, filters: Filters | None = None) -> dict[str, Any]:
     """The `knn` query clause on the product vector, filters inside it (efficient filtering, no starvation).
+    A numpy vector stays a (contiguous float32) array, which the client's serializer writes in float32's
+    shortest form (`FastJSONSerializer`: ~40% fewer bytes, no Python floats built); a sequence becomes floats.
 
     Example:
         >>> knn_query([0.1, 0.2], 5, Filters(brands=("ACME",)))["knn"]["embedding"]["filter"]
         {'bool': {'filter': [{'terms': {'brand.keyword': ['acme']}}]}}
+        >>> knn_query(np.array([0.5, 0.25]), 5)["knn"]["embedding"]["vector"].dtype
+        dtype('float32')
     """
-    knn: dict[str, Any] = {"vector": [float(x) for x in vector], "k": k}
+    values = np.ascontiguousarray(vector, dtype=np.float32) if isinstance(vector, np.ndarray) else [float(x) for x in vector]
+    knn: dict[str, Any] = {"vector": values, "k": k}
     clauses = filter_clauses(filters)
     if clauses:
         knn["filter"] = {"bool": {"filter": clauses}}
@@ -185,7 +192,7 @@ def build_bm25(text: str, size: int, filters: Filters | None = None, offset: int
     return _request(bm25_query(text, filters), size, offset)
 
 
-def build_knn(vector: Sequence[float], size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
+def build_knn(vector: Sequence[float] | np.ndarray, size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
     """A vector search request: `knn` with k = offset + size, so every page is among the k nearest.
 
     Example:
@@ -206,7 +213,7 @@ def build_neural(text: str, model_id: str, size: int, filters: Filters | None = 
 
 
 def build_hybrid(
-    text: str, vector: Sequence[float] | None, size: int, depth: int, filters: Filters | None = None, offset: int = 0,
+    text: str, vector: Sequence[float] | np.ndarray | None, size: int, depth: int, filters: Filters | None = None, offset: int = 0,
     model_id: str | None = None,
 ) -> dict[str, Any]:
     """A `hybrid` query of the BM25 and knn clauses (in that order), each retrieving `depth` candidates; with

@@ -488,7 +488,7 @@ class SearchClient:
         with self._cluster_call(f"search on {self.index}"):
             if ride is None or ride.response is not None:
                 return self.client.search(index=self.index, body=body, params=params or None)
-            (response,) = self._msearch([{**body, **params}])  # msearch takes search_pipeline in the body
+            (response,) = self._msearch([{**body, **params}])  # msearch takes `search_pipeline` in the body
             return msearch_item(response)
 
     def _msearch(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -496,12 +496,12 @@ class SearchClient:
         this context riding along when one waits (`ProfileRide`); the caller checks each item for errors."""
         lines: list[dict[str, Any]] = [line for body in bodies for line in ({"index": self.index}, body)]
         ride = _RIDE.get()
-        riding = ride is not None and ride.response is None
-        if riding:
-            lines += [{"index": ride.users_index}, profile_search(ride.user_id)]
+        riding = ride if ride is not None and ride.response is None else None
+        if riding is not None:
+            lines += [{"index": riding.users_index}, profile_search(riding.user_id)]
         responses = self.client.msearch(body=lines)["responses"]
-        if riding:
-            ride.response = responses.pop()
+        if riding is not None:
+            riding.response = responses.pop()
         return responses
 
     @contextmanager

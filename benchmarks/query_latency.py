@@ -2,7 +2,8 @@
 
 Queries are the distinct real shopper queries of the Icecat judgments. Each query runs once in every mode per
 pass (`--passes`, default 3), modes interleaved query by query in a seeded random order (so no mode always runs
-right after the same other one), after a warm-up pass (model loaded, pipeline created, cluster caches filled). Latency is the wall time of `SearchClient.search` (query encoding, user profile, requests, parsing),
+right after the same other one), after a warm-up pass (model loaded, pipeline created, cluster caches filled).
+Latency is the wall time of `SearchClient.search` (query encoding, user profile, requests, parsing),
 measured twice: with the query-vector cache off (every query encoded) and with every query already in the
 cache (what repeated queries cost; isolates the cluster side). Personalized and hybrid-with-user searches cycle
 through `--users` users whose histories are `--history` random catalog products each (seeded, marked

@@ -13,7 +13,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-
 from tbhns_opensearch.errors import SearchError
 from tbhns_opensearch.index.documents import MAX_LEVELS, category_path_value
 

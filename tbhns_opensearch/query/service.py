@@ -398,11 +398,7 @@ class SearchClient:
         shape = display_from_doc_values if display and self.display_doc_values else ids_only
         bodies = [shape(build_bm25(request.text, depth, request.filters)), shape(build_knn(vector, depth, request.filters))]
         with self._cluster_call(f"hybrid sub-queries on {self.index}"):
-            responses = self._msearch(bodies)
-        for response in responses:
-            if "error" in response:
-                raise SearchError(f"a hybrid sub-query on {self.index} failed: {response['error']}")
-        bm25, knn = (parse_hits(response) for response in responses)
+            bm25, knn = (parse_hits(msearch_item(response)) for response in self._msearch(bodies))
         return bm25, knn
 
     def _resolve_path(self, path: str) -> str:

@@ -22,7 +22,7 @@ from tbhns_opensearch.api import ServeSettings, create_app
 from tbhns_opensearch.catalog import Product, write_catalog_jsonl
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.encoder import Encoder, load_sentence_transformer
-from tbhns_opensearch.errors import EncoderMismatchError, IngestError
+from tbhns_opensearch.errors import EncoderMismatchError, IngestError, SearchError
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import load_template
 from tbhns_opensearch.users.store import (
@@ -317,6 +317,13 @@ def test_pages_follow_on(env: Env, mode: str, path: str | None) -> None:
     pages = [env.search.search("train set", mode=mode, k=5, offset=offset, path=path) for offset in (0, 5)]
     assert [hit.score for page in pages for hit in page.hits] == pytest.approx([hit.score for hit in whole.hits])
     assert _ids(pages[0]) == _ids(whole)[:5]
+
+
+@pytest.mark.parametrize("path", ["server", "client"])
+def test_hybrid_on_a_missing_alias_is_a_search_error_naming_it(opensearch_config, encoder, path: str) -> None:
+    search = SearchClient(opensearch_config, f"no-such-alias-{uuid.uuid4().hex[:6]}", encoder)
+    with pytest.raises(SearchError, match=rf"{search.index} failed \(404\): index_not_found_exception"):
+        search.search("train set", mode="hybrid", path=path)
 
 
 @pytest.mark.parametrize(("mode", "path"), [("bm25", None), ("semantic", None), ("hybrid", "server"), ("hybrid", "client")])

@@ -33,7 +33,7 @@ import torch
 from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig
 from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test
 from tbhns_opensearch.config import OpenSearchConfig
-from tbhns_opensearch.training.config import PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
+from tbhns_opensearch.training.config import DistillConfig, PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
 from tbhns_opensearch.training.data import prepare_data
 from tbhns_opensearch.training.losses import DIRECTIONS
 from tbhns_opensearch.training.retrieval import evaluate_split, product_index
@@ -99,6 +99,10 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     # from neighbouring taxonomy nodes, so the ~1,000 in-batch negatives are leaf, sibling and cousin products
     # too, not only the two TB-HNS draws per row; the recipe's pass, bf16 steps
     "taxonomy-batch256-grouped": {**RECIPE_BF16, "batching": "taxonomy"},
+    # the teacher lever: beside the recipe's loss, a KL term pulls each row's softmax over 4 of the hybrid's first 24
+    # products (BM25 + base encoder, the served 0.6 / 0.4 fusion) toward the hybrid's scores, so the encoder learns
+    # which near matches the lexical side ranks first (Home Depot's words-only queries); the recipe's pass, bf16 steps
+    "taxonomy-batch256-distill": {**RECIPE_BF16, "distill": DistillConfig(candidates=4, teacher_temperature=0.2)},
     # seeds: TB-HNS against in-batch random negatives on the recipe's pass (bf16 steps), at the recipe's seed and
     # another; a training seed changes the initial order, the negatives drawn and dropout, never the splits
     "random-batch256-bf16": {**RECIPE_BF16, "sampler": RANDOM},
@@ -133,6 +137,7 @@ PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("t
          ("taxonomy-batch256-hard5", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-48tok", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-grouped", "taxonomy-batch256-bf16"),
+         ("taxonomy-batch256-distill", "taxonomy-batch256-bf16"),
          ("taxonomy-batch256-bf16", "random-batch256-bf16"),
          ("taxonomy-batch256-bf16-seed14", "random-batch256-bf16-seed14"),
          ("taxonomy-batch256-bf16 seeds 13+14", "random-batch256-bf16 seeds 13+14"),

@@ -5,7 +5,9 @@ transform adds the negatives' texts from the table when a batch is read. `refres
 row's negatives: the trainer calls it at each epoch start (samplers rotate with the epoch) and, for
 `ance`, after each re-mining. Every row has exactly `count` negatives, as the loss needs: a row the sampler
 leaves short is filled with uniformly drawn catalog products that pass the same false-negative filter
-(level "fill", counted in `fills`).
+(level "fill", counted in `fills`). With a `teacher` (`teacher.HybridTeacher`), each row also holds the
+teacher's candidates (columns candidate_1..candidate_m, after the negatives) and its scores (column label),
+re-drawn with the negatives.
 
 Example:
     >>> from tbhns_opensearch.training.negatives import FalseNegativeFilter, get_sampler
@@ -33,6 +35,8 @@ from tbhns_opensearch.training.negatives import FalseNegativeFilter, NegativeSam
 if TYPE_CHECKING:
     from datasets import Dataset
 
+    from tbhns_opensearch.training.teacher import HybridTeacher
+
 _FILL_TRIES = 50  # random draws per missing negative before giving up
 
 
@@ -46,6 +50,7 @@ class NegativeTable:
         false_negatives: Filter for the fill draws (the sampler filters its own).
         count: Negatives per row (0: in-batch negatives only).
         seed: Seeds the sampler and the fills.
+        teacher: Draws each row's distillation candidates and their scores (None: no distillation columns).
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class NegativeTable:
         false_negatives: FalseNegativeFilter,
         count: int,
         seed: int,
+        teacher: HybridTeacher | None = None,
     ) -> None:
         if not pairs:
             raise TrainingError("no training pairs: check the data config (queries, min_grade, splits)")
@@ -71,9 +77,16 @@ class NegativeTable:
         self.seed = seed
         self.fills = 0
         self.negatives: list[tuple[str, ...]] = [()] * len(self.pairs)
+        self.teacher = teacher
+        self.candidates: list[tuple[str, ...]] = [()] * len(self.pairs)
+        self.labels: list[tuple[float, ...]] = [()] * len(self.pairs)
 
     def refresh(self, epoch: int) -> None:
-        """Re-draw every row's negatives for `epoch` (deterministic for a seed, epoch and pair)."""
+        """Re-draw every row's negatives (and teacher candidates) for `epoch` (deterministic for a seed, epoch
+        and pair)."""
+        if self.teacher:
+            for row, pair in enumerate(self.pairs):
+                self.candidates[row], self.labels[row] = self.teacher.draw(pair, seed=self.seed, epoch=epoch)
         if not self.count:
             return
         for row, pair in enumerate(self.pairs):
@@ -83,7 +96,8 @@ class NegativeTable:
             self.negatives[row] = tuple(chosen)
 
     def dataset(self) -> Dataset:
-        """Columns anchor, positive and (through the transform) negative_1..negative_count."""
+        """Columns anchor, positive and (through the transform) negative_1..negative_count, then with a teacher
+        candidate_1..candidate_m and label."""
         from datasets import Dataset
 
         rows = {
@@ -94,14 +108,19 @@ class NegativeTable:
         return Dataset.from_dict(rows).with_transform(self._with_negatives)
 
     def row_texts(self, row: int) -> tuple[str, ...]:
-        """Every text of row `row`: its query, its positive's text and its negatives' texts."""
+        """Every text of row `row`: its query, its positive's text, its negatives' and its candidates' texts."""
         pair = self.pairs[row]
-        return (pair.query, self.texts[pair.positive_id], *(self.texts[n] for n in self.negatives[row]))
+        others = (*self.negatives[row], *self.candidates[row])
+        return (pair.query, self.texts[pair.positive_id], *(self.texts[n] for n in others))
 
-    def _with_negatives(self, batch: dict[str, list[Any]]) -> dict[str, list[str]]:
-        columns = {"anchor": batch["anchor"], "positive": batch["positive"]}
+    def _with_negatives(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        columns: dict[str, list[Any]] = {"anchor": batch["anchor"], "positive": batch["positive"]}
         for i in range(self.count):
             columns[f"negative_{i + 1}"] = [self.texts[self.negatives[row][i]] for row in batch["row"]]
+        if self.teacher:
+            for i in range(self.teacher.count):
+                columns[f"candidate_{i + 1}"] = [self.texts[self.candidates[row][i]] for row in batch["row"]]
+            columns["label"] = [list(self.labels[row]) for row in batch["row"]]
         return columns
 
     def _fill(self, pair: TrainingPair, chosen: list[str], epoch: int) -> list[str]:

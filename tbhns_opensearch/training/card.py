@@ -71,6 +71,10 @@ class ModelCard:
             lines.append(f"- false-negative mask ({self.config['mask_guide']} guide, {self.config['mask_strategy']} "
                          f"margin {self.config['mask_margin']}): {counts['masked_negatives']} of {counts['negatives']} "
                          f"in-batch and explicit negatives masked ({counts['masked_negatives'] / counts['negatives']:.2%})")  # fmt: skip
+        if distill := self.config.get("distill"):
+            lines.append(f"- distilled from a hybrid teacher (BM25 weight {distill['bm25_weight']}, base encoder, depth "
+                         f"{distill['depth']}): {distill['candidates']} ranked candidates per row, weight "
+                         f"{distill['weight']}, teacher temperature {distill['teacher_temperature']}")  # fmt: skip
         lines += [
             "",
             "## Training",

@@ -1,7 +1,7 @@
 """Training configuration: frozen dataclasses read from a TOML or JSON file in `training/`.
 
 A file has top-level training keys and two tables, `[data]` and `[sampler]`, and optionally `[stage2]`
-(a ROAR preference stage after the contrastive one):
+(a ROAR preference stage after the contrastive one) and `[distill]` (a hybrid teacher beside it):
 
     base_model = "all-MiniLM-L6-v2"
     max_steps = 200
@@ -152,6 +152,26 @@ class PreferenceConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """`[distill]`: beside the contrastive loss, pull the student toward the hybrid's ranking of each training
+    query (`teacher.HybridTeacher`, `distill_loss.DistilledLoss`)."""
+
+    candidates: int = 4  # hybrid-ranked products per row the teacher scores (besides the positive)
+    depth: int = 24  # hits per sub-query of the teacher's hybrid (BM25 and the base encoder)
+    bm25_weight: float = 0.6  # the teacher hybrid's BM25 weight (the served default); the encoder gets the rest
+    weight: float = 1.0  # the distillation term's weight beside the contrastive loss (1: the same gradient scale)
+    teacher_temperature: float = 0.1  # softmax temperature over the teacher's fused scores (in [0, 1])
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or self.depth < 1 or self.teacher_temperature <= 0:
+            raise ConfigError(f"[distill] candidates, depth and teacher_temperature must be positive, got "
+                              f"{self.candidates}, {self.depth}, {self.teacher_temperature}")  # fmt: skip
+        if not 0 <= self.bm25_weight <= 1:
+            raise ConfigError(f"[distill] bm25_weight={self.bm25_weight}: use a weight in [0, 1]")
+        _check_non_negative("[distill]", self, ("weight",))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A training run: data, sampler, model, loss and optimization."""
 
@@ -185,6 +205,7 @@ class TrainConfig:
     quantize: bool = True  # also export an int8 dynamically quantized ONNX variant
     int8_tolerance: float = 0.01  # int8 is accepted when no validation NDCG@10 / R@24 falls more than this vs fp32
     stage2: PreferenceConfig | None = None  # a ROAR stage after this one ([stage2] table); None: one stage
+    distill: DistillConfig | None = None  # a hybrid teacher beside the contrastive loss ([distill] table); None: none
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -199,6 +220,8 @@ class TrainConfig:
                                        ("hardness_mode", self.hardness_mode != "none")) if on]  # fmt: skip
         if tuned and self.loss not in ("mnrl", "cached_mnrl"):
             raise ConfigError(f"{' and '.join(tuned)}: only with loss \"mnrl\" or \"cached_mnrl\", not {self.loss!r}")
+        if self.distill and self.loss != "mnrl":
+            raise ConfigError(f"[distill] adds to loss \"mnrl\", not {self.loss!r}; set loss = \"mnrl\"")
         if self.batching not in BATCHINGS:
             raise ConfigError(f"batching={self.batching!r} is unknown; use one of {', '.join(BATCHINGS)}")
         if self.precision not in PRECISIONS:
@@ -249,7 +272,9 @@ def load_train_config(path: str | Path) -> TrainConfig:
     data = _build(DataConfig, raw.pop("data", None), f"{path} [data]")
     sampler = _build(SamplerConfig, raw.pop("sampler", {}), f"{path} [sampler]")
     stage2 = _build(PreferenceConfig, raw.pop("stage2"), f"{path} [stage2]") if "stage2" in raw else None
-    config = _build(TrainConfig, {**raw, "data": data, "sampler": sampler, "stage2": stage2}, str(path))
+    distill = _build(DistillConfig, raw.pop("distill"), f"{path} [distill]") if "distill" in raw else None
+    config = _build(TrainConfig, {**raw, "data": data, "sampler": sampler, "stage2": stage2, "distill": distill},
+                    str(path))
     return config if config.output_dir else replace(config, output_dir=str(Path("runs") / "train" / path.stem))
 
 

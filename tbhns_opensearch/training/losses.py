@@ -15,6 +15,8 @@ are GTE's "improved contrastive loss" (Li et al. 2023), which sentence-transform
 `hardness_mode` / `hardness_strength` (`HARDNESS_MODES`): a negative's logit gains strength x its cosine, so the
 closest negatives weigh more in the softmax.
 
+`build_loss` wraps the named loss in `distill_loss.DistilledLoss` when the config has a `[distill]` table.
+
 Example:
     >>> sorted(LOSSES)
     ['cached_mnrl', 'margin', 'masked_mnrl', 'mnrl']
@@ -76,3 +78,14 @@ LOSSES: dict[str, Callable[[SentenceTransformer, TrainConfig], nn.Module]] = {
     "masked_mnrl": _masked_mnrl,
     "margin": _margin,
 }
+
+
+def build_loss(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
+    """The loss `config.loss` names, plus the hybrid teacher's distillation term with `[distill]`."""
+    loss = LOSSES[config.loss](model, config)
+    if config.distill is None:
+        return loss
+    from tbhns_opensearch.training.distill_loss import DistilledLoss
+
+    return DistilledLoss(model, loss, contrastive_columns=2 + config.negatives_per_pair, scale=config.scale,
+                         teacher_temperature=config.distill.teacher_temperature, weight=config.distill.weight)  # fmt: skip

@@ -117,16 +117,16 @@ def ensure_catalog_index(client: OpenSearch, products: Sequence[Product], alias:
     ingest_products(client, products, encoder, IndexConfig(alias=alias), IngestConfig(rebuild=bool(targets), progress=False))
 
 
-def bm25_hits(client: OpenSearch, alias: str, queries: Sequence[str], depth: int) -> dict[str, list[str]]:
-    """The top `depth` BM25 product ids for every query, fetched with `_msearch` in chunks.
+def bm25_hits(client: OpenSearch, alias: str, queries: Sequence[str], depth: int) -> dict[str, list[tuple[str, float]]]:
+    """The top `depth` BM25 (product id, score) for every query, best first, fetched with `_msearch` in chunks.
 
     Example:
         >>> bm25_hits(client, "train-icecat-1a2b3c4d", ["usb cable"], 10)  # doctest: +SKIP
-        {'usb cable': ['3145', '771', ...]}
+        {'usb cable': [('3145', 9.7), ('771', 8.2), ...]}
     """
     from opensearchpy.exceptions import TransportError
 
-    hits: dict[str, list[str]] = {}
+    hits: dict[str, list[tuple[str, float]]] = {}
     for start in range(0, len(queries), MSEARCH_CHUNK):
         chunk = queries[start : start + MSEARCH_CHUNK]
         body: list[dict[str, object]] = []
@@ -140,12 +140,29 @@ def bm25_hits(client: OpenSearch, alias: str, queries: Sequence[str], depth: int
         for query, response in zip(chunk, responses):
             if "error" in response:
                 raise TrainingError(f"BM25 search for {query!r} on {alias} failed: {response['error']}")
-            hits[query] = [hit["_id"] for hit in response["hits"]["hits"]]
+            hits[query] = [(hit["_id"], hit["_score"]) for hit in response["hits"]["hits"]]
     return hits
 
 
-def _train_queries(data: TrainingData) -> list[str]:
+def train_queries(data: TrainingData) -> list[str]:
+    """Every training query text once, sorted."""
     return sorted({pair.query for pair in data.train_pairs})
+
+
+def training_catalog(context: SamplerContext) -> tuple[OpenSearch, str]:
+    """A client and the alias of the training catalog on OpenSearch, ingested first unless it is already
+    there (`[sampler] alias`, else `training_alias`)."""
+    from tbhns_opensearch.cluster import make_client
+
+    opensearch = context.opensearch or OpenSearchConfig.from_env()
+    if not opensearch.url:
+        raise TrainingError("BM25 mining needs OpenSearch: set OPENSEARCH_URL or start a node with "
+                            "`tbhns opensearch start` (the CLI uses the local node)")  # fmt: skip
+    client = make_client(opensearch)
+    data = context.data
+    alias = context.config.sampler.alias or training_alias(data.name, data.products)
+    ensure_catalog_index(client, data.products, alias, context.config.base_model, context.config.device)
+    return client, alias
 
 
 def _random(context: SamplerContext) -> SamplerSetup:
@@ -161,18 +178,11 @@ def _taxonomy(context: SamplerContext) -> SamplerSetup:
 
 
 def _bm25(context: SamplerContext) -> SamplerSetup:
-    from tbhns_opensearch.cluster import make_client
-
-    opensearch = context.opensearch or OpenSearchConfig.from_env()
-    if not opensearch.url:
-        raise TrainingError("the bm25 sampler needs OpenSearch: set OPENSEARCH_URL or start a node with "
-                            "`tbhns opensearch start` (the CLI uses the local node)")  # fmt: skip
-    client = make_client(opensearch)
-    sampler_config, data = context.config.sampler, context.data
-    alias = sampler_config.alias or training_alias(data.name, data.products)
-    ensure_catalog_index(client, data.products, alias, context.config.base_model, context.config.device)
+    client, alias = training_catalog(context)
+    sampler_config = context.config.sampler
     hits = MinedHits()
-    hits.update(bm25_hits(client, alias, _train_queries(data), sampler_config.depth))
+    scored = bm25_hits(client, alias, train_queries(context.data), sampler_config.depth)
+    hits.update((query, [pid for pid, _ in ranked]) for query, ranked in scored.items())
     sampler = get_sampler("bm25", search=hits, false_negatives=context.false_negatives,
                           count=sampler_config.count, depth=sampler_config.depth)  # fmt: skip
     return SamplerSetup(sampler)
@@ -180,7 +190,7 @@ def _bm25(context: SamplerContext) -> SamplerSetup:
 
 def _ance(context: SamplerContext) -> SamplerSetup:
     sampler_config, products = context.config.sampler, context.data.products
-    queries = _train_queries(context.data)
+    queries = train_queries(context.data)
     hits = MinedHits()
 
     def mine(model: SentenceTransformer, index: ExactIndex) -> None:

@@ -2,7 +2,8 @@
 
 One run (`train`): prepare the data (`data.prepare_data`), encode the catalog once with the base model
 (for the near-duplicate filter, an induced taxonomy, the first ANCE mining and the step-0 validation),
-build the sampler (`mining.build_sampler`), draw the negatives (`batches.NegativeTable`), then train with
+build the sampler (`mining.build_sampler`) and, with `[distill]`, the hybrid teacher (`teacher.hybrid_teacher`),
+draw the negatives and teacher candidates (`batches.NegativeTable`), then train with
 `SentenceTransformerTrainer` (fixed seeds; `NO_DUPLICATES` batches, so no text appears twice in a batch and
 in-batch negatives are never copies of a row's positive). `monitor.TrainingMonitor` validates every
 `eval_every` steps, stops early and writes the per-step log; at the end the best validated weights are
@@ -43,11 +44,12 @@ from tbhns_opensearch.taxonomy import UNKNOWN
 from tbhns_opensearch.training.data import TrainingData, build_taxonomy, prepare_data
 from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.training.graded import LowestGroup, graded_rows, rows_dataset
-from tbhns_opensearch.training.losses import LOSSES
+from tbhns_opensearch.training.losses import build_loss
 from tbhns_opensearch.training.mining import SamplerContext, SamplerSetup, build_sampler
 from tbhns_opensearch.training.monitor import NegativeRefresh, TrainingMonitor, ValidationPoint
 from tbhns_opensearch.training.negatives import FalseNegativeFilter, NegativeSampler
 from tbhns_opensearch.training.retrieval import ExactIndex, evaluate_split, product_index
+from tbhns_opensearch.training.teacher import hybrid_teacher
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -184,11 +186,14 @@ def train(
     base_index = product_index(model, data.products) if base_vectors is None else ExactIndex(ids, base_vectors)
     initial = evaluate_split(model, data.validation, base_index, metrics)
     false_negatives = FalseNegativeFilter.from_products(data.products, base_index.vectors, config.sampler.cosine_threshold)
-    setup = build_sampler(SamplerContext(config, data, model, base_index.vectors, false_negatives, opensearch))
-    table = NegativeTable(data.train_pairs, data.products, setup.sampler, false_negatives, config.negatives_per_pair, config.seed)
+    context = SamplerContext(config, data, model, base_index.vectors, false_negatives, opensearch)
+    setup = build_sampler(context)
+    teacher = hybrid_teacher(context, config.distill) if config.distill else None
+    table = NegativeTable(data.train_pairs, data.products, setup.sampler, false_negatives, config.negatives_per_pair,
+                          config.seed, teacher)  # fmt: skip
     table.refresh(epoch=0)
 
-    loss = LOSSES[config.loss](model, config)
+    loss = build_loss(model, config)
     monitor = TrainingMonitor(
         validate=lambda m: evaluate_split(m, data.validation, product_index(m, data.products), metrics),
         log_path=log_path or Path(config.output_dir) / STEP_LOG,

@@ -1,4 +1,4 @@
-"""The bm25 sampler wired to the real node, and `tbhns train` end to end with it."""
+"""The bm25 sampler and the hybrid teacher wired to the real node, and `tbhns train` end to end with each."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ def test_bm25_sampler_returns_top_non_relevant_hits(os_client, index_config) -> 
 
     positive = next(p for p in PRODUCTS if "kinetic sand" in p.title.lower())
     query = " ".join(positive.title.split()[:3])
-    hits = bm25_hits(os_client, index_config.alias, [query, "model train"], depth=20)
+    scored = bm25_hits(os_client, index_config.alias, [query, "model train"], depth=20)
+    scores = [score for _, score in scored[query]]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0  # BM25 scores, best first
+    hits = {text: [pid for pid, _ in ranked] for text, ranked in scored.items()}
     assert positive.id in hits[query][:5] and len(hits[query]) == 20
     relevant = frozenset({positive.id, hits[query][1]})
     pair = TrainingPair(query, positive.id, relevant, "generated")
@@ -81,3 +84,62 @@ alias = "{index_config.alias}"
     assert gate["queries"] > 0 and gate["products"] == 60 and set(gate["fp32"]) == {"ndcg@10", "recall@24"}
     assert ("onnx-int8" in json.loads((out / "tbhns_manifest.json").read_text())["backends"]) == gate["accepted"]
     assert "int8 retrieval gate" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_train_command_with_a_hybrid_teacher_distills_from_bm25_on_the_node(opensearch_config, os_client, index_config,
+                                                                         tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    config = tmp_path / "distill.toml"
+    config.write_text(f"""
+batch_size = 4
+max_steps = 2
+max_seq_length = 16
+eval_every = 2
+quantize = false
+[data]
+catalog = "{FIXTURES / 'toys_products.jsonl'}"
+queries = "generated"
+catalog_limit = 60
+relevance_threshold = 2
+[sampler]
+name = "random"
+alias = "{index_config.alias}"
+[distill]
+candidates = 3
+depth = 8
+""")
+    out = tmp_path / "model"
+    result = CliRunner().invoke(cli, ["train", str(config), "--output", str(out), "--device", "cpu"],
+                                env={"OPENSEARCH_URL": opensearch_config.url})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert os_client.count(index=index_config.alias)["count"] == 60  # the teacher's BM25 ran on the node
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["config"]["distill"]["candidates"] == 3 and card["training"]["steps"] == 2
+    assert "distilled from a hybrid teacher (BM25 weight 0.6, base encoder, depth 8): 3 ranked candidates" in (
+        out / "MODEL_CARD.md").read_text()
+
+
+def test_hybrid_teacher_on_the_node_fuses_its_bm25_scores_with_the_base_encoder(opensearch_config, os_client,
+                                                                                index_config) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    from tbhns_opensearch.query.fusion import HybridConfig, fuse
+    from tbhns_opensearch.training.config import DataConfig, DistillConfig, SamplerConfig, TrainConfig
+    from tbhns_opensearch.training.data import prepare_data
+    from tbhns_opensearch.training.mining import SamplerContext
+    from tbhns_opensearch.training.retrieval import product_index
+    from tbhns_opensearch.training.teacher import hybrid_teacher
+    from tbhns_opensearch.training.trainer import load_model
+
+    data_config = DataConfig(catalog=str(FIXTURES / "toys_products.jsonl"), queries="generated", catalog_limit=60)
+    config = TrainConfig(data=data_config, sampler=SamplerConfig(name="random", alias=index_config.alias),
+                         max_seq_length=16, distill=DistillConfig(candidates=2, depth=5))  # fmt: skip
+    data, model = prepare_data(config.data, config.seed), load_model(config)
+    index = product_index(model, data.products)
+    context = SamplerContext(config, data, model, index.vectors, FalseNegativeFilter.from_products(data.products),
+                             opensearch_config)  # fmt: skip
+    teacher = hybrid_teacher(context, config.distill)
+    query = data.train_pairs[0].query
+    bm25 = bm25_hits(os_client, index_config.alias, [query], 5)[query]
+    dense = index.search_scored(model.encode([query], normalize_embeddings=True), 5)[0]
+    expected = fuse([bm25, dense], HybridConfig(depth=5))  # the served hybrid, with the base encoder
+    assert [pid for pid, _ in teacher.ranked[query]] == [pid for pid, _ in expected]
+    assert [score for _, score in teacher.ranked[query]] == pytest.approx([score for _, score in expected], abs=1e-5)
+    assert bm25 and {pid for pid, _ in teacher.ranked[query]} == {pid for pid, _ in bm25 + dense}

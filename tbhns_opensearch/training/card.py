@@ -72,8 +72,9 @@ class ModelCard:
                          f"margin {self.config['mask_margin']}): {counts['masked_negatives']} of {counts['negatives']} "
                          f"in-batch and explicit negatives masked ({counts['masked_negatives'] / counts['negatives']:.2%})")  # fmt: skip
         if distill := self.config.get("distill"):
-            lines.append(f"- distilled from a hybrid teacher (BM25 weight {distill['bm25_weight']}, base encoder, depth "
-                         f"{distill['depth']}): {distill['candidates']} ranked candidates per row, weight "
+            lines.append(f"- distilled from a hybrid teacher (BM25 weight {distill['bm25_weight']}, encoder "
+                         f"{distill.get('encoder') or self.config['base_model']}, depth {distill['depth']}): "
+                         f"{distill['candidates']} ranked candidates per row, weight "
                          f"{distill['weight']}, teacher temperature {distill['teacher_temperature']}")  # fmt: skip
         lines += [
             "",

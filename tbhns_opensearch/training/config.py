@@ -161,6 +161,7 @@ class DistillConfig:
     bm25_weight: float = 0.6  # the teacher hybrid's BM25 weight (the served default); the encoder gets the rest
     weight: float = 1.0  # the distillation term's weight beside the contrastive loss (1: the same gradient scale)
     teacher_temperature: float = 0.1  # softmax temperature over the teacher's fused scores (in [0, 1])
+    encoder: str = ""  # the teacher hybrid's encoder (a model path or name) [default: base_model, as it starts]
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.depth < 1 or self.teacher_temperature <= 0:

@@ -1,12 +1,13 @@
-"""A hybrid teacher for distillation: the product's own hybrid ranking (BM25 + base encoder) of each training query.
+"""A hybrid teacher for distillation: the product's own hybrid ranking (BM25 + an encoder) of each training query.
 
 For every training query the teacher holds the first `depth` products that hybrid search would return with
-the base model: BM25's top `depth` hits (with scores, from OpenSearch) and the base encoder's top `depth`
-(exact cosines), min-max fused with the served weights (`query.fusion`, 0.6 / 0.4). A training row draws
-`count` candidates from that list (seeded; never the row's own positive) and the teacher's scores for
-(positive, candidates): the labelled positive scores 1.0, the top of any fused list, and each candidate its
-fused score. `distill_loss.DistilledLoss` then pulls the student's softmax over those candidates toward the
-teacher's, beside the contrastive loss, so the encoder learns which near matches the hybrid ranks first.
+the base model (or `[distill] encoder`, e.g. a model trained before): BM25's top `depth` hits (with scores,
+from OpenSearch) and the encoder's top `depth` (exact cosines), min-max fused with the served weights
+(`query.fusion`, 0.6 / 0.4). A training row draws `count` candidates from that list (seeded; never the row's
+own positive) and the teacher's scores for (positive, candidates): the labelled positive scores 1.0, the top
+of any fused list, and each candidate its fused score. `distill_loss.DistilledLoss` then pulls the student's
+softmax over those candidates toward the teacher's, beside the contrastive loss, so the encoder learns which
+near matches the hybrid ranks first.
 
 Example:
     >>> bm25 = {"kite": [("p1", 5.0), ("p2", 2.0)]}
@@ -22,13 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tbhns_opensearch.encoder import load_sentence_transformer
 from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.eval.queries import query_key
 from tbhns_opensearch.query.fusion import HybridConfig, RankedList, bm25_weighted, fuse
 from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.training.mining import SamplerContext, bm25_hits, train_queries, training_catalog
-from tbhns_opensearch.training.retrieval import ExactIndex, encode_texts
+from tbhns_opensearch.training.retrieval import ExactIndex, encode_texts, product_index
 
 if TYPE_CHECKING:
     from tbhns_opensearch.training.config import DistillConfig
@@ -72,11 +74,17 @@ class HybridTeacher:
 
 def hybrid_teacher(context: SamplerContext, distill: DistillConfig) -> HybridTeacher:
     """The teacher for every training query: BM25 from the training catalog on OpenSearch (ingested once, as
-    the bm25 sampler does), the base encoder exactly (`context.base_vectors`)."""
+    the bm25 sampler does), and exact cosines of the base model (`context.base_vectors`) or of
+    `distill.encoder` (e.g. a model trained before, so the hybrid it serves teaches the next one)."""
     client, alias = training_catalog(context)
     queries = train_queries(context.data)
-    index = ExactIndex(tuple(p.id for p in context.data.products), context.base_vectors)
-    dense = dict(zip(queries, index.search_scored(encode_texts(context.model, queries), distill.depth)))
+    encoder, vectors = context.model, context.base_vectors
+    if distill.encoder:
+        encoder = load_sentence_transformer(distill.encoder, context.config.device)
+        encoder.max_seq_length = context.config.max_seq_length
+        vectors = product_index(encoder, context.data.products).vectors
+    index = ExactIndex(tuple(p.id for p in context.data.products), vectors)
+    dense = dict(zip(queries, index.search_scored(encode_texts(encoder, queries), distill.depth)))
     bm25 = bm25_hits(client, alias, queries, distill.depth)
     hybrid = HybridConfig(weights=bm25_weighted(distill.bm25_weight), depth=distill.depth, path="client")
     return HybridTeacher.fused(bm25, dense, hybrid, distill.candidates)

@@ -118,8 +118,9 @@ depth = 8
         out / "MODEL_CARD.md").read_text()
 
 
-def test_hybrid_teacher_on_the_node_fuses_its_bm25_scores_with_the_base_encoder(opensearch_config, os_client,
-                                                                                index_config) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+@pytest.mark.parametrize("encoder", ["", "all-MiniLM-L6-v2"])  # the base model as it starts, or a named encoder
+def test_hybrid_teacher_on_the_node_fuses_its_bm25_scores_with_the_encoder(opensearch_config, os_client, index_config,
+                                                                           encoder: str) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     from tbhns_opensearch.query.fusion import HybridConfig, fuse
     from tbhns_opensearch.training.config import DataConfig, DistillConfig, SamplerConfig, TrainConfig
     from tbhns_opensearch.training.data import prepare_data
@@ -130,7 +131,7 @@ def test_hybrid_teacher_on_the_node_fuses_its_bm25_scores_with_the_base_encoder(
 
     data_config = DataConfig(catalog=str(FIXTURES / "toys_products.jsonl"), queries="generated", catalog_limit=60)
     config = TrainConfig(data=data_config, sampler=SamplerConfig(name="random", alias=index_config.alias),
-                         max_seq_length=16, distill=DistillConfig(candidates=2, depth=5))  # fmt: skip
+                         max_seq_length=16, distill=DistillConfig(candidates=2, depth=5, encoder=encoder))  # fmt: skip
     data, model = prepare_data(config.data, config.seed), load_model(config)
     index = product_index(model, data.products)
     context = SamplerContext(config, data, model, index.vectors, FalseNegativeFilter.from_products(data.products),
@@ -139,7 +140,7 @@ def test_hybrid_teacher_on_the_node_fuses_its_bm25_scores_with_the_base_encoder(
     query = data.train_pairs[0].query
     bm25 = bm25_hits(os_client, index_config.alias, [query], 5)[query]
     dense = index.search_scored(model.encode([query], normalize_embeddings=True), 5)[0]
-    expected = fuse([bm25, dense], HybridConfig(depth=5))  # the served hybrid, with the base encoder
+    expected = fuse([bm25, dense], HybridConfig(depth=5))  # the served hybrid; a named encoder at 16 tokens too
     assert [pid for pid, _ in teacher.ranked[query]] == [pid for pid, _ in expected]
     assert [score for _, score in teacher.ranked[query]] == pytest.approx([score for _, score in expected], abs=1e-5)
     assert bm25 and {pid for pid, _ in teacher.ranked[query]} == {pid for pid, _ in bm25 + dense}

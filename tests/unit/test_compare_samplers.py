@@ -134,3 +134,10 @@ def test_seed_pool_scores_each_query_by_its_seed_runs_mean_and_joins_the_family(
     assert pooled_tests[0].mean_diff == pytest.approx(2 / 3 - 1 / 3)
     del tests["random-batch256-bf16-seed14"]
     assert list(script.pooled(tests)) == ["taxonomy-batch256-bf16 seeds 13+14"]  # a pool needs all its seed runs
+
+
+def test_then_distill_system_starts_from_the_recipe_model_with_a_hybrid_teacher(script: ModuleType) -> None:
+    config = script.system_config(BASE, "taxonomy-batch256-then-distill", "out/d")
+    assert config.base_model == str(script.MODELS / "homedepot-taxonomy-batch256-bf16")
+    assert (config.max_steps, config.batch_size, config.learning_rate, config.negatives_per_pair) == (25, 256, 5e-5, 0)
+    assert config.distill is not None and config.distill.candidates == 4 and not config.distill.encoder

@@ -114,7 +114,7 @@ depth = 8
     assert os_client.count(index=index_config.alias)["count"] == 60  # the teacher's BM25 ran on the node
     card = json.loads((out / "model_card.json").read_text())
     assert card["config"]["distill"]["candidates"] == 3 and card["training"]["steps"] == 2
-    assert "distilled from a hybrid teacher (BM25 weight 0.6, base encoder, depth 8): 3 ranked candidates" in (
+    assert "distilled from a hybrid teacher (BM25 weight 0.6, encoder all-MiniLM-L6-v2, depth 8): 3 ranked candidates" in (
         out / "MODEL_CARD.md").read_text()
 
 

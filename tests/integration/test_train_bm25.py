@@ -49,28 +49,35 @@ def test_bm25_sampler_returns_top_non_relevant_hits(os_client, index_config) -> 
     assert {n.level for n in negatives} == {"bm25"} and sampler.log.counts["bm25"] == 3
 
 
-def test_train_command_with_bm25_writes_a_model_directory(opensearch_config, os_client, index_config,
-                                                          tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+def _train_tiny(tmp_path: Path, opensearch_config, tables: str, top: str = "") -> Path:  # type: ignore[no-untyped-def]
+    """`tbhns train` on 60 toy products with generated queries, 2 steps of 4 rows; `tables` after [data]."""
     config = tmp_path / "tiny.toml"
     config.write_text(f"""
 batch_size = 4
 max_steps = 2
 max_seq_length = 16
 eval_every = 2
+{top}
 [data]
 catalog = "{FIXTURES / 'toys_products.jsonl'}"
 queries = "generated"
 catalog_limit = 60
 relevance_threshold = 2
-[sampler]
-name = "bm25"
-count = 1
-alias = "{index_config.alias}"
-""")
+{tables}""")
     out = tmp_path / "model"
     result = CliRunner().invoke(cli, ["train", str(config), "--output", str(out), "--device", "cpu"],
                                 env={"OPENSEARCH_URL": opensearch_config.url})  # fmt: skip
     assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_command_with_bm25_writes_a_model_directory(opensearch_config, os_client, index_config,
+                                                          tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    out = _train_tiny(tmp_path, opensearch_config, f"""[sampler]
+name = "bm25"
+count = 1
+alias = "{index_config.alias}"
+""")
     card = json.loads((out / "model_card.json").read_text())
     assert card["sampler"]["name"] == "bm25" and card["sampler"]["level_counts"].get("bm25", 0) > 0
     assert card["data"]["counts"]["train_pairs_generated"] > 0 and card["data"]["counts"]["train_pairs_real"] == 0
@@ -88,29 +95,13 @@ alias = "{index_config.alias}"
 
 def test_train_command_with_a_hybrid_teacher_distills_from_bm25_on_the_node(opensearch_config, os_client, index_config,
                                                                          tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
-    config = tmp_path / "distill.toml"
-    config.write_text(f"""
-batch_size = 4
-max_steps = 2
-max_seq_length = 16
-eval_every = 2
-quantize = false
-[data]
-catalog = "{FIXTURES / 'toys_products.jsonl'}"
-queries = "generated"
-catalog_limit = 60
-relevance_threshold = 2
-[sampler]
+    out = _train_tiny(tmp_path, opensearch_config, f"""[sampler]
 name = "random"
 alias = "{index_config.alias}"
 [distill]
 candidates = 3
 depth = 8
-""")
-    out = tmp_path / "model"
-    result = CliRunner().invoke(cli, ["train", str(config), "--output", str(out), "--device", "cpu"],
-                                env={"OPENSEARCH_URL": opensearch_config.url})  # fmt: skip
-    assert result.exit_code == 0, result.output
+""", top="quantize = false")
     assert os_client.count(index=index_config.alias)["count"] == 60  # the teacher's BM25 ran on the node
     card = json.loads((out / "model_card.json").read_text())
     assert card["config"]["distill"]["candidates"] == 3 and card["training"]["steps"] == 2

@@ -157,7 +157,7 @@ class DistillConfig:
     query (`teacher.HybridTeacher`, `distill_loss.DistilledLoss`)."""
 
     candidates: int = 4  # hybrid-ranked products per row the teacher scores (besides the positive)
-    depth: int = 24  # hits per sub-query of the teacher's hybrid (BM25 and the base encoder)
+    depth: int = 24  # hits per sub-query of the teacher's hybrid (BM25 and the encoder), and the fused products kept
     bm25_weight: float = 0.6  # the teacher hybrid's BM25 weight (the served default); the encoder gets the rest
     weight: float = 1.0  # the distillation term's weight beside the contrastive loss (1: the same gradient scale)
     teacher_temperature: float = 0.1  # softmax temperature over the teacher's fused scores (in [0, 1])

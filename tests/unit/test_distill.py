@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tbhns_opensearch.catalog import Product
+from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.query.fusion import HybridConfig, fuse
 from tbhns_opensearch.training.batches import NegativeTable
@@ -16,7 +17,8 @@ from tbhns_opensearch.training.distill_loss import DistilledLoss
 from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.training.losses import LOSSES, build_loss
 from tbhns_opensearch.training.negatives import FalseNegativeFilter, get_sampler
-from tbhns_opensearch.training.teacher import POSITIVE_SCORE, HybridTeacher
+from tbhns_opensearch.training.mining import SamplerContext
+from tbhns_opensearch.training.teacher import POSITIVE_SCORE, HybridTeacher, hybrid_teacher
 from tbhns_opensearch.training.trainer import load_model
 from tests.unit.test_trainer_steps import _config
 
@@ -95,3 +97,11 @@ def test_the_distilled_loss_is_the_contrastive_loss_plus_the_scaled_kl_to_the_te
     kl = float((teacher * (teacher.log() - student)).sum(dim=1).mean())
     assert got == pytest.approx(contrastive + 0.5 * kl, rel=1e-4)
     assert kl > 0.01  # the teacher's order (p, c1, c2 for row 0) differs from the base model's
+
+
+def test_a_teacher_without_opensearch_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENSEARCH_URL", raising=False)
+    config = _config(tmp_path, distill=DistillConfig())
+    context = SamplerContext(config, None, None, None, None, OpenSearchConfig())  # type: ignore[arg-type]
+    with pytest.raises(TrainingError, match="BM25 mining needs OpenSearch: set OPENSEARCH_URL or start a node"):
+        hybrid_teacher(context, config.distill)  # type: ignore[arg-type]

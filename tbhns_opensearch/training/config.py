@@ -105,7 +105,7 @@ class SamplerConfig:
     depth: int = 30  # bm25 / ance: hits searched per query
     remine_every: int = 50  # ance: re-mine negatives from the current encoder every N steps
     cosine_threshold: float = 0.95  # candidates this close to the positive (base-encoder cosine) are near-duplicates
-    alias: str = ""  # bm25: alias of the training catalog on OpenSearch [default: train-<data>-<fingerprint>]
+    alias: str = ""  # bm25 and [distill]: alias of the training catalog on OpenSearch [default: train-<data>-<fingerprint>]
 
     def __post_init__(self) -> None:
         if self.name not in SAMPLERS:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tbhns_opensearch.catalog import Product
+from tbhns_opensearch.cluster.connection import msearch_item
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.query.builders import build_bm25
@@ -138,9 +139,12 @@ def bm25_hits(client: OpenSearch, alias: str, queries: Sequence[str], depth: int
             raise TrainingError(f"BM25 mining on {alias} failed ({exc.status_code}): {exc.error}; is the alias "
                                 "ingested and the cluster up?") from exc  # fmt: skip
         for query, response in zip(chunk, responses):
-            if "error" in response:
-                raise TrainingError(f"BM25 search for {query!r} on {alias} failed: {response['error']}")
-            hits[query] = [(hit["_id"], hit["_score"]) for hit in response["hits"]["hits"]]
+            try:
+                ranked = msearch_item(response)["hits"]["hits"]
+            except TransportError as exc:
+                raise TrainingError(f"BM25 search for {query!r} on {alias} failed ({exc.status_code}): {exc.error}; "
+                                    "is the alias ingested?") from exc  # fmt: skip
+            hits[query] = [(hit["_id"], hit["_score"]) for hit in ranked]
     return hits
 
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.encoder import Encoder
+from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.index.templates import alias_targets
 from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.training.mining import MinedHits, bm25_hits, ensure_catalog_index
@@ -47,6 +48,12 @@ def test_bm25_sampler_returns_top_non_relevant_hits(os_client, index_config) -> 
     expected = [pid for pid in hits[query] if not false_negatives.rejects(pair, pid)][:3]
     assert ids == expected and not set(ids) & relevant
     assert {n.level for n in negatives} == {"bm25"} and sampler.log.counts["bm25"] == 3
+
+
+def test_bm25_mining_on_a_missing_alias_names_the_query_and_the_error(os_client) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TrainingError, match=r"BM25 search for 'kite' on no-such-training-alias failed \(404\): "
+                                            r"index_not_found_exception; is the alias ingested\?"):  # fmt: skip
+        bm25_hits(os_client, "no-such-training-alias", ["kite"], 5)
 
 
 def _train_tiny(tmp_path: Path, opensearch_config, tables: str, top: str = "") -> Path:  # type: ignore[no-untyped-def]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from tbhns_opensearch.catalog.fields import (
@@ -19,6 +21,9 @@ from tbhns_opensearch.catalog.fields import (
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.stream import RecordError
 from tbhns_opensearch.errors import CatalogError
+
+
+OPTIONAL_COLUMNS = ("description", "brand", "price", "rating", "taxonomy", "attributes")
 
 
 @dataclass(frozen=True)
@@ -56,15 +61,21 @@ class ColumnMapping:
     attribute_columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("id", "title"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+        for name in ("id", "title", *OPTIONAL_COLUMNS):
+            value = getattr(self, name)
+            if not (isinstance(value, str) and value) and not (value is None and name in OPTIONAL_COLUMNS):
                 raise CatalogError(
-                    f"column mapping: {name}={getattr(self, name)!r} must name a source column; "
-                    f"e.g. ColumnMapping({name}='product_{name}')"
+                    f"column mapping: {name}={value!r} must name a source column; "
+                    f"e.g. ColumnMapping({name}='product_{name}')" + (" or None" if name in OPTIONAL_COLUMNS else "")
                 )
-        if not self.taxonomy_separator:
-            raise CatalogError("column mapping: taxonomy_separator is empty; use e.g. ' > '")
-        object.__setattr__(self, "attribute_columns", tuple(self.attribute_columns))
+        if not isinstance(self.taxonomy_separator, str) or not self.taxonomy_separator:
+            raise CatalogError(f"column mapping: taxonomy_separator={self.taxonomy_separator!r} is not a "
+                               "non-empty string; use e.g. ' > '")  # fmt: skip
+        columns = self.attribute_columns
+        if isinstance(columns, str) or not all(isinstance(column, str) and column for column in columns):
+            raise CatalogError(f"column mapping: attribute_columns={columns!r} must be a list of column names; "
+                               "e.g. ['colour', 'size']")  # fmt: skip
+        object.__setattr__(self, "attribute_columns", tuple(columns))
 
     @classmethod
     def from_dict(cls, mapping: dict[str, Any]) -> ColumnMapping:
@@ -79,8 +90,39 @@ class ColumnMapping:
             raise CatalogError(
                 f"column mapping: unknown field(s) {unknown}; valid fields are {sorted(valid)}"
             )
-        optional = {"description", "brand", "price", "rating", "taxonomy", "attributes"}
-        return cls(**{**{name: None for name in optional}, **mapping})
+        return cls(**{**{name: None for name in OPTIONAL_COLUMNS}, **mapping})
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ColumnMapping:
+        """Read a JSON object file such as `{"id": "sku", "title": "name"}` (see `from_dict`); any problem with
+        the file is one CatalogError naming it.
+
+        Example:
+            >>> ColumnMapping.from_file("mapping.json").id  # doctest: +SKIP
+            'sku'
+        """
+        path = Path(path)
+        example = 'write one JSON object, e.g. {"id": "sku", "title": "name"}'
+        problem = path_problem(path)
+        if problem:
+            raise CatalogError(f"mapping file {str(path)!r} {problem}; pass a JSON file: {example}")
+        try:
+            text = path.read_bytes().decode("utf-8")
+            mapping = json.loads(text)
+        except UnicodeDecodeError as exc:
+            raise CatalogError(f"mapping file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                               "save it as UTF-8") from exc  # fmt: skip
+        except (ValueError, RecursionError) as exc:
+            problem = "is empty" if not text.strip() else f"is not valid JSON ({exc})"
+            raise CatalogError(f"mapping file {str(path)!r} {problem}; {example}") from exc
+        except OSError as exc:
+            raise CatalogError(f"mapping file {str(path)!r} cannot be read ({exc.strerror}); pass a readable file") from exc
+        if not isinstance(mapping, dict):
+            raise CatalogError(f"mapping file {str(path)!r} holds a JSON {_json_kind(mapping)}, not an object; {example}")
+        try:
+            return cls.from_dict(mapping)
+        except CatalogError as exc:
+            raise CatalogError(f"mapping file {str(path)!r}: {exc}") from exc
 
     def columns(self) -> tuple[str, ...]:
         """Every source column this mapping reads, in field order."""
@@ -143,6 +185,29 @@ def _attribute_dict(value: Any, column: str) -> dict[str, Any]:
         raise RecordError(column, value, "attributes are not an object",
                           'write them as a JSON object, e.g. {"colour": "red"}')
     return {str(name): item for name, item in value.items() if not is_missing(item)}
+
+
+def path_problem(path: Path) -> str | None:
+    """What keeps `path` from being read as a file ("does not exist", "is a directory", ...), or None.
+
+    Example:
+        >>> path_problem(Path("/dev/null"))
+        'is not a regular file (a device, FIFO or socket)'
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    return None if stat.S_ISREG(mode) else "is not a regular file (a device, FIFO or socket)"
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "list", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 CANONICAL = ColumnMapping()

@@ -55,7 +55,7 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
     if dataset:
         stream = read_dataset(dataset, data_dir, rejects_path=rejects)
     else:
-        mapping = ColumnMapping.from_dict(json.loads(mapping_file.read_text())) if mapping_file else None
+        mapping = ColumnMapping.from_file(mapping_file) if mapping_file else None
         stream = read_catalog(catalog, mapping, fmt, rejects_path=rejects)
     index_config = IndexConfig(alias=alias, engine=engine, space_type=space_type, m=hnsw_m,
                                ef_construction=ef_construction, ef_search=ef_search, shards=shards, replicas=replicas)  # fmt: skip

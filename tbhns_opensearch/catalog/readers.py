@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from tbhns_opensearch.catalog.mapping import CANONICAL, ColumnMapping
 from tbhns_opensearch.catalog.product import Product
@@ -20,6 +21,7 @@ from tbhns_opensearch.catalog.stream import CatalogStream, RawRow, RecordError
 from tbhns_opensearch.errors import CatalogError
 
 PARQUET_BATCH_ROWS = 4096
+MAX_DEPTH = 32  # no product field nests deeper; far deeper values overflow the stack of repr and json.dumps
 
 RowReader = Callable[[Path, ColumnMapping | None, bool], Iterator[RawRow]]
 """(path, mapping whose columns the header must have (None: no check), strict) -> raw rows.
@@ -77,24 +79,26 @@ def write_catalog_jsonl(products: Iterable[Product], path: str | Path) -> int:
 
 
 def read_jsonl_rows(path: Path, mapping: ColumnMapping | None = None, strict: bool = False) -> Iterator[RawRow]:
-    """One raw row per non-blank line; a line that is not a JSON object becomes an error row."""
+    """One raw row per non-blank line; a line that is not a JSON object, or whose mapped values nest deeper than
+    `MAX_DEPTH` or hold a lone surrogate, becomes an error row."""
+    columns = (mapping or CANONICAL).columns()
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
             try:
                 record = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                reason = f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                 yield RawRow(str(path), number, error=RecordError(
-                    "(line)", raw.decode("utf-8", "replace").strip(), reason,
+                    "(line)", raw.decode("utf-8", "replace").strip(), _json_failure(exc),
                     "fix or remove the line; each line must be one UTF-8 JSON object"))
                 continue
             if not isinstance(record, dict):
                 yield RawRow(str(path), number, error=RecordError(
                     "(line)", record, "line is not a JSON object", "write each product as one JSON object"))
                 continue
-            yield RawRow(str(path), number, record)
+            error = _unfit_value(record, columns, raw.decode("utf-8", "replace").strip())
+            yield RawRow(str(path), number, None if error else record, error)
 
 
 def read_csv_rows(
@@ -126,6 +130,7 @@ def read_csv_rows(
 
 
 _UNDECODED = re.compile("[\udc80-\udcff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_tsv_rows(path: Path, mapping: ColumnMapping | None = None, strict: bool = False) -> Iterator[RawRow]:
@@ -173,6 +178,37 @@ ROW_READERS: dict[str, RowReader] = {
 SUFFIX_FORMATS: dict[str, str] = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
 }
+
+
+def _json_failure(exc: ValueError | RecursionError) -> str:
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply to read"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg}"
+    return "invalid JSON: a number with more digits than Python reads (4300)"
+
+
+def _unfit_value(record: dict[str, Any], columns: Iterable[str], line: str) -> RecordError | None:
+    """The first of the mapped values that nests deeper than `MAX_DEPTH` or holds a lone surrogate (JSON's
+    "\\ud83d" without its pair, which is no character: OpenSearch cannot store it), as a RecordError."""
+    for column in columns:
+        stack = [(record.get(column), 1)]
+        while stack:
+            value, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                return RecordError(column, line, f"nested more than {MAX_DEPTH} levels deep",
+                                   "flatten the value; attributes take a value or a list of values per name")
+            if isinstance(value, dict):
+                stack.extend((item, depth + 1) for item in (*value, *value.values()))
+            elif isinstance(value, list):
+                stack.extend((item, depth + 1) for item in value)
+            elif isinstance(value, str) and _SURROGATE.search(value):
+                return RecordError(column, value.encode("utf-8", "backslashreplace").decode("utf-8"),
+                                   "text holds a lone UTF-16 surrogate (half of a character)",
+                                   "write the character itself, or both halves of its pair such as \\ud83d\\ude00")
+    return None
 
 
 def _format_of(path: Path, fmt: str | None) -> str:

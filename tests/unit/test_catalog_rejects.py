@@ -95,3 +95,36 @@ def test_unwritable_rejects_path_is_an_error(tmp_path):
     blocker.write_text("", encoding="utf-8")
     with pytest.raises(CatalogError, match="cannot write the rejects file"):
         list(read_catalog(MALFORMED, rejects_path=blocker / "rejects.jsonl"))
+
+
+def _jsonl(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(['{"id": "a", "title": "A"}', *lines, '{"id": "z", "title": "Z"}']) + "\n",
+                    encoding="utf-8")  # fmt: skip
+    return path
+
+
+def test_a_lone_surrogate_is_a_reject_of_its_record_naming_field_value_and_fix(tmp_path):
+    rejects_path = tmp_path / "rejects.jsonl"
+    stream = read_catalog(_jsonl(tmp_path, r'{"id": "b", "title": "Smile \ud83d"}',
+                                 r'{"id": "c", "title": "C", "attributes": {"icon\udc00": "x"}}'),
+                          rejects_path=rejects_path)  # fmt: skip
+    assert [p.id for p in stream] == ["a", "z"]
+    title, attributes = stream.rejects
+    assert (title.line, title.field, title.value) == (2, "title", r"Smile \ud83d")
+    assert "lone UTF-16 surrogate" in title.reason and "pair" in title.fix
+    assert (attributes.line, attributes.field) == (3, "attributes")
+    assert len(rejects_path.read_text(encoding="utf-8").splitlines()) == 2
+
+
+@pytest.mark.parametrize("line", [
+    "[" * 100_000,
+    '{"id": "b", "title": "B", "attributes": {"x": ' + "[" * 500 + "]" * 500 + "}}",
+    '{"id": "b", "title": "B", "taxonomy_path": ' + "[" * 900 + "]" * 900 + "}",
+    '{"id": "b", "title": "B", "price": 1' + "0" * 5000 + "}",
+])
+def test_a_line_too_deep_or_too_long_to_parse_is_a_reject(tmp_path, line):
+    stream = read_catalog(_jsonl(tmp_path, line))
+    assert [p.id for p in stream] == ["a", "z"]
+    (reject,) = stream.rejects
+    assert reject.line == 2 and reject.reason and reject.fix and len(reject.value) <= 80

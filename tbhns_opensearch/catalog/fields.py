@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
+from collections.abc import Iterator
 from typing import Any
 
 from tbhns_opensearch.catalog.stream import RecordError
@@ -20,6 +22,9 @@ _RANGE_REST = re.compile(r"\s*(?:[A-Za-z]{0,3}|[^\w\s\-\u2013~]{1,2})\s*(?:(?:-|
 _RATING = re.compile(r"\s*(?P<value>\d+(?:\.\d+)?)\s*(?:(?:out of|/)\s*\d+(?:\.\d+)?\s*(?:stars?)?)?\s*", re.I)
 
 
+MAX_DEPTH = 32  # no product field nests deeper; far deeper values overflow the stack of repr and json.dumps
+OBJECT_FIX = 'write them as a JSON object, e.g. {"colour": "red", "colors": ["red", "blue"]}'
+FLOAT32_MAX = 3.4028234663852886e38  # price and rating are OpenSearch `float` fields; the cluster refuses more
 MAX_ID_BYTES = 512  # OpenSearch refuses a longer _id, and with it the whole bulk request
 
 
@@ -140,18 +145,72 @@ def parse_path(value: Any, separator: str, field: str = "taxonomy_path") -> tupl
     """
     if is_missing(value):
         return ()
+    path = value
     if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise RecordError(field, value, f"path is not a valid JSON list ({exc.msg})",
-                              f"write it as a JSON list or as text separated by {separator!r}") from exc
-    if isinstance(value, str):
-        value = value.split(separator)
-    if not isinstance(value, (list, tuple)) or not all(isinstance(part, str) for part in value):
-        raise RecordError(field, value, "path is not a list of names",
+        path = _loads(value, field, "path is not a valid JSON list",
+                      f"write it as a JSON list or as text separated by {separator!r}")
+    if isinstance(path, str):
+        path = path.split(separator)
+    if not isinstance(path, (list, tuple)) or not all(isinstance(part, str) for part in path):
+        raise RecordError(field, _shown(value), "path is not a list of names",
                           f"use a list of category names or text separated by {separator!r}")
-    return tuple(" ".join(part.split()) for part in value if part.strip())
+    return tuple(" ".join(part.split()) for part in path if part.strip())
+
+
+AttributeValue = str | int | float | bool | list[str | int | float | bool]
+
+
+def parse_attributes(value: Any, field: str = "attributes") -> dict[str, AttributeValue]:
+    """Attributes from a JSON object, its text, or a Parquet map's (key, value) pairs; see `attribute_entries`.
+
+    Example:
+        >>> parse_attributes('{"colors": ["red", "blue"], "size": {"w": 3}, "gift": null}')
+        {'colors': ['red', 'blue'], 'size.w': 3}
+    """
+    attributes = _loads(value, field, "attributes are not valid JSON", OBJECT_FIX) if isinstance(value, str) else value
+    if isinstance(attributes, list) and all(isinstance(pair, tuple) and len(pair) == 2 for pair in attributes):
+        attributes = dict(attributes)  # a Parquet map column reads as a list of (key, value) tuples
+    if not isinstance(attributes, dict):
+        raise RecordError(field, _shown(value), "attributes are not an object", OBJECT_FIX)
+    return dict(attribute_entries("", attributes, field))
+
+
+def attribute_entries(name: str, value: Any, field: str, depth: int = 0) -> Iterator[tuple[str, AttributeValue]]:
+    """The (name, value) entries of one attribute. A list is a multi-valued attribute (a filter matches any of
+    its values) and must hold plain values; an object is flattened into dotted names; missing values are dropped.
+
+    Example:
+        >>> dict(attribute_entries("size", {"w": 3, "colors": ["red", None], "h": ""}, "attributes"))
+        {'size.w': 3, 'size.colors': ['red']}
+    """
+    if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            raise RecordError(field, _shown(value), f"attribute {name!r} nests more than {MAX_DEPTH} objects deep",
+                              OBJECT_FIX)  # fmt: skip
+        for key, item in value.items():
+            yield from attribute_entries(f"{name}.{key}" if name else str(key), item, field, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        items = [item for item in value if not is_missing(item)]
+        if any(isinstance(item, (dict, list, tuple)) for item in items):
+            raise RecordError(field, _shown(value), f"attribute {name!r} holds a list of lists or objects",
+                              f"give it a value or a list of values; {OBJECT_FIX}")  # fmt: skip
+        if items:
+            yield name, items
+    elif not is_missing(value):
+        yield name, value
+
+
+def _loads(text: str, field: str, problem: str, fix: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # a number beyond 4300 digits, or nesting beyond the stack
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply or a number too long"
+        raise RecordError(field, text, f"{problem} ({detail})", fix) from exc
+
+
+def _shown(value: Any) -> Any:
+    """A value as an error shows it: text as is, anything else in a short, depth-capped repr."""
+    return value if isinstance(value, str) else reprlib.repr(value)
 
 
 def _parse_number(value: Any, field: str, what: str, expected: str) -> float | None:
@@ -159,11 +218,17 @@ def _parse_number(value: Any, field: str, what: str, expected: str) -> float | N
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise RecordError(field, value, f"{what} is not a number", f"use {expected}")
-    number = _number_from_text(value) if isinstance(value, str) else float(value)
+    try:
+        number = _number_from_text(value) if isinstance(value, str) else float(value)
+    except OverflowError:  # an integer beyond any float
+        number = math.inf
     if number is None:
         raise RecordError(field, value, f"{what} is not a number", f"use {expected}")
-    if number < 0 or math.isinf(number):
-        raise RecordError(field, value, f"{what} is negative or infinite", f"use {expected}")
+    if number < 0:
+        raise RecordError(field, value, f"{what} is negative", f"use {expected}")
+    if number > FLOAT32_MAX:
+        raise RecordError(field, value, f"{what} is beyond the largest number OpenSearch's float field holds "
+                          f"({FLOAT32_MAX:.2g})", f"use {expected}")  # fmt: skip
     return number
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from tbhns_opensearch.catalog.fields import (
+    attribute_entries,
     is_missing,
+    parse_attributes,
     parse_id,
     parse_path,
     parse_price,
@@ -19,7 +21,6 @@ from tbhns_opensearch.catalog.fields import (
     parse_title,
 )
 from tbhns_opensearch.catalog.product import Product
-from tbhns_opensearch.catalog.stream import RecordError
 from tbhns_opensearch.errors import CatalogError
 
 
@@ -165,26 +166,10 @@ class ColumnMapping:
     def _attributes(self, record: dict[str, Any]) -> dict[str, Any]:
         attributes: dict[str, Any] = {}
         if self.attributes and not is_missing(record.get(self.attributes)):
-            attributes.update(_attribute_dict(record[self.attributes], self.attributes))
+            attributes.update(parse_attributes(record[self.attributes], self.attributes))
         for column in self.attribute_columns:
-            if not is_missing(record.get(column)):
-                attributes[column] = record[column]
+            attributes.update(attribute_entries(column, record.get(column), column))
         return attributes
-
-
-def _attribute_dict(value: Any, column: str) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise RecordError(column, value, f"attributes are not valid JSON ({exc.msg})",
-                              'write them as a JSON object, e.g. {"colour": "red"}') from exc
-    if isinstance(value, list) and all(isinstance(pair, tuple) and len(pair) == 2 for pair in value):
-        value = dict(value)  # a Parquet map column reads as a list of (key, value) tuples
-    if not isinstance(value, dict):
-        raise RecordError(column, value, "attributes are not an object",
-                          'write them as a JSON object, e.g. {"colour": "red"}')
-    return {str(name): item for name, item in value.items() if not is_missing(item)}
 
 
 def path_problem(path: Path) -> str | None:

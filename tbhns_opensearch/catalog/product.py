@@ -15,7 +15,8 @@ class Product:
         title: Product name shown to shoppers (required, non-empty).
         description: Free text, may be empty.
         brand: Brand or manufacturer, may be empty.
-        attributes: Attribute name -> value (strings, numbers or booleans).
+        attributes: Attribute name -> value (a string, number or boolean) or list of values (multi-valued);
+            readers flatten nested objects into dotted names ("size.w").
         price: Price in the catalog's currency, or None.
         rating: Average rating, or None.
         taxonomy_path: Category names from root to leaf; empty when the catalog has no taxonomy.

@@ -12,16 +12,18 @@ import re
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from datetime import date, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tbhns_opensearch.catalog.fields import MAX_DEPTH
 from tbhns_opensearch.catalog.mapping import CANONICAL, ColumnMapping
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.stream import CatalogStream, RawRow, RecordError
 from tbhns_opensearch.errors import CatalogError
 
 PARQUET_BATCH_ROWS = 4096
-MAX_DEPTH = 32  # no product field nests deeper; far deeper values overflow the stack of repr and json.dumps
 
 RowReader = Callable[[Path, ColumnMapping | None, bool], Iterator[RawRow]]
 """(path, mapping whose columns the header must have (None: no check), strict) -> raw rows.
@@ -165,7 +167,7 @@ def read_parquet_rows(path: Path, mapping: ColumnMapping | None = None, strict: 
             return
         for record in batch.to_pylist():
             number += 1
-            yield RawRow(str(path), number, record)
+            yield RawRow(str(path), number, {name: _plain(value) for name, value in record.items()})
 
 
 ROW_READERS: dict[str, RowReader] = {
@@ -178,6 +180,30 @@ ROW_READERS: dict[str, RowReader] = {
 SUFFIX_FORMATS: dict[str, str] = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
 }
+
+
+def _plain(value: Any) -> Any:
+    """An Arrow value as JSON would hold it: a decimal is a number, binary is its UTF-8 text (hex when it is not
+    UTF-8), a date or time is ISO 8601 text; lists, structs and map entries are converted item by item.
+
+    Example:
+        >>> _plain([Decimal("9.99"), b"XL", b"\\xff", date(2024, 5, 1)])
+        [9.99, 'XL', 'ff', '2024-05-01']
+    """
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.hex()
+    if isinstance(value, (date, time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)  # a map entry stays a (key, value) tuple
+    if isinstance(value, dict):
+        return {name: _plain(item) for name, item in value.items()}
+    return value
 
 
 def _json_failure(exc: ValueError | RecursionError) -> str:

@@ -26,16 +26,18 @@ def category_path_value(path: Sequence[str]) -> str:
 
 
 def product_document(product: Product, vector: Sequence[float] | None) -> dict[str, Any]:
-    """The document for `product`; its `_id` is the product id, so a rerun overwrites it."""
+    """The document for `product`; its `_id` is the product id, so a rerun overwrites it. A list attribute gives
+    one `attribute_terms` keyword per value, so `attr=colors=red` matches {"colors": ["red", "blue"]}."""
     path = list(product.taxonomy_path)
+    attributes = [(name, value if isinstance(value, list) else [value]) for name, value in product.attributes.items()]
     document: dict[str, Any] = {
         "product_id": product.id,
         "title": product.title,
         "title_bytes": text_bytes(product.title),
         "description": product.description,
         "brand": product.brand,
-        "attributes_text": [f"{name}: {value}" for name, value in product.attributes.items()],
-        "attribute_terms": [f"{name}={value}" for name, value in product.attributes.items()],
+        "attributes_text": [f"{name}: {', '.join(map(str, values))}" for name, values in attributes],
+        "attribute_terms": [f"{name}={value}" for name, values in attributes for value in values],
         "category_names": path,
         "category_path": category_path_value(path) if path else None,
         "category_levels": {f"l{level}": name for level, name in enumerate(path[:MAX_LEVELS])},

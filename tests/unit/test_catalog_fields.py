@@ -24,7 +24,8 @@ def test_parse_price_accepts_numbers_currencies_and_ranges(value, expected):
     assert parse_price(value) == expected
 
 
-@pytest.mark.parametrize("value", ["cheap", "-3.00", "3.99 each day", True, {"amount": 3}, float("inf")])
+@pytest.mark.parametrize("value", ["cheap", "-3.00", "3.99 each day", True, {"amount": 3}, float("inf"), "inf", "nan",
+                                   1e39, pytest.param(10**400, id="10**400"), "340,282,400,000,000,000,000,000,000,000,000,000,000"])
 def test_parse_price_rejects_non_prices_naming_the_column(value):
     with pytest.raises(RecordError) as caught:
         parse_price(value, "cost")
@@ -38,6 +39,12 @@ def test_parse_price_rejects_non_prices_naming_the_column(value):
 )
 def test_parse_rating(value, expected):
     assert parse_rating(value) == expected
+
+
+def test_a_number_beyond_float32_is_a_record_error_not_a_refusal_by_the_cluster():
+    with pytest.raises(RecordError, match=r"beyond the largest number OpenSearch's float field holds"):
+        parse_rating(3.5e38)
+    assert parse_price(3.4e38) == 3.4e38
 
 
 def test_parse_rating_rejects_words():

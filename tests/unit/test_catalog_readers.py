@@ -1,6 +1,8 @@
 """Catalog readers: the three formats, column mappings, format choice and the canonical JSONL round trip."""
 
 import json
+from datetime import date, datetime, timezone
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -61,6 +63,29 @@ def test_parquet_in_batches_with_typed_columns(tmp_path, monkeypatch):
     assert [p.id for p in products] == ["1", "2", "3"]
     assert products[0].taxonomy_path == ("Home", "Mugs") and products[0].attributes == {"colour": "red"}
     assert products[1].price is None and products[1].taxonomy_path == ()
+
+
+def test_parquet_decimals_are_numbers_and_binary_and_timestamps_are_text(tmp_path):
+    pq.write_table(pa.table({
+        "id": pa.array([Decimal(12345678901234567890), Decimal(2)], pa.decimal128(20, 0)),
+        "title": pa.array([b"Mug", b"Plate"], pa.binary()),
+        "price": pa.array([Decimal("9.99"), Decimal("1200.00")], pa.decimal128(10, 2)),
+        "rating": pa.array([4, 5], pa.int8()),
+        "code": pa.array([b"XL", b"\xff\x00"], pa.binary()),
+        "added": pa.array([datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc), None], pa.timestamp("s", tz="UTC")),
+        "day": pa.array([date(2024, 5, 1), None], pa.date32()),
+        "sizes": pa.array([[Decimal("1.5"), Decimal("2.0")], []], pa.list_(pa.decimal128(4, 1))),
+    }), tmp_path / "c.parquet")
+    mapping = ColumnMapping.from_dict({"id": "id", "title": "title", "price": "price", "rating": "rating",
+                                       "attribute_columns": ["code", "added", "day", "sizes"]})  # fmt: skip
+    stream = read_catalog(tmp_path / "c.parquet", mapping)
+    products = list(stream)
+    assert stream.counts.rejected == 0
+    assert [(p.id, p.title, p.price, p.rating) for p in products] == [
+        ("12345678901234567890", "Mug", 9.99, 4.0), ("2", "Plate", 1200.0, 5.0)]
+    assert products[0].attributes == {"code": "XL", "added": "2024-05-01T12:30:00+00:00", "day": "2024-05-01",
+                                      "sizes": [1.5, 2]}  # fmt: skip
+    assert products[1].attributes == {"code": "ff00"}  # not UTF-8: hex
 
 
 def test_parquet_map_and_canonical_columns(tmp_path):

@@ -93,9 +93,9 @@ def search(query: str, mode: str, user_id: str | None, k: int, offset: int, filt
 
     from tbhns_opensearch.query.builders import parse_filters
 
+    filters = parse_filters(filter_specs)  # a bad filter is a usage error (exit 2) before any cluster call
     client = _serve_settings(**options).search_client()
-    response = client.search(query, user_id=user_id, mode=mode, k=k, filters=parse_filters(filter_specs),
-                             offset=offset, explain=explain)  # fmt: skip
+    response = client.search(query, user_id=user_id, mode=mode, k=k, filters=filters, offset=offset, explain=explain)
     if as_json:
         click.echo(json.dumps(asdict(response), indent=2, default=str))
         return

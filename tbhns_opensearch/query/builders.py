@@ -25,6 +25,7 @@ DISPLAY_DOC_VALUES = ("product_id", "title_bytes", "brand.raw", "price",
 was in the template lack it, and are read with stored fields instead)."""
 MAX_QUERY_CHARS = 512
 MAX_QUERY_TERMS = 64
+MAX_PRICE = float(np.finfo(np.float32).max)  # the price field is a float: larger bounds make the cluster answer 400
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,10 @@ def _price_spec(value: str, fields: dict[str, Any]) -> None:
         bounds = [float(bound) if bound.strip() else None for bound in (low, high)]
     except ValueError:
         bounds = []
-    finite = all(bound is None or math.isfinite(bound) for bound in bounds)
+    finite = all(bound is None or (math.isfinite(bound) and abs(bound) <= MAX_PRICE) for bound in bounds)
     if not separator or len(bounds) != 2 or bounds == [None, None] or not finite:
-        raise SearchError(f"price filter {value!r} must be MIN..MAX, MIN.. or ..MAX with finite numbers, e.g. price=10..50")
+        raise SearchError(f"price filter {value!r} must be MIN..MAX, MIN.. or ..MAX with finite numbers within "
+                          f"±{MAX_PRICE:.1e} (a float32), e.g. price=10..50")
     fields["price_min"], fields["price_max"] = bounds
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -409,6 +412,21 @@ def test_http_search_and_health_on_the_real_node(env: Env, opensearch_config, ca
         health = http.get("/health")
         assert health.status_code == 200
         assert health.json()["status"] == "ok" and health.json()["cluster"]["index_exists"] is True
+
+
+def test_a_price_beyond_float32_is_a_usage_error_in_the_cli_and_a_422_over_http(env: Env, opensearch_config) -> None:
+    tbhns = Path(sys.executable).parent / "tbhns"
+    done = subprocess.run([tbhns, "search", "car", "--alias", env.alias, "--mode", "bm25", "--filter", "price=1e39.."],
+                          capture_output=True, text=True, env={**os.environ, "OPENSEARCH_URL": opensearch_config.url},
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == ("error: price filter '1e39..' must be MIN..MAX, MIN.. or ..MAX with finite numbers "
+                                   "within ±3.4e+38 (a float32), e.g. price=10..50")  # fmt: skip
+    app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=env.search)
+    with TestClient(app) as http:
+        for mode in MODES:
+            got = http.get("/search", params={"query": "car", "mode": mode, "filter": "price=1e39.."})
+            assert got.status_code == 422 and "within ±3.4e+38" in got.json()["details"][0]["message"], got.text
 
 
 def test_a_user_vector_of_another_dimension_is_a_clear_http_error(env: Env, os_client, opensearch_config) -> None:

@@ -32,6 +32,7 @@ def app_client() -> TestClient:
     ({"query": "kite", "mode": "fuzzy"}, "mode", "'bm25', 'semantic', 'personalized' or 'hybrid'"),
     ({"query": "kite", "filter": "colour=red"}, "filter", "valid names are ['category', 'price', 'brand', 'attr']"),
     ({"query": "kite", "filter": "price=cheap"}, "filter", "must be MIN..MAX"),
+    ({"query": "kite", "filter": "price=1e39.."}, "filter", "within ±3.4e+38"),
     ({"query": "x" * 10_000}, "query", "at most 1000 characters"),
     ({"query": "   "}, "query", "query is blank"),
     ({}, "query", "Field required"),

@@ -85,6 +85,8 @@ def test_parse_filters_every_kind() -> None:
     ("price=nan..", "with finite numbers"),
     ("price=..inf", "with finite numbers"),
     ("price=1e400..", "with finite numbers"),
+    ("price=1e39..", r"within ±3.4e\+38"),
+    ("price=..-1e39", r"within ±3.4e\+38"),
     ("attr=red", "must be attr=NAME=VALUE"),
     ("category=A>>B", "empty level"),
 ])  # fmt: skip

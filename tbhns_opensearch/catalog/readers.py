@@ -1,4 +1,5 @@
-"""Read a catalog file (JSONL, CSV, TSV or Parquet) as a stream of products; write the canonical JSONL.
+"""Read a catalog file (JSONL, CSV, TSV or Parquet; JSONL and CSV may be gzipped) as a stream of products; write
+the canonical JSONL.
 
 Each format is a row reader in `ROW_READERS`; the column mapping and `CatalogStream` do the rest, so a bad
 record becomes a `Reject` with its line and never costs its neighbours.
@@ -7,23 +8,28 @@ record becomes a `Reject` with its line and never costs its neighbours.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
 import re
 import os
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tbhns_opensearch.catalog.fields import MAX_DEPTH
-from tbhns_opensearch.catalog.mapping import CANONICAL, ColumnMapping
+from tbhns_opensearch.catalog.mapping import CANONICAL, ColumnMapping, path_problem
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.stream import CatalogStream, RawRow, RecordError
 from tbhns_opensearch.errors import CatalogError
 
 PARQUET_BATCH_ROWS = 4096
+GZIP_MAGIC = b"\x1f\x8b"
 
 RowReader = Callable[[Path, ColumnMapping | None, bool], Iterator[RawRow]]
 """(path, mapping whose columns the header must have (None: no check), strict) -> raw rows.
@@ -42,7 +48,8 @@ def read_catalog(
         path: Catalog file.
         mapping: Source columns of each field; None reads the canonical layout (`id`, `title`, ...),
             where only `id` and `title` must exist. An explicit mapping must name existing columns.
-        fmt: One of `ROW_READERS` ("jsonl", "csv", "tsv", "parquet"); None picks it from the suffix.
+        fmt: One of `ROW_READERS` ("jsonl", "csv", "tsv", "parquet"); None picks it from the suffix (a
+            further ".gz" is skipped: gzipped JSONL, CSV and TSV are read as they are, whatever their suffix).
         rejects_path: Optional JSONL file that receives one line per rejected record.
 
     Example:
@@ -50,8 +57,10 @@ def read_catalog(
         >>> products = list(stream); stream.counts, stream.rejects[:1]  # doctest: +SKIP
     """
     path = Path(path)
-    if not path.is_file():
-        raise CatalogError(f"catalog file {str(path)!r} does not exist; pass the path of a catalog file")
+    problem = path_problem(path)
+    if problem:  # a FIFO could not be read twice, /dev/zero never ends
+        raise CatalogError(f"catalog file {str(path)!r} {problem}; pass the path of a catalog file "
+                           "(JSONL, CSV or TSV, plain or gzipped, or Parquet)")  # fmt: skip
     read_rows = ROW_READERS[_format_of(path, fmt)]
     chosen = mapping or CANONICAL
     strict = mapping is not None
@@ -84,7 +93,7 @@ def read_jsonl_rows(path: Path, mapping: ColumnMapping | None = None, strict: bo
     """One raw row per non-blank line; a line that is not a JSON object, or whose mapped values nest deeper than
     `MAX_DEPTH` or hold a lone surrogate, becomes an error row."""
     columns = (mapping or CANONICAL).columns()
-    with path.open("rb") as lines:
+    with _opened(path) as lines:
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
@@ -106,22 +115,36 @@ def read_jsonl_rows(path: Path, mapping: ColumnMapping | None = None, strict: bo
 def read_csv_rows(
     path: Path, mapping: ColumnMapping | None = None, strict: bool = False, delimiter: str = ","
 ) -> Iterator[RawRow]:
-    """One raw row per CSV record, numbered by the file line it starts on (the header is line 1)."""
+    """One raw row per CSV record, numbered by the file line it starts on (the header is line 1). A quote left
+    open (its record runs on over later lines and breaks CSV's quoting) rejects its own line only: reading goes
+    on with the next line."""
     previous = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long descriptions exceed the 128 KiB default
     try:  # the limit is process-wide: it is put back when the file is done
-        with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:  # bad bytes: per row
-            reader = csv.reader(handle, delimiter=delimiter)
+        with _opened(path) as binary:
+            lines = _ReplayableLines(io.TextIOWrapper(binary, "utf-8-sig", "surrogateescape", newline=""))
+            reader = csv.reader(lines, delimiter=delimiter)  # bad bytes: per row
             try:
                 header = next(reader, None)
                 if header is None:
                     return
+                _check_unique(header, path)
                 if mapping is not None:
                     mapping.check_header(header, str(path), strict=strict)
-                start = reader.line_num + 1
+                start = 1 + len(lines.taken())  # the header's lines
                 for values in reader:
+                    record_lines = lines.taken()
+                    if _quote_left_open(record_lines, delimiter):
+                        lines.put_back(record_lines[1:])
+                        yield RawRow(str(path), start, error=RecordError(
+                            "(row)", _undecoded(record_lines[0].rstrip("\r\n")), "a quote opened on this line is "
+                            f"never closed properly (the row ran on to line {start + len(record_lines) - 1})",
+                            'close the quote, or double a quote inside a quoted field (""); the next line was '
+                            "read as a row of its own"))  # fmt: skip
+                        start += 1
+                        continue
                     if values:
-                        yield _csv_row(path, start, header, values)
-                    start = reader.line_num + 1
+                        yield _csv_row(path, start, header, values, len(record_lines))
+                    start += len(record_lines)
             except csv.Error as exc:
                 raise CatalogError(
                     f"{path}:{reader.line_num}: unreadable CSV ({exc}); fix the quoting on that line "
@@ -129,6 +152,66 @@ def read_csv_rows(
                 ) from exc
     finally:
         csv.field_size_limit(previous)
+
+
+class _ReplayableLines:
+    """The lines `csv.reader` reads, keeping those of the record being read, which can be put back to be read
+    again (after a quote left open swallowed them)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self._back: list[str] = []  # put back, the next one last
+        self._taken: list[str] = []
+
+    def __iter__(self) -> _ReplayableLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._back.pop() if self._back else next(self._lines)
+        self._taken.append(line)
+        return line
+
+    def taken(self) -> list[str]:
+        """The lines read since the last call."""
+        taken, self._taken = self._taken, []
+        return taken
+
+    def put_back(self, lines: list[str]) -> None:
+        self._back.extend(reversed(lines))
+
+
+def _quote_left_open(lines: list[str], delimiter: str) -> bool:
+    """True for a record over several lines that breaks CSV's quoting: its quote is never closed, or is closed
+    only by the opening quote of a later field (strict parsing refuses both)."""
+    if len(lines) < 2:
+        return False
+    try:
+        next(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error:
+        return True
+    return False
+
+
+def _check_unique(header: list[str], path: Path) -> None:
+    """Refuse a header that names a column twice: a record keeps only one of them."""
+    for name in dict.fromkeys(header):
+        if header.count(name) > 1:
+            raise CatalogError(f"{path}: column {name!r} appears {header.count(name)} times in the header; rename "
+                               "or remove the extra columns, a record can hold only one column of a name")  # fmt: skip
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[IO[bytes]]:
+    """The file's bytes, gunzipped when they start with gzip's magic number (whatever the suffix); corrupt or
+    cut gzip data is one CatalogError naming the file."""
+    with path.open("rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        try:
+            yield gzip.GzipFile(fileobj=raw) if compressed else raw
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise CatalogError(f"{path}: the gzip data is corrupt or cut short ({exc}); the records before it were "
+                               "read; compress the catalog again") from exc  # fmt: skip
 
 
 _UNDECODED = re.compile("[\udc80-\udcff]")
@@ -149,8 +232,13 @@ def read_parquet_rows(path: Path, mapping: ColumnMapping | None = None, strict: 
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        with path.open("rb") as raw:
+            if raw.read(2) == GZIP_MAGIC:
+                raise CatalogError(f"{path}: gzip-compressed Parquet cannot be read; decompress it (gunzip) first: "
+                                   "Parquet compresses its own pages") from exc  # fmt: skip
         raise CatalogError(f"{path}: not a readable Parquet file ({exc}); check the file or pass fmt") from exc
     names = parquet.schema_arrow.names
+    _check_unique(names, path)
     columns = None
     if mapping is not None:
         mapping.check_header(names, str(path), strict=strict)
@@ -242,7 +330,7 @@ def _format_of(path: Path, fmt: str | None) -> str:
         if fmt not in ROW_READERS:
             raise CatalogError(f"unknown catalog format {fmt!r}; valid formats are {sorted(ROW_READERS)}")
         return fmt
-    suffix = path.suffix.lower()
+    suffix = (Path(path.stem) if path.suffix.lower() == ".gz" else path).suffix.lower()
     if suffix not in SUFFIX_FORMATS:
         raise CatalogError(
             f"cannot tell the format of {str(path)!r} from its suffix {suffix!r}; "
@@ -251,14 +339,19 @@ def _format_of(path: Path, fmt: str | None) -> str:
     return SUFFIX_FORMATS[suffix]
 
 
-def _csv_row(path: Path, line: int, header: list[str], values: list[str]) -> RawRow:
+def _undecoded(text: str) -> str:
+    """Text read with surrogateescape, its bytes that were not UTF-8 shown as U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _csv_row(path: Path, line: int, header: list[str], values: list[str], lines: int) -> RawRow:
     if any(_UNDECODED.search(value) for value in values):  # bytes that were not UTF-8, kept by surrogateescape
-        text = ",".join(values).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         return RawRow(str(path), line, error=RecordError(
-            "(row)", text, "not UTF-8", "re-encode the file, e.g. `iconv -f latin1 -t utf-8`, or fix this row"))
+            "(row)", _undecoded(",".join(values)), "not UTF-8", "re-encode the file, e.g. `iconv -f latin1 -t utf-8`, or fix this row"))
     if len(values) != len(header):
+        spans = f" (the row spans lines {line}-{line + lines - 1})" if lines > 1 else ""
         return RawRow(str(path), line, error=RecordError(
-            "(row)", ",".join(values), f"row has {len(values)} fields, the header has {len(header)}",
+            "(row)", ",".join(values), f"row has {len(values)} fields, the header has {len(header)}{spans}",
             "quote fields that contain the delimiter, or fix the row's field count"))
     return RawRow(str(path), line, dict(zip(header, values, strict=True)))
 

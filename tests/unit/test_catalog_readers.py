@@ -1,6 +1,8 @@
 """Catalog readers: the three formats, column mappings, format choice and the canonical JSONL round trip."""
 
+import gzip
 import json
+import os
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -117,6 +119,50 @@ def test_unknown_format_lists_valid_ones(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(CatalogError, match=r"nope\.csv' does not exist"):
         read_catalog(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize(("path", "what"), [
+    ("folder", "is a directory"), ("fifo.jsonl", "is not a regular file"), ("/dev/zero", "is not a regular file")])
+def test_a_catalog_that_is_no_regular_file_says_what_it_is(tmp_path, path, what):
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    with pytest.raises(CatalogError, match=rf"catalog file '.*' {what}.*; pass the path of a catalog file"):
+        read_catalog(tmp_path / path)
+
+
+@pytest.mark.parametrize("name", ["catalog.jsonl.gz", "catalog.csv.gz", "catalog.jsonl"])
+def test_gzipped_catalogs_are_read_whatever_their_suffix(tmp_path, name):
+    text = ('{"id": "p1", "title": "Mug"}\n{"id": "p2", "title": "Plate"}\n' if ".jsonl" in name
+            else "id,title\np1,Mug\np2,Plate\n")  # fmt: skip
+    with gzip.open(tmp_path / name, "wt", encoding="utf-8") as out:
+        out.write(text)
+    stream = read_catalog(tmp_path / name)
+    assert [p.title for p in stream] == ["Mug", "Plate"] and stream.counts == ReadCounts(read=2, ok=2, rejected=0)
+
+
+def test_a_truncated_gzip_is_one_error_naming_the_file(tmp_path):
+    with gzip.open(tmp_path / "c.jsonl.gz", "wt", encoding="utf-8") as out:
+        out.writelines(f'{{"id": "p{i}", "title": "Product {i} {os.urandom(8).hex()}"}}\n' for i in range(2000))
+    (tmp_path / "c.jsonl.gz").write_bytes((tmp_path / "c.jsonl.gz").read_bytes()[:20_000])
+    with pytest.raises(CatalogError, match=r"c\.jsonl\.gz: the gzip data is corrupt or cut short .*the records before it were read"):
+        list(read_catalog(tmp_path / "c.jsonl.gz"))
+
+
+def test_a_gzipped_parquet_file_says_to_decompress_it(tmp_path):
+    pq.write_table(pa.table({"id": ["a"], "title": ["A"]}), tmp_path / "c.parquet")
+    (tmp_path / "c.parquet.gz").write_bytes(gzip.compress((tmp_path / "c.parquet").read_bytes()))
+    with pytest.raises(CatalogError, match=r"gzip-compressed.*decompress it"):
+        list(read_catalog(tmp_path / "c.parquet.gz"))
+
+
+def test_a_duplicate_column_name_is_refused_naming_it(tmp_path):
+    (tmp_path / "c.csv").write_text("id,title,price,price\na,Mug,3,4\n", encoding="utf-8")
+    pq.write_table(pa.Table.from_arrays([pa.array(["a"]), pa.array(["A"]), pa.array(["B"])],
+                                        names=["id", "title", "title"]), tmp_path / "c.parquet")  # fmt: skip
+    with pytest.raises(CatalogError, match=r"c\.csv: column 'price' appears 2 times in the header; rename"):
+        list(read_catalog(tmp_path / "c.csv"))
+    with pytest.raises(CatalogError, match=r"c\.parquet: column 'title' appears 2 times"):
+        list(read_catalog(tmp_path / "c.parquet"))
 
 
 def test_explicit_mapping_must_name_existing_columns(tmp_path):

@@ -128,3 +128,34 @@ def test_a_line_too_deep_or_too_long_to_parse_is_a_reject(tmp_path, line):
     assert [p.id for p in stream] == ["a", "z"]
     (reject,) = stream.rejects
     assert reject.line == 2 and reject.reason and reject.fix and len(reject.value) <= 80
+
+
+def _shop_csv(tmp_path: Path, rows: dict[int, str], count: int = 300) -> Path:
+    """Header and `count` rows `p<line>,Product <line>,<line>`, with `rows` replacing the rows of some lines."""
+    lines = ["id,title,price"] + [rows.get(line, f"p{line},Product {line},{line}") for line in range(2, count + 2)]
+    path = tmp_path / "shop.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("closing", [
+    {298: 'p298,"Lamp, large",298'},  # a later quoted field would close it
+    {},  # nothing closes it before the end of the file
+])
+def test_an_unclosed_quote_rejects_its_line_and_reading_resumes_on_the_next(tmp_path, closing):
+    path = _shop_csv(tmp_path, {281: 'p281,"Mug,281', **closing})
+    stream = read_catalog(path)
+    ids = [p.id for p in stream]
+    assert len(ids) == 299 and "p281" not in ids and {"p282", "p298", "p301"} <= set(ids)
+    assert stream.counts == ReadCounts(read=300, ok=299, rejected=1)
+    (reject,) = stream.rejects
+    assert (reject.line, reject.field, reject.value) == (281, "(row)", 'p281,"Mug,281')
+    assert "quote" in reject.reason and "next line" in reject.fix
+
+
+def test_a_long_record_with_too_many_fields_names_the_lines_it_spans(tmp_path):
+    path = _shop_csv(tmp_path, {5: 'p5,"Mug', 6: 'with handle",5,extra'}, count=6)
+    stream = read_catalog(path)
+    assert [p.id for p in stream] == ["p2", "p3", "p4", "p7"]
+    (reject,) = stream.rejects
+    assert reject.line == 5 and reject.reason == "row has 4 fields, the header has 3 (the row spans lines 5-6)"

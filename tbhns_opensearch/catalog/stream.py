@@ -24,8 +24,11 @@ def excerpt(value: Any) -> str:
     Example:
         >>> excerpt("x" * 100)[-3:]
         '...'
+        >>> excerpt("a\\ud83d")
+        'a\\\\ud83d'
     """
     text = value if isinstance(value, str) else repr(value)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate prints as \ud83d
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
 
 
@@ -80,6 +83,9 @@ class Reject:
         return f"{self.source}:{self.line}: {self.field}={self.value!r}: {self.reason} ({self.fix})"
 
 
+REJECT_FIELDS = frozenset(Reject.__dataclass_fields__)
+
+
 @dataclass(frozen=True)
 class ReadCounts:
     """Records read, products produced and records rejected; `read == ok + rejected`."""
@@ -93,7 +99,9 @@ class CatalogStream:
     """Products from one source, read lazily; `rejects` and `counts` are complete once iteration ends.
 
     Each iteration re-reads the source from the start and resets `rejects` and `counts`. When
-    `rejects_path` is set, every reject is also appended to that JSONL file (rewritten per iteration).
+    `rejects_path` is set, every reject is also written to that JSONL file (rewritten per iteration, created at
+    the first reject). A file already there is only ever replaced when it is a rejects file itself
+    (`check_rejects_path`): never a catalog or anything else the stream did not write.
 
     Args:
         rows: Factory of raw rows (called once per iteration).
@@ -123,7 +131,9 @@ class CatalogStream:
         self.rejects = []
         self.counts = ReadCounts()
         first_seen: dict[str, str] = {}
-        rejects_file = _open_rejects(self.rejects_path)
+        if self.rejects_path is not None:
+            check_rejects_path(self.rejects_path)
+        rejects_file: TextIO | None = None
         try:
             for row in self._rows():
                 try:
@@ -132,8 +142,9 @@ class CatalogStream:
                     reject = Reject(row.source, row.line, error.field, error.value, error.reason, error.fix)
                     self.rejects.append(reject)
                     self.counts = replace(self.counts, read=self.counts.read + 1, rejected=self.counts.rejected + 1)
-                    if rejects_file is not None:
-                        rejects_file.write(json.dumps(reject.to_dict(), ensure_ascii=False) + "\n")
+                    if self.rejects_path is not None:
+                        rejects_file = rejects_file or _open_rejects(self.rejects_path)
+                        _write_reject(rejects_file, reject, self.rejects_path)
                     continue
                 self.counts = replace(self.counts, read=self.counts.read + 1, ok=self.counts.ok + 1)
                 yield product
@@ -156,13 +167,47 @@ class CatalogStream:
         return product
 
 
-def _open_rejects(path: Path | None) -> TextIO | None:
-    if path is None:
-        return None
+def check_rejects_path(path: Path) -> None:
+    """Refuse a rejects path that holds anything but an earlier rejects file: a catalog, a directory, any other
+    file of the user's (replacing it would lose it).
+
+    Example:
+        >>> check_rejects_path(Path("/nonexistent/new.rejects.jsonl"))  # a new file is fine
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_file():
+        raise CatalogError(f"the rejects path {str(path)!r} exists and is not a regular file; pass a new file with --rejects")
+    if not is_rejects_file(path):
+        raise CatalogError(f"the rejects path {str(path)!r} exists and is not a rejects file (it would be overwritten); "
+                           "pass a new file with --rejects")  # fmt: skip
+
+
+def is_rejects_file(path: Path) -> bool:
+    """True when `path`'s first line is a reject as `CatalogStream` writes it (so the stream may replace it)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            first = handle.readline(64 * 1024)
+        record = json.loads(first)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(record, dict) and set(record) == REJECT_FIELDS
+
+
+def _open_rejects(path: Path) -> TextIO:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.open("w", encoding="utf-8")
     except OSError as exc:
         raise CatalogError(
-            f"cannot write the rejects file {str(path)!r}: {exc}; pass a writable rejects path"
+            f"cannot write the rejects file {str(path)!r}: {exc.strerror or exc}; pass a writable rejects path"
         ) from exc
+
+
+def _write_reject(handle: TextIO, reject: Reject, path: Path) -> None:
+    try:
+        handle.write(json.dumps(reject.to_dict(), ensure_ascii=False) + "\n")
+        handle.flush()
+    except OSError as exc:  # a full disk: say so in one line
+        raise CatalogError(f"cannot write the rejects file {str(path)!r}: {exc.strerror or exc}; "
+                           "free space there or pass another path with --rejects") from exc

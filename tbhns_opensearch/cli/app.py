@@ -23,22 +23,27 @@ BATCH_SIZE_HELP = "texts per encoder batch [default: 128 for torch-bf16, else 32
 
 
 EXIT_CODES = """Exit codes: 0 done (all records indexed), 1 some records rejected, 2 bad usage or input,
-3 the cluster failed or could not be reached."""
+3 the cluster failed or could not be reached, 130 interrupted (Ctrl-C)."""
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def main() -> None:
     """Entry point: every failure is one line on stderr, never a traceback, with the exit code of `EXIT_CODES`."""
-    from opensearchpy.exceptions import (
-        ImproperlyConfigured,
-        OpenSearchException,
-        TransportError,
-    )
+    from opensearchpy.exceptions import ImproperlyConfigured, OpenSearchException
 
     try:
-        cli(standalone_mode=True)
+        cli(standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # bad usage: click's own message and exit code 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("interrupted: nothing half-done was published; rerun the command to finish", err=True)
+        sys.exit(INTERRUPTED)
     except TbhnsError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(3 if isinstance(exc, ClusterError) or isinstance(exc.__cause__, TransportError) else 2)
+        sys.exit(3 if isinstance(exc, ClusterError) or isinstance(exc.__cause__, OpenSearchException) else 2)
     except ImproperlyConfigured as exc:
         click.echo(f"error: the OpenSearch settings are invalid ({exc}); check the OPENSEARCH_* variables", err=True)
         sys.exit(2)

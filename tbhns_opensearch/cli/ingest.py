@@ -44,6 +44,7 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
     """Read CATALOG (JSONL, CSV, Parquet), encode products and bulk-write them behind the alias."""
     from tbhns_opensearch.catalog import ColumnMapping, read_catalog
     from tbhns_opensearch.catalog.adapters import read_dataset
+    from tbhns_opensearch.catalog.stream import check_rejects_path
     from tbhns_opensearch.cluster import make_client
     from tbhns_opensearch.encoder import Encoder
     from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
@@ -52,6 +53,7 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
     if (catalog is None) == (dataset is None):
         raise click.UsageError("give either a CATALOG file or --dataset NAME")
     rejects = rejects or Path(f"{catalog or dataset}.rejects.jsonl")
+    check_rejects_path(rejects)  # refused before any index is made: never a file the command did not write
     if dataset:
         stream = read_dataset(dataset, data_dir, rejects_path=rejects)
     else:

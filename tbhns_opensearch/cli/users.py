@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
                  half_life: float, min_history: int, port: int, as_json: bool) -> None:  # fmt: skip
     """Compute user vectors from HISTORY (CSV/JSONL: user_id, product_id, event, timestamp) and store them."""
     from tbhns_opensearch.catalog import read_catalog
+    from tbhns_opensearch.catalog.stream import excerpt
     from tbhns_opensearch.cluster import make_client
     from tbhns_opensearch.encoder import Encoder
     from tbhns_opensearch.users.events import read_history
@@ -41,7 +43,7 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
         PersonalizationConfig,
     )
     from tbhns_opensearch.users.sources import SimulationConfig, simulate_users
-    from tbhns_opensearch.users.store import UsersIngestConfig
+    from tbhns_opensearch.users.store import MAX_ID_BYTES, UsersIngestConfig
     from tbhns_opensearch.users.store import ingest_users as run_ingest
 
     if (history is None) == (simulate is None):
@@ -63,9 +65,16 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
         events = read_history(history)
     config = UsersIngestConfig(alias, users_index, PersonalizationConfig(weights, half_life, min_history))
     product_encoder = Encoder(encoder, device=device, backend=backend, bulk=True) if catalog else None
-    summary = run_ingest(make_client(cluster_for(port)), events, config, products, product_encoder)
-    report = {**asdict(summary), "source": "simulated" if simulate is not None else "real"}
+    # never start an empty node: it holds no product vectors to build users from
+    summary = run_ingest(make_client(cluster_for(port, start=False)), events, config, products, product_encoder)
+    report = {**asdict(summary), "rejected_users": len(summary.rejected_users),
+              "source": "simulated" if simulate is not None else "real"}  # fmt: skip
     click.echo(json.dumps(report, indent=2) if as_json else " ".join(f"{key}={value}" for key, value in report.items()))
     if summary.missing_products:
         click.echo(f"{summary.missing_products} products of the history have no vector in {alias}"
                    + ("" if catalog else "; pass --catalog to encode them"), err=True)  # fmt: skip
+    for user_id in summary.rejected_users[:20]:
+        click.echo(f"rejected user {excerpt(user_id)!r}: its id is {len(user_id.encode('utf-8', 'surrogatepass'))} "
+                   f"bytes, OpenSearch ids hold at most {MAX_ID_BYTES}; shorten it (e.g. a hash)", err=True)  # fmt: skip
+    if summary.rejected_users:
+        sys.exit(1)

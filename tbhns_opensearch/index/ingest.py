@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from opensearchpy import OpenSearch, helpers
-from opensearchpy.exceptions import TransportError
+from opensearchpy.exceptions import OpenSearchException, TransportError
 from tqdm import tqdm
 
 from tbhns_opensearch.catalog.product import Product
@@ -86,42 +86,87 @@ def ingest_products(
                           f"but the index would use {index_config.space_type!r}; pass --space-type {trained_for}")  # fmt: skip
     if index_config.dimension != encoder.dimension:
         index_config = IndexConfig(**{**index_config.__dict__, "dimension": encoder.dimension})
-    index, fresh, unmapped = _target_index(client, index_config, config.rebuild)
+    previous = alias_targets(client, index_config.alias)
+    index, fresh, unmapped = _target_index(client, index_config, config.rebuild, previous)
     summary = IngestSummary(index=index, backend=f"pipeline {config.pipeline}" if config.pipeline else encoder.backend)
-    digest = CatalogDigest()
     started = time.perf_counter()
-    client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})  # fewer, larger segments
-    chunks: queue.Queue[Any] = queue.Queue(maxsize=4)
-    errors: list[TransportError] = []
-    writer = threading.Thread(target=_write, args=(client, index, chunks, config, summary, errors), daemon=True)
-    writer.start()
+    if fresh:
+        aftermath = f"{index} is deleted and " + (f"alias {index_config.alias} still points at {', '.join(previous)}"
+                                                  if previous else f"no alias {index_config.alias} was made")  # fmt: skip
+    else:
+        aftermath = f"the documents written stay in {index}, and a rerun overwrites them by product id"
     try:
-        for batch in _batched(products, config.encode_chunk):
-            digest.add(batch)
-            chunks.put(_documents(batch, encoder, config.pipeline, unmapped))
-            summary.read += len(batch)
-            if not writer.is_alive():
-                break
-    finally:
-        chunks.put(_DONE)
-        writer.join()
-        if not errors:  # after a transport failure the cluster is likely gone: keep its error, not this one
-            client.indices.put_settings(index=index, body={"index": {"refresh_interval": None}})  # the template's
-    where = "the alias still points at the previous index" if fresh else "the written documents stay"
-    if errors:
-        raise IngestError(f"bulk writing to {index} failed after {summary.indexed} documents: {errors[0]}; "
-                          f"{where}, and a rerun overwrites by product id", summary.failures) from errors[0]  # fmt: skip
-    client.indices.refresh(index=index)
-    if fresh and not summary.indexed:
-        client.indices.delete(index=index)
-        raise IngestError(f"no product was indexed ({summary.read} read, {len(summary.failures)} refused); "
-                          f"{where}: a catalog without products never replaces one", summary.failures)  # fmt: skip
+        fingerprint = _fill(client, index, products, encoder, config, summary, fresh, unmapped, aftermath)
+    except BaseException:  # Ctrl-C included
+        if fresh:  # made by this run and served by nothing: never left behind half-written
+            _discard(client, index)
+        raise
     # a fresh index holds exactly this catalog; one written into again holds a mix, which no catalog matches
-    client.indices.put_mapping(index=index, body={"_meta": {FINGERPRINT: digest.hexdigest() if fresh else None}})
+    client.indices.put_mapping(index=index, body={"_meta": {FINGERPRINT: fingerprint if fresh else None}})
     if fresh:  # the alias moves only onto a complete, refreshed index
         swap_alias(client, index_config.alias, index, delete_previous=not config.keep_previous)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _fill(
+    client: OpenSearch,
+    index: str,
+    products: Iterable[Product],
+    encoder: Encoder,
+    config: IngestConfig,
+    summary: IngestSummary,
+    fresh: bool,
+    unmapped: frozenset[str],
+    aftermath: str,
+) -> str:
+    """Encode `products` while a writer thread bulk-writes them into `index`, stopping at the writer's first
+    failure (then IngestError, ending with `aftermath`); return the catalog's fingerprint."""
+    digest = CatalogDigest()
+    # A fresh index is served by nothing yet: refresh off until it is complete. A live index keeps the template's
+    # refresh (and gets it back where a killed run of an older version left it off), so writes become visible.
+    client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1" if fresh else None}})
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=4)
+    errors: list[BaseException] = []
+    writer = threading.Thread(target=_write, args=(client, index, chunks, config, summary, errors), daemon=True)
+    writer.start()
+    try:
+        for batch in _batched(products, config.encode_chunk):
+            if errors:  # the writer failed: whatever is encoded now would be thrown away
+                break
+            digest.add(batch)
+            chunks.put(_documents(batch, encoder, config.pipeline, unmapped))
+            summary.read += len(batch)
+    finally:
+        chunks.put(_DONE)
+        writer.join()
+    if errors:
+        raise IngestError(f"bulk writing to {index} failed after {summary.indexed} documents: "
+                          f"{_describe(errors[0])}; {aftermath}", summary.failures) from errors[0]  # fmt: skip
+    client.indices.put_settings(index=index, body={"index": {"refresh_interval": None}})  # the template's
+    client.indices.refresh(index=index)
+    if fresh and not summary.indexed:
+        raise IngestError(f"no product was indexed ({summary.read} read, {len(summary.failures)} refused): "
+                          f"a catalog without products never replaces one; {aftermath}", summary.failures)  # fmt: skip
+    return digest.hexdigest()
+
+
+def _discard(client: OpenSearch, index: str) -> None:
+    """Delete the half-written `index` when the cluster still answers; else the next new index deletes it."""
+    try:
+        client.indices.delete(index=index, ignore_unavailable=True)
+    except OpenSearchException:
+        pass
+
+
+def _describe(error: BaseException) -> str:
+    """One line for a writer failure: a cluster error's type and status, never its URL or a traceback."""
+    if isinstance(error, IngestError):
+        return str(error)
+    status = getattr(error, "status_code", None)
+    kind = f"{type(error).__name__}{f' {status}' if isinstance(status, int) else ''}"
+    detail = getattr(error, "error", None) if isinstance(error, TransportError) else None
+    return f"{kind} ({detail})" if isinstance(detail, str) and detail != kind else kind
 
 
 def _documents(
@@ -149,10 +194,12 @@ def stored_fingerprint(client: OpenSearch, alias: str) -> str | None:
     return mapping.get("_meta", {}).get(FINGERPRINT)
 
 
-def _target_index(client: OpenSearch, index_config: IndexConfig, rebuild: bool) -> tuple[str, bool, frozenset[str]]:
-    """The index to write into, whether it was created for this ingest, and the fields of today's documents that
-    its mapping lacks (an index made by an older template keeps its own layout until `--rebuild`)."""
-    targets = alias_targets(client, index_config.alias)
+def _target_index(
+    client: OpenSearch, index_config: IndexConfig, rebuild: bool, targets: list[str]
+) -> tuple[str, bool, frozenset[str]]:
+    """The index to write into (of the alias's `targets`, or a new one), whether it was created for this ingest,
+    and the fields of today's documents that its mapping lacks (an index made by an older template keeps its
+    own layout until `--rebuild`)."""
     if rebuild or not targets:
         _delete_orphans(client, index_config.alias, keep=targets)
         return create_index(client, index_config), True, frozenset()
@@ -183,8 +230,10 @@ def _write(
     chunks: queue.Queue[Any],
     config: IngestConfig,
     summary: IngestSummary,
-    errors: list[TransportError],
+    errors: list[BaseException],
 ) -> None:
+    """Bulk-write the queued chunks; the first failure of the cluster (a transport error, an answer that is no
+    bulk response, an item refused for the cluster's sake) goes into `errors` and ends the writing."""
     done = threading.Event()  # the end marker was taken from the queue
 
     def actions() -> Iterator[dict[str, Any]]:
@@ -211,13 +260,36 @@ def _write(
                 result = item.get("index", item)
                 failure = {"id": result.get("_id"), "status": result.get("status"), "error": result.get("error")}
                 summary.failures.append(failure)
+                if _cluster_refused(failure):
+                    errors.append(IngestError(f"the cluster refused document {failure['id']!r} with status "
+                                              f"{failure['status']} ({_error_type(failure)})"))  # fmt: skip
+                    break
             bar.update(1)
-    except TransportError as exc:
+    except Exception as exc:  # whatever stopped the writer stops the ingest: nothing half-written is published
         errors.append(exc)
-        while not done.is_set() and chunks.get() is not _DONE:  # drain so the encoder is never blocked
-            pass
     finally:
         bar.close()
+        while not done.is_set() and chunks.get() is not _DONE:  # drain so the encoder is never blocked
+            pass
+
+
+def _error_type(failure: dict[str, Any]) -> str:
+    error = failure.get("error")
+    return str(error.get("type")) if isinstance(error, dict) else str(error)
+
+
+def _cluster_refused(failure: dict[str, Any]) -> bool:
+    """A bulk item refused for the cluster's sake (a block such as a full disk's read-only index, rejected
+    execution after the retries, a server error), not for the document's: every later item would fail too.
+
+    Example:
+        >>> _cluster_refused({"status": 429, "error": {"type": "cluster_block_exception"}})
+        True
+        >>> _cluster_refused({"status": 400, "error": {"type": "mapper_parsing_exception"}})
+        False
+    """
+    status = failure.get("status")
+    return (isinstance(status, int) and (status == 429 or status >= 500)) or _error_type(failure) == "cluster_block_exception"
 
 
 def _batched(items: Iterable[Product], size: int) -> Iterator[list[Product]]:

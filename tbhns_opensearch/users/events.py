@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,9 @@ class UserEvent:
             raise PersonalizationError(f"event source {self.source!r} is unknown; use one of {', '.join(USER_SOURCES)}")
         if not self.user_id or not self.product_id:
             raise PersonalizationError(f"event {self!r} needs a user_id and a product_id")
+        if not math.isfinite(self.timestamp):
+            raise PersonalizationError(f"event of user {self.user_id!r} has timestamp {self.timestamp!r}; "
+                                       "give a finite number or an ISO 8601 date")  # fmt: skip
 
 
 def read_history(path: str | Path) -> list[UserEvent]:
@@ -58,7 +62,17 @@ def read_history(path: str | Path) -> list[UserEvent]:
         records = _csv_records(path)
     else:
         raise PersonalizationError(f"history file {path.name!r} must end in .csv or .jsonl")
-    return [_event(record, path, line) for line, record in records]
+    events: list[UserEvent] = []
+    line = 0
+    try:
+        for line, record in records:
+            events.append(_event(record, path, line))
+    except UnicodeDecodeError as exc:
+        raise PersonalizationError(f"{path}: byte 0x{exc.object[exc.start]:02x} after line {line} is not UTF-8; "
+                                   "save the history as UTF-8") from exc  # fmt: skip
+    except csv.Error as exc:
+        raise PersonalizationError(f"{path}:{line + 1}: not CSV ({exc}); fix the line or save the file as CSV") from exc
+    return events
 
 
 def _jsonl_records(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
@@ -69,6 +83,8 @@ def _jsonl_records(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
                     yield number, json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise PersonalizationError(f"{path}:{number}: not a JSON object ({exc.msg}); fix or drop the line") from exc
+                except RecursionError as exc:
+                    raise PersonalizationError(f"{path}:{number}: JSON nested too deep; fix or drop the line") from exc
 
 
 def _csv_records(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
@@ -95,9 +111,14 @@ def _event(record: object, path: Path, line: int) -> UserEvent:
 
 def _timestamp(value: object, path: Path, line: int) -> float:
     try:
-        return float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         pass
+    else:
+        if not math.isfinite(number):
+            raise PersonalizationError(f"{path}:{line}: timestamp {value!r} is not a finite number; "
+                                       "give epoch seconds, an order number or an ISO 8601 date")  # fmt: skip
+        return number
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError as exc:

@@ -36,6 +36,8 @@ from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, build_user_profiles
 
 VECTOR_CHUNK = 500
+MAX_ID_BYTES = 512  # OpenSearch refuses a longer document _id (and with it the whole bulk request)
+USERS_KIND = "tbhns-users"  # `_meta.kind` of every users index this module made
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class UsersSummary:
     events: int = 0
     users: int = 0  # profiles written
     below_min_history: int = 0  # written, but searches for them fall back to the plain query
+    rejected_users: list[str] = field(default_factory=list)  # not written: ids longer than OpenSearch holds
     missing_products: int = 0  # product ids with no vector in the index nor in the catalog given
     encoded_products: int = 0  # products encoded from the catalog because the index lacked them
     seconds: float = 0.0
@@ -100,11 +103,17 @@ def profile_from_document(source: Mapping[str, Any]) -> UserProfile:
 
 def ensure_users_index(client: OpenSearch, name: str) -> bool:
     """Create the users index `name` from `index_templates/users.json` unless it exists; True if created. An
-    existing index gets the template's fields it lacks (a field is only ever added, so this is always safe)."""
+    existing index must be one `ingest_users` made (never a product index or an alias: user documents would
+    overwrite products by id); it gets the template's fields it lacks (only ever added, so always safe)."""
     template = load_template("users")
+    if client.indices.exists_alias(name=name):
+        raise IngestError(f"--users-index {name} is an alias (of {', '.join(sorted(client.indices.get_alias(name=name)))}), "
+                          "not a users index; pass a name of its own, e.g. --users-index users")  # fmt: skip
     if client.indices.exists(index=name):
+        _check_users_index(client, name, template)
         try:
-            client.indices.put_mapping(index=name, body={"properties": template["mappings"]["properties"]})
+            client.indices.put_mapping(index=name, body={"_meta": template["mappings"]["_meta"],
+                                                         "properties": template["mappings"]["properties"]})  # fmt: skip
         except TransportError as exc:
             raise IngestError(f"users index {name} does not take the users template's fields ({exc.info or exc}); "
                               "write the users to a new index (--users-index) or delete this one") from exc
@@ -116,6 +125,18 @@ def ensure_users_index(client: OpenSearch, name: str) -> bool:
             return False
         raise IngestError(f"cannot create users index {name}: {exc.info or exc}") from exc
     return True
+
+
+def _check_users_index(client: OpenSearch, name: str, template: dict[str, Any]) -> None:
+    """Refuse an existing index that `ingest_users` did not make: marked so, or (made before the mark) with
+    only the users template's fields."""
+    mapping = client.indices.get_mapping(index=name)[name]["mappings"]
+    fields = set(mapping.get("properties", {}))
+    marked = mapping.get("_meta", {}).get("kind") == USERS_KIND
+    if not marked and not ("user_id" in fields and fields <= set(template["mappings"]["properties"])):
+        raise IngestError(f"index {name} was not made by `tbhns ingest-users` (its fields: "
+                          f"{', '.join(sorted(fields)[:8]) or 'none'}); writing users there would mix them with its "
+                          "documents: pass a users index of its own, e.g. --users-index users")  # fmt: skip
 
 
 def get_user_profile(client: OpenSearch, users_index: str, user_id: str) -> UserProfile | None:
@@ -198,7 +219,8 @@ def fetch_product_vectors(client: OpenSearch, alias: str, product_ids: Iterable[
 
 
 def write_user_profiles(client: OpenSearch, users_index: str, profiles: Iterable[UserProfile]) -> int:
-    """Bulk-write profiles (overwriting by user id) and refresh; every failed document is in the IngestError."""
+    """Bulk-write profiles (overwriting by user id) and refresh; every failed document is in the IngestError.
+    Every id must fit OpenSearch's (`storable_user_id`)."""
     ensure_users_index(client, users_index)
     updated = datetime.now(timezone.utc)
     actions = ({"_index": users_index, "_id": profile.user_id, "_source": user_document(profile, updated)}
@@ -227,6 +249,7 @@ def ingest_users(
         encoder: The encoder the product index was built with.
     """
     started = time.perf_counter()
+    ensure_users_index(client, config.users_index)  # a wrong index is refused before any work
     events = list(events)
     wanted = {event.product_id for event in events}
     vectors = fetch_product_vectors(client, config.product_alias, wanted)
@@ -235,7 +258,9 @@ def ingest_users(
     if to_encode:
         encoded = encoder.encode([product.text_for_embedding() for product in to_encode])  # (n, dim)
         vectors.update({product.id: vector for product, vector in zip(to_encode, encoded)})
-    profiles = build_user_profiles(events, vectors, config.personalization)
+    rejected = sorted({event.user_id for event in events if not storable_user_id(event.user_id)})
+    profiles = build_user_profiles([event for event in events if storable_user_id(event.user_id)], vectors,
+                                   config.personalization)  # fmt: skip
     written = write_user_profiles(client, config.users_index, profiles.values())
     min_history = config.personalization.min_history
     return UsersSummary(
@@ -245,5 +270,16 @@ def ingest_users(
         below_min_history=sum(profile.event_count < min_history for profile in profiles.values()),
         missing_products=len(missing) - len(to_encode),
         encoded_products=len(to_encode),
+        rejected_users=rejected,
         seconds=time.perf_counter() - started,
     )
+
+
+def storable_user_id(user_id: str) -> bool:
+    """Whether OpenSearch takes `user_id` as a document id (at most 512 UTF-8 bytes).
+
+    Example:
+        >>> storable_user_id("ann@example.com"), storable_user_id("x" * 513)
+        (True, False)
+    """
+    return len(user_id.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES

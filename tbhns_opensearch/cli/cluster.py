@@ -69,6 +69,9 @@ def opensearch_stop(port: int, data_dir: Path | None, nodes: int) -> None:
         click.echo(f"stopped {stopped} of {nodes} nodes")
         return
     node = _node(port, data_dir)
+    if (stale := node.stale_pid()) is not None:
+        click.echo(f"the pid file {node.pid_file} was stale: pid {stale} is not an OpenSearch node of "
+                   f"{node.config.node_dir}; removed the file and left that process alone")  # fmt: skip
     click.echo("stopped" if node.stop() else f"no local node running from {node.config.node_dir}")
 
 

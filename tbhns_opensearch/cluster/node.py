@@ -105,18 +105,44 @@ class LocalNode:
 
     @property
     def log_file(self) -> Path:
-        return self.config.node_dir / "logs" / "opensearch.log"
+        """The server log: OpenSearch names it after the cluster."""
+        return self.config.node_dir / "logs" / f"{CLUSTER_NAME}.log"
 
     def pid(self) -> int | None:
         """The pid of a running node started from this node dir; else of the tbhns node that answers on this
         port (started with another data dir, or whose pid file is gone); else None. A cluster of anyone
-        else's on the port is never reported."""
+        else's on the port, or a process the pid file names that is not this node, is never reported."""
+        recorded = self._recorded_pid()
+        if recorded is not None and self._is_this_node(recorded):
+            return recorded
+        return self._answering_pid()
+
+    def stale_pid(self) -> int | None:
+        """The pid in the pid file when it names no process of this node (the node died and the pid may now
+        be anyone's); None when there is no pid file or it is current."""
+        recorded = self._recorded_pid()
+        return recorded if recorded is not None and not self._is_this_node(recorded) else None
+
+    def _recorded_pid(self) -> int | None:
         try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-            return self._answering_pid()
+            return int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _is_this_node(self, pid: int) -> bool:
+        """Whether `pid` is this node dir's OpenSearch: on Linux, its command line runs OpenSearch with this
+        node's config dir (`start` passes it in OPENSEARCH_PATH_CONF); elsewhere, the node on the port reports it."""
+        if not Path("/proc/self").is_dir():
+            return self._answering_pid() == pid
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # gone, or not ours to inspect
+            return False
+        runs_opensearch = any(arg == b"org.opensearch.bootstrap.OpenSearch" or arg.endswith(b"/bin/opensearch")
+                              for arg in args)  # the java process, or the script just before it execs java
+        config_dirs = [entry.partition("=")[2] for entry in environ if entry.startswith("OPENSEARCH_PATH_CONF=")]
+        return runs_opensearch and [Path(d).resolve() for d in config_dirs] == [(self.config.node_dir / "config").resolve()]
 
     def _answering_pid(self) -> int | None:
         answer = self._get("/_nodes/_local/process")
@@ -180,17 +206,19 @@ class LocalNode:
         return time.monotonic() - began
 
     def stop(self, timeout_s: float = 60.0) -> bool:
-        """Stop the node cleanly (SIGTERM, then SIGKILL after `timeout_s`); False when none was running."""
+        """Stop the node cleanly (SIGTERM, then SIGKILL after `timeout_s`); False when none was running. A stale
+        pid file (`stale_pid`) is removed and the process it names is left alone."""
         pid = self.pid()
         if pid is None:
+            self.pid_file.unlink(missing_ok=True)
             return False
-        group = os.getpgid(pid)
-        os.killpg(group, signal.SIGTERM)
+        kill = os.killpg if os.getpgid(pid) == pid else os.kill  # `start` makes the node a group leader
+        kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.2)
         if _alive(pid):
-            os.killpg(group, signal.SIGKILL)
+            kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
 

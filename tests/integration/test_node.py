@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from click.testing import CliRunner
 
+from tbhns_opensearch.cli import cli
 from tbhns_opensearch.cluster import LocalNode, NodeConfig, cluster_capabilities
 from tbhns_opensearch.errors import ClusterError
 
@@ -36,3 +42,30 @@ def test_second_node_on_a_used_port_fails_with_a_clear_message(tmp_path) -> None
 
 def test_stop_without_a_running_node_says_so(tmp_path) -> None:
     assert LocalNode(NodeConfig(http_port=9299, data_dir=tmp_path)).stop() is False
+
+
+def test_stop_with_a_stale_pid_file_leaves_that_process_alone(tmp_path) -> None:
+    stranger = subprocess.Popen(["sleep", "600"], start_new_session=True)  # a process group of its own
+    try:
+        (tmp_path / "node.pid").write_text(str(stranger.pid))
+        result = CliRunner().invoke(cli, ["opensearch", "stop", "--port", "9299", "--data-dir", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        time.sleep(0.5)
+        assert stranger.poll() is None, "stop killed a process that is no OpenSearch node"
+        assert f"pid {stranger.pid} is not an OpenSearch node of {tmp_path}; removed the file" in result.output
+        assert "stopped" not in result.output
+        assert not (tmp_path / "node.pid").exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_the_session_node_is_known_by_its_pid_file_and_names_its_real_log(os_client, opensearch_config) -> None:
+    settings = next(iter(os_client.nodes.info(node_id="_local", metric="settings")["nodes"].values()))["settings"]
+    node_dir = Path(settings["path"]["logs"]).parent
+    if not (node_dir / "node.pid").exists():
+        pytest.skip(f"the cluster at {opensearch_config.redacted_url()} was not started by this suite")
+    node = LocalNode(NodeConfig(http_port=urlsplit(opensearch_config.url).port or 9200, data_dir=node_dir))
+    assert node.stale_pid() is None
+    assert node.pid() == int((node_dir / "node.pid").read_text())
+    assert node.log_file.exists(), node.log_file

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -155,3 +156,27 @@ def cluster_capabilities(client: OpenSearch) -> ClusterCapabilities:
         entry["name"] for node in nodes.values() for entry in node.get("plugins", []) + node.get("modules", [])
     }
     return ClusterCapabilities(version=info["version"]["number"], plugins=frozenset(names))
+
+
+NATIVE_KNN_ENGINES = ("faiss", "nmslib")
+"""k-NN engines in JNI libraries (`<home>/plugins/opensearch-knn/lib/libopensearchknn_<engine>*`); lucene is Java."""
+
+
+def knn_engine_gap(client: OpenSearch, engine: str) -> str | None:
+    """Why the cluster cannot run k-NN `engine`, or None. A node lacking the engine's native library dies (its
+    JVM, not the request) on the first segment of an index using it, and again on each restart; the k-NN zip on
+    Maven Central, which the self-started node runs, has no native library. A node whose home is not on this
+    machine (a remote cluster, a container) cannot be inspected and is trusted to have them, as distributions do.
+
+    Example:
+        >>> knn_engine_gap(client, "faiss")  # doctest: +SKIP
+        "node tbhns-node's k-NN plugin (/var/cache/.../plugins/opensearch-knn) has no faiss native library"
+    """
+    if engine not in NATIVE_KNN_ENGINES:
+        return None
+    nodes = client.nodes.info(metric="settings", filter_path="nodes.*.name,nodes.*.settings.path.home")["nodes"]
+    for node in nodes.values():
+        plugin = Path(node["settings"]["path"]["home"]) / "plugins" / "opensearch-knn"
+        if plugin.is_dir() and not any((plugin / "lib").glob(f"libopensearchknn_{engine}*")):
+            return f"node {node['name']}'s k-NN plugin ({plugin}) has no {engine} native library"
+    return None

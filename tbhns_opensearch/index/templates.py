@@ -18,6 +18,7 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
+from tbhns_opensearch.cluster.connection import knn_engine_gap
 from tbhns_opensearch.errors import TemplateError
 
 TEMPLATE_DIR = Path(os.environ.get("TBHNS_TEMPLATE_DIR", str(resources.files("tbhns_opensearch.resources") / "index_templates")))
@@ -134,7 +135,11 @@ def alias_targets(client: OpenSearch, alias: str) -> list[str]:
 
 
 def create_index(client: OpenSearch, config: IndexConfig) -> str:
-    """Create a fresh `<alias>-<timestamp>` index from the template and return its name."""
+    """Create a fresh `<alias>-<timestamp>` index from the template and return its name; a k-NN engine the
+    cluster cannot run (`knn_engine_gap`) is refused before the template or the index is written."""
+    if (gap := knn_engine_gap(client, config.engine)) is not None:
+        raise TemplateError(f"k-NN engine {config.engine!r} cannot run on this cluster: {gap}, and an index using "
+                            "it would crash the node's JVM (and each restart after); rerun with --engine lucene")  # fmt: skip
     put_product_template(client, config)
     name = f"{config.alias}-{time.strftime('%Y%m%d%H%M%S')}-{time.monotonic_ns() % 1000:03d}"
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,7 +14,8 @@ from click.testing import CliRunner
 
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.cluster import LocalNode, NodeConfig, cluster_capabilities
-from tbhns_opensearch.errors import ClusterError
+from tbhns_opensearch.errors import ClusterError, TemplateError
+from tbhns_opensearch.index.templates import create_index
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +71,25 @@ def test_the_session_node_is_known_by_its_pid_file_and_names_its_real_log(os_cli
     assert node.stale_pid() is None
     assert node.pid() == int((node_dir / "node.pid").read_text())
     assert node.log_file.exists(), node.log_file
+
+
+@pytest.mark.parametrize("engine", ["faiss", "nmslib"])
+def test_a_knn_engine_without_its_native_library_is_refused_before_any_index(os_client, opensearch_config, index_config,
+                                                                             engine: str, tmp_path: Path) -> None:  # fmt: skip
+    settings = next(iter(os_client.nodes.info(node_id="_local", metric="settings")["nodes"].values()))["settings"]
+    knn = Path(settings["path"]["home"]) / "plugins" / "opensearch-knn"
+    if not knn.is_dir() or any((knn / "lib").glob(f"libopensearchknn_{engine}*")):
+        pytest.skip(f"this cluster's k-NN plugin is not on this machine or has {engine}: nothing to refuse")
+    config = replace(index_config, engine=engine)
+    with pytest.raises(TemplateError, match=f"k-NN engine '{engine}' cannot run on this cluster: .* no {engine} native "
+                                            "library, .* would crash .*--engine lucene"):  # fmt: skip
+        create_index(os_client, config)
+    assert not os_client.indices.exists_index_template(name=config.template_name)
+    assert os_client.indices.get(index=f"{config.alias}-*") == {}
+    catalog = tmp_path / "c5.jsonl"
+    catalog.write_text('{"id": "1", "title": "Claw hammer"}\n')
+    result = CliRunner(env={"OPENSEARCH_URL": opensearch_config.url}).invoke(
+        cli, ["ingest", str(catalog), "--alias", config.alias, "--engine", engine])
+    assert isinstance(result.exception, TemplateError) and "--engine lucene" in str(result.exception), result.output
+    assert os_client.indices.get(index=f"{config.alias}-*") == {}
+    assert os_client.cluster.health()["status"] in ("green", "yellow")

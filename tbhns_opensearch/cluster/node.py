@@ -39,6 +39,13 @@ ML_NODE_SETTINGS = {
 }
 
 
+DISK_WATERMARKS = {  # free space, not a share: OpenSearch's 85/90/95% would stop a laptop with 50 GB still free
+    "cluster.routing.allocation.disk.watermark.low": "500mb",  # no new replicas on the node
+    "cluster.routing.allocation.disk.watermark.high": "300mb",  # shards move away (where there is another node)
+    "cluster.routing.allocation.disk.watermark.flood_stage": "100mb",  # indices turn read-only, the cluster stays up
+}
+
+
 def default_cache_dir() -> Path:
     """TBHNS_CACHE_DIR, else a per-user cache; as root a world-traversable one, since the node runs unprivileged."""
     if os.environ.get("TBHNS_CACHE_DIR"):
@@ -285,7 +292,7 @@ class LocalNode:
             "transport.port": self.config.transport,
             "path.data": str(node_dir / "data"),
             "path.logs": str(node_dir / "logs"),
-            "cluster.routing.allocation.disk.threshold_enabled": False,
+            **DISK_WATERMARKS,
             "action.auto_create_index": False,
         }
         if self.config.ml:

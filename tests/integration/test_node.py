@@ -20,6 +20,13 @@ from tbhns_opensearch.index.templates import create_index
 pytestmark = pytest.mark.integration
 
 
+def _started_by_this_suite(os_client) -> Path | None:  # type: ignore[no-untyped-def]
+    """The node dir of the cluster's node when the suite started it itself (its pid file is here), else None."""
+    settings = next(iter(os_client.nodes.info(node_id="_local", metric="settings")["nodes"].values()))["settings"]
+    node_dir = Path(settings["path"]["logs"]).parent
+    return node_dir if (node_dir / "node.pid").exists() else None
+
+
 def test_cluster_has_knn_neural_search_and_analysis_common(os_client) -> None:
     capabilities = cluster_capabilities(os_client)
     assert capabilities.has_knn
@@ -63,9 +70,8 @@ def test_stop_with_a_stale_pid_file_leaves_that_process_alone(tmp_path) -> None:
 
 
 def test_the_session_node_is_known_by_its_pid_file_and_names_its_real_log(os_client, opensearch_config) -> None:
-    settings = next(iter(os_client.nodes.info(node_id="_local", metric="settings")["nodes"].values()))["settings"]
-    node_dir = Path(settings["path"]["logs"]).parent
-    if not (node_dir / "node.pid").exists():
+    node_dir = _started_by_this_suite(os_client)
+    if node_dir is None:
         pytest.skip(f"the cluster at {opensearch_config.redacted_url()} was not started by this suite")
     node = LocalNode(NodeConfig(http_port=urlsplit(opensearch_config.url).port or 9200, data_dir=node_dir))
     assert node.stale_pid() is None
@@ -93,3 +99,13 @@ def test_a_knn_engine_without_its_native_library_is_refused_before_any_index(os_
     assert isinstance(result.exception, TemplateError) and "--engine lucene" in str(result.exception), result.output
     assert os_client.indices.get(index=f"{config.alias}-*") == {}
     assert os_client.cluster.health()["status"] in ("green", "yellow")
+
+
+def test_the_self_started_node_keeps_disk_watermarks_on(os_client, opensearch_config) -> None:
+    if not _started_by_this_suite(os_client):
+        pytest.skip(f"the cluster at {opensearch_config.redacted_url()} was not started by this suite")
+    settings = os_client.cluster.get_settings(include_defaults=True, flat_settings=True)
+    effective = {**settings["defaults"], **settings["persistent"], **settings["transient"]}
+    disk = "cluster.routing.allocation.disk."
+    assert effective[disk + "threshold_enabled"] == "true"
+    assert [effective[f"{disk}watermark.{level}"] for level in ("low", "high", "flood_stage")] == ["500mb", "300mb", "100mb"]

@@ -161,3 +161,18 @@ def test_ml_settings_only_in_an_ml_node(tmp_path: Path) -> None:
         node = LocalNode(NodeConfig(http_port=9298, data_dir=tmp_path / f"node-{ml}", ml=ml))
         written = (node._write_config(home) / "opensearch.yml").read_text()
         assert all((key in written) == ml for key in ML_NODE_SETTINGS), written
+
+
+def test_the_local_node_keeps_disk_watermarks_on_with_laptop_sized_limits(tmp_path: Path) -> None:
+    from tbhns_opensearch.cluster.node import DISK_WATERMARKS
+
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "jvm.options").write_text("-Xms1g\n")
+    node = LocalNode(NodeConfig(http_port=9298, data_dir=tmp_path / "node"))
+    written = (node._write_config(home) / "opensearch.yml").read_text()
+    assert "threshold_enabled" not in written
+    assert DISK_WATERMARKS == {"cluster.routing.allocation.disk.watermark.low": "500mb",
+                               "cluster.routing.allocation.disk.watermark.high": "300mb",
+                               "cluster.routing.allocation.disk.watermark.flood_stage": "100mb"}  # fmt: skip
+    assert all(f'{key}: "{value}"' in written for key, value in DISK_WATERMARKS.items()), written

@@ -1,5 +1,6 @@
 """The HTTP search API: `GET/POST /search`, `/health`, OpenAPI docs at `/docs`, and the comparison page at `/`
-(static files in `api/page`, backed by `GET /compare` and `GET /compare/options`; see `api.compare`).
+(static files in `api/page`, backed by `GET /compare` and `GET /compare/options`; see `api.compare`). The
+page lists users only when the server is told to (`ServeSettings.user_list`, `api.users`).
 
 Bad input gets a 422 naming the field and what is allowed; an unreachable cluster gets a 503; a request
 the cluster rejects gets a 502. Responses and logs carry no stack traces and no credentials (the cluster
@@ -32,6 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from tbhns_opensearch.api.compare import MAX_COLUMNS, Comparison, Judgments, SystemSpec, compare, parse_column
+from tbhns_opensearch.api.users import USER_LISTS, UserTokens, mask_user_id
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
 from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, PersonalizationError, SearchError
@@ -94,6 +96,8 @@ class ServeSettings:
             deploy`); None disables the endpoint.
         threads: Searches served at once (the worker's thread pool for the sync endpoints); each system's
             cluster connection pool holds at least as many connections, so none is opened per request.
+        user_list: What `/compare/options` lists of the users index (`api.users.USER_LISTS`): "off" (the
+            default: user ids are often e-mail addresses), "ids" (trusted networks) or "masked" labels.
     """
 
     opensearch: OpenSearchConfig
@@ -111,8 +115,11 @@ class ServeSettings:
     embed_token: str | None = field(default=None, repr=False)
     model_id: str | None = None
     threads: int = 16
+    user_list: str = "off"
 
     def __post_init__(self) -> None:
+        if self.user_list not in USER_LISTS:
+            raise SearchError(f"user_list {self.user_list!r} is unknown; choose one of {', '.join(USER_LISTS)}")
         names = [system.name for system in self.all_systems]
         if len(set(names)) != len(names):
             raise SearchError(f"system names must differ, got {names}")
@@ -241,6 +248,7 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
     by_system = {system.name: (clients or {}).get(system.name) or settings.search_client(system)
                  for system in settings.systems}  # fmt: skip
     by_system = {settings.name: client, **by_system}
+    tokens = UserTokens()
     transport_log = logging.getLogger("opensearch")
     if not any(isinstance(existing, RedactedTransportLog) for existing in transport_log.filters):
         transport_log.addFilter(RedactedTransportLog())
@@ -297,9 +305,16 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
                  (time.perf_counter() - started) * 1000)  # fmt: skip
         return response
 
+    def user_of(given: str | None) -> str | None:
+        """The user a request names: a token of the masked user list mapped back (unknown: 422), else as given."""
+        try:
+            return None if given is None else tokens.user_id(given)
+        except SearchError as exc:
+            raise RequestValidationError([{"loc": ("query", "user_id"), "type": "value_error", "msg": str(exc)}]) from None
+
     def run(params: SearchParams) -> SearchResponse:
         response = client.search(
-            params.query, user_id=params.user_id, mode=params.mode, k=params.k, filters=parse_filters(params.filter),
+            params.query, user_id=user_of(params.user_id), mode=params.mode, k=params.k, filters=parse_filters(params.filter),
             offset=params.offset, explain=params.explain, path=params.path,
         )  # fmt: skip
         log.info("search mode=%s used=%s path=%s fallback=%s chars=%d hits=%d took_ms=%.1f", params.mode,
@@ -344,10 +359,20 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
         if unknown:
             raise RequestValidationError([{"loc": ("query", "column"), "type": "value_error",
                                            "msg": f"{unknown[0]!r} names no system of this server ({', '.join(by_system)})"}])  # fmt: skip
-        result = compare(params.query, [parse_column(spec) for spec in params.column], by_system, user_id=params.user_id,
-                         filters=parse_filters(params.filter), k=params.k, judgments=settings.judgments)  # fmt: skip
+        result = compare(params.query, [parse_column(spec) for spec in params.column], by_system,
+                         user_id=user_of(params.user_id), filters=parse_filters(params.filter), k=params.k,
+                         judgments=settings.judgments).model_copy(update={"user_id": params.user_id})  # fmt: skip
         log.info("compare columns=%d chars=%d judged=%s", len(result.columns), len(params.query), result.judged)
         return result
+
+    def listed_users() -> list[dict[str, Any]]:
+        """The users the page may offer: none, ids, or masked labels whose value is a token (`api.users`)."""
+        if settings.user_list == "off":
+            return []
+        masked = settings.user_list == "masked"
+        return [{"user_id": tokens.token(user.user_id) if masked else user.user_id,
+                 "label": mask_user_id(user.user_id) if masked else user.user_id, "event_count": user.event_count}
+                for user in client.users(MAX_USERS_LISTED)]  # fmt: skip
 
     @app.get("/compare/options", summary="What the comparison page can choose from")
     def compare_options() -> dict[str, Any]:
@@ -357,7 +382,8 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
             "modes": list(MODES),
             "max_columns": MAX_COLUMNS,
             "judged_queries": len(settings.judgments) if settings.judgments is not None else None,
-            "users": [asdict(user) for user in client.users(MAX_USERS_LISTED)],
+            "user_list": settings.user_list,
+            "users": listed_users(),
         }
 
     @app.get("/", include_in_schema=False)

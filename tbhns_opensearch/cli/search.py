@@ -127,9 +127,14 @@ def search(query: str, mode: str, user_id: str | None, k: int, offset: int, filt
 @click.option("--judgments-dataset", help="the layout of --judgments when it is not JSONL: icecat, wands or homedepot")
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 1024),
               help="searches served at once; more wait in the event loop (benchmarks/results/load_api_icecat.md)")
+@click.option("--list-users", "user_list", type=click.Choice(["off", "ids", "masked"]), default="off",
+              show_default=True, is_flag=False, flag_value="ids",
+              help="let the comparison page list users (any client can read the list; for trusted networks): "
+                   "--list-users shows their ids, --list-users masked labels like al***@***.com")  # api.users.USER_LISTS
 @_search_options
 def serve(host: str, http_port: int, log_level: str, no_warm: bool, name: str, systems: tuple[str, ...],
-          judgments: str | None, judgments_dataset: str | None, threads: int, **options: Any) -> None:  # fmt: skip
+          judgments: str | None, judgments_dataset: str | None, threads: int, user_list: str,
+          **options: Any) -> None:  # fmt: skip
     """Serve GET/POST /search, /health, the OpenAPI docs (/docs) and the comparison page (/) over HTTP; with
     TBHNS_EMBED_TOKEN set, also POST /embed for the cluster's remote model (`tbhns deploy`)."""
     import logging
@@ -148,6 +153,7 @@ def serve(host: str, http_port: int, log_level: str, no_warm: bool, name: str, s
         queries = judgments if judgments.endswith(".jsonl") else "judgments"
         graded = judgments_by_query(load_labelled_queries(queries, judgments_dataset, judgments=judgments))
     settings = replace(_serve_settings(**options, warm=not no_warm), name=name, judgments=graded,
-                       systems=tuple(SystemSpec.parse(spec) for spec in systems), threads=threads)  # fmt: skip
+                       systems=tuple(SystemSpec.parse(spec) for spec in systems), threads=threads,
+                       user_list=user_list)  # fmt: skip
     app = create_app(settings)
     uvicorn.run(app, host=host, port=http_port, log_level=log_level, access_log=False)  # the app logs each request

@@ -2,10 +2,10 @@
 
 `tbhns serve`'s app runs in a thread on a free loopback port with two systems over the toys fixture index
 ("trained" and "base": the same encoder, so the test needs no training) and a hand-made judgments file. The
-test types a query, sees four columns, switches the user of a personalized column, sees the grades and each
-column's NDCG@10, and reloads the page's URL. It FAILS (never skips) when Chromium or its driver is missing:
-`bash scripts/setup.sh` installs them. The screenshot goes to $TBHNS_TEST_ARTIFACTS (default
-test-artifacts/).
+test types a query, sees four columns, types the user of a personalized column (the server lists no users, its
+default), sees the grades and each column's NDCG@10, and reloads the page's URL. It FAILS (never skips) when
+Chromium or its driver is missing: `bash scripts/setup.sh` installs them. The screenshot goes to
+$TBHNS_TEST_ARTIFACTS (default test-artifacts/).
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def test_the_page_compares_four_columns_with_grades_users_and_a_shareable_url(
 ) -> None:
     browser.get(server + "/")
     WebDriverWait(browser, 30).until(lambda b: "system(s)" in _status(b))
-    assert "2 system(s), 2 user(s) listed, judgments for 1 queries" in _status(browser)
+    assert "2 system(s), users not listed (serve --list-users), judgments for 1 queries" in _status(browser)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#users option")  # no user ids for any client to see
     assert browser.switch_to.active_element.get_attribute("id") == "query"  # keyboard first: the box has focus
 
     Select(browser.find_element(By.ID, "mode-1")).select_by_value("personalized")

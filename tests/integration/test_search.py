@@ -429,6 +429,30 @@ def test_a_price_beyond_float32_is_a_usage_error_in_the_cli_and_a_422_over_http(
             assert got.status_code == 422 and "within ±3.4e+38" in got.json()["details"][0]["message"], got.text
 
 
+def test_the_page_lists_users_only_when_asked_and_masked_ones_by_token(env: Env, opensearch_config) -> None:
+    def options(user_list: str) -> tuple[TestClient, dict]:  # type: ignore[type-arg]
+        settings = ServeSettings(opensearch_config, index=env.alias, users_index=env.users_index, warm=False,
+                                 user_list=user_list)  # fmt: skip
+        http = TestClient(create_app(settings, search_client=env.search))
+        got = http.get("/compare/options")
+        assert got.status_code == 200, got.text
+        return http, got.json()
+
+    assert options("off")[1]["users"] == []
+    listed = options("ids")[1]["users"]
+    assert [(user["user_id"], user["label"]) for user in listed] == [("slotcar-fan", "slotcar-fan"), ("newbie", "newbie")]
+    http, masked = options("masked")
+    assert [user["label"] for user in masked["users"]] == ["sl***", "ne***"]
+    assert "slotcar-fan" not in json.dumps(masked) and "newbie" not in json.dumps(masked)
+    token = masked["users"][0]["user_id"]
+    by_token = http.post("/search", json={"query": "car", "mode": "personalized", "user_id": token, "k": 5}).json()
+    by_id = http.post("/search", json={"query": "car", "mode": "personalized", "user_id": "slotcar-fan", "k": 5}).json()
+    assert (by_token["mode"], by_token["fallback"]) == ("personalized", False)
+    assert [hit["id"] for hit in by_token["hits"]] == [hit["id"] for hit in by_id["hits"]]
+    compared = http.get("/compare", params={"query": "car", "column": "personalized", "user_id": token}).json()
+    assert compared["user_id"] == token and compared["columns"][0]["used_mode"] == "personalized"
+
+
 def test_a_user_vector_of_another_dimension_is_a_clear_http_error(env: Env, os_client, opensearch_config) -> None:
     write_user_profiles(os_client, env.users_index, [UserProfile("other-encoder", np.array([0.6, 0.8]), 9, 1.0, "real")])
     app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=env.search)

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from tbhns_opensearch.api import ServeSettings, create_app
 from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.errors import SearchError
 from tbhns_opensearch.query.service import SearchClient
 
 SECRET = "s3cr3t-pw"
@@ -108,11 +109,14 @@ def test_cli_choices_match_the_registries() -> None:
     from tbhns_opensearch.encoder import CHOICES
     from tbhns_opensearch.query.fusion import FUSIONS, HYBRID_PATHS
     from tbhns_opensearch.query.service import MODES
+    from tbhns_opensearch.api.users import USER_LISTS
 
     choices = {param.name: list(param.type.choices) for param in cli.commands["search"].params
                if hasattr(param.type, "choices")}  # fmt: skip
     assert choices == {"mode": list(MODES), "backend": list(CHOICES), "fusion": list(FUSIONS),
                        "hybrid_path": list(HYBRID_PATHS)}  # fmt: skip
+    user_list = next(param for param in cli.commands["serve"].params if param.name == "user_list")
+    assert (list(user_list.type.choices), user_list.default, user_list.flag_value) == (list(USER_LISTS), "off", "ids")
 
 
 def test_an_empty_filter_means_no_filter() -> None:
@@ -144,10 +148,23 @@ def test_the_page_and_its_files_are_served_without_external_resources(app_client
         assert "http://" not in text and "https://" not in text  # no CDN, no web fonts: it runs offline
 
 
-def test_compare_options_on_a_closed_port_is_503(app_client: TestClient) -> None:
-    response = app_client.get("/compare/options")
+def test_compare_options_list_no_users_unless_asked_and_never_read_the_cluster_for_them(app_client: TestClient) -> None:
+    response = app_client.get("/compare/options")  # the cluster's port is closed: nothing was asked of it
+    assert response.status_code == 200, response.text
+    assert (response.json()["users"], response.json()["user_list"]) == ([], "off")
+
+
+@pytest.mark.parametrize("user_list", ["ids", "masked"])
+def test_compare_options_with_a_user_list_on_a_closed_port_is_503(user_list: str) -> None:
+    config = OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}", timeout_s=2)
+    response = TestClient(create_app(ServeSettings(config, warm=False, user_list=user_list))).get("/compare/options")
     assert response.status_code == 503
     assert response.json() == {"error": "the search cluster is unavailable; try again later"}
+
+
+def test_an_unknown_user_list_is_refused_with_the_choices() -> None:
+    with pytest.raises(SearchError, match="user_list 'all' is unknown; choose one of off, ids, masked"):
+        ServeSettings(OpenSearchConfig(url="http://127.0.0.1:9200"), user_list="all")
 
 
 def test_embed_needs_the_token_and_returns_the_encoder_vectors(caplog) -> None:
@@ -171,3 +188,21 @@ def test_embed_needs_the_token_and_returns_the_encoder_vectors(caplog) -> None:
 
     off = TestClient(create_app(ServeSettings(config, warm=False), search_client=SearchClient(config, encoder=encoder)))
     assert off.post("/embed", json={"input": texts}, headers={"Authorization": "Bearer t0ken-42"}).status_code == 404
+
+
+@pytest.mark.parametrize(("args", "user_list"), [([], "off"), (["--list-users"], "ids"),
+                                                 (["--list-users", "masked"], "masked")])  # fmt: skip
+def test_serve_lists_users_only_with_list_users(monkeypatch: pytest.MonkeyPatch, args: list[str], user_list: str) -> None:
+    import uvicorn
+    from click.testing import CliRunner
+
+    import tbhns_opensearch.api
+    from tbhns_opensearch.cli import cli
+
+    served: list[ServeSettings] = []
+    monkeypatch.setattr(tbhns_opensearch.api, "create_app", lambda settings: served.append(settings))
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: None)
+    monkeypatch.setenv("OPENSEARCH_URL", f"http://127.0.0.1:{_closed_port()}")
+    result = CliRunner().invoke(cli, ["serve", *args, "--no-warm", "--http-port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert served[0].user_list == user_list

@@ -34,7 +34,8 @@ function buildChoices(options) {
     fieldset.append(choice);
   }
   const users = $("#users");
-  for (const user of options.users) users.append(new Option(`${user.event_count} events`, user.user_id));
+  // listed only with `serve --list-users`; a masked user's value is a token the server maps back to the id
+  for (const user of options.users) users.append(new Option(`${user.label} · ${user.event_count} events`, user.user_id));
 }
 
 function showColumnCount() {
@@ -147,7 +148,8 @@ async function start() {
   $("#column-count").addEventListener("change", showColumnCount);
   $("#compare-form").addEventListener("submit", (event) => { event.preventDefault(); run(); });
   const judgments = options.judged_queries === null ? "no judgments loaded" : `judgments for ${options.judged_queries} queries`;
-  setStatus(`${options.systems.length} system(s), ${options.users.length} user(s) listed, ${judgments}.`);
+  const users = options.user_list === "off" ? "users not listed (serve --list-users)" : `${options.users.length} user(s) listed`;
+  setStatus(`${options.systems.length} system(s), ${users}, ${judgments}.`);
   if ($("#query").value) run();
   $("#query").focus();
 }

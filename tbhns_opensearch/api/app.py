@@ -2,8 +2,9 @@
 (static files in `api/page`, backed by `GET /compare` and `GET /compare/options`; see `api.compare`). The
 page lists users only when the server is told to (`ServeSettings.user_list`, `api.users`).
 
-Bad input gets a 422 naming the field and what is allowed; an unreachable cluster gets a 503; a request
-the cluster rejects gets a 502. Responses and logs carry no stack traces and no credentials (the cluster
+Bad input gets a 422 naming the field and what is allowed, a body over `MAX_BODY_BYTES` a 413 before it is
+parsed; an unreachable or recovering cluster (no shard available) gets a 503 with Retry-After; a request the
+cluster rejects gets a 502. Responses and logs carry no stack traces and no credentials (the cluster
 URL is logged without them); the app logs one line per request with the path and status, never the query
 string or query text (only its length). Serve it without the server's own access log (`tbhns serve` does).
 
@@ -26,11 +27,13 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from opensearchpy.exceptions import TransportError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tbhns_opensearch.api.compare import MAX_COLUMNS, Comparison, Judgments, SystemSpec, compare, parse_column
 from tbhns_opensearch.api.users import USER_LISTS, UserTokens, mask_user_id
@@ -49,9 +52,23 @@ MAX_FILTERS = 20
 MAX_USERS_LISTED = 200
 MAX_EMBED_TEXTS = 256  # texts per /embed call (the ingest pipeline sends its batch_size)
 MAX_EMBED_CHARS = 20_000
+MAX_BODY_BYTES = 2**20  # request bodies (a search is well under 10 kB); /embed takes EMBED_BODY_BYTES
+EMBED_BODY_BYTES = 8 * 2**20  # a full batch of MAX_EMBED_TEXTS texts of a few thousand characters each
+RETRY_AFTER_S = 5  # what a 503 asks clients to wait: a restarted node's shards recover in seconds
+UNAVAILABLE = {"error": "the search cluster is unavailable; try again later"}
 FILTER_SPEC = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^\s*$|^\s*(category|price|brand|attr)\s*=\s*\S"})]
 """A NAME=VALUE filter (blank: none); the schema documents the names, the validator also checks the values."""
 PAGE = files("tbhns_opensearch.api").joinpath("page")
+
+
+def _no_boolean(value: Any) -> Any:
+    """JSON `true` is no count (pydantic's lax mode would take it as 1); strings from a query string pass on."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, got the boolean {value}")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_no_boolean)]
 
 log = logging.getLogger("tbhns.api")
 
@@ -163,14 +180,17 @@ class ErrorBody(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorBody, "description": "the request body is over 1 MiB"},
     422: {"model": ErrorBody, "description": "invalid request: `details` names each field and what to fix"},
     500: {"model": ErrorBody, "description": "the server is misconfigured (encoder and index, or users index, disagree)"},
     502: {"model": ErrorBody, "description": "the search cluster could not answer this search"},
-    503: {"model": ErrorBody, "description": "the search cluster is unavailable; try again later"},
+    503: {"model": ErrorBody, "description": "the search cluster is unavailable or recovering; try again after the "
+                                             "Retry-After seconds"},
 }
 EMBED_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
     404: {"model": ErrorBody, "description": "the endpoint is off (no TBHNS_EMBED_TOKEN)"},
+    413: {"model": ErrorBody, "description": "the request body is over 8 MiB"},
     422: ERROR_RESPONSES[422],
 }
 
@@ -209,8 +229,8 @@ class SearchParams(QueryParams):
     """A search, as query parameters (GET) or a JSON body (POST)."""
 
     mode: Literal[tuple(MODES)] = Field("hybrid", description="search mode")  # type: ignore[valid-type]
-    k: int = Field(24, ge=1, le=MAX_K, description="hits per page")
-    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="rank of the first hit (0-based)")
+    k: Count = Field(24, ge=1, le=MAX_K, description="hits per page")
+    offset: Count = Field(0, ge=0, le=MAX_OFFSET, description="rank of the first hit (0-based)")
     explain: bool = Field(False, description="return each hit's raw BM25 and vector scores")
     path: Literal[HYBRID_PATHS] | None = Field(  # type: ignore[valid-type]
         None, description="hybrid: force server or client fusion"
@@ -221,7 +241,7 @@ class CompareParams(QueryParams):
     """A comparison: one query through up to four MODE:SYSTEM columns."""
 
     column: list[str] = Field(min_length=1, max_length=MAX_COLUMNS, description="MODE:SYSTEM, e.g. hybrid:trained")
-    k: int = Field(10, ge=1, le=50, description="hits per column")
+    k: Count = Field(10, ge=1, le=50, description="hits per column")
 
     @field_validator("column")
     @classmethod
@@ -232,6 +252,47 @@ class CompareParams(QueryParams):
             except SearchError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over its limit (raised while the body is read, so FastAPI never parses it)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"the request body exceeds {limit // 2**20} MiB; send a smaller one")
+
+
+class BodyLimit:
+    """ASGI middleware: a body over `MAX_BODY_BYTES` (`EMBED_BODY_BYTES` for /embed) gets a 413, by its
+    Content-Length before anything is read, or, when chunked, as soon as the bytes received pass the limit."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = EMBED_BODY_BYTES if scope["path"] == "/embed" else MAX_BODY_BYTES
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > limit:
+            response = JSONResponse(status_code=413, content={"error": BodyTooLarge(limit).detail})
+            return await response(scope, receive, send)
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _unavailable(exc: SearchError) -> bool:
+    """Whether the cluster refused a search for want of shards (503: recovering after a restart, a red
+    index) or capacity (429), which a retry a little later may pass, rather than for the search itself."""
+    return isinstance(exc.__cause__, TransportError) and exc.__cause__.status_code in (429, 503)
 
 
 def create_app(settings: ServeSettings, search_client: SearchClient | None = None,
@@ -271,13 +332,20 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
                     "message": error["msg"].removeprefix("Value error, ")} for error in exc.errors()]  # fmt: skip
         return JSONResponse(status_code=422, content={"error": "invalid request", "details": details})
 
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(status_code=413, content={"error": exc.detail})
+
     @app.exception_handler(ClusterError)
     async def unreachable(_: Request, exc: ClusterError) -> JSONResponse:
         log.warning("cluster unavailable: %s", exc)
-        return JSONResponse(status_code=503, content={"error": "the search cluster is unavailable; try again later"})
+        return JSONResponse(status_code=503, content=UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(SearchError)
     async def rejected(_: Request, exc: SearchError) -> JSONResponse:
+        if _unavailable(exc):
+            log.warning("cluster unavailable: %s", exc)
+            return JSONResponse(status_code=503, content=UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_S)})
         log.warning("search failed: %s", exc)
         return JSONResponse(status_code=502, content={"error": "the search cluster could not answer this search"})
 
@@ -290,6 +358,8 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
     async def misconfigured(_: Request, exc: PersonalizationError) -> JSONResponse:
         log.error("personalization failed: %s", exc)
         return JSONResponse(status_code=500, content={"error": f"personalization is misconfigured: {exc}"})
+
+    app.add_middleware(BodyLimit)  # inside the access log, which logs its 413s
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

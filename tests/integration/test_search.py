@@ -453,6 +453,22 @@ def test_the_page_lists_users_only_when_asked_and_masked_ones_by_token(env: Env,
     assert compared["user_id"] == token and compared["columns"][0]["used_mode"] == "personalized"
 
 
+def test_a_search_while_shards_are_unavailable_is_a_503_with_retry_after(os_client, opensearch_config, encoder) -> None:
+    index = f"test-red-{uuid.uuid4().hex[:8]}"  # its one shard may live on no node: as while shards recover
+    os_client.indices.create(index=index, params={"wait_for_active_shards": "0"},
+                             body={"settings": {"index.routing.allocation.require._name": "no-such-node"}})  # fmt: skip
+    try:
+        app = create_app(ServeSettings(opensearch_config, index=index, warm=False),
+                         search_client=SearchClient(opensearch_config, index, encoder))  # fmt: skip
+        with TestClient(app) as http:
+            got = http.post("/search", json={"query": "car", "mode": "bm25"})
+        assert got.status_code == 503, got.text
+        assert got.headers["retry-after"] == "5"
+        assert got.json() == {"error": "the search cluster is unavailable; try again later"}
+    finally:
+        os_client.indices.delete(index=index, ignore_unavailable=True)
+
+
 def test_a_user_vector_of_another_dimension_is_a_clear_http_error(env: Env, os_client, opensearch_config) -> None:
     write_user_profiles(os_client, env.users_index, [UserProfile("other-encoder", np.array([0.6, 0.8]), 9, 1.0, "real")])
     app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=env.search)

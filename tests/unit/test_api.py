@@ -54,11 +54,32 @@ def test_post_search_validates_the_body(app_client: TestClient) -> None:
     assert {detail["field"] for detail in response.json()["details"]} == {"k", "surprise"}
 
 
+@pytest.mark.parametrize("field", ["k", "offset"])
+def test_a_boolean_is_no_integer(app_client: TestClient, field: str) -> None:
+    response = app_client.post("/search", json={"query": "kite", field: True})
+    assert response.status_code == 422, response.text
+    assert response.json()["details"] == [{"field": field, "message": "must be an integer, got the boolean True"}]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_the_limit_is_refused_with_413_before_it_is_parsed(app_client: TestClient, chunked: bool) -> None:
+    body = b'{"query": "kite", "pad": "' + b"x" * (2 * 2**20) + b'"}'
+    response = app_client.post("/search", content=iter([body[:4096], body[4096:]]) if chunked else body,
+                               headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 413, response.text[:200]
+    assert response.json() == {"error": "the request body exceeds 1 MiB; send a smaller one"}
+
+
+def test_the_embedding_endpoint_takes_a_larger_body(app_client: TestClient) -> None:
+    response = app_client.post("/embed", json={"input": ["word " * 3000] * 150})  # 2.3 MB: texts of one batch
+    assert response.status_code == 404  # parsed, then refused because the endpoint is off (no token)
+
+
 def test_closed_port_gives_503_without_traceback_or_credentials(app_client: TestClient, caplog) -> None:
     with caplog.at_level(logging.DEBUG):
         search = app_client.post("/search", json={"query": "kite", "mode": "bm25"})
         health = app_client.get("/health")
-    assert search.status_code == 503
+    assert search.status_code == 503 and search.headers["retry-after"] == "5"
     assert search.json() == {"error": "the search cluster is unavailable; try again later"}
     assert health.status_code == 503 and health.json()["cluster"] == {"reachable": False}
     for text in (search.text, health.text, caplog.text):

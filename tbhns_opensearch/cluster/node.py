@@ -78,7 +78,8 @@ class NodeConfig:
 
     @property
     def node_dir(self) -> Path:
-        return self.data_dir or self.cache_dir / "nodes" / str(self.http_port)
+        """Absolute: the node runs in its home, where a relative `--data-dir` would name another folder."""
+        return (self.data_dir or self.cache_dir / "nodes" / str(self.http_port)).absolute()
 
     @property
     def transport(self) -> int:

@@ -176,3 +176,8 @@ def test_the_local_node_keeps_disk_watermarks_on_with_laptop_sized_limits(tmp_pa
                                "cluster.routing.allocation.disk.watermark.high": "300mb",
                                "cluster.routing.allocation.disk.watermark.flood_stage": "100mb"}  # fmt: skip
     assert all(f'{key}: "{value}"' in written for key, value in DISK_WATERMARKS.items()), written
+
+
+def test_a_relative_data_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert NodeConfig(http_port=9298, data_dir=Path("rel")).node_dir == tmp_path / "rel"

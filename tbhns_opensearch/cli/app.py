@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -23,14 +24,24 @@ BATCH_SIZE_HELP = "texts per encoder batch [default: 128 for torch-bf16, else 32
 
 
 EXIT_CODES = """Exit codes: 0 done (all records indexed), 1 some records rejected, 2 bad usage or input,
-3 the cluster failed or could not be reached, 130 interrupted (Ctrl-C)."""
+3 the cluster failed or could not be reached, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so a command cleans up as on Ctrl-C (a half index is deleted)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def main() -> None:
     """Entry point: every failure is one line on stderr, never a traceback, with the exit code of `EXIT_CODES`."""
     from opensearchpy.exceptions import ImproperlyConfigured, OpenSearchException
 
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli(standalone_mode=False)
     except click.exceptions.Exit as exc:  # --help, --version
@@ -41,6 +52,9 @@ def main() -> None:
     except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted: nothing half-done was published; rerun the command to finish", err=True)
         sys.exit(INTERRUPTED)
+    except Terminated:
+        click.echo("terminated: nothing half-done was published; rerun the command to finish", err=True)
+        sys.exit(TERMINATED)
     except TbhnsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3 if isinstance(exc, ClusterError) or isinstance(exc.__cause__, OpenSearchException) else 2)

@@ -87,24 +87,21 @@ def ingest_products(
     if index_config.dimension != encoder.dimension:
         index_config = IndexConfig(**{**index_config.__dict__, "dimension": encoder.dimension})
     previous = alias_targets(client, index_config.alias)
-    index, fresh, unmapped = _target_index(client, index_config, config.rebuild, previous)
-    summary = IngestSummary(index=index, backend=f"pipeline {config.pipeline}" if config.pipeline else encoder.backend)
+    fresh = config.rebuild or not previous  # a new index, served by nothing until the alias moves onto it
     started = time.perf_counter()
-    if fresh:
-        aftermath = f"{index} is deleted and " + (f"alias {index_config.alias} still points at {', '.join(previous)}"
-                                                  if previous else f"no alias {index_config.alias} was made")  # fmt: skip
-    else:
-        aftermath = f"the documents written stay in {index}, and a rerun overwrites them by product id"
     try:
+        index, unmapped = _target_index(client, index_config, fresh, previous)
+        summary = IngestSummary(index=index, backend=f"pipeline {config.pipeline}" if config.pipeline else encoder.backend)
+        aftermath = _aftermath(index, index_config.alias, fresh, previous)
         fingerprint = _fill(client, index, products, encoder, config, summary, fresh, unmapped, aftermath)
-    except BaseException:  # Ctrl-C included
-        if fresh:  # made by this run and served by nothing: never left behind half-written
-            _discard(client, index)
+        # a fresh index holds exactly this catalog; one written into again holds a mix, which no catalog matches
+        client.indices.put_mapping(index=index, body={"_meta": {FINGERPRINT: fingerprint if fresh else None}})
+        if fresh:  # the alias moves only onto a complete, refreshed index
+            swap_alias(client, index_config.alias, index, delete_previous=not config.keep_previous)
+    except BaseException:  # Ctrl-C and SIGTERM included
+        if fresh:  # what this run made and nothing serves: never left behind half-written
+            _discard_unserved(client, index_config.alias, previous)
         raise
-    # a fresh index holds exactly this catalog; one written into again holds a mix, which no catalog matches
-    client.indices.put_mapping(index=index, body={"_meta": {FINGERPRINT: fingerprint if fresh else None}})
-    if fresh:  # the alias moves only onto a complete, refreshed index
-        swap_alias(client, index_config.alias, index, delete_previous=not config.keep_previous)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -151,10 +148,19 @@ def _fill(
     return digest.hexdigest()
 
 
-def _discard(client: OpenSearch, index: str) -> None:
-    """Delete the half-written `index` when the cluster still answers; else the next new index deletes it."""
+def _aftermath(index: str, alias: str, fresh: bool, previous: list[str]) -> str:
+    """What a failed ingest leaves, for its error message."""
+    if not fresh:
+        return f"the documents written stay in {index}, and a rerun overwrites them by product id"
+    served = f"alias {alias} still points at {', '.join(previous)}" if previous else f"no alias {alias} was made"
+    return f"{index} is deleted and {served}"
+
+
+def _discard_unserved(client: OpenSearch, alias: str, previous: list[str]) -> None:
+    """Delete this run's half-written index (a `<alias>-<timestamp>` index that the alias serves neither now nor
+    before the run) when the cluster still answers; else the next new index deletes it."""
     try:
-        client.indices.delete(index=index, ignore_unavailable=True)
+        _delete_orphans(client, alias, keep=previous + alias_targets(client, alias))
     except OpenSearchException:
         pass
 
@@ -195,14 +201,14 @@ def stored_fingerprint(client: OpenSearch, alias: str) -> str | None:
 
 
 def _target_index(
-    client: OpenSearch, index_config: IndexConfig, rebuild: bool, targets: list[str]
-) -> tuple[str, bool, frozenset[str]]:
-    """The index to write into (of the alias's `targets`, or a new one), whether it was created for this ingest,
-    and the fields of today's documents that its mapping lacks (an index made by an older template keeps its
-    own layout until `--rebuild`)."""
-    if rebuild or not targets:
+    client: OpenSearch, index_config: IndexConfig, fresh: bool, targets: list[str]
+) -> tuple[str, frozenset[str]]:
+    """The index to write into (a new one when `fresh`, else the alias's one of `targets`) and the fields of
+    today's documents that its mapping lacks (an index made by an older template keeps its own layout until
+    `--rebuild`)."""
+    if fresh:
         _delete_orphans(client, index_config.alias, keep=targets)
-        return create_index(client, index_config), True, frozenset()
+        return create_index(client, index_config), frozenset()
     if len(targets) > 1:
         raise IngestError(f"alias {index_config.alias} points at several indices {targets}; rebuild with --rebuild")
     mapping = client.indices.get_mapping(index=targets[0])[targets[0]]["mappings"]
@@ -212,7 +218,7 @@ def _target_index(
             f"index {targets[0]} holds {dimension}-dimensional vectors but the encoder makes "
             f"{index_config.dimension}; rerun with --rebuild to build a new index for this encoder"
         )
-    return targets[0], False, frozenset(LATER_FIELDS) - set(mapping["properties"])
+    return targets[0], frozenset(LATER_FIELDS) - set(mapping["properties"])
 
 
 def _delete_orphans(client: OpenSearch, alias: str, keep: list[str]) -> None:

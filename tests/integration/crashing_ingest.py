@@ -1,6 +1,6 @@
-"""`tbhns ingest` that sends itself SIGKILL at one named point of its work (test harness, not shipped).
+"""`tbhns ingest` that sends itself SIGKILL (or SIGTERM) at one named point of its work (test harness, not shipped).
 
-    python tests/integration/crashing_ingest.py POINT catalog.jsonl --alias A [--rebuild]
+    python tests/integration/crashing_ingest.py POINT[:TERM] catalog.jsonl --alias A [--rebuild]
 
 The points, in the order an ingest reaches them (`POINTS`): the new index exists and is empty; the first
 bulk chunk is written and the second is being encoded; every document is written, the index not refreshed;
@@ -24,8 +24,12 @@ from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.index import ingest
 
 
+SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
+_signal = [signal.SIGKILL]
+
+
 def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), _signal[0])
 
 
 def _wrap(owner: Any, name: str, *, before: Callable[[int], None] | None = None, after: bool = False) -> None:
@@ -59,6 +63,8 @@ POINTS: dict[str, Callable[[], None]] = {
 }
 
 if __name__ == "__main__":
-    POINTS[sys.argv[1]]()
+    point, _, name = sys.argv[1].partition(":")
+    _signal[0] = SIGNALS[name or "KILL"]
+    POINTS[point]()
     sys.argv = ["tbhns", "ingest", *sys.argv[2:]]
     main()

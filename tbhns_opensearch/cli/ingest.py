@@ -44,10 +44,10 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
     """Read CATALOG (JSONL, CSV, Parquet), encode products and bulk-write them behind the alias."""
     from tbhns_opensearch.catalog import ColumnMapping, read_catalog
     from tbhns_opensearch.catalog.adapters import read_dataset
-    from tbhns_opensearch.catalog.stream import check_rejects_path
+    from tbhns_opensearch.catalog.stream import check_rejects_path, excerpt
     from tbhns_opensearch.cluster import make_client
     from tbhns_opensearch.encoder import Encoder
-    from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
+    from tbhns_opensearch.index.ingest import IngestConfig, ingest_products, refusal
     from tbhns_opensearch.index.templates import IndexConfig
 
     if (catalog is None) == (dataset is None):
@@ -86,6 +86,6 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
     for reject in stream.rejects[:20]:
         click.echo(f"rejected {reject}", err=True)
     for failure in summary.failures[:20]:
-        click.echo(f"not indexed {failure['id']}: {failure['error']}", err=True)
+        click.echo(f"not indexed {excerpt(failure['id'])!r}: {refusal(failure)}", err=True)
     if report["rejected"]:
         sys.exit(1)

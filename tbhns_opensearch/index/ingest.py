@@ -284,6 +284,19 @@ def _error_type(failure: dict[str, Any]) -> str:
     return str(error.get("type")) if isinstance(error, dict) else str(error)
 
 
+def refusal(failure: dict[str, Any]) -> str:
+    """One line for a document the cluster refused: status, error type and reason (not the raw error dict).
+
+    Example:
+        >>> refusal({"id": "p1", "status": 400, "error": {"type": "mapper_parsing_exception",
+        ...          "reason": "failed to parse field [price]", "caused_by": {"type": "x"}}})
+        'status 400, mapper_parsing_exception: failed to parse field [price]'
+    """
+    error = failure.get("error")
+    reason = error.get("reason") if isinstance(error, dict) else None
+    return f"status {failure.get('status')}, {_error_type(failure)}" + (f": {reason}" if reason else "")
+
+
 def _cluster_refused(failure: dict[str, Any]) -> bool:
     """A bulk item refused for the cluster's sake (a block such as a full disk's read-only index, rejected
     execution after the retries, a server error), not for the document's: every later item would fail too.

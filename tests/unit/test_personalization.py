@@ -109,6 +109,26 @@ def test_read_history_names_the_bad_line(tmp_path) -> None:
         read_history(bad)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+def test_a_timestamp_that_is_no_finite_number_is_refused_naming_the_line(tmp_path, value: str) -> None:
+    csv_file, jsonl_file = tmp_path / "history.csv", tmp_path / "history.jsonl"
+    csv_file.write_text(f"user_id,product_id,event,timestamp\nu1,p1,click,1\nnanuser,p1,click,{value}\n")
+    jsonl_file.write_text('{"user_id": "nanuser", "product_id": "p1", "event": "click", "timestamp": NaN}\n')
+    with pytest.raises(PersonalizationError, match=rf"history.csv:3: timestamp '{value}' is not a finite number"):
+        read_history(csv_file)
+    with pytest.raises(PersonalizationError, match=r"history.jsonl:1: timestamp nan is not a finite number"):
+        read_history(jsonl_file)
+    with pytest.raises(PersonalizationError, match="finite"):
+        UserEvent("u", "p", "click", float(value))
+
+
+def test_a_history_that_is_not_utf8_is_one_error_naming_the_byte(tmp_path) -> None:
+    latin1 = tmp_path / "history.csv"
+    latin1.write_bytes("user_id,product_id,event,timestamp\nren\u00e9,p1,click,1\n".encode("latin-1"))
+    with pytest.raises(PersonalizationError, match=r"byte 0xe9 .* is not UTF-8; save the history as UTF-8"):
+        read_history(latin1)
+
+
 def test_tune_alpha_finds_the_user_signal() -> None:
     """The plain query finds the distractor; the user's taste (dimension 3) lifts the target above it."""
     ids = ["distractor", "target"]

@@ -389,7 +389,7 @@ def test_a_users_index_with_a_conflicting_field_is_a_clear_error(os_client) -> N
     users_index = f"test-users-conflict-{uuid.uuid4().hex[:8]}"
     os_client.indices.create(index=users_index, body={"mappings": {"properties": {"vector_bytes": {"type": "keyword"}}}})
     try:
-        with pytest.raises(IngestError, match=f"users index {users_index} does not take .*--users-index"):
+        with pytest.raises(IngestError, match=f"index {users_index} was not made by `tbhns ingest-users` .*--users-index"):
             write_user_profiles(os_client, users_index, [UserProfile("u", np.array([0.6, 0.8]), 5, 2.0, "real")])
     finally:
         os_client.indices.delete(index=users_index, ignore_unavailable=True)

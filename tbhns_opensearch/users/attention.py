@@ -1,0 +1,259 @@
+"""A learned, query-aware user model: attention over the user's last purchases, with a zero slot (ZAM).
+
+The fixed blend (`users.blend`) moves every query by the same share towards one user vector. This model
+learns which past purchases matter for *this* query, and whether to personalize at all (ZAM, Ai et al.,
+CIKM 2019: attention over the history plus a zero vector):
+
+    logit_i = s * (q . h_i) + (A q) . (B h_i) / sqrt(k) + r[bucket(orders_before_i)]    (history slot i)
+    logit_0 = v . q + c                                                                  (zero slot)
+    w       = softmax(logit_0, logit_1 .. logit_N)
+    q'      = normalize(q + W sum_i w_i h_i)                                             (the zero slot adds 0)
+
+`q` is the unit query vector, `h_i` the unit vectors of the last `max_history` purchased products (most
+recent first), `A`, `B` small projections (dim -> k), `r` a bias per recency bucket (`recency_bucket`), `W`
+a (dim, dim) matrix initialised to the identity. All weight on the zero slot gives the plain query exactly
+(bit for bit: the query is returned, not renormalized); an empty history does too. Why this shape: the scaled cosine `s (q . h)` lets an untrained model already
+prefer past purchases close to the query (re-finding products bought before is most of the gain on grocery
+histories); the projections learn query-specific relevance on top; the residual `q + W a` keeps the query
+in charge, and `W = I` starts as a plain sum.
+
+Weights are stored as safetensors (`user_model.safetensors`) beside a JSON config (`user_model.json`):
+no pickle.
+
+Example:
+    >>> import torch
+    >>> model = UserAttention(UserAttentionConfig(dim=4, key_dim=2))
+    >>> q = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    >>> history, buckets, mask = history_tensors([[]], torch.eye(4), max_history=3)
+    >>> torch.equal(model(q, history, buckets, mask), q)
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tbhns_opensearch.errors import PersonalizationError
+
+RECENCY_EDGES = (1, 2, 3, 5, 9, 17, 33)
+"""Lower bounds (in orders before the target) of the recency buckets: 1, 2, 3-4, 5-8, 9-16, 17-32, 33+."""
+CONFIG_FILE = "user_model.json"
+WEIGHTS_FILE = "user_model.safetensors"
+FORMAT = "tbhns-user-attention/1"
+
+HistoryRows = Sequence[tuple[int, int]]
+"""A history as (row of the product matrix, orders before the target), most recent first."""
+
+
+def recency_bucket(orders_before: int) -> int:
+    """The recency bucket of a purchase made `orders_before` orders before the target (1 = the order just
+    before it): buckets 0..6 are 1, 2, 3-4, 5-8, 9-16, 17-32 and 33+ orders.
+
+    Example:
+        >>> [recency_bucket(n) for n in (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 500)]
+        [0, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
+    """
+    if isinstance(orders_before, bool) or not isinstance(orders_before, (int, np.integer)) or orders_before < 1:
+        raise PersonalizationError(f"orders_before must be an integer >= 1 (1 = the order just before the "
+                                   f"target), got {orders_before!r}")  # fmt: skip
+    return sum(orders_before >= edge for edge in RECENCY_EDGES) - 1
+
+
+@dataclass(frozen=True)
+class UserAttentionConfig:
+    """Shape and initialisation of a `UserAttention` model (stored as JSON beside the weights).
+
+    Args:
+        dim: Dimension of the query and product vectors (the encoder's).
+        key_dim: Dimension k of the learned query and history projections.
+        max_history: Purchases attended to, the most recent first.
+        sim_scale: Initial scale s of the cosine term (10: an untrained model already prefers close purchases).
+        zero_bias: Initial bias c of the zero slot's logit (5: an untrained model personalizes only when a
+            past purchase is close to the query).
+    """
+
+    dim: int = 384
+    key_dim: int = 32
+    max_history: int = 50
+    sim_scale: float = 10.0
+    zero_bias: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "key_dim", "max_history"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise PersonalizationError(f"UserAttentionConfig.{name} must be an integer >= 1, got {value!r}")
+        for name in ("sim_scale", "zero_bias"):
+            if not math.isfinite(getattr(self, name)):
+                raise PersonalizationError(f"UserAttentionConfig.{name} must be finite, got {getattr(self, name)!r}")
+
+
+class UserAttention(nn.Module):
+    """q' = normalize(q + W sum_i w_i h_i), w = softmax over [zero slot, history] (module docstring).
+
+    Args:
+        config: Dimensions and initial values.
+    """
+
+    def __init__(self, config: UserAttentionConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or UserAttentionConfig()
+        dim, key_dim = self.config.dim, self.config.key_dim
+        self.sim_scale = nn.Parameter(torch.tensor(float(self.config.sim_scale)))
+        self.query_proj = nn.Linear(dim, key_dim, bias=False)  # A
+        self.history_proj = nn.Linear(dim, key_dim, bias=False)  # B
+        nn.init.normal_(self.query_proj.weight, std=0.01)
+        nn.init.normal_(self.history_proj.weight, std=0.01)
+        self.recency = nn.Embedding(len(RECENCY_EDGES), 1)  # r
+        nn.init.zeros_(self.recency.weight)
+        self.zero_slot = nn.Linear(dim, 1)  # v, c
+        nn.init.zeros_(self.zero_slot.weight)
+        nn.init.constant_(self.zero_slot.bias, float(self.config.zero_bias))
+        self.combine = nn.Linear(dim, dim, bias=False)  # W
+        with torch.no_grad():
+            self.combine.weight.copy_(torch.eye(dim))
+
+    def attention(self, query: torch.Tensor, history: torch.Tensor, buckets: torch.Tensor,
+                  mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """Attention weights over [zero slot, history slots]; rows sum to 1, padded slots get 0.
+
+        Args:
+            query: (batch, dim) unit query vectors.
+            history: (batch, n, dim) product vectors, most recent first, padded.
+            buckets: (batch, n) recency buckets (`recency_bucket`); any value on padded slots.
+            mask: (batch, n) True on real history slots.
+
+        Returns:
+            (batch, 1 + n): column 0 is the zero slot.
+        """
+        cosine = torch.einsum("bd,bnd->bn", query, history) * self.sim_scale  # (batch, n)
+        learned = torch.einsum("bk,bnk->bn", self.query_proj(query), self.history_proj(history))  # (batch, n)
+        logits = cosine + learned / math.sqrt(self.config.key_dim) + self.recency(buckets).squeeze(-1)  # (batch, n)
+        logits = logits.masked_fill(~mask, float("-inf"))
+        return torch.softmax(torch.cat([self.zero_slot(query), logits], dim=1), dim=1)  # (batch, 1 + n)
+
+    def forward(self, query: torch.Tensor, history: torch.Tensor, buckets: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """The personalized unit query vectors, (batch, dim); arguments as in `attention`."""
+        weights = self.attention(query, history, buckets, mask)  # (batch, 1 + n)
+        attended = torch.einsum("bn,bnd->bd", weights[:, 1:], history)  # (batch, dim); the zero slot adds 0
+        personal = F.normalize(query + self.combine(attended), dim=-1)  # (batch, dim)
+        return torch.where(weights[:, :1] == 1.0, query, personal)  # all weight on the zero slot: q itself
+
+
+def history_tensors(histories: Sequence[HistoryRows], product_matrix: torch.Tensor,
+                    max_history: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Padded model inputs for a batch of histories, each cut to its `max_history` most recent purchases.
+
+    Args:
+        histories: Per example, (product row, orders before the target) pairs, most recent first.
+        product_matrix: (n_products, dim) unit product vectors.
+        max_history: Slots per example.
+
+    Returns:
+        history (batch, max_history, dim), buckets (batch, max_history) long, mask (batch, max_history) bool.
+
+    Example:
+        >>> h, b, m = history_tensors([[(1, 3)], []], torch.eye(2), max_history=2)
+        >>> h[0, 0].tolist(), b.tolist(), m.tolist()
+        ([0.0, 1.0], [[2, 0], [0, 0]], [[True, False], [False, False]])
+    """
+    rows = np.zeros((len(histories), max_history), dtype=np.int64)
+    buckets = np.zeros((len(histories), max_history), dtype=np.int64)
+    mask = np.zeros((len(histories), max_history), dtype=bool)
+    for i, history in enumerate(histories):
+        kept = history[:max_history]
+        for j, (row, orders_before) in enumerate(kept):
+            rows[i, j], buckets[i, j] = row, recency_bucket(orders_before)
+        mask[i, : len(kept)] = True
+    history = product_matrix[torch.from_numpy(rows)]  # (batch, max_history, dim)
+    return history, torch.from_numpy(buckets), torch.from_numpy(mask)
+
+
+def personalize_queries(model: UserAttention, queries: np.ndarray, histories: Sequence[HistoryRows],
+                        product_matrix: np.ndarray, batch_size: int = 512) -> np.ndarray:  # fmt: skip
+    """Personalized unit query vectors for many queries, without gradients.
+
+    Args:
+        model: The user model (put in eval mode here).
+        queries: (n, dim) unit query vectors.
+        histories: One history per query (`HistoryRows`).
+        product_matrix: (n_products, dim) unit product vectors the history rows index.
+        batch_size: Queries per forward pass.
+
+    Returns:
+        (n, dim) float32.
+
+    Example:
+        >>> model = UserAttention(UserAttentionConfig(dim=2, key_dim=1))
+        >>> personalize_queries(model, np.float32([[1, 0]]), [[]], np.eye(2, dtype=np.float32)).tolist()
+        [[1.0, 0.0]]
+    """
+    if len(queries) != len(histories):
+        raise PersonalizationError(f"{len(queries)} query vectors for {len(histories)} histories; give one each")
+    matrix = torch.from_numpy(np.ascontiguousarray(product_matrix, dtype=np.float32))
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(queries), batch_size):
+            query = torch.from_numpy(np.ascontiguousarray(queries[start:start + batch_size], dtype=np.float32))
+            tensors = history_tensors(histories[start:start + batch_size], matrix, model.config.max_history)
+            out.append(model(query.to(device), *(t.to(device) for t in tensors)).cpu().numpy())  # (chunk, dim)
+    return np.concatenate(out) if out else np.zeros((0, matrix.shape[1]), dtype=np.float32)
+
+
+def save_user_model(model: UserAttention, directory: str | Path) -> Path:
+    """Write `user_model.json` (format and config) and `user_model.safetensors` (weights) into `directory`.
+
+    Example:
+        >>> save_user_model(UserAttention(), "models/user")  # doctest: +SKIP
+        PosixPath('models/user')
+    """
+    save_file = _safetensors("save_file")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()},
+              str(directory / WEIGHTS_FILE))  # fmt: skip
+    (directory / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, **asdict(model.config)}, indent=2) + "\n")
+    return directory
+
+
+def load_user_model(directory: str | Path) -> UserAttention:
+    """The model `save_user_model` wrote into `directory`, in eval mode.
+
+    Example:
+        >>> load_user_model("models/user").config.max_history  # doctest: +SKIP
+        50
+    """
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_path.is_file() or not weights_path.is_file():
+        raise PersonalizationError(f"{directory} lacks {CONFIG_FILE} or {WEIGHTS_FILE}; write a user model there "
+                                   "with save_user_model (or train one)")  # fmt: skip
+    stored = json.loads(config_path.read_text())
+    if stored.pop("format", None) != FORMAT:
+        raise PersonalizationError(f"{config_path} is not a {FORMAT} config; write it with save_user_model")
+    known = {f.name for f in fields(UserAttentionConfig)}
+    model = UserAttention(UserAttentionConfig(**{k: v for k, v in stored.items() if k in known}))
+    model.load_state_dict(_safetensors("load_file")(str(weights_path)))
+    return model.eval()
+
+
+def _safetensors(name: str) -> Callable[..., Any]:
+    """safetensors.torch.save_file or load_file, imported when needed."""
+    try:
+        import safetensors.torch
+    except ImportError as exc:  # pragma: no cover - installed with transformers
+        raise PersonalizationError("saving or loading a user model needs safetensors: pip install safetensors") from exc
+    return getattr(safetensors.torch, name)

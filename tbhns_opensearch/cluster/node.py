@@ -345,6 +345,12 @@ def _require_traversable(path: Path, user: str) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` still runs; a node this process started is reaped once it exits (a zombie is not alive)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:  # not our child: another process started the node
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -181,3 +182,20 @@ def test_the_local_node_keeps_disk_watermarks_on_with_laptop_sized_limits(tmp_pa
 def test_a_relative_data_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert NodeConfig(http_port=9298, data_dir=Path("rel")).node_dir == tmp_path / "rel"
+
+
+def test_a_node_process_this_process_started_is_not_alive_once_it_exits() -> None:
+    """A child that exited stays a zombie until reaped: `stop` used to wait its whole timeout (60 s) for it."""
+    import signal
+    import subprocess
+    import time
+
+    from tbhns_opensearch.cluster.node import _alive
+
+    child = subprocess.Popen(["sleep", "60"])
+    assert _alive(child.pid)
+    os.kill(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while _alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child.pid)

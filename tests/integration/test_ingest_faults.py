@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from tbhns_opensearch.catalog import Product, write_catalog_jsonl
 from tbhns_opensearch.cli import cli
@@ -161,17 +161,22 @@ def test_ingest_users_never_writes_into_a_product_index_or_alias(os_client, toys
     assert "user_id" not in mapping
 
 
+def _ingest_users_cli(rows: list[str], alias: str, url: str, tmp_path: Path, monkeypatch) -> Result:  # type: ignore[no-untyped-def]
+    """`tbhns ingest-users` of a history CSV of `rows` into `<alias>-users`."""
+    history = tmp_path / "history.csv"
+    history.write_text("user_id,product_id,event,timestamp\n" + "\n".join(rows) + "\n")
+    monkeypatch.setenv("OPENSEARCH_URL", url)
+    return CliRunner().invoke(cli, ["ingest-users", str(history), "--alias", alias, "--users-index", f"{alias}-users"])
+
+
 def test_ingest_users_rejects_an_overlong_user_id_and_writes_the_rest(
     os_client, opensearch_config, toys_alias, tmp_path: Path, monkeypatch
 ) -> None:
     alias, products = toys_alias
     users_index = f"{alias}-users"
-    history = tmp_path / "history.csv"
     rows = [f"u{n},{products[n].id},purchase,{n}" for n in range(5)] + [f"{'x' * 600},{products[0].id},purchase,1"]
-    history.write_text("user_id,product_id,event,timestamp\n" + "\n".join(rows) + "\n")
-    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
     try:
-        result = CliRunner().invoke(cli, ["ingest-users", str(history), "--alias", alias, "--users-index", users_index])
+        result = _ingest_users_cli(rows, alias, opensearch_config.url, tmp_path, monkeypatch)
         assert result.exit_code == 1, result.output
         assert "rejected user 'xxxx" in result.stderr and "600 bytes" in result.stderr
         assert _count(os_client, users_index) == 5
@@ -183,13 +188,9 @@ def test_ingest_users_refuses_a_history_with_a_nan_timestamp_and_writes_nothing(
     os_client, opensearch_config, toys_alias, tmp_path: Path, monkeypatch
 ) -> None:
     alias, products = toys_alias
-    users_index = f"{alias}-users"
-    history = tmp_path / "history.csv"
-    history.write_text(f"user_id,product_id,event,timestamp\nnanuser,{products[0].id},purchase,nan\n")
-    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
-    result = CliRunner().invoke(cli, ["ingest-users", str(history), "--alias", alias, "--users-index", users_index])
+    result = _ingest_users_cli([f"nanuser,{products[0].id},purchase,nan"], alias, opensearch_config.url, tmp_path, monkeypatch)
     assert result.exit_code != 0 and "history.csv:2: timestamp 'nan' is not a finite number" in str(result.exception)
-    assert not os_client.indices.exists(index=users_index)
+    assert not os_client.indices.exists(index=f"{alias}-users")
 
 
 def test_ingest_users_with_no_node_says_how_to_start_one_and_starts_none(tmp_path: Path, monkeypatch) -> None:

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -84,7 +85,8 @@ def user_document(profile: UserProfile, updated: datetime) -> dict[str, Any]:
 
 
 def profile_from_document(source: Mapping[str, Any]) -> UserProfile:
-    """The `UserProfile` stored in a users-index document (`vector_bytes`, or an older document's `vector` list).
+    """The `UserProfile` stored in a users-index document (`vector_bytes`, or an older document's `vector` list);
+    a `last_event` of null (a nan timestamp an older version stored) reads as nan.
 
     Example:
         >>> older = {"user_id": "u1", "vector": [0.6, 0.8], "event_count": 3, "last_event": 12.0, "source": "real"}
@@ -96,7 +98,8 @@ def profile_from_document(source: Mapping[str, Any]) -> UserProfile:
         user_id=source["user_id"],
         vector=decode_vector(packed) if packed is not None else np.asarray(source["vector"], dtype=np.float32),
         event_count=int(source["event_count"]),
-        last_event=float(source["last_event"]),
+        last_event=math.nan if source.get("last_event") is None else float(source["last_event"]),  # null: a nan
+        # timestamp stored before histories were checked (it is informational: ranking never reads it)
         source=source["source"],
     )
 

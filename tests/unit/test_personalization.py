@@ -138,3 +138,14 @@ def test_tune_alpha_finds_the_user_signal() -> None:
     tuning = tune_alpha([case], ids, matrix, PersonalizationConfig(), grid=(0.0, 0.4, 0.8), k=1)
     assert tuning.recall == {0.0: 0.0, 0.4: 1.0, 0.8: 1.0}
     assert tuning.best_alpha == 0.4  # ties go to the smaller alpha
+
+
+def test_a_stored_profile_with_a_null_last_event_still_reads() -> None:
+    """Older versions stored a nan timestamp, which the serializer writes as null; reading it raised TypeError
+    and every personalized search for that user failed with a traceback or HTTP 500."""
+    from tbhns_opensearch.users.store import profile_from_document
+
+    stored = {"user_id": "nanuser", "vector": [0.6, 0.8], "event_count": 3, "last_event": None, "source": "real"}
+    profile = profile_from_document(stored)
+    assert profile.user_id == "nanuser" and np.isnan(profile.last_event)
+    assert profile.vector.tolist() == np.float32([0.6, 0.8]).tolist()

@@ -34,6 +34,7 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
                  half_life: float, min_history: int, port: int, as_json: bool) -> None:  # fmt: skip
     """Compute user vectors from HISTORY (CSV/JSONL: user_id, product_id, event, timestamp) and store them."""
     from tbhns_opensearch.catalog import read_catalog
+    from tbhns_opensearch.catalog.fields import MAX_ID_BYTES
     from tbhns_opensearch.catalog.stream import excerpt
     from tbhns_opensearch.cluster import make_client
     from tbhns_opensearch.encoder import Encoder
@@ -43,7 +44,7 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
         PersonalizationConfig,
     )
     from tbhns_opensearch.users.sources import SimulationConfig, simulate_users
-    from tbhns_opensearch.users.store import MAX_ID_BYTES, UsersIngestConfig
+    from tbhns_opensearch.users.store import UsersIngestConfig
     from tbhns_opensearch.users.store import ingest_users as run_ingest
 
     if (history is None) == (simulate is None):

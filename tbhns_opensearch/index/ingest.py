@@ -140,7 +140,8 @@ def _fill(
     if errors:
         raise IngestError(f"bulk writing to {index} failed after {summary.indexed} documents: "
                           f"{_describe(errors[0])}; {aftermath}", summary.failures) from errors[0]  # fmt: skip
-    client.indices.put_settings(index=index, body={"index": {"refresh_interval": None}})  # the template's
+    if fresh:  # a live index kept its refresh throughout
+        client.indices.put_settings(index=index, body={"index": {"refresh_interval": None}})  # the template's
     client.indices.refresh(index=index)
     if fresh and not summary.indexed:
         raise IngestError(f"no product was indexed ({summary.read} read, {len(summary.failures)} refused): "
@@ -267,8 +268,7 @@ def _write(
                 failure = {"id": result.get("_id"), "status": result.get("status"), "error": result.get("error")}
                 summary.failures.append(failure)
                 if _cluster_refused(failure):
-                    errors.append(IngestError(f"the cluster refused document {failure['id']!r} with status "
-                                              f"{failure['status']} ({_error_type(failure)})"))  # fmt: skip
+                    errors.append(IngestError(f"the cluster refused document {failure['id']!r}: {refusal(failure)}"))
                     break
             bar.update(1)
     except Exception as exc:  # whatever stopped the writer stops the ingest: nothing half-written is published

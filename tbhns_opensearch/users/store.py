@@ -27,6 +27,7 @@ import numpy as np
 from opensearchpy import NotFoundError, OpenSearch, helpers
 from opensearchpy.exceptions import TransportError
 
+from tbhns_opensearch.catalog.fields import MAX_ID_BYTES
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.cluster.connection import msearch_item
 from tbhns_opensearch.encoder import Encoder
@@ -37,7 +38,6 @@ from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, build_user_profiles
 
 VECTOR_CHUNK = 500
-MAX_ID_BYTES = 512  # OpenSearch refuses a longer document _id (and with it the whole bulk request)
 USERS_KIND = "tbhns-users"  # `_meta.kind` of every users index this module made
 
 
@@ -225,6 +225,11 @@ def write_user_profiles(client: OpenSearch, users_index: str, profiles: Iterable
     """Bulk-write profiles (overwriting by user id) and refresh; every failed document is in the IngestError.
     Every id must fit OpenSearch's (`storable_user_id`)."""
     ensure_users_index(client, users_index)
+    return _bulk_profiles(client, users_index, profiles)
+
+
+def _bulk_profiles(client: OpenSearch, users_index: str, profiles: Iterable[UserProfile]) -> int:
+    """`write_user_profiles` into an index `ensure_users_index` has already checked."""
     updated = datetime.now(timezone.utc)
     actions = ({"_index": users_index, "_id": profile.user_id, "_source": user_document(profile, updated)}
                for profile in profiles)
@@ -264,7 +269,7 @@ def ingest_users(
     rejected = sorted({event.user_id for event in events if not storable_user_id(event.user_id)})
     profiles = build_user_profiles([event for event in events if storable_user_id(event.user_id)], vectors,
                                    config.personalization)  # fmt: skip
-    written = write_user_profiles(client, config.users_index, profiles.values())
+    written = _bulk_profiles(client, config.users_index, profiles.values())  # the index was checked first
     min_history = config.personalization.min_history
     return UsersSummary(
         users_index=config.users_index,

@@ -184,6 +184,25 @@ def compare_to_baseline(per_query: Mapping[str, Mapping[str, Mapping[str, float]
     return adjust(tests, method, alpha)
 
 
+def cluster_means(per_query: Mapping[str, float], cluster_of: Callable[[str], str]) -> dict[str, float]:
+    """Per-query scores averaged per cluster (e.g. per user), for a paired test clustered by user: one user's
+    queries share a history and are not independent, so pairing per user keeps a user with many queries from
+    counting many times.
+
+    Args:
+        per_query: qid -> score.
+        cluster_of: qid -> its cluster (the user who asked it).
+
+    Example:
+        >>> cluster_means({"u1/a": 1.0, "u1/b": 0.0, "u2/a": 0.5}, lambda qid: qid.split("/")[0])
+        {'u1': 0.5, 'u2': 0.5}
+    """
+    clusters: dict[str, list[float]] = {}
+    for qid, score in per_query.items():
+        clusters.setdefault(cluster_of(qid), []).append(score)
+    return {cluster: float(np.mean(scores)) for cluster, scores in clusters.items()}
+
+
 def _t_test_p(diff: np.ndarray) -> float:
     if np.ptp(diff) < _TIE:  # no variance: t is 0/0 (no difference: p = 1) or c/0 (constant shift: p = 0)
         return 1.0 if abs(diff.mean()) < _TIE else 0.0

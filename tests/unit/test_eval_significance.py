@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tbhns_opensearch.errors import BenchError
-from tbhns_opensearch.eval.significance import adjust, bonferroni, compare_to_baseline, holm, paired_test
+from tbhns_opensearch.eval.significance import adjust, bonferroni, cluster_means, compare_to_baseline, holm, paired_test
 
 
 def _scores(values):
@@ -81,3 +81,15 @@ def test_compare_to_baseline_builds_one_family():
 def test_unpaired_queries_are_rejected():
     with pytest.raises(BenchError, match="same queries"):
         paired_test({"q1": 0.1, "q2": 0.2}, {"q1": 0.1, "q3": 0.2})
+
+
+def test_cluster_means_pairs_by_user_so_a_heavy_user_counts_once() -> None:
+    """Ten queries of one user and one of another: per user, the heavy user is one pair, not ten."""
+    baseline = {f"heavy/{i}": 0.0 for i in range(10)} | {"light/0": 0.5}
+    system = {f"heavy/{i}": 0.1 for i in range(10)} | {"light/0": 0.0}
+    user = lambda qid: qid.split("/")[0]  # noqa: E731
+    per_user = paired_test(cluster_means(baseline, user), cluster_means(system, user))
+    per_query = paired_test(baseline, system)
+    assert per_user.n == 2 and per_query.n == 11
+    assert per_user.mean_diff == pytest.approx((0.1 - 0.5) / 2)
+    assert per_query.mean_diff == pytest.approx((1.0 - 0.5) / 11)

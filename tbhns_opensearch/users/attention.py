@@ -18,7 +18,8 @@ histories); the projections learn query-specific relevance on top; the residual 
 in charge, and `W = I` starts as a plain sum.
 
 Weights are stored as safetensors (`user_model.safetensors`) beside a JSON config (`user_model.json`):
-no pickle.
+no pickle. A model trained for an encoder lives in `<encoder dir>/user_model/` (`user_model_beside`); at
+query time `personalize_one` applies it to one query in numpy (tens of microseconds, no torch dispatch).
 
 Example:
     >>> import torch
@@ -43,13 +44,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tbhns_opensearch.encoder import resolve_model_path
 from tbhns_opensearch.errors import PersonalizationError
+from tbhns_opensearch.users.profiles import UserHistory
 
 RECENCY_EDGES = (1, 2, 3, 5, 9, 17, 33)
 """Lower bounds (in orders before the target) of the recency buckets: 1, 2, 3-4, 5-8, 9-16, 17-32, 33+."""
+_EDGES = np.asarray(RECENCY_EDGES)
 CONFIG_FILE = "user_model.json"
 WEIGHTS_FILE = "user_model.safetensors"
 FORMAT = "tbhns-user-attention/1"
+USER_MODEL_DIR = "user_model"
+"""The folder of an encoder directory holding the user model trained for that encoder."""
 
 HistoryRows = Sequence[tuple[int, int]]
 """A history as (row of the product matrix, orders before the target), most recent first."""
@@ -211,6 +217,61 @@ def personalize_queries(model: UserAttention, queries: np.ndarray, histories: Se
             tensors = history_tensors(histories[start:start + batch_size], matrix, model.config.max_history)
             out.append(model(query.to(device), *(t.to(device) for t in tensors)).cpu().numpy())  # (chunk, dim)
     return np.concatenate(out) if out else np.zeros((0, matrix.shape[1]), dtype=np.float32)
+
+
+def personalize_one(model: UserAttention, query: np.ndarray, history: UserHistory) -> tuple[np.ndarray, float]:
+    """One query personalized with one stored history (the model's `forward` for a batch of one, in numpy).
+
+    Args:
+        model: The user model.
+        query: (dim,) unit query vector.
+        history: The user's last products, most recent first; only the first `max_history` are used.
+
+    Returns:
+        The (dim,) float32 unit vector (`query` itself when all weight is on the zero slot or the history is
+        empty) and the attention weight on the history (1 - the zero slot's).
+
+    Example:
+        >>> model = UserAttention(UserAttentionConfig(dim=2, key_dim=1, zero_bias=-30.0))
+        >>> vector, weight = personalize_one(model, np.float32([1, 0]), UserHistory(("p",), (1,), np.float32([[0, 1]])))
+        >>> np.allclose(vector, [0.5**0.5, 0.5**0.5]), weight  # normalize(q + h): W = I at initialisation
+        (True, 1.0)
+    """
+    dim, cut = model.config.dim, min(len(history), model.config.max_history)
+    if query.shape != (dim,) or history.vectors.shape[1:] != (dim,):
+        raise PersonalizationError(
+            f"the user model takes {dim}-dimensional vectors, got a query of shape {query.shape} and stored "
+            f"history vectors of {history.vectors.shape[1:]}; rebuild the users (`tbhns ingest-users --history`) "
+            "with the encoder the product index was built with, and train the user model for that encoder")  # fmt: skip
+    if cut == 0:
+        return query, 0.0
+    query_proj, history_proj, recency, zero_weight, zero_bias, combine, scale = (
+        parameter.detach().cpu().numpy() for parameter in (model.query_proj.weight, model.history_proj.weight,
+        model.recency.weight, model.zero_slot.weight, model.zero_slot.bias, model.combine.weight, model.sim_scale))  # fmt: skip
+    q = np.asarray(query, dtype=np.float32)
+    vectors = history.vectors[:cut]  # (n, dim)
+    buckets = np.searchsorted(_EDGES, np.asarray(history.orders_before[:cut]), side="right") - 1  # recency_bucket, (n,)
+    # s (q . h_i) + (A q) . (B h_i) / sqrt(k) = h_i . key: one product with the history
+    key = scale * q + (query_proj @ q) @ history_proj / np.float32(math.sqrt(model.config.key_dim))  # (dim,)
+    logits = np.concatenate([zero_weight @ q + zero_bias, vectors @ key + recency[buckets, 0]])  # (1 + n,)
+    weights = np.exp(logits - logits.max())
+    weights /= weights.sum()  # (1 + n,)
+    if weights[0] == 1.0:
+        return query, 0.0
+    personal = q + combine @ (weights[1:] @ vectors)  # (dim,)
+    return (personal / np.linalg.norm(personal)).astype(np.float32), float(1.0 - weights[0])
+
+
+def user_model_beside(encoder: str) -> UserAttention | None:
+    """The user model in the `USER_MODEL_DIR` folder of the encoder directory `encoder` (a path, or the
+    default encoder's name), or None when there is none (a hub name, a directory without one).
+
+    Example:
+        >>> user_model_beside("all-MiniLM-L6-v2") is None
+        True
+    """
+    directory = Path(resolve_model_path(encoder)) / USER_MODEL_DIR
+    return load_user_model(directory) if (directory / CONFIG_FILE).is_file() else None
 
 
 def save_user_model(model: UserAttention, directory: str | Path) -> Path:

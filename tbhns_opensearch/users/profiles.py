@@ -1,10 +1,12 @@
-"""User profiles: the recency- and event-weighted mean of the vectors of a user's products, normalized."""
+"""User profiles: the recency- and event-weighted mean of the vectors of a user's products, normalized, and
+(with `PersonalizationConfig.history_size`) the user's last products, most recent first, for the learned user
+model (`users.attention`)."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +27,7 @@ class PersonalizationConfig:
             Instacart); an event this much older than the user's latest counts half. None: no decay.
         min_history: Users with fewer events get the plain query (alpha = 0, fallback).
         alpha: Weight of the user vector in normalize((1 - alpha) q + alpha u), in [0, 1].
+        history_size: Last products kept per user for the learned user model (`UserProfile.history`); 0: none.
 
     Example:
         >>> PersonalizationConfig(event_weights={"purchase": 1.0}).weights
@@ -37,6 +40,7 @@ class PersonalizationConfig:
     half_life: float | None = 30 * 86400.0
     min_history: int = 3
     alpha: float = 0.3
+    history_size: int = 0
 
     def __post_init__(self) -> None:
         pairs = self.event_weights.items() if isinstance(self.event_weights, Mapping) else self.event_weights
@@ -49,10 +53,53 @@ class PersonalizationConfig:
         if isinstance(self.min_history, bool) or not isinstance(self.min_history, int) or self.min_history < 1:
             raise PersonalizationError(f"min_history must be an integer >= 1, got {self.min_history!r}")
         check_alpha(self.alpha)
+        if isinstance(self.history_size, bool) or not isinstance(self.history_size, int) or self.history_size < 0:
+            raise PersonalizationError(f"history_size must be an integer >= 0 (0: store no history), got {self.history_size!r}")
 
     @property
     def weights(self) -> dict[str, float]:
         return dict(self.event_weights)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, eq=False)
+class UserHistory:
+    """A user's last products, most recent first: what the learned user model attends to.
+
+    Args:
+        ids: Product ids.
+        orders_before: Per product, the orders before the user's next one it was bought in (1: the latest
+            order; an order is the events sharing one timestamp).
+        vectors: (n, dim) float32 product vectors, one row per id.
+
+    Example:
+        >>> history = UserHistory(("p2", "p1"), (1, 2), np.float32([[0, 1], [1, 0]]))
+        >>> len(history), history == UserHistory(("p2", "p1"), (1, 2), np.float32([[0, 1], [1, 0]]))
+        (2, True)
+    """
+
+    ids: tuple[str, ...]
+    orders_before: tuple[int, ...]
+    vectors: np.ndarray  # (n, dim) float32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", tuple(self.ids))
+        object.__setattr__(self, "orders_before", tuple(int(n) for n in self.orders_before))
+        object.__setattr__(self, "vectors", np.ascontiguousarray(self.vectors, dtype=np.float32))
+        if self.vectors.ndim != 2 or not len(self.ids) == len(self.orders_before) == self.vectors.shape[0]:
+            raise PersonalizationError(f"a history needs one orders_before and one vector row per product id: got "
+                                       f"{len(self.ids)} ids, {len(self.orders_before)} orders_before and vectors of "
+                                       f"shape {self.vectors.shape}")  # fmt: skip
+        if any(n < 1 for n in self.orders_before):
+            raise PersonalizationError(f"history orders_before must be >= 1 (1: the latest order), got {self.orders_before}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UserHistory):
+            return NotImplemented
+        return (self.ids, self.orders_before) == (other.ids, other.orders_before) and np.array_equal(
+            self.vectors, other.vectors)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +112,8 @@ class UserProfile:
         event_count: Events that went into the vector (those whose product has a vector).
         last_event: Timestamp of the latest of them.
         source: "real" or "simulated".
+        history: The last `PersonalizationConfig.history_size` products, most recent first; None when none was
+            stored.
     """
 
     user_id: str
@@ -72,9 +121,10 @@ class UserProfile:
     event_count: int
     last_event: float
     source: str
+    history: UserHistory | None = None
 
     def __eq__(self, other: object) -> bool:
-        """Same user, history and vector (the vector compared by value).
+        """Same user, events, vector and history (arrays compared by value).
 
         Example:
             >>> UserProfile("u", np.float32([0.6, 0.8]), 3, 1.0, "real") == UserProfile("u", np.float32([0.6, 0.8]), 3, 1.0, "real")
@@ -82,8 +132,8 @@ class UserProfile:
         """
         if not isinstance(other, UserProfile):
             return NotImplemented
-        same_history = (self.user_id, self.event_count, self.last_event, self.source) == (
-            other.user_id, other.event_count, other.last_event, other.source)  # fmt: skip
+        same_history = (self.user_id, self.event_count, self.last_event, self.source, self.history) == (
+            other.user_id, other.event_count, other.last_event, other.source, other.history)  # fmt: skip
         return same_history and np.array_equal(self.vector, other.vector)
 
 
@@ -95,7 +145,7 @@ def build_user_profiles(
     Args:
         events: Any order; events of unknown event types raise a PersonalizationError.
         product_vectors: Product id -> unit vector (dim,). Events of products without one are skipped.
-        config: Event weights and half-life.
+        config: Event weights, half-life and how many of the last products to keep (`history_size`).
 
     Example:
         >>> vectors = {"p1": np.array([3.0, 4.0]) / 5}
@@ -104,7 +154,9 @@ def build_user_profiles(
     """
     weights = config.weights
     by_user: dict[str, list[UserEvent]] = defaultdict(list)
+    orders: dict[str, set[float]] = defaultdict(set)  # every timestamp of the user: an order, even of unknown products
     for event in events:
+        orders[event.user_id].add(event.timestamp)
         if event.event not in weights:
             raise PersonalizationError(
                 f"event type {event.event!r} of user {event.user_id!r} has no weight; valid types are "
@@ -127,8 +179,31 @@ def build_user_profiles(
             event_count=len(history),
             last_event=last,
             source=sources.pop(),
+            history=_last_products(history, orders[user_id], product_vectors, config.history_size)
+            if config.history_size else None,
         )
     return profiles
+
+
+def _last_products(events: Sequence[UserEvent], orders: Iterable[float], product_vectors: Mapping[str, np.ndarray],
+                   size: int) -> UserHistory:  # fmt: skip
+    """The `size` latest of one user's `events` (input order within a timestamp) as a `UserHistory`; `orders`:
+    every timestamp of the user (an order's products may all lack vectors).
+
+    Example:
+        >>> events = [UserEvent("u", "a", "purchase", 1.0), UserEvent("u", "b", "purchase", 3.0),
+        ...           UserEvent("u", "c", "purchase", 1.0)]
+        >>> history = _last_products(events, {1.0, 2.0, 3.0}, {p: np.float32([1.0]) for p in "abc"}, 5)
+        >>> history.ids, history.orders_before
+        (('b', 'a', 'c'), (1, 3, 3))
+    """
+    latest = sorted(events, key=lambda event: -event.timestamp)[:size]  # stable: input order within a timestamp
+    later = {t: n for n, t in enumerate(sorted(set(orders), reverse=True))}  # timestamp -> orders after it
+    return UserHistory(
+        ids=tuple(event.product_id for event in latest),
+        orders_before=tuple(1 + later[event.timestamp] for event in latest),
+        vectors=np.stack([np.asarray(product_vectors[event.product_id], dtype=np.float32) for event in latest]),
+    )
 
 
 def check_alpha(alpha: float) -> None:

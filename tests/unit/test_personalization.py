@@ -8,7 +8,7 @@ import pytest
 from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.users.blend import blend, personalize
 from tbhns_opensearch.users.events import UserEvent, read_history
-from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, build_user_profiles
+from tbhns_opensearch.users.profiles import PersonalizationConfig, UserHistory, UserProfile, build_user_profiles
 from tbhns_opensearch.users.tuning import PersonalizationCase, recall_at_k, tune_alpha
 
 E1, E2, E3 = np.eye(3)
@@ -149,3 +149,38 @@ def test_a_stored_profile_with_a_null_last_event_still_reads() -> None:
     profile = profile_from_document(stored)
     assert profile.user_id == "nanuser" and np.isnan(profile.last_event)
     assert profile.vector.tolist() == np.float32([0.6, 0.8]).tolist()
+
+
+def test_the_history_is_the_latest_products_with_their_orders_before() -> None:
+    """Four orders (timestamps 5 > 4 > 3 > 1); within an order the file's order; a product without a vector is
+    left out, but its order (4: only that product) still counts."""
+    events = [UserEvent("u1", "p1", "purchase", 1.0), UserEvent("u1", "p2", "purchase", 5.0),
+              UserEvent("u1", "gone", "purchase", 4.0), UserEvent("u1", "p3", "purchase", 3.0),
+              UserEvent("u1", "p1", "click", 5.0), UserEvent("u2", "p3", "click", 7.0)]  # fmt: skip
+    profiles = build_user_profiles(events, VECTORS, PersonalizationConfig(history_size=3))
+    history = profiles["u1"].history
+    assert history is not None and (history.ids, history.orders_before) == (("p2", "p1", "p3"), (1, 1, 3))
+    np.testing.assert_array_equal(history.vectors, np.float32([E2, E1, E3]))
+    assert history.vectors.dtype == np.float32
+    everything = build_user_profiles(events, VECTORS, PersonalizationConfig(history_size=50))["u1"].history
+    assert everything is not None and (everything.ids, everything.orders_before) == (("p2", "p1", "p3", "p1"), (1, 1, 3, 4))
+    assert profiles["u2"].history == UserHistory(("p3",), (1,), np.float32([E3]))
+    assert build_user_profiles(events, VECTORS, PersonalizationConfig())["u1"].history is None  # history_size 0
+
+
+def test_a_history_and_the_history_size_are_checked() -> None:
+    with pytest.raises(PersonalizationError, match="history_size must be an integer >= 0.*-1"):
+        PersonalizationConfig(history_size=-1)
+    with pytest.raises(PersonalizationError, match=r"got 2 ids, 1 orders_before and vectors of shape \(2, 3\)"):
+        UserHistory(("a", "b"), (1,), np.ones((2, 3)))
+    with pytest.raises(PersonalizationError, match="orders_before must be >= 1"):
+        UserHistory(("a",), (0,), np.ones((1, 3)))
+
+
+def test_profiles_differ_by_their_history() -> None:
+    history = UserHistory(("p1",), (1,), np.float32([E1]))
+    with_history = UserProfile("u1", E2, 3, 0.0, "real", history)
+    assert with_history == UserProfile("u1", E2, 3, 0.0, "real", UserHistory(("p1",), (1,), np.float32([E1])))
+    assert with_history != _profile(events=3)
+    assert with_history != UserProfile("u1", E2, 3, 0.0, "real", UserHistory(("p1",), (2,), np.float32([E1])))
+    assert with_history != UserProfile("u1", E2, 3, 0.0, "real", UserHistory(("p1",), (1,), np.float32([E3])))

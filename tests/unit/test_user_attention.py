@@ -11,13 +11,16 @@ import torch
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.users.attention import (
+    USER_MODEL_DIR,
     UserAttention,
     UserAttentionConfig,
     history_tensors,
     load_user_model,
+    personalize_one,
     personalize_queries,
     recency_bucket,
     save_user_model,
+    user_model_beside,
 )
 from tbhns_opensearch.users.attention_training import (
     AttentionTrainConfig,
@@ -28,6 +31,7 @@ from tbhns_opensearch.users.attention_training import (
     run_epoch,
     train_user_model,
 )
+from tbhns_opensearch.users.profiles import UserHistory
 from tbhns_opensearch.users.sequences import read_order_sequences
 from tests.unit.test_user_sequences import CATALOG as SEQUENCE_CATALOG
 from tests.unit.test_user_sequences import LINES, _write
@@ -130,6 +134,66 @@ def test_save_and_load_give_identical_outputs(tmp_path: Path) -> None:
 def test_loading_from_a_folder_without_a_model_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(PersonalizationError, match="save_user_model"):
         load_user_model(tmp_path)
+
+
+def _history(rows: list[int], orders: list[int], matrix: np.ndarray) -> UserHistory:
+    return UserHistory(tuple(f"p{row}" for row in rows), tuple(orders), matrix[rows])
+
+
+def test_one_query_with_all_weight_on_the_zero_slot_is_the_query_itself() -> None:
+    space = _space(CATALOG)
+    query = _unit(np.random.default_rng(5).normal(size=DIM))
+    vector, weight = personalize_one(_model(zero_slot=1e4), query, _history([0, 3], [1, 2], space.matrix))
+    assert vector is query and weight == 0.0
+    empty = UserHistory((), (), np.zeros((0, DIM), dtype=np.float32))
+    assert personalize_one(_model(zero_slot=-1e4), query, empty) == (query, 0.0)
+
+
+def test_one_query_with_one_product_is_normalize_q_plus_h() -> None:
+    space = _space(CATALOG)
+    query = _unit(np.random.default_rng(6).normal(size=DIM))
+    vector, weight = personalize_one(_model(zero_slot=-1e4), query, _history([2], [3], space.matrix))  # W = I
+    np.testing.assert_allclose(vector, _unit(query + space.matrix[2]), atol=1e-6)
+    assert weight == 1.0 and vector.dtype == np.float32
+
+
+def test_one_query_equals_the_batch_forward_and_cuts_to_max_history() -> None:
+    """Trained-looking weights (every parameter moved), a history longer than max_history=5 with every bucket."""
+    space = _space(CATALOG)
+    model = _model()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter, generator=torch.Generator().manual_seed(7)))
+    query = _unit(np.random.default_rng(7).normal(size=DIM))
+    rows, orders = [7, 0, 3, 5, 1, 6, 2], [1, 2, 4, 8, 16, 33, 40]
+    vector, weight = personalize_one(model, query, _history(rows, orders, space.matrix))
+    expected = personalize_queries(model, query[None], [list(zip(rows, orders))], space.matrix)[0]
+    np.testing.assert_allclose(vector, expected, atol=1e-6)
+    with torch.no_grad():
+        tensors = _tensors([list(zip(rows, orders))], space.matrix)
+        zero_slot = model.attention(torch.from_numpy(query[None]), *tensors)[0, 0].item()
+    assert weight == pytest.approx(1 - zero_slot, abs=1e-6) and 0 < weight < 1
+    longer = personalize_one(model, query, _history([*rows[:5], 4, 4], [*orders[:5], 1, 1], space.matrix))[0]
+    np.testing.assert_array_equal(longer, personalize_one(model, query, _history(rows[:5], orders[:5], space.matrix))[0])
+
+
+def test_one_query_of_another_dimension_says_to_rebuild_the_users() -> None:
+    space = _space(CATALOG)
+    query = _unit(np.ones(DIM))
+    with pytest.raises(PersonalizationError, match=r"takes 8-dimensional vectors.*\(4,\).*rebuild the users"):
+        personalize_one(_model(), query, UserHistory(("p",), (1,), np.ones((1, 4))))
+    with pytest.raises(PersonalizationError, match=r"query of shape \(4,\)"):
+        personalize_one(_model(), np.ones(4, dtype=np.float32), _history([0], [1], space.matrix))
+
+
+def test_the_user_model_beside_an_encoder_directory(tmp_path: Path) -> None:
+    assert user_model_beside(str(tmp_path)) is None  # an encoder directory without a user model
+    assert user_model_beside("all-MiniLM-L6-v2") is None  # the packaged encoder has none
+    model = _model()
+    save_user_model(model, tmp_path / USER_MODEL_DIR)
+    loaded = user_model_beside(str(tmp_path))
+    assert loaded is not None and loaded.config == model.config and not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
 
 
 def test_order_queries_take_every_older_order_as_history_never_the_target(tmp_path: Path) -> None:

@@ -109,6 +109,8 @@ class BenchResult:
         breakdowns: Breakdown name -> {qid: group}, e.g. {"category": ..., "history": ...}.
         primary_metric: Metric of the p-value column, breakdown tables and delta plots.
         environment: Extra machine or cluster facts (OpenSearch version, heap, shards ...).
+        queries: What the queries are where the data source alone does not say (e.g. derived from categories
+            for real users); shown under every table.
     """
 
     title: str
@@ -119,6 +121,7 @@ class BenchResult:
     breakdowns: dict[str, dict[str, str]] = field(default_factory=dict)
     primary_metric: str = "ndcg@10"
     environment: dict[str, str] = field(default_factory=dict)
+    queries: str = ""
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.systems]
@@ -206,6 +209,7 @@ def _report_dict(result: BenchResult, group_significance: GroupSignificance) -> 
         "baseline": result.baseline,
         "primary_metric": result.primary_metric,
         "data_sources": {s.name: s.source.value for s in result.systems},
+        "queries": result.queries,
         "systems": [_system_dict(s) for s in result.systems],
         "significance": [asdict(t) for t in result.significance],
         "breakdowns": {
@@ -279,7 +283,12 @@ def _source_section(result: BenchResult) -> list[str]:
     if not_real:
         lines += ["", (f"> **Not real queries:** {', '.join(not_real)}. These numbers measure the systems on "
                        "generated or simulated data, not on real shoppers' queries.")]
-    return lines
+    return lines + _queries_note(result)
+
+
+def _queries_note(result: BenchResult) -> list[str]:
+    """The line under a table that says what the queries are, when the data source alone does not."""
+    return ["", f"Queries: **{result.queries}**."] if result.queries else []
 
 
 def _effectiveness_section(result: BenchResult) -> list[str]:
@@ -296,7 +305,7 @@ def _effectiveness_section(result: BenchResult) -> list[str]:
             test = tests.get((s.name, result.primary_metric))
             cells.append(f"{test.p_adjusted:.4f}{_marker(test)}" if test else "-")
         rows.append(cells)
-    lines = ["## Effectiveness", "", *_table(header, rows)]
+    lines = ["## Effectiveness", "", *_table(header, rows), *_queries_note(result)]
     if tests:
         some = next(iter(result.significance))
         lines += ["", (f"▲/▼: significantly better/worse than `{result.baseline}` (two-sided randomization "
@@ -345,7 +354,7 @@ def _breakdown_sections(result: BenchResult, group_significance: GroupSignifican
         sections.append([f"## {metric_label(metric)} by {key}", "",
                          (f"Mean per group; for each system, the difference from `{result.baseline}` on the "
                           "group's queries and its randomization-test p, Holm-corrected over the table."), "",
-                         *_table(header, rows)])
+                         *_table(header, rows), *_queries_note(result)])
     return sections
 
 

@@ -1,30 +1,47 @@
-"""Query-time personalization: blend the query vector with the user's, or fall back to the plain query."""
+"""Query-time personalization: the learned user model (`users.attention`) where the user has a stored history,
+else the fixed blend of the query vector with the user's, else (no user, unknown user, short history) the
+plain query."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, check_alpha
 
+if TYPE_CHECKING:  # torch is imported only where a user model is loaded
+    from tbhns_opensearch.users.attention import UserAttention
+
+METHODS = ("plain", "blend", "learned")
+"""How a personalized vector was made: the plain query (fallback), the fixed blend, the learned user model."""
+
 
 @dataclass(frozen=True, eq=False)
 class PersonalizedVector:
-    """The vector a personalized search uses, and whether it fell back to the plain query.
+    """The vector a personalized search uses, and how it was made.
 
     Args:
         vector: Unit-length vector, shape (dim,); the query vector itself when `fallback` is True.
-        alpha: The user weight applied (0.0 on fallback).
+        alpha: The user's weight: the blend's alpha, or the learned model's attention weight on the history
+            (0.0 on fallback).
         fallback: True when the plain query vector is returned (no user, unknown user, short history).
         reason: Why it fell back, for the response; None when personalized.
+        method: A name of `METHODS`: "plain" on fallback, else "blend" or "learned".
     """
 
     vector: np.ndarray  # (dim,)
     alpha: float
     fallback: bool
     reason: str | None = None
+    method: str = "plain"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS or (self.method == "plain") != self.fallback:
+            raise PersonalizationError(f"method {self.method!r} with fallback={self.fallback}: the method is one of "
+                                       f"{METHODS}, and 'plain' exactly when falling back")  # fmt: skip
 
 
 def blend(query_vector: np.ndarray, user_vector: np.ndarray, alpha: float) -> np.ndarray:
@@ -45,21 +62,24 @@ def blend(query_vector: np.ndarray, user_vector: np.ndarray, alpha: float) -> np
     return (mixed / norm).astype(query.dtype) if norm > 0 else query
 
 
-def personalize(
-    query_vector: np.ndarray, user_id: str | None, profile: UserProfile | None, config: PersonalizationConfig
-) -> PersonalizedVector:
-    """The blended vector, or the plain `query_vector` itself (fallback) with the reason.
+def personalize(query_vector: np.ndarray, user_id: str | None, profile: UserProfile | None,
+                config: PersonalizationConfig, user_model: UserAttention | None = None) -> PersonalizedVector:  # fmt: skip
+    """The learned vector (a `user_model` and a stored history), else the blended one, or the plain
+    `query_vector` itself (fallback) with the reason.
 
     Args:
         query_vector: Unit query vector (dim,).
         user_id: The requested user, or None.
         profile: That user's stored profile, or None when there is none.
         config: `alpha` and `min_history`.
+        user_model: The learned user model (`users.attention.user_model_beside`); None: always blend.
 
     Example:
         >>> q = np.array([1.0, 0.0])
         >>> personalize(q, "u9", None, PersonalizationConfig()).reason
         "unknown user 'u9': no stored history"
+        >>> personalize(q, "u9", UserProfile("u9", np.array([0.0, 1.0]), 5, 0.0, "real"), PersonalizationConfig()).method
+        'blend'
     """
     if user_id is None:
         return PersonalizedVector(query_vector, 0.0, True, "no user_id given")
@@ -70,4 +90,9 @@ def personalize(
             query_vector, 0.0, True,
             f"user {user_id!r} has {profile.event_count} events, fewer than min_history={config.min_history}",
         )
-    return PersonalizedVector(blend(query_vector, profile.vector, config.alpha), config.alpha, False)
+    if user_model is not None and profile.history is not None and len(profile.history):
+        from tbhns_opensearch.users.attention import personalize_one
+
+        vector, weight = personalize_one(user_model, query_vector, profile.history)
+        return PersonalizedVector(vector, weight, False, method="learned")
+    return PersonalizedVector(blend(query_vector, profile.vector, config.alpha), config.alpha, False, method="blend")

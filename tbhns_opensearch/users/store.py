@@ -2,7 +2,10 @@
 
 A user vector is stored as little-endian float32, base64 (`vector_bytes`, as products' `embedding_bytes`):
 a quarter of a JSON float list's bytes, so the per-query `get` is ~0.3 ms cheaper on a 384-dim encoder.
-Documents written before it (a JSON `vector`) are still read.
+Documents written before it (a JSON `vector`) are still read. With `PersonalizationConfig.history_size`, the
+user's last products go beside it for the learned user model (`UserProfile.history`): `history_ids`,
+`history_orders` and their vectors, (n, dim) float32 row-major in `history_bytes` (n x dim x 4 bytes, base64:
+~100 kB for 50 x 384). Documents without them read as history None.
 
 `ingest_users` takes the product vectors already in the product index (500 ids per request), encodes
 the products it cannot find there when a catalog and an encoder are given, builds the profiles with the
@@ -31,11 +34,11 @@ from tbhns_opensearch.catalog.fields import MAX_ID_BYTES
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.cluster.connection import msearch_item
 from tbhns_opensearch.encoder import Encoder
-from tbhns_opensearch.errors import IngestError
+from tbhns_opensearch.errors import IngestError, PersonalizationError
 from tbhns_opensearch.index.documents import decode_vector, vector_bytes
 from tbhns_opensearch.index.templates import load_template
 from tbhns_opensearch.users.events import UserEvent
-from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, build_user_profiles
+from tbhns_opensearch.users.profiles import PersonalizationConfig, UserHistory, UserProfile, build_user_profiles
 
 VECTOR_CHUNK = 500
 USERS_KIND = "tbhns-users"  # `_meta.kind` of every users index this module made
@@ -58,6 +61,7 @@ class UsersSummary:
     events: int = 0
     users: int = 0  # profiles written
     below_min_history: int = 0  # written, but searches for them fall back to the plain query
+    histories: int = 0  # profiles written with their last products (`PersonalizationConfig.history_size`)
     rejected_users: list[str] = field(default_factory=list)  # not written: ids longer than OpenSearch holds
     missing_products: int = 0  # product ids with no vector in the index nor in the catalog given
     encoded_products: int = 0  # products encoded from the catalog because the index lacked them
@@ -65,14 +69,20 @@ class UsersSummary:
 
 
 def user_document(profile: UserProfile, updated: datetime) -> dict[str, Any]:
-    """The users-index document of `profile` (pure).
+    """The users-index document of `profile` (pure); the history fields only when it has a history.
 
     Example:
-        >>> profile = UserProfile("u1", np.array([0.6, 0.8]), 3, 12.0, "real")
+        >>> history = UserHistory(("p7",), (1,), np.float32([[0.0, 1.0]]))
+        >>> profile = UserProfile("u1", np.array([0.6, 0.8]), 3, 12.0, "real", history)
         >>> document = user_document(profile, datetime(2025, 1, 1, tzinfo=timezone.utc))
-        >>> profile_from_document(document).vector.tolist() == np.float32([0.6, 0.8]).tolist()
-        True
+        >>> document["history_ids"], document["history_orders"], profile_from_document(document).history == history
+        (['p7'], [1], True)
     """
+    history = {} if profile.history is None else {
+        "history_ids": list(profile.history.ids),
+        "history_orders": list(profile.history.orders_before),
+        "history_bytes": vector_bytes(profile.history.vectors),  # (n, dim) row-major
+    }  # fmt: skip
     return {
         "user_id": profile.user_id,
         "vector_bytes": vector_bytes(profile.vector),
@@ -81,6 +91,7 @@ def user_document(profile: UserProfile, updated: datetime) -> dict[str, Any]:
         "last_event": profile.last_event,
         "last_update": updated.isoformat(),
         "source": profile.source,
+        **history,
     }
 
 
@@ -101,7 +112,20 @@ def profile_from_document(source: Mapping[str, Any]) -> UserProfile:
         last_event=math.nan if source.get("last_event") is None else float(source["last_event"]),  # null: a nan
         # timestamp stored before histories were checked (it is informational: ranking never reads it)
         source=source["source"],
+        history=_history_from_document(source),
     )
+
+
+def _history_from_document(source: Mapping[str, Any]) -> UserHistory | None:
+    """The `UserHistory` of a users-index document, or None when it has none (written without --history)."""
+    if source.get("history_bytes") is None:
+        return None
+    ids, dim = source["history_ids"], int(source["dimension"])
+    vectors = decode_vector(source["history_bytes"])  # (n * dim,)
+    if vectors.size != len(ids) * dim:
+        raise PersonalizationError(f"user {source['user_id']!r}: the stored history has {len(ids)} ids of dimension "
+                                   f"{dim} but {vectors.size} vector values; re-run `tbhns ingest-users --history`")  # fmt: skip
+    return UserHistory(tuple(ids), tuple(source["history_orders"]), vectors.reshape(len(ids), dim))
 
 
 def ensure_users_index(client: OpenSearch, name: str) -> bool:
@@ -252,7 +276,7 @@ def ingest_users(
     Args:
         client: Cluster client.
         events: User events (real or simulated).
-        config: Product alias, users index, personalization rules.
+        config: Product alias, users index, personalization rules (`history_size`: last products stored per user).
         catalog: Products to encode when their vector is not in the product index (needs `encoder`).
         encoder: The encoder the product index was built with.
     """
@@ -276,6 +300,7 @@ def ingest_users(
         events=len(events),
         users=written,
         below_min_history=sum(profile.event_count < min_history for profile in profiles.values()),
+        histories=sum(profile.history is not None for profile in profiles.values()),
         missing_products=len(missing) - len(to_encode),
         encoded_products=len(to_encode),
         rejected_users=rejected,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tbhns_opensearch.errors import PersonalizationError
+from tbhns_opensearch.users.attention import UserAttention, UserAttentionConfig
 from tbhns_opensearch.users.blend import blend, personalize
 from tbhns_opensearch.users.events import UserEvent, read_history
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserHistory, UserProfile, build_user_profiles
@@ -184,3 +185,64 @@ def test_profiles_differ_by_their_history() -> None:
     assert with_history != _profile(events=3)
     assert with_history != UserProfile("u1", E2, 3, 0.0, "real", UserHistory(("p1",), (2,), np.float32([E1])))
     assert with_history != UserProfile("u1", E2, 3, 0.0, "real", UserHistory(("p1",), (1,), np.float32([E3])))
+
+
+def _user_model(zero_bias: float) -> UserAttention:
+    return UserAttention(UserAttentionConfig(dim=3, key_dim=2, zero_bias=zero_bias)).eval()
+
+
+def test_a_user_model_and_a_stored_history_personalize_learned() -> None:
+    """All weight on the history (zero slot bias -1e4) and W = I: normalize(q + h), alpha = 1."""
+    profile = UserProfile("u1", E2, 3, 0.0, "real", UserHistory(("p3",), (1,), np.float32([E3])))
+    config = PersonalizationConfig(min_history=3, alpha=0.5)
+    result = personalize(np.float32(E1), "u1", profile, config, user_model=_user_model(zero_bias=-1e4))
+    assert (result.method, result.fallback, result.reason, result.alpha) == ("learned", False, None, 1.0)
+    np.testing.assert_allclose(result.vector, [2**-0.5, 0.0, 2**-0.5], atol=1e-6)  # E3, not the blend's E2
+    query = np.float32(E1)
+    unmoved = personalize(query, "u1", profile, config, user_model=_user_model(zero_bias=1e4))
+    assert (unmoved.method, unmoved.alpha, unmoved.vector is query) == ("learned", 0.0, True)
+
+
+@pytest.mark.parametrize("history", [None, UserHistory((), (), np.zeros((0, 3)))])
+def test_without_a_stored_history_or_a_user_model_it_blends(history: UserHistory | None) -> None:
+    config = PersonalizationConfig(min_history=3, alpha=0.5)
+    blended = personalize(E1, "u1", UserProfile("u1", E2, 3, 0.0, "real", history), config, user_model=_user_model(-1e4))
+    assert (blended.method, blended.fallback, blended.reason, blended.alpha) == ("blend", False, None, 0.5)
+    np.testing.assert_allclose(blended.vector, [2**-0.5, 2**-0.5, 0.0])
+    with_history = UserProfile("u1", E2, 3, 0.0, "real", UserHistory(("p3",), (1,), np.float32([E3])))
+    assert personalize(E1, "u1", with_history, config).method == "blend"  # no user model
+
+
+@pytest.mark.parametrize(("user_id", "events", "reason"), [
+    (None, 9, "no user_id given"),
+    ("ghost", None, "unknown user 'ghost': no stored history"),
+    ("u1", 2, "user 'u1' has 2 events, fewer than min_history=3"),
+])  # fmt: skip
+def test_the_fallbacks_hold_with_a_user_model(user_id: str | None, events: int | None, reason: str) -> None:
+    history = UserHistory(("p3",), (1,), np.float32([E3]))
+    profile = None if events is None else UserProfile("u1", E2, events, 0.0, "real", history)
+    query = np.float32(E1)
+    result = personalize(query, user_id, profile, PersonalizationConfig(min_history=3), user_model=_user_model(-1e4))
+    assert (result.method, result.fallback, result.reason, result.alpha, result.vector is query) == (
+        "plain", True, reason, 0.0, True)
+
+
+def test_a_users_document_round_trips_with_and_without_a_history() -> None:
+    from datetime import datetime, timezone
+
+    from tbhns_opensearch.users.store import profile_from_document, user_document
+
+    updated = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    history = UserHistory(("a", "b", "c"), (1, 1, 7), rows)
+    vector = np.float32([0.5, 0.5, 0.5, 0.5])
+    with_history = UserProfile("u1", vector, 4, 9.0, "real", history)
+    document = user_document(with_history, updated)
+    assert (document["history_ids"], document["history_orders"]) == (["a", "b", "c"], [1, 1, 7])
+    assert len(document["history_bytes"]) == 4 * -(-3 * 4 * 4 // 3)  # base64 of n x dim float32
+    assert profile_from_document(document) == with_history
+    plain = UserProfile("u2", vector, 4, 9.0, "simulated")
+    assert not {"history_ids", "history_orders", "history_bytes"} & set(user_document(plain, updated))
+    assert profile_from_document(user_document(plain, updated)) == plain
+    with pytest.raises(PersonalizationError, match=r"user 'u1': the stored history has 2 ids of dimension 4 but 12 vector values"):
+        profile_from_document({**document, "history_ids": ["a", "b"], "history_orders": [1, 1]})

@@ -103,8 +103,10 @@ class ServeSettings:
         backend: Encoder backend; None: onnx when the encoder directory has an export, else torch.
         hybrid: Fusion, weights, depth and server/client path.
         personalization: alpha and min_history.
+        user_model: Personalize users with a stored history with the learned user model found beside each
+            system's encoder (`<encoder dir>/user_model/`); False: always blend.
         user_ttl_s: Seconds a user's profile is reused before it is read again (`SearchClient`); 0: every search.
-        warm: Load the encoder and read the cluster's plugins at startup instead of on the first search.
+        warm: Load the encoder (and the user model beside it) at startup instead of on the first search.
         name: What the comparison page calls the system above (index, encoder, users index).
         systems: More systems the page can compare with it (e.g. the base encoder next to the trained one).
         judgments: Grades the page shows, by `query_key` (`api.compare.judgments_by_query`).
@@ -124,6 +126,7 @@ class ServeSettings:
     backend: str | None = None
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
+    user_model: bool = True
     user_ttl_s: float = USER_TTL_S
     warm: bool = True
     name: str = "default"
@@ -155,7 +158,8 @@ class ServeSettings:
         return SearchClient(opensearch, system.index, system.encoder, users_index=system.users_index,
                             backend=self.backend if system.name == self.name else None,
                             personalization=self.personalization, hybrid=self.hybrid, user_ttl_s=self.user_ttl_s,
-                            model_id=self.model_id if system.name == self.name else None)  # fmt: skip
+                            model_id=self.model_id if system.name == self.name else None,
+                            user_model="auto" if self.user_model else None)  # fmt: skip
 
 
 class EmbedRequest(BaseModel):
@@ -320,6 +324,7 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
                  client.query_encoder.name)  # fmt: skip
         if settings.warm:
             client.query_encoder.encode("warm up")
+            log.info("user model: %s", "learned" if client.user_model is not None else "none (personalization blends)")
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
         yield
 
@@ -387,9 +392,9 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
             params.query, user_id=user_of(params.user_id), mode=params.mode, k=params.k, filters=parse_filters(params.filter),
             offset=params.offset, explain=params.explain, path=params.path,
         )  # fmt: skip
-        log.info("search mode=%s used=%s path=%s fallback=%s chars=%d hits=%d took_ms=%.1f", params.mode,
-                 response.mode, response.path, response.fallback, len(params.query), len(response.hits),
-                 response.took_ms)  # fmt: skip
+        log.info("search mode=%s used=%s path=%s fallback=%s personalization=%s chars=%d hits=%d took_ms=%.1f",
+                 params.mode, response.mode, response.path, response.fallback, response.personalization,
+                 len(params.query), len(response.hits), response.took_ms)  # fmt: skip
         return response
 
     @app.get("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, summary="Search (query parameters)")

@@ -30,6 +30,9 @@ def _search_options(command: Callable[..., None]) -> Callable[..., None]:
                           "benchmarks/results/hybrid_depth.md) [default: 24]"),
         click.option("--alpha", default=0.3, show_default=True, help="user vector weight when personalizing"),
         click.option("--min-history", default=3, show_default=True, help="fewer events: plain query (fallback)"),
+        click.option("--user-model/--no-user-model", default=True, show_default=True,
+                     help="personalize users whose profile stores a history (ingest-users --history) with the "
+                          "learned user model in the encoder directory's user_model/ folder; off: always blend"),
         click.option("--user-ttl", "user_ttl_s", type=click.FloatRange(0.0),
                      help="seconds a user's profile is reused before it is read again; 0: read on every search "
                           "(in the search's own request) [default: 60]"),
@@ -59,7 +62,7 @@ def _hybrid_overrides(bm25_weight: float | None, depth: int | None) -> dict[str,
 
 def _serve_settings(alias: str, users_index: str, encoder: str, backend: str, fusion: str, bm25_weight: float | None,
                     hybrid_path: str, hybrid_depth: int | None, alpha: float, min_history: int, user_ttl_s: float | None,
-                    model_id: str | None, port: int, warm: bool = True) -> Any:  # fmt: skip
+                    model_id: str | None, port: int, warm: bool = True, user_model: bool = True) -> Any:  # fmt: skip
     from tbhns_opensearch.api import ServeSettings
     from tbhns_opensearch.query.fusion import HybridConfig
     from tbhns_opensearch.users.profiles import PersonalizationConfig
@@ -68,6 +71,7 @@ def _serve_settings(alias: str, users_index: str, encoder: str, backend: str, fu
         cluster_for(port, start=False), index=alias, users_index=users_index, encoder=encoder, backend=backend,
         hybrid=HybridConfig(fusion=fusion, path=hybrid_path, **_hybrid_overrides(bm25_weight, hybrid_depth)),
         personalization=PersonalizationConfig(alpha=alpha, min_history=min_history), warm=warm, model_id=model_id,
+        user_model=user_model,
         **({} if user_ttl_s is None else {"user_ttl_s": user_ttl_s}),
         embed_token=os.environ.get(EMBED_TOKEN_ENV) or None,
     )  # fmt: skip
@@ -100,6 +104,8 @@ def search(query: str, mode: str, user_id: str | None, k: int, offset: int, filt
         click.echo(json.dumps(asdict(response), indent=2, default=str))
         return
     how = response.mode + (f" ({response.path} side)" if response.path else "")
+    if response.personalization:
+        how += f", {response.personalization} personalization (alpha {response.alpha:.2f})"
     if response.fallback:
         how += f"; fallback: {response.fallback_reason}"
     table = Table(title=f"{query[:60]!r}: {how}, {response.took_ms:.0f} ms")

@@ -27,11 +27,14 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
               help="weight of an event type (default purchase=1, add_to_cart=0.5, click=0.2); repeatable")
 @click.option("--half-life", default=30 * 86400.0, show_default=True, help="recency half-life in timestamp units")
 @click.option("--min-history", default=3, show_default=True, help="counted as below min_history in the summary")
+@click.option("--history", "history_size", type=click.IntRange(0),
+              help="last products stored per user for the learned user model (0: none) [default: the max_history "
+                   "of the user model in --encoder's user_model/ folder, else 0]")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog: Path | None, encoder: str,
                  backend: str, device: str, alias: str, users_index: str, event_weights: tuple[str, ...],
-                 half_life: float, min_history: int, port: int, as_json: bool) -> None:  # fmt: skip
+                 half_life: float, min_history: int, history_size: int | None, port: int, as_json: bool) -> None:  # fmt: skip
     """Compute user vectors from HISTORY (CSV/JSONL: user_id, product_id, event, timestamp) and store them."""
     from tbhns_opensearch.catalog import read_catalog
     from tbhns_opensearch.catalog.fields import MAX_ID_BYTES
@@ -64,7 +67,13 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
                   for event in user.events]  # fmt: skip
     else:
         events = read_history(history)
-    config = UsersIngestConfig(alias, users_index, PersonalizationConfig(weights, half_life, min_history))
+    if history_size is None:
+        from tbhns_opensearch.users.attention import user_model_beside
+
+        user_model = user_model_beside(encoder)
+        history_size = 0 if user_model is None else user_model.config.max_history
+    personalization = PersonalizationConfig(weights, half_life, min_history, history_size=history_size)
+    config = UsersIngestConfig(alias, users_index, personalization)
     product_encoder = Encoder(encoder, device=device, backend=backend, bulk=True) if catalog else None
     # never start an empty node: it holds no product vectors to build users from
     summary = run_ingest(make_client(cluster_for(port, start=False)), events, config, products, product_encoder)

@@ -3,8 +3,10 @@
 Modes, by name (`SearchClient.modes`):
 - `bm25`: `multi_match` over the product text;
 - `semantic`: `knn` on the product vector;
-- `personalized`: `knn` with the query vector blended with the user's vector; no user, an unknown user or
-  fewer than `min_history` events: the `semantic` query, with `fallback=True` and the reason;
+- `personalized`: `knn` with the personalized query vector: the learned user model's (`users.attention`,
+  found beside the encoder) where the user's profile stores a history, else the query blended with the user's
+  vector; no user, an unknown user or fewer than `min_history` events: the `semantic` query, with
+  `fallback=True` and the reason; `SearchResponse.personalization` says which ("learned" / "blend");
 - `hybrid`: BM25 and the (personalized, when the user has enough history) vector together, fused on the
   server (`hybrid` query + search pipeline, when the cluster has neural-search) or on the client (two
   queries in one `msearch`, fused by `fusion.fuse`); the response names the path.
@@ -23,7 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from cachetools import LRUCache
@@ -53,6 +55,9 @@ from tbhns_opensearch.query.encoding import QueryEncoder
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, search_pipeline
 from tbhns_opensearch.users.blend import PersonalizedVector, personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
+
+if TYPE_CHECKING:  # torch is imported only when a user model is loaded
+    from tbhns_opensearch.users.attention import UserAttention
 
 PROFILE_READERS = 16  # profile reads in flight at once (one per concurrent search, as `serve --threads`)
 USER_TTL_S = 60.0  # default seconds a user's profile read is reused (`SearchClient.user_ttl_s`)
@@ -88,7 +93,10 @@ class SearchResponse:
             asked for; `fallback_reason` says why.
         fallback_reason: Why it fell back, else None.
         path: "server" or "client" for hybrid, else None.
-        alpha: Weight of the user vector actually applied (0.0 without personalization).
+        alpha: The user's weight actually applied: the blend's alpha, or the learned model's attention weight on
+            the history (0.0 without personalization).
+        personalization: How the user personalized the query vector: "learned" (the user model and the stored
+            history) or "blend"; None when no user vector was used.
     """
 
     hits: list[SearchHit]
@@ -99,6 +107,7 @@ class SearchResponse:
     fallback_reason: str | None = None
     path: str | None = None
     alpha: float = 0.0
+    personalization: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,9 @@ class SearchClient:
         user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again
             (the `PROFILE_CACHE_SIZE` most recent users); 0 reads it on every search. Profiles change only
             at `ingest-users` time. A read rides in the search request itself (`_personalize`).
+        user_model: The learned user model for profiles that store a history: "auto" loads the one beside the
+            encoder (`<encoder dir>/user_model/`, `users.attention.user_model_beside`) when first needed, None
+            always blends, or a `UserAttention`.
 
     Example:
         >>> client = SearchClient(OpenSearchConfig(url="http://127.0.0.1:9200"))  # connects to nothing yet
@@ -179,6 +191,7 @@ class SearchClient:
         cache_size: int = 4096,
         user_ttl_s: float = USER_TTL_S,
         model_id: str | None = None,
+        user_model: UserAttention | Literal["auto"] | None = "auto",
     ) -> None:
         self.opensearch = opensearch
         self.index = index
@@ -192,6 +205,19 @@ class SearchClient:
         self._profiles: LRUCache[str, tuple[float, UserProfile | None]] = LRUCache(maxsize=PROFILE_CACHE_SIZE)
         self._profiles_lock = threading.Lock()
         self._profile_reader = ThreadPoolExecutor(max_workers=PROFILE_READERS, thread_name_prefix="tbhns-profile")  # threads start on first use
+        if isinstance(user_model, str) and user_model != "auto":
+            raise SearchError(f"user_model {user_model!r} is unknown; pass 'auto' (the model beside the encoder), "
+                              "None (always blend) or a UserAttention")  # fmt: skip
+        self._user_model = user_model
+
+    @cached_property
+    def user_model(self) -> UserAttention | None:
+        """The learned user model (loaded on first use for "auto"), or None: personalized searches blend."""
+        if self._user_model != "auto":
+            return self._user_model
+        from tbhns_opensearch.users.attention import user_model_beside
+
+        return user_model_beside(self.query_encoder.name)
 
     @cached_property
     def client(self) -> OpenSearch:
@@ -316,12 +342,14 @@ class SearchClient:
         if profile is None or decision.fallback:
             semantic = self._semantic(request)
             return replace(semantic, requested_mode="personalized", fallback=True, fallback_reason=decision.reason)
-        body = build_knn(decision.vector, request.k, request.filters, request.offset)  # the blended vector
+        body = build_knn(decision.vector, request.k, request.filters, request.offset)  # the personalized vector
         hits = self._search_page(body, "vector" if request.explain else None)
-        return SearchResponse(hits, "personalized", "personalized", 0.0, alpha=decision.alpha)
+        return SearchResponse(hits, "personalized", "personalized", 0.0, alpha=decision.alpha,
+                              personalization=decision.method)  # fmt: skip
 
     def _hybrid(self, request: SearchRequest) -> SearchResponse:
-        """BM25 + the query vector, personalized when the request names a user with enough history."""
+        """BM25 + the query vector, personalized (learned or blend) when the request names a user with enough
+        history."""
         depth = max(self.hybrid.depth, request.offset + request.k)
         if self.model_id is not None and request.user_id is None and not request.explain:
             return SearchResponse(self._server_hybrid(request, None, depth), "hybrid", "hybrid", 0.0, path="server")
@@ -334,8 +362,8 @@ class SearchClient:
         hits = fuse_on(request, decision.vector, depth)
         asked = request.user_id is not None
         return SearchResponse(hits, "hybrid", "hybrid", 0.0, fallback=asked and decision.fallback,
-                              fallback_reason=decision.reason if asked else None,
-                              path=path, alpha=decision.alpha)  # fmt: skip
+                              fallback_reason=decision.reason if asked else None, path=path, alpha=decision.alpha,
+                              personalization=None if decision.fallback else decision.method)  # fmt: skip
 
     # --- hybrid paths --------------------------------------------------------------------------------------
     def _server_hybrid(self, request: SearchRequest, vector: np.ndarray | None, depth: int) -> list[SearchHit]:
@@ -422,7 +450,8 @@ class SearchClient:
 
     # --- personalization -----------------------------------------------------------------------------------
     def _personalize(self, request: SearchRequest, page: PersonalizedPage) -> SearchResponse:
-        """`page` for the query vector, the user's stored profile (None without user) and the blend decision.
+        """`page` for the query vector, the user's stored profile (None without user) and the personalized
+        vector (`users.blend.personalize`: learned, blend or the plain query).
 
         A profile read within `user_ttl_s` is reused. A user seen for the first time is read on the reader
         thread while the query is encoded. Any other user's profile is read in the page's own search request
@@ -437,7 +466,8 @@ class SearchClient:
         query_vector = self._query_vector(request.text)
 
         def page_for(profile: UserProfile | None) -> SearchResponse:
-            return page(query_vector, profile, personalize(query_vector, user_id, profile, self.personalization))
+            user_model = self.user_model if profile is not None and profile.history else None  # loaded when needed
+            return page(query_vector, profile, personalize(query_vector, user_id, profile, self.personalization, user_model))
 
         if first_read is not None:
             return page_for(first_read.result())

@@ -227,3 +227,22 @@ def test_serve_lists_users_only_with_list_users(monkeypatch: pytest.MonkeyPatch,
     result = CliRunner().invoke(cli, ["serve", *args, "--no-warm", "--http-port", "8123"])
     assert result.exit_code == 0, result.output
     assert served[0].user_list == user_list
+
+
+def test_the_user_model_is_found_when_first_needed_and_can_be_turned_off(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path) -> None:  # fmt: skip
+    from tbhns_opensearch.cli import search as search_cli
+    from tbhns_opensearch.users.attention import USER_MODEL_DIR, UserAttention, UserAttentionConfig, save_user_model
+
+    save_user_model(UserAttention(UserAttentionConfig(dim=4, key_dim=2, max_history=7)), tmp_path / USER_MODEL_DIR)
+    monkeypatch.setenv("OPENSEARCH_URL", f"http://127.0.0.1:{_closed_port()}")
+    options = {"alias": "products", "users_index": "users", "encoder": str(tmp_path), "backend": None,
+               "fusion": "minmax", "bm25_weight": None, "hybrid_path": "auto", "hybrid_depth": None, "alpha": 0.3,
+               "min_history": 3, "model_id": None, "port": 9200, "user_ttl_s": None}  # fmt: skip
+    client = search_cli._serve_settings(**options).search_client()
+    assert "user_model" not in client.__dict__  # nothing loaded yet
+    assert client.user_model is not None and client.user_model.config.max_history == 7
+    assert search_cli._serve_settings(**options, user_model=False).search_client().user_model is None
+    assert SearchClient(OpenSearchConfig(url="http://127.0.0.1:9"), encoder="all-MiniLM-L6-v2").user_model is None
+    with pytest.raises(SearchError, match="user_model 'learned' is unknown; pass 'auto'"):
+        SearchClient(OpenSearchConfig(url="http://127.0.0.1:9"), user_model="learned")  # type: ignore[arg-type]

@@ -20,7 +20,8 @@ from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (bm25 sampler, when OPENSEARCH_URL is unset)")
 def train_command(config_file: Path, device: str | None, precision: str | None, max_steps: int | None,
                   output_dir: Path | None, port: int) -> None:  # fmt: skip
-    """Train an encoder from CONFIG_FILE (training/*.toml); write the model, ONNX export and model card."""
+    """Train an encoder from CONFIG_FILE (training/*.toml); write the model, ONNX export and model card, and with a
+    [personalization] table the user model beside it (max_steps = 0 keeps the base encoder)."""
     from tbhns_opensearch.training.config import load_train_config
     from tbhns_opensearch.training.pipeline import train_and_export
 
@@ -33,3 +34,9 @@ def train_command(config_file: Path, device: str | None, precision: str | None, 
     click.echo(f"{directory}: {result.steps} steps in {result.wall_s:.0f}s, best step {result.best_step}, "
                f"validation {metric} {result.history[0].metrics[metric]:.4f} -> {result.best_validation[metric]:.4f}; "
                f"ONNX min cosine {report.onnx.min_cosine:.6f}")  # fmt: skip
+    if entry := trained.user_model:
+        plain, learned = entry["validation"]["plain"], entry["validation"]["learned"]
+        click.echo(f"{directory / entry['path']}: user model, best epoch {entry['best_epoch']} of {entry['epochs']} in "
+                   f"{entry['train_s']:.0f}s; VALIDATION users, DERIVED {entry['query_form']} queries: recall@24 "
+                   f"{plain['recall@24']:.4f} (plain) -> {learned['recall@24']:.4f}, ndcg@10 {plain['ndcg@10']:.4f} -> "
+                   f"{learned['ndcg@10']:.4f}")  # fmt: skip

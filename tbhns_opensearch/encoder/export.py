@@ -6,6 +6,7 @@ The directory `tbhns train` writes:
     <dir>/onnx/model.onnx       tokens -> mean-pooled, L2-normalized vector (backend "onnx")
     <dir>/onnx/model_qint8.onnx the same, weights dynamically quantized to int8 (backend "onnx-int8")
     <dir>/tbhns_manifest.json   dimension, space type, normalization, max_seq_length, base model, ONNX parity
+                                (and "user_model", when a [personalization] run trained one into <dir>/user_model/)
 
 The ONNX graph is exported with `torch.onnx.export` (the TorchScript exporter: no extra dependency) from
 the transformer plus the model's pooling (mean or CLS) and normalization, with dynamic batch and sequence
@@ -34,7 +35,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
-from tbhns_opensearch.encoder import INT8_GATE, MANIFEST_FILE, ONNX_FILE, ONNX_INT8_FILE, ONNX_OUTPUT, OnnxBackend
+from tbhns_opensearch.encoder import (
+    INT8_GATE,
+    MANIFEST_FILE,
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    ONNX_OUTPUT,
+    OnnxBackend,
+    read_manifest,
+)
 from tbhns_opensearch.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -44,6 +53,7 @@ PARITY_TOLERANCE = 1e-4
 OPSET = 17
 _POOLINGS = ("mean", "cls")
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
+USER_MODEL_ENTRY = "user_model"  # the manifest's entry for a user model beside the encoder
 SAMPLE_TEXTS = (  # parity texts for a model exported without training data: queries, titles, one truncated
     "usb c cable", "cordless drill 18v", "led bulb e27 warm white", "Samsung 55 inch 4K UHD Smart TV",
     "HP LaserJet Pro M404dn monochrome laser printer | HP | Printers",
@@ -191,6 +201,22 @@ def record_int8_gate(report: ExportReport, base_model: str, gate: dict[str, Any]
     report = replace(report, int8_gate=gate)
     write_manifest(report, base_model)
     return report
+
+
+def record_user_model(directory: Path, entry: dict[str, Any]) -> Path:
+    """Add `entry` (the user model beside the encoder: path, format, max_history, dim, figures) to the manifest
+    under "user_model"; `training.personalization` writes it after the export.
+
+    Example:
+        >>> record_user_model(Path("runs/train/x"), {"path": "user_model", "max_history": 50})  # doctest: +SKIP
+        PosixPath('runs/train/x/tbhns_manifest.json')
+    """
+    manifest = read_manifest(str(directory))
+    if not manifest:
+        raise EncoderError(f"{directory} has no {MANIFEST_FILE}; export the encoder (export_model) before its user model")
+    path = directory / MANIFEST_FILE
+    path.write_text(json.dumps({**manifest, USER_MODEL_ENTRY: entry}, indent=2) + "\n")
+    return path
 
 
 def _parity(directory: Path, file: str, reference: np.ndarray, texts: Sequence[str]) -> ParityCheck:

@@ -3,7 +3,8 @@
 It records what a reader needs to trust or reproduce the model: the data (which set; real vs generated
 queries and pairs, kept apart), the taxonomy (catalog or induced), the full config, the sampler and the
 level each negative came from, steps run and the best step, wall time, validation metrics of the base
-model (step 0) and of the exported weights, and the ONNX parity.
+model (step 0) and of the exported weights, the ONNX parity and, with `[personalization]`, the user model's
+validation figures (plain query vs learned).
 
 Example:
     >>> card = model_card(result, export)  # doctest: +SKIP
@@ -36,6 +37,7 @@ class ModelCard:
     validation_base: dict[str, float]
     validation: dict[str, float]
     export: dict[str, Any] | None
+    personalization: dict[str, Any] | None = None  # the user model's manifest entry (`training.personalization`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +59,7 @@ class ModelCard:
             f"- validation queries: {data['counts'].get('validation_queries_real', 0)} real, "
             f"{data['counts'].get('validation_queries_generated', 0)} generated; test queries (held out): "
             f"{data['counts'].get('test_queries_real', 0)} real, {data['counts'].get('test_queries_generated', 0)} generated",
+            *_order_lines(data),
             f"- taxonomy: {sampler.get('taxonomy') or 'not used'}",
             "",
             "## Negatives",
@@ -76,16 +79,19 @@ class ModelCard:
                          f"{distill.get('encoder') or self.config['base_model']}, depth {distill['depth']}): "
                          f"{distill['candidates']} ranked candidates per row, weight "
                          f"{distill['weight']}, teacher temperature {distill['teacher_temperature']}")  # fmt: skip
+        steps = (f"- steps: {training['steps']} of {self.config['max_steps']} (early stop: {training['stopped_early']}); "
+                 f"best validation at step {training['best_step']}") if self.config["max_steps"] else \
+            f"- no encoder training (max_steps = 0): the base model `{self.config['base_model']}` is exported unchanged"  # fmt: skip
         lines += [
             "",
             "## Training",
-            f"- steps: {training['steps']} of {self.config['max_steps']} (early stop: {training['stopped_early']}); "
-            f"best validation at step {training['best_step']}",
+            steps,
             f"- wall time: {training['wall_s']:.0f} s ({training['eval_s']:.0f} s of it validation), "
             f"device {self.config['device']}, precision {self.config.get('precision', 'fp32')}",
             *_stage2_lines(training.get("stage2"), self.config.get("stage2")),
             "",
-            "## Validation (held-out queries training never saw)",
+            "## Validation (VALIDATION users' last orders; training never read these users)" if data["queries"] == "orders"
+            else "## Validation (held-out queries training never saw)",
             "| metric | base (step 0) | this model |",
             "|---|---|---|",
             *(f"| {name} | {self.validation_base.get(name, float('nan')):.4f} | {value:.4f} |"
@@ -108,7 +114,45 @@ class ModelCard:
                 lines.append(f"- int8 retrieval gate ({gate['queries']} validation queries, {gate['products']} "
                              f"candidates): fp32 {gate['fp32']}, int8 {gate['int8']}: "
                              f"{'accepted' if gate['accepted'] else 'refused'} ({gate['reason']})")  # fmt: skip
-        return "\n".join(lines) + "\n"
+        return "\n".join([*lines, *_user_model_lines(self.personalization)]) + "\n"
+
+
+def _order_lines(data: dict[str, Any]) -> list[str]:
+    """Where `queries = "orders"` came from: REAL users' orders, DERIVED aisle queries, split by user."""
+    if data["queries"] != "orders":
+        return []
+    counts = data["counts"]
+    return [f"- queries DERIVED from REAL users' orders (the aisle of each product bought, not typed by shoppers): "
+            f"training on {counts['train_users']} TRAIN users' every order; validation on {counts['validation_users']} "
+            f"VALIDATION users' last orders; {counts['test_users']} TEST users held out; "
+            f"{counts['order_lines_dropped_unnamed']} of {counts['order_lines']} order lines dropped for want of a "
+            "product name"]  # fmt: skip
+
+
+def _user_model_lines(entry: dict[str, Any] | None) -> list[str]:
+    """The user model's section: REAL users, DERIVED queries, VALIDATION figures, plain vs learned."""
+    if not entry:
+        return []
+    plain, learned = entry["validation"]["plain"], entry["validation"]["learned"]
+    return [
+        "",
+        "## User model (learned personalization)",
+        f"- `{entry['path']}/`: attention over the last {entry['max_history']} purchases with a zero slot, dim "
+        f"{entry['dim']} (`users.attention`), on this encoder's vectors",
+        f"- trained on REAL users' orders ({entry['order_lines']}): {entry['train_examples']} examples from every order "
+        f"of {entry['train_users']} TRAIN users, {entry['epochs']} epochs, best epoch {entry['best_epoch']} "
+        f"(0: untrained), {entry['train_s']:.0f} s on {entry['device']}",
+        f"- {entry['products']} products named by the order lines; {entry['order_lines_dropped_unnamed']} of "
+        f"{entry['order_lines_read']} lines dropped for want of a name",
+        "",
+        f"VALIDATION split: {entry['validation_queries']} DERIVED {entry['query_form']} queries (the category of a "
+        f"product of the user's whole last order, not typed by shoppers) of {entry['validation_users']} REAL users, "
+        "exact search:",
+        "",
+        "| metric | plain query | learned personalization |",
+        "|---|---|---|",
+        *(f"| {name} | {plain[name]:.4f} | {learned[name]:.4f} |" for name in plain),
+    ]
 
 
 def _stage2_lines(stage2: dict[str, Any] | None, config: dict[str, Any] | None) -> list[str]:
@@ -122,8 +166,9 @@ def _stage2_lines(stage2: dict[str, Any] | None, config: dict[str, Any] | None) 
             f"{stage2['wall_s']:.0f} s"]  # fmt: skip
 
 
-def model_card(result: TrainResult, export: ExportReport | None = None) -> ModelCard:
-    """Collect the card of a finished run (and its export)."""
+def model_card(result: TrainResult, export: ExportReport | None = None,
+               personalization: dict[str, Any] | None = None) -> ModelCard:  # fmt: skip
+    """Collect the card of a finished run (its export, and its user model's manifest entry)."""
     config = asdict(result.config)
     data = {"name": result.data.name, "queries": result.config.data.queries, "counts": result.data.report}
     training = {
@@ -146,6 +191,7 @@ def model_card(result: TrainResult, export: ExportReport | None = None) -> Model
     return ModelCard(
         data=data, config=config, sampler=asdict(result.sampler), training=training,
         validation_base=result.history[0].metrics, validation=result.best_validation, export=exported,
+        personalization=personalization,
     )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """Training configuration: frozen dataclasses read from a TOML or JSON file in `training/`.
 
 A file has top-level training keys and two tables, `[data]` and `[sampler]`, and optionally `[stage2]`
-(a ROAR preference stage after the contrastive one) and `[distill]` (a hybrid teacher beside it):
+(a ROAR preference stage after the contrastive one), `[distill]` (a hybrid teacher beside it) and
+`[personalization]` (a user model trained on order sequences after the encoder, `training.personalization`):
 
     base_model = "all-MiniLM-L6-v2"
     max_steps = 200
@@ -26,14 +27,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tbhns_opensearch.catalog.adapters import dataset_dir
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.taxonomy import SOURCES as TAXONOMY_SOURCES
 from tbhns_opensearch.training.losses import DIRECTIONS, HARDNESS_MODES, LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS
+from tbhns_opensearch.users.sequences import QUERY_FORMS
 
 BATCHINGS = ("shuffled", "taxonomy")  # TrainConfig.batching: shuffled rows, or batches of taxonomy neighbours (topic_batches)
 PRECISIONS = ("fp32", "bf16")  # TrainConfig.precision: float32 steps, or bfloat16 autocast where the device has it natively
-QUERY_SOURCES = ("judgments", "generated")  # or a path to a labelled-queries JSONL
+QUERY_SOURCES = ("judgments", "generated", "orders")  # or a path to a labelled-queries JSONL
 SAMPLER_PARAMS = {"random": (), "taxonomy": ("leaf", "sibling", "cousin"), "bm25": ("count", "depth"),
                   "ance": ("count", "depth", "remine_every")}  # fmt: skip
 """The [sampler] keys each sampler reads (besides cosine_threshold, which all use)."""
@@ -46,7 +49,7 @@ class DataConfig:
     dataset: str = ""  # a public set by name (amazon-uk-toys, icecat, ...); or set `catalog`
     catalog: str = ""  # a catalog file (JSONL, CSV, Parquet) instead of a dataset
     data_dir: str | None = None  # folder of `dataset` [default: ../shared/data/<dataset>]
-    queries: str = "generated"  # "judgments" (the dataset's own), "generated" (querygen) or a labelled-queries JSONL
+    queries: str = "generated"  # "judgments" (the dataset's own), "generated" (querygen), "orders" (aisle queries of [personalization]'s train users) or a labelled-queries JSONL
     judgments: str = ""  # queries="judgments": a judgments file in the dataset's layout [default: the dataset's own]
     catalog_limit: int = 0  # keep a seeded sample of this many products (judged products first); 0 keeps all
     per_product: int = 2  # generated queries: query kinds tried per product
@@ -71,6 +74,13 @@ class DataConfig:
             raise ConfigError(f"[data] queries={self.queries!r}: use {' or '.join(QUERY_SOURCES)} or a .jsonl path")
         if self.queries == "judgments" and not self.dataset:
             raise ConfigError("[data] queries=\"judgments\" needs a dataset with judgments (homedepot, icecat, wands)")
+        if self.queries == "orders" and self.dataset != "instacart":
+            raise ConfigError(f"[data] queries=\"orders\" joins order lines with Instacart's catalog, got "
+                              f"dataset={self.dataset!r}; set dataset = \"instacart\"")  # fmt: skip
+        if self.queries == "orders" and (self.catalog_limit or self.generated_pairs):
+            raise ConfigError(f"[data] queries=\"orders\" keeps the products the order lines name and trains on "
+                              f"their aisle queries only; remove catalog_limit={self.catalog_limit} and "
+                              f"generated_pairs={self.generated_pairs}")  # fmt: skip
         if self.taxonomy not in TAXONOMY_SOURCES:
             raise ConfigError(f"[data] taxonomy={self.taxonomy!r}; use one of {', '.join(TAXONOMY_SOURCES)}")
         if (self.taxonomy == "assigned") != bool(self.taxonomy_file):
@@ -173,6 +183,51 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class PersonalizationTrainConfig:
+    """`[personalization]`: a user model (`users.attention`) trained on REAL order sequences after the encoder,
+    on its vectors, saved beside it (`training.personalization`). The device is the run's `device`.
+
+    Example:
+        >>> PersonalizationTrainConfig(order_lines="order_lines.csv").max_history
+        50
+    """
+
+    order_lines: str = ""  # order-lines CSV in Instacart's layout (users.sequences.ORDER_LINE_COLUMNS)
+    products: str = ""  # folder of Instacart's products.csv that names the lines [default: [data]'s instacart folder]
+    max_history: int = 50  # purchases the model attends to, most recent first
+    epochs: int = 6  # passes over the training examples (the best validation epoch is kept; 0: untrained)
+    batch_size: int = 256  # examples per step; the others' positives are in-batch negatives
+    learning_rate: float = 1e-3  # Adam's
+    temperature: float = 0.05  # softmax temperature of the contrastive loss
+    same_aisle: int = 8  # TB-HNS negatives per example from the positive's aisle
+    sibling_aisles: int = 4  # TB-HNS negatives per example from the other aisles of its department
+    query_form: str = "aisle"  # query text: "aisle" or "path" (department > aisle); derived, not typed
+    seed: int = 0  # seeds the user split, the weights and every draw
+    validation: float = 0.2  # share of users in the validation split (users.sequences.user_split)
+    test: float = 0.2  # share of users held out for testing (never read by training)
+
+    def __post_init__(self) -> None:
+        if not self.order_lines:
+            raise ConfigError("[personalization] needs order_lines, e.g. order_lines = "
+                              "\"../shared/data/instacart-sequences/order_lines.csv\"")  # fmt: skip
+        bad = {name: getattr(self, name) for name in ("max_history", "batch_size")
+               if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int)
+               or getattr(self, name) < (2 if name == "batch_size" else 1)}  # fmt: skip
+        if bad:
+            raise ConfigError(f"[personalization] {bad}: max_history must be a whole number >= 1 and batch_size >= 2")
+        if not (self.learning_rate > 0 and self.temperature > 0):
+            raise ConfigError(f"[personalization] learning_rate={self.learning_rate} and temperature="
+                              f"{self.temperature} must be positive, e.g. 1e-3 and 0.05")  # fmt: skip
+        _check_non_negative("[personalization]", self, ("epochs", "same_aisle", "sibling_aisles"))
+        if self.query_form not in QUERY_FORMS:
+            raise ConfigError(f"[personalization] query_form={self.query_form!r}; use one of {', '.join(QUERY_FORMS)}")
+        if not (0 < self.validation < 1 and 0 <= self.test < 1 and self.validation + self.test < 1):
+            raise ConfigError(f"[personalization] validation={self.validation} and test={self.test}: give shares of "
+                              "users (validation above 0, it picks the epoch) that leave users for training (sum "
+                              "below 1), e.g. 0.2 and 0.2")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A training run: data, sampler, model, loss and optimization."""
 
@@ -191,7 +246,7 @@ class TrainConfig:
     mini_batch_size: int = 8  # cached_mnrl: rows per forward chunk (memory, not results)
     batch_size: int = 16  # rows per step
     batching: str = "shuffled"  # "shuffled" rows, or "taxonomy": each batch of rows whose positives are taxonomy neighbours
-    max_steps: int = 200  # optimizer steps
+    max_steps: int = 200  # optimizer steps; 0 exports the base model unchanged (validated, e.g. under a user model)
     learning_rate: float = 2e-5  # AdamW peak learning rate
     warmup_ratio: float = 0.1  # share of max_steps with linear warmup
     max_seq_length: int = 64  # tokens per text (short keeps CPU training fast)
@@ -207,6 +262,7 @@ class TrainConfig:
     int8_tolerance: float = 0.01  # int8 is accepted when no validation NDCG@10 / R@24 falls more than this vs fp32
     stage2: PreferenceConfig | None = None  # a ROAR stage after this one ([stage2] table); None: one stage
     distill: DistillConfig | None = None  # a hybrid teacher beside the contrastive loss ([distill] table); None: none
+    personalization: PersonalizationTrainConfig | None = None  # a user model after the encoder ([personalization] table)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -230,7 +286,7 @@ class TrainConfig:
         if self.loss == "margin" and self.negatives_per_pair != 1:
             raise ConfigError(f"loss=\"margin\" takes exactly one negative per row, the {self.sampler.name!r} "
                               f"sampler gives {self.negatives_per_pair}; set its counts to 1 or use loss=\"mnrl\"")  # fmt: skip
-        positive = ("batch_size", "max_steps", "max_seq_length", "eval_every", "mini_batch_size")
+        positive = ("batch_size", "max_seq_length", "eval_every", "mini_batch_size")
         bad = {name: getattr(self, name) for name in positive if getattr(self, name) < 1}
         if bad:
             raise ConfigError(f"{bad} must be at least 1")
@@ -239,7 +295,13 @@ class TrainConfig:
         if not 0 <= self.warmup_ratio < 1 or self.learning_rate <= 0:
             raise ConfigError(f"need 0 <= warmup_ratio < 1 and learning_rate > 0, got {self.warmup_ratio}, "
                               f"{self.learning_rate}")  # fmt: skip
-        _check_non_negative("", self, ("patience", "int8_tolerance", "hardness_strength"))
+        _check_non_negative("", self, ("max_steps", "patience", "int8_tolerance", "hardness_strength"))
+        if self.data.queries == "orders" and self.personalization is None:
+            raise ConfigError("[data] queries=\"orders\" derives queries from the train users of "
+                              "[personalization] order_lines; add that table")  # fmt: skip
+        if self.personalization is not None and not self.personalization.products:
+            folder = dataset_dir("instacart", self.data.data_dir if self.data.dataset == "instacart" else None)
+            object.__setattr__(self, "personalization", replace(self.personalization, products=str(folder)))
 
     @property
     def negatives_per_pair(self) -> int:
@@ -274,8 +336,10 @@ def load_train_config(path: str | Path) -> TrainConfig:
     sampler = _build(SamplerConfig, raw.pop("sampler", {}), f"{path} [sampler]")
     stage2 = _build(PreferenceConfig, raw.pop("stage2"), f"{path} [stage2]") if "stage2" in raw else None
     distill = _build(DistillConfig, raw.pop("distill"), f"{path} [distill]") if "distill" in raw else None
-    config = _build(TrainConfig, {**raw, "data": data, "sampler": sampler, "stage2": stage2, "distill": distill},
-                    str(path))
+    personalization = (_build(PersonalizationTrainConfig, raw.pop("personalization"), f"{path} [personalization]")
+                       if "personalization" in raw else None)  # fmt: skip
+    config = _build(TrainConfig, {**raw, "data": data, "sampler": sampler, "stage2": stage2, "distill": distill,
+                                  "personalization": personalization}, str(path))  # fmt: skip
     return config if config.output_dir else replace(config, output_dir=str(Path("runs") / "train" / path.stem))
 
 

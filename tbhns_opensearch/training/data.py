@@ -15,6 +15,15 @@ Steps, in order (`prepare_data`):
    queries generated from a seeded sample of that many products (one each) join the real training pairs
    (never a query whose text is a validation or test query's).
 
+With `queries = "orders"` (`order_data`) the queries come from REAL users' orders instead (`[personalization]`
+order_lines, joined with Instacart's catalog): the catalog is the products the lines name; users are split by a
+seeded hash of the user id (`users.sequences.user_split`, the user model's split); training pairs are (aisle of
+a product a TRAIN user bought, that product), graded by how often train users bought it, so `min_grade` = 2
+trains on products bought twice or more; validation and test are the validation and test users' whole LAST
+orders, one query per (user, aisle), relevant = that order's products in the aisle (the evaluation protocol of
+`users.sequences`). The queries are DERIVED from categories, not typed by shoppers, so they are labelled
+"generated". `validation`, `test`, `unseen_products` and `max_eval_relevant` do not apply (the split is by user).
+
 Example:
     >>> data = prepare_data(DataConfig(dataset="icecat", queries="judgments", test=0.3), seed=13)  # doctest: +SKIP
     >>> data.report["train_pairs_real"], len(data.test.queries)  # doctest: +SKIP
@@ -32,15 +41,16 @@ import numpy as np
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import read_dataset
 from tbhns_opensearch.catalog.judgments import graded_qrels
-from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.taxonomy import Taxonomy
 from tbhns_opensearch.taxonomy_assign import read_assignments, with_assigned_paths
-from tbhns_opensearch.training.config import DataConfig
+from tbhns_opensearch.training.config import DataConfig, PersonalizationTrainConfig
 from tbhns_opensearch.training.examples import TrainingPair, make_pairs
 from tbhns_opensearch.eval.queries import LabelledQuery, load_labelled_queries, query_key
 from tbhns_opensearch.eval.splits import split_assignment, split_by_query
 from tbhns_opensearch.training.querygen import generate_queries
+from tbhns_opensearch.users.sequences import QUERY_FORMS, SequenceUser, read_order_sequences, select_users, sequence_queries
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,13 @@ class TrainingData:
     split_of: dict[str, str] = field(default_factory=dict)  # query digest -> split (`eval.splits.write_split`)
 
 
-def prepare_data(config: DataConfig, seed: int) -> TrainingData:
-    """Build catalog, pairs and evaluation sets from `config` (see the module docstring for the steps)."""
+def prepare_data(config: DataConfig, seed: int, orders: PersonalizationTrainConfig | None = None) -> TrainingData:
+    """Build catalog, pairs and evaluation sets from `config` (see the module docstring for the steps);
+    `orders` is the run's `[personalization]` table, which `queries = "orders"` reads."""
+    if config.queries == "orders":
+        if orders is None:
+            raise ConfigError("[data] queries=\"orders\" needs the [personalization] table (order_lines)")
+        return order_data(config, orders)
     products = _read_products(config)
     judgments = [] if config.queries == "generated" else load_labelled_queries(config.queries, config.dataset, config.data_dir, config.judgments)
     products = _sample(products, {j.product_id for j in judgments}, config.catalog_limit, seed)
@@ -116,6 +131,55 @@ def prepare_data(config: DataConfig, seed: int) -> TrainingData:
         report[f"train_pairs_{source}"] = sum(p.source == source for p in pairs)
     return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report), tuple(splits.train),
                         split_assignment(splits))
+
+
+def order_data(config: DataConfig, orders: PersonalizationTrainConfig) -> TrainingData:
+    """Aisle queries of the TRAIN users' orders as training pairs, the validation and test users' last orders
+    as evaluation sets (module docstring); never a line of a validation or test user in training.
+
+    Example:
+        >>> data = order_data(DataConfig(dataset="instacart", queries="orders"),
+        ...                   PersonalizationTrainConfig(order_lines="order_lines.csv"))  # doctest: +SKIP
+        >>> data.report["train_users"], len(data.validation.queries)  # doctest: +SKIP
+        (283, 812)
+    """
+    catalog = _read_products(config)
+    sequences = read_order_sequences(orders.order_lines, catalog)
+    products = named_products(sequences.users, catalog)
+    users = {name: select_users(sequences.users, name, seed=orders.seed, validation=orders.validation,
+                                test=orders.test) for name in ("train", "validation", "test")}  # fmt: skip
+    text_of = {p.id: QUERY_FORMS[orders.query_form](p.taxonomy_path) for p in products if p.taxonomy_path}
+    bought = Counter((text_of[pid], pid) for user in users["train"]
+                     for pid in (*(p.product_id for p in user.history), *user.targets) if pid in text_of)  # fmt: skip
+    judgments = tuple(LabelledQuery(text, pid, count, "generated") for (text, pid), count in sorted(bought.items()))
+    pairs = make_pairs(judgments, min_grade=config.min_grade)
+    report: Counter[str] = Counter(products=len(products), order_lines=sequences.lines_read,
+                                   order_lines_dropped_unnamed=sequences.lines_dropped,
+                                   **{f"{name}_users": len(group) for name, group in users.items()})  # fmt: skip
+    if config.max_positives_per_query:
+        capped = _cap_per_query(pairs, config.max_positives_per_query, seed=orders.seed)
+        report["train_pairs_dropped_cap"] = len(pairs) - len(capped)
+        pairs = capped
+    if not pairs:
+        raise TrainingError(f"no training pairs: the {len(users['train'])} train users of {orders.order_lines} "
+                            f"bought no product {config.min_grade} times or more; lower min_grade")  # fmt: skip
+    report["train_queries_generated"] = len({p.query for p in pairs})
+    report["train_pairs_generated"] = len(pairs)
+    validation, test = (_last_order_set(users[name], products, orders.query_form, name) for name in ("validation", "test"))
+    report["validation_queries_generated"], report["test_queries_generated"] = len(validation.queries), len(test.queries)
+    return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report), judgments)
+
+
+def named_products(users: Sequence[SequenceUser], catalog: Iterable[Product]) -> list[Product]:
+    """The products of `catalog` that the users' histories or last orders name, in catalog order.
+
+    Example:
+        >>> soda, tea = Product("1", "Soda"), Product("2", "Tea")
+        >>> [p.id for p in named_products([SequenceUser("u", (), "o1", ("2",), 0)], [soda, tea])]
+        ['2']
+    """
+    named = {p.product_id for user in users for p in user.history} | {pid for user in users for pid in user.targets}
+    return [p for p in catalog if p.id in named]
 
 
 def sample_texts(data: TrainingData, n: int = 16) -> list[str]:
@@ -205,6 +269,19 @@ def _eval_set(judgments: Iterable[LabelledQuery], config: DataConfig, report: Co
     for source in ("real", "generated"):
         report[f"{split}_queries_{source}"] = sum(sources[key] == source for key in kept)
     return EvalSet({k: texts[k] for k in kept}, kept, {k: sources[k] for k in kept})
+
+
+def _last_order_set(users: Sequence[SequenceUser], products: Sequence[Product], form: str, split: str) -> EvalSet:
+    """One query per (user, aisle of their last order), keyed "<user>/<text>"; relevant: the order's products
+    in that aisle (grade 1)."""
+    queries = sequence_queries(users, products, form)
+    if not queries:
+        raise TrainingError(f"the {split} users ({len(users)}) have no last-order product with an aisle; raise the "
+                            f"[personalization] {split} share or check the order lines")  # fmt: skip
+    keys = [f"{q.user_id}/{q.text}" for q in queries]
+    return EvalSet({key: q.text for key, q in zip(keys, queries)},
+                   {key: dict.fromkeys(sorted(q.targets), 1) for key, q in zip(keys, queries)},
+                   dict.fromkeys(keys, "generated"))  # fmt: skip
 
 
 def _cap_per_query(pairs: Sequence[TrainingPair], cap: int, seed: int) -> list[TrainingPair]:

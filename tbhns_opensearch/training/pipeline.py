@@ -3,9 +3,10 @@ folder with its ONNX export (parity-checked), manifest, model card and the split
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.eval.splits import write_split
@@ -14,6 +15,7 @@ from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, sample_texts
 from tbhns_opensearch.encoder.export import ExportReport, export_model, record_int8_gate
 from tbhns_opensearch.training.int8_gate import measure_int8_gate
+from tbhns_opensearch.training.personalization import USER_MODEL_DIR, train_personalization
 from tbhns_opensearch.training.trainer import TrainResult, train
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ class TrainedModel:
     result: TrainResult
     export: ExportReport
     directory: Path
+    user_model: dict[str, Any] | None = None  # the manifest entry of the user model, with [personalization]
 
 
 def train_and_export(
@@ -38,7 +41,8 @@ def train_and_export(
 ) -> TrainedModel:
     """Train `config` (see `trainer.train` for `data`, `base_vectors` and `opensearch`) and write
     `config.output_dir`: sentence-transformers files, `onnx/`, `tbhns_manifest.json`, the model card and
-    `split.json` (which `tbhns bench` reads with `split_file`).
+    `split.json` (which `tbhns bench` reads with `split_file`); with `[personalization]`, the user model
+    trained on the exported encoder's vectors in `user_model/` (`personalization.train_personalization`).
 
     Example:
         >>> train_and_export(load_train_config("training/icecat-taxonomy.toml")).directory  # doctest: +SKIP
@@ -52,6 +56,11 @@ def train_and_export(
         gate = measure_int8_gate(directory, result.data.validation, result.data.products, result.metrics,
                                  config.int8_tolerance, seed=config.seed)  # fmt: skip
         report = record_int8_gate(report, config.base_model, gate.to_dict())
-    write_model_card(directory, model_card(result, report))
+    user_model = None
+    if config.personalization:
+        user_model = train_personalization(config, directory)
+    else:  # a user model an earlier run left here was trained on other vectors: never serve it with this encoder
+        shutil.rmtree(directory / USER_MODEL_DIR, ignore_errors=True)
+    write_model_card(directory, model_card(result, report, user_model))
     write_split(directory, result.data.split_of)
-    return TrainedModel(result, report, directory)
+    return TrainedModel(result, report, directory, user_model)

@@ -8,6 +8,7 @@ draw the negatives and teacher candidates (`batches.NegativeTable`), then train 
 in-batch negatives are never copies of a row's positive). `monitor.TrainingMonitor` validates every
 `eval_every` steps, stops early and writes the per-step log; at the end the best validated weights are
 restored (the base weights when no step beat them; `restore_best = false` keeps the last step's instead).
+With `max_steps = 0` no step is taken: the base model is validated (step 0) and kept unchanged.
 With a `[stage2]` table, a preference stage follows from those weights: ROAR (`roar.ROARLoss`) on the
 training queries' graded groups (`graded.graded_rows`), validated the same way, its own log
 (`train_log_stage2.jsonl`), ending with its best weights (its step 0 is stage 1's best).
@@ -181,7 +182,7 @@ def train(
         require_native_bf16(config.device, 'precision="bf16"', ConfigError, 'use precision="fp32"')
     set_seed(config.seed)
     model = load_model(config)
-    data = data or prepare_data(config.data, config.seed)
+    data = data or prepare_data(config.data, config.seed, config.personalization)
     ids = tuple(p.id for p in data.products)
     base_index = product_index(model, data.products) if base_vectors is None else ExactIndex(ids, base_vectors)
     initial = evaluate_split(model, data.validation, base_index, metrics)
@@ -205,8 +206,11 @@ def train(
     )
     refresh = NegativeRefresh(table, setup.remine, config.sampler.remine_every)
     batches = _batches(config, setup, table, data, base_index.vectors)
-    steps, wall_s = _fit(model, config, table.dataset(), loss, [monitor, refresh], config.max_steps,
-                         config.batch_size, config.learning_rate, batches=batches)  # fmt: skip
+    if config.max_steps:
+        steps, wall_s = _fit(model, config, table.dataset(), loss, [monitor, refresh], config.max_steps,
+                             config.batch_size, config.learning_rate, batches=batches)  # fmt: skip
+    else:
+        steps, wall_s = _no_steps(model, monitor)
     best, best_state = monitor.best, monitor.best_state
     if best is None or best_state is None:  # on_train_begin validates step 0, so this means train() never began
         raise TrainingError("the trainer never started; see the sentence-transformers output above")
@@ -313,6 +317,18 @@ def _fit(model: SentenceTransformer, config: TrainConfig, dataset: Dataset, loss
         started = time.perf_counter()
         trainer.train()
         return trainer.state.global_step, time.perf_counter() - started
+
+
+def _no_steps(model: SentenceTransformer, monitor: TrainingMonitor) -> tuple[int, float]:
+    """`max_steps = 0`: the monitor validates and logs the base model as step 0, and no step is taken, so the
+    base weights are exported unchanged."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    with tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch:
+        args, state, control = TrainingArguments(output_dir=scratch, report_to="none"), TrainerState(max_steps=0), TrainerControl()
+        monitor.on_train_begin(args, state, control, model=model)
+        monitor.on_train_end(args, state, control)
+    return 0, 0.0
 
 
 def _summary(config: TrainConfig, setup: SamplerSetup, table: NegativeTable, refresh: NegativeRefresh) -> SamplerSummary:

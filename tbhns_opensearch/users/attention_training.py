@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -368,7 +368,8 @@ def evaluate_model(model: UserAttention | None, queries: Sequence[OrderQuery], s
 
 
 def train_user_model(train: Sequence[OrderQuery], validation: Sequence[OrderQuery], space: ProductSpace,
-                     config: AttentionTrainConfig) -> TrainedUserModel:  # fmt: skip
+                     config: AttentionTrainConfig,
+                     progress: Callable[[EpochLog], None] | None = None) -> TrainedUserModel:  # fmt: skip
     """Train a `UserAttention` on `train` examples, keeping the epoch best on `validation` queries.
 
     Args:
@@ -376,6 +377,7 @@ def train_user_model(train: Sequence[OrderQuery], validation: Sequence[OrderQuer
         validation: Validation queries (`order_queries(validation_users, space)`).
         space: Product vectors (frozen), query vectors, taxonomy.
         config: Epochs, batch, loss, negatives, seed, device.
+        progress: Called with each epoch's log as it ends (epoch 0: the untrained model).
     """
     if not train or not validation:
         raise PersonalizationError(f"training needs examples and validation queries, got {len(train)} and "
@@ -391,11 +393,15 @@ def train_user_model(train: Sequence[OrderQuery], validation: Sequence[OrderQuer
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     log = [EpochLog(0, math.nan, _validate(model, validation, space), 0.0)]
     best = (log[0].validation[config.select_metric], 0, _copy_state(model))
+    if progress is not None:
+        progress(log[0])
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         loss = run_epoch(model, train, space, negatives, config, seed=config.seed, epoch=epoch, optimizer=optimizer)
         seconds = time.perf_counter() - started
         log.append(EpochLog(epoch, loss, _validate(model, validation, space), seconds))
+        if progress is not None:
+            progress(log[-1])
         if log[-1].validation[config.select_metric] > best[0]:
             best = (log[-1].validation[config.select_metric], epoch, _copy_state(model))
     model.load_state_dict(best[2])

@@ -67,7 +67,7 @@ def test_overrides_ignore_unset_flags(tmp_path: Path) -> None:
         ('max_steps = "ten"\n' + MINIMAL, r"not supported between instances of 'str' and 'int'"),
         ('[data]\ndataset = "icecat"\ncatalog = "c.jsonl"\n', r"exactly one of dataset or catalog"),
         ('[data]\ncatalog = "c.jsonl"\nqueries = "judgments"\n', r"needs a dataset with judgments"),
-        ('[data]\ncatalog = "c.jsonl"\nqueries = "mine"\n', r"queries='mine': use judgments or generated or a .jsonl path"),
+        ('[data]\ncatalog = "c.jsonl"\nqueries = "mine"\n', r"queries='mine': use judgments or generated or orders or a .jsonl path"),
         ('[data]\ncatalog = "c.jsonl"\ntaxonomy = "induced:attribute"\n', r"needs type_attribute"),
         ('[data]\ncatalog = "c.jsonl"\nrelevance_threshold = 0\n', r"must be >= 1"),
         (MINIMAL + "[sampler]\nleaf = -1\n", r"\{'leaf': -1\} must be >= 0"),

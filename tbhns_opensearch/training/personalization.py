@@ -39,7 +39,7 @@ from tbhns_opensearch.encoder.export import record_user_model
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.training.config import PersonalizationTrainConfig, TrainConfig
 from tbhns_opensearch.training.data import named_products
-from tbhns_opensearch.users.attention import FORMAT, UserAttentionConfig, save_user_model
+from tbhns_opensearch.users.attention import FORMAT, USER_MODEL_DIR, UserAttentionConfig, save_user_model
 from tbhns_opensearch.users.attention_training import (
     AttentionTrainConfig,
     EpochLog,
@@ -50,7 +50,6 @@ from tbhns_opensearch.users.attention_training import (
 )
 from tbhns_opensearch.users.sequences import QUERY_FORMS, read_order_sequences, select_users
 
-USER_MODEL_DIR = "user_model"  # the user model's folder inside the model directory
 SHOWN = ("recall@10", "recall@24", "recall@100", "ndcg@10")  # validation figures kept in the manifest and card
 
 

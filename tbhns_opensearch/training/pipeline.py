@@ -15,7 +15,8 @@ from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, sample_texts
 from tbhns_opensearch.encoder.export import ExportReport, export_model, record_int8_gate
 from tbhns_opensearch.training.int8_gate import measure_int8_gate
-from tbhns_opensearch.training.personalization import USER_MODEL_DIR, train_personalization
+from tbhns_opensearch.training.personalization import train_personalization
+from tbhns_opensearch.users.attention import USER_MODEL_DIR
 from tbhns_opensearch.training.trainer import TrainResult, train
 
 if TYPE_CHECKING:

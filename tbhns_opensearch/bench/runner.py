@@ -13,9 +13,9 @@ import time
 import tomllib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -25,7 +25,7 @@ from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write
 from tbhns_opensearch.eval.significance import compare_to_baseline
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.judgments import graded_qrels
-from tbhns_opensearch.bench.breakdown import history_bucket, query_shape
+from tbhns_opensearch.bench.breakdown import HISTORY_EDGES, check_history_edges, history_bucket, query_shape
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
@@ -36,7 +36,8 @@ from tbhns_opensearch.eval.queries import load_labelled_queries
 from tbhns_opensearch.eval.splits import read_split, select_split, split_by_query
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
-from tbhns_opensearch.users.sources import aisle_queries, instacart_holdout, split_users
+from tbhns_opensearch.users.sequences import held_out_user, read_order_sequences, select_users, sequence_queries
+from tbhns_opensearch.users.sources import HeldOutUser, UserQuery, aisle_queries, instacart_holdout, split_users
 
 
 @dataclass(frozen=True)
@@ -72,23 +73,50 @@ class SystemSpec:
 class UsersSpec:
     """Real users whose held-out purchases are the relevant products (`[users]` in a config).
 
-    Only Instacart is supported: per user, the tail of the last order is held out (`users.sources`);
-    each (user, aisle of a held-out product) is a query whose text is the aisle name. Users are split into
-    validation and test by a seeded hash, as in `benchmarks/personalization_instacart.py`, where `alpha` is
-    tuned on the validation users.
+    Two protocols, both named by Instacart's `products.csv` (department > aisle) under the config's data_dir;
+    each (user, aisle of a held-out product) is a query whose text is the aisle name (derived from categories,
+    not typed by shoppers), relevant = the user's held-out products in that aisle:
+
+    - `order_lines = "<path>"` (a CSV in the sequences layout, `users.sequences`; a relative path is read from
+      the working directory, as every path of a config): per user, the whole LAST order is held out and every
+      earlier order is the history. The config's `split` picks users with `users.sequences.select_users`
+      (`seed`, `validation`, `test`; "all" evaluates everyone, so a file of other users in the
+      same layout is evaluated unchanged). The catalog is the products the file names. History in orders.
+    - without it (Instacart's Kaggle `orders.csv` and `order_products__prior.csv`): per user, the tail of the
+      last order (`holdout`) is held out (`users.sources`); users are split into validation
+      (`validation_share`) and test by a seeded hash, as in `benchmarks/personalization_instacart.py`.
+      History in purchases.
+
+    `alpha` is tuned on the validation users by the offline studies (`benchmarks/personalization_*.py`).
     """
 
-    source: str = "instacart"
-    holdout: float = 0.5  # share of the last order held out
-    validation_share: float = 0.3
-    seed: int = 0
+    source: str = "instacart"  # the catalog that names the products (Instacart is the only real users set)
+    order_lines: str = ""  # order-lines CSV (sequences layout): the whole-last-order protocol
+    holdout: float = 0.5  # without order_lines: share of the last order held out
+    validation_share: float = 0.3  # without order_lines: share of users in validation (the rest: test)
+    validation: float = 0.2  # with order_lines: share of users in validation (select_users)
+    test: float = 0.2  # with order_lines: share of users in test (the rest: train)
+    seed: int = 0  # the user split's seed
     min_history: int = 3  # fewer purchases: the plain query (fallback)
     half_life: float = 5.0  # recency half-life, in orders
-    alpha: float = 0.4  # weight of the user vector
+    alpha: float = 0.4  # weight of the user vector (fixed blend)
+    history_buckets: tuple[int, ...] = ()  # lower bounds of the history-length buckets after 0 [default:
+    # (5, 20) orders with order_lines, else (1, 5) purchases]
 
     def __post_init__(self) -> None:
         if self.source != "instacart":
             raise BenchError(f"[users] source must be 'instacart' (the only real users set), got {self.source!r}")
+        other = ("holdout", "validation_share") if self.order_lines else ("validation", "test")
+        defaults = {spec.name: spec.default for spec in fields(self)}
+        changed = [name for name in other if getattr(self, name) != defaults[name]]
+        if changed:
+            raise BenchError(f"[users] {changed[0]} applies only {'without' if self.order_lines else 'with'} "
+                             f"order_lines (order_lines = {self.order_lines!r}); drop {changed[0]}")  # fmt: skip
+        if not (0 <= self.validation and 0 <= self.test and self.validation + self.test < 1):
+            raise BenchError(f"[users] validation = {self.validation} and test = {self.test} must be shares >= 0 "
+                             "that leave training users (sum below 1); lower them")  # fmt: skip
+        edges = self.history_buckets or ((5, 20) if self.order_lines else HISTORY_EDGES)
+        object.__setattr__(self, "history_buckets", check_history_edges(edges))
 
     def personalization(self) -> PersonalizationConfig:
         return PersonalizationConfig(event_weights={"purchase": 1.0}, half_life=self.half_life,
@@ -136,6 +164,22 @@ class BenchConfig:
         if missing:
             raise BenchError(f"baselines {missing} are not among the systems {names}; name them in [[systems]]")
 
+    def catalog_name(self) -> str:
+        """What index aliases and the report call the catalog: the catalog, else the order-lines file (its
+        folder and name), else the training config's name.
+
+        Example:
+            >>> users = UsersSpec(order_lines="data/instacart-sequences/order_lines.csv")
+            >>> BenchConfig("t", (SystemSpec("bm25", "bm25"),), users=users).catalog_name()
+            'instacart-sequences-order_lines'
+        """
+        if self.catalog:
+            return self.catalog
+        if self.users and self.users.order_lines:
+            lines = Path(self.users.order_lines)
+            return f"{lines.parent.name}-{lines.stem}" if lines.parent.name else lines.stem
+        return Path(self.training_config or "catalog").stem
+
     @classmethod
     def from_toml(cls, path: str | Path) -> "BenchConfig":
         """Read a config like `benchmarks/configs/icecat.toml`."""
@@ -157,13 +201,14 @@ class BenchConfig:
 @dataclass(frozen=True)
 class QuerySet:
     """The evaluated queries: qid -> text, qid -> {product id: grade}; with users, who asks each query,
-    every user's history, and the query groups (history length, cold items) for the breakdowns."""
+    every user's history, the query groups (history length, cold items) for the breakdowns and a label."""
 
     texts: dict[str, str]
     qrels: Qrels
     user_of: dict[str, str] = field(default_factory=dict)
     events: tuple[UserEvent, ...] = ()
     groups: dict[str, dict[str, str]] = field(default_factory=dict)
+    label: str = ""  # what the queries are, where the data source alone does not say (shown under every table)
 
 
 def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
@@ -196,25 +241,58 @@ def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
 
 
 def load_user_queries(spec: UsersSpec, split: str, data_dir: str | None) -> tuple[list[Product], QuerySet]:
-    """Instacart's catalog and the queries of the `split` users (validation, test or all): one per
-    (user, aisle of a held-out product), relevant = the user's held-out products in that aisle."""
-    directory = dataset_dir(spec.source, data_dir)
-    products = list(read_dataset(spec.source, directory))
-    users = instacart_holdout(directory, spec.holdout)
+    """The catalog and the queries of the `split` users (validation, test or all), by `spec`'s protocol
+    (`UsersSpec`): one per (user, aisle of a held-out product), relevant = the user's held-out products in it."""
+    catalog = list(read_dataset(spec.source, dataset_dir(spec.source, data_dir)))
+    if spec.order_lines:
+        return _sequence_queries(spec, split, catalog)
+    users = instacart_holdout(dataset_dir(spec.source, data_dir), spec.holdout)
     validation, test = split_users(users, spec.validation_share, spec.seed)
     chosen = {"validation": validation, "test": test, "all": users}[split]
-    aisle_of = {product.id: product.taxonomy_path[-1] for product in products if product.taxonomy_path}
-    history = {user.user_id: user.history for user in chosen}
+    aisle_of = {product.id: product.taxonomy_path[-1] for product in catalog if product.taxonomy_path}
+    purchases = {user.user_id: len(user.history) for user in chosen}
     bought_before = {event.product_id for user in users for event in user.history}
-    texts, qrels, user_of, by_history, by_item = {}, {}, {}, {}, {}
-    for query in aisle_queries(chosen, aisle_of):
+    groups = {
+        "user history (purchases)": lambda query: history_bucket(purchases[query.user_id], spec.history_buckets),
+        "target items": lambda query: "seen before" if query.targets & bought_before else "cold (never bought before)",
+    }
+    return catalog, _user_query_set(aisle_queries(chosen, aisle_of), chosen, groups, DERIVED_QUERIES)
+
+
+DERIVED_QUERIES = "REAL users; DERIVED queries (aisle names of their held-out products, not typed by shoppers)"
+
+
+def _sequence_queries(spec: UsersSpec, split: str, catalog: list[Product]) -> tuple[list[Product], QuerySet]:
+    """The whole-last-order protocol on `spec.order_lines`; the catalog is cut to the products it names."""
+    data = read_order_sequences(spec.order_lines, catalog)
+    named = {p.product_id for user in data.users for p in user.history} | {p for u in data.users for p in u.targets}
+    products = [product for product in catalog if product.id in named]
+    chosen = select_users(data.users, split, seed=spec.seed, validation=spec.validation, test=spec.test)
+    orders = {user.user_id: user.history_orders for user in chosen}
+    bought = {user.user_id: {p.product_id for p in user.history} for user in chosen}
+    groups = {
+        "user history (orders)": lambda query: history_bucket(orders[query.user_id], spec.history_buckets),
+        "target items": lambda query: ("repurchase (a target bought before by the user)"
+                                       if query.targets & bought[query.user_id] else "cold (no target bought before)"),
+    }  # fmt: skip
+    label = (f"{DERIVED_QUERIES}: per user the whole last order held out, every earlier order the history; "
+             f"{data.lines_dropped} of {data.lines_read} order lines dropped for want of a product name")
+    queries = sequence_queries(chosen, products)
+    return products, _user_query_set(queries, [held_out_user(user) for user in chosen], groups, label)
+
+
+def _user_query_set(queries: Sequence[UserQuery], users: Sequence[HeldOutUser],
+                    groups: Mapping[str, Callable[[UserQuery], str]], label: str) -> QuerySet:  # fmt: skip
+    """The `QuerySet` of users' aisle queries (qid `u<user>-<aisle>`), their users' histories and groups."""
+    texts, qrels, user_of = {}, {}, {}
+    grouped: dict[str, dict[str, str]] = {name: {} for name in groups}
+    for query in queries:
         qid = "u" + re.sub(r"[^A-Za-z0-9]+", "-", f"{query.user_id}-{query.text}").strip("-")
         texts[qid], qrels[qid], user_of[qid] = query.text, dict.fromkeys(query.targets, 1), query.user_id
-        by_history[qid] = history_bucket(len(history[query.user_id]))
-        by_item[qid] = "seen before" if query.targets & bought_before else "cold (never bought before)"
-    events = tuple(event for user in chosen for event in user.history)
-    groups = {"user history (purchases)": by_history, "target items": by_item}
-    return products, QuerySet(texts, qrels, user_of, events, groups)
+        for name, group_of in groups.items():
+            grouped[name][qid] = group_of(query)
+    events = tuple(event for user in users for event in user.history)
+    return QuerySet(texts, qrels, user_of, events, grouped, label)
 
 
 def query_ids(texts: Sequence[str]) -> dict[str, str]:
@@ -224,11 +302,13 @@ def query_ids(texts: Sequence[str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SystemRun:
-    """One pass of every query: the run, per-query latencies (seconds) and how many queries fell back."""
+    """One pass of every query: the run, per-query latencies (seconds), how many queries fell back and how
+    many were personalized by each method ("blend", "learned")."""
 
     run: Run
     latencies: list[float]
     fallbacks: int
+    methods: Counter[str] = field(default_factory=Counter)
 
 
 def run_system(search: Any, texts: dict[str, str], mode: str, depth: int,
@@ -238,13 +318,15 @@ def run_system(search: Any, texts: dict[str, str], mode: str, depth: int,
     run: Run = {}
     latencies = []
     fallbacks = 0
+    methods: Counter[str] = Counter()
     for qid, text in tqdm(texts.items(), desc=mode, unit="q", leave=False):
         started = time.perf_counter()
         response = search.search(text, user_id=user_of.get(qid), mode=mode, k=depth)
         latencies.append(time.perf_counter() - started)
         run[qid] = {hit.id: hit.score for hit in response.hits}
         fallbacks += response.fallback
-    return SystemRun(run, latencies, fallbacks)
+        methods.update([response.personalization] if response.personalization else [])
+    return SystemRun(run, latencies, fallbacks, methods)
 
 
 def measure_qps(search: Any, queries: Sequence[tuple[str, str | None]], mode: str, clients: int, depth: int) -> float:
@@ -271,6 +353,23 @@ BREAKDOWNS: dict[str, Callable[[QuerySet, Sequence[Product]], dict[str, str]]] =
     "query_shape": lambda queries, _products: {qid: query_shape(text) for qid, text in queries.texts.items()},
 }
 """Query groups a config can break results down by (`breakdown = [...]`): qid -> group."""
+
+
+def missing_encoder(spec: SystemSpec) -> str | None:
+    """What is wrong when `spec`'s encoder names a model directory of this project (under `runs/`, or a path
+    starting with `/` or `.`) that does not exist, with the command that trains it; None when it exists or
+    is a model name.
+
+    Example:
+        >>> missing_encoder(SystemSpec("plain", "semantic", encoder="all-MiniLM-L6-v2")) is None
+        True
+    """
+    folder = Path(spec.encoder)
+    if not spec.encoder or folder.exists() or not (folder.is_absolute() or spec.encoder.startswith(("runs/", "."))):
+        return None
+    config = Path("training") / f"{folder.name}.toml"
+    train = f"tbhns train {config if config.is_file() else f'<a training config whose output_dir is {folder}>'}"
+    return f"system {spec.name!r}: encoder directory {folder} does not exist; train it first: {train}"
 
 
 def alias_for(catalog: str, encoder: str, data_dir: str | None = None) -> str:
@@ -310,6 +409,9 @@ class BenchRun:
         from tbhns_opensearch.query.service import SearchClient
 
         config = self.config
+        missing = [problem for spec in config.systems if (problem := missing_encoder(spec))]
+        if missing:
+            raise BenchError("; ".join(missing))
         self.products, query_set = load_inputs(config)
         fingerprint = catalog_fingerprint(self.products)  # once: every system's index is checked against it
         texts, qrels = query_set.texts, query_set.qrels
@@ -324,7 +426,7 @@ class BenchRun:
             encoder = spec.encoder or self.default_encoder
             alias = self._ensure_ingested(client, encoder, fingerprint)
             if alias not in users_by_alias:
-                users_by_alias[alias] = self._users(client, alias, query_set)
+                users_by_alias[alias] = self._users(client, alias, encoder, query_set)
             search = SearchClient(self.opensearch, index=alias, encoder=encoder, hybrid=spec.hybrid(),
                                   **users_by_alias[alias])  # fmt: skip
             user_of = query_set.user_of if spec.personalize else {}
@@ -334,6 +436,8 @@ class BenchRun:
             qps = {f"qps@{n}": f"{measure_qps(search, sample, spec.mode, n, config.depth):.1f}"
                    for n in config.concurrency}  # fmt: skip
             metadata = {"alias": alias, **qps, "fallback_queries": str(passed.fallbacks)}
+            if passed.methods:
+                metadata["personalization"] = ", ".join(f"{method} {n}" for method, n in sorted(passed.methods.items()))
             ranked = RankedRun(spec.name, passed.run, spec.mode, config.source, encoder=spec.encoder, metadata=metadata)
             write_ranked_run(runs_dir / f"{spec.name}.trec", ranked)
             systems.append(SystemResult.from_run(ranked, qrels, metric_config, latencies_s=passed.latencies))
@@ -354,31 +458,39 @@ class BenchRun:
                        f"candidates per sub-query (the default {hybrid.depth}, raised to the {config.depth} hits kept) "
                        "unless a system names its own"),
         }  # fmt: skip
+        users = len(set(query_set.user_of.values()))
+        asked = f"queries of {users} users" if users else f"{config.source} queries"
         result = BenchResult(
             title=config.title,
-            dataset=f"{config.catalog or config.training_config} ({len(texts)} {config.source} queries, split={config.split})",
+            dataset=f"{config.catalog_name()} ({len(texts)} {asked}, split={config.split})",
             systems=tuple(systems),
             baseline=config.baselines[0],
             significance=significance,
             breakdowns=breakdowns,
             environment=environment,
             primary_metric=config.primary_metric,
+            queries=query_set.label,
         )
         write_report(result, self.output_dir)
         return result
 
-    def _users(self, client: Any, alias: str, query_set: QuerySet) -> dict[str, Any]:
+    def _users(self, client: Any, alias: str, encoder: str, query_set: QuerySet) -> dict[str, Any]:
         """SearchClient arguments for a config with users: their profiles, built from this alias's product
         vectors, written (idempotently, ids = user ids) to `users-<alias>` (a name outside the product
-        template's `<alias>-*` pattern)."""
+        template's `<alias>-*` pattern), with each user's last `max_history` products when `encoder`'s
+        directory holds a user model (then personalized searches use it; else the fixed blend)."""
         if not self.config.users:
             return {}
+        from tbhns_opensearch.users.attention import user_model_beside
         from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 
+        user_model = user_model_beside(encoder)
         personalization = self.config.users.personalization()
+        if user_model is not None:
+            personalization = replace(personalization, history_size=user_model.config.max_history)
         users_index = f"users-{alias}"
         ingest_users(client, query_set.events, UsersIngestConfig(alias, users_index, personalization))
-        return {"users_index": users_index, "personalization": personalization}
+        return {"users_index": users_index, "personalization": personalization, "user_model": user_model}
 
     def _ensure_ingested(self, client: Any, encoder: str, fingerprint: str) -> str:
         """The alias of `encoder`'s index of this catalog, ingested unless an index of this very catalog
@@ -386,8 +498,7 @@ class BenchRun:
         from tbhns_opensearch.encoder import Encoder
         from tbhns_opensearch.index.ingest import IngestConfig, ingest_products, stored_fingerprint
 
-        catalog = self.config.catalog or Path(self.config.training_config or "catalog").stem
-        alias = alias_for(catalog, encoder, self.config.data_dir)
+        alias = alias_for(self.config.catalog_name(), encoder, self.config.data_dir)
         if stored_fingerprint(client, alias) == fingerprint:
             return alias
         ingest_products(client, self.products, Encoder(encoder, backend="auto", bulk=True), IndexConfig(alias=alias), IngestConfig(rebuild=True))

@@ -1,7 +1,7 @@
 """`tbhns bench run` with real-user style histories ([users]) against the real node.
 
-The catalog and orders are a hand-made set in Instacart's layout (made up here; Instacart itself never
-enters the repository).
+The catalogs and orders are hand-made sets in Instacart's layouts (made up here and in
+`tests/fixtures/instacart_sequences`; Instacart itself never enters the repository).
 """
 
 from __future__ import annotations
@@ -10,8 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tbhns_opensearch.bench.runner import alias_for
-from tests.conftest import run_bench
+from tbhns_opensearch.encoder import resolve_model_path
+from tbhns_opensearch.users.attention import USER_MODEL_DIR, UserAttention, UserAttentionConfig, save_user_model
+from tests.conftest import FIXTURES, run_bench
 
 pytestmark = pytest.mark.integration
 AISLES = {"1": "chocolate candy", "2": "tea", "3": "cookies cakes"}
@@ -66,12 +69,55 @@ def test_bench_with_users_personalizes_above_min_history_and_falls_back_below(
     assert systems["hybrid"]["metadata"]["fallback_queries"] == "0"  # no user sent: nothing to fall back from
     history = report["breakdowns"]["user history (purchases)"]["semantic"]["recall@24"]
     assert {group: stat["count"] for group, stat in history.items()} == {"1-4": 2, "5+": 1}
-    runs = {name: (out / "runs" / f"{name}.trec").read_text().splitlines() for name in ("semantic", "personalized")}
-    by_query = {name: {} for name in runs}
-    for name, lines in runs.items():
-        for line in lines:
-            qid, _, doc, rank, _, _ = line.split()
-            by_query[name].setdefault(qid, []).append(doc)
+    by_query = read_runs(out, ("semantic", "personalized"))
     assert by_query["personalized"]["u8-cookies-cakes"] == by_query["semantic"]["u8-cookies-cakes"]
     assert by_query["personalized"]["u7-cookies-cakes"] != by_query["semantic"]["u7-cookies-cakes"]
     assert "user history (purchases)" in (out / "summary.md").read_text()
+
+
+def read_runs(out: Path, names: tuple[str, ...]) -> dict[str, dict[str, list[str]]]:
+    """system -> qid -> product ids in rank order, from the TREC runs the bench wrote."""
+    runs: dict[str, dict[str, list[str]]] = {name: {} for name in names}
+    for name in names:
+        for line in (out / "runs" / f"{name}.trec").read_text().splitlines():
+            qid, _, doc, *_ = line.split()
+            runs[name].setdefault(qid, []).append(doc)
+    return runs
+
+
+def test_order_lines_bench_evaluates_every_user_with_blend_and_learned_personalization(
+    opensearch_config, os_client, tmp_path: Path, monkeypatch
+) -> None:
+    sequences = FIXTURES / "instacart_sequences"
+    encoder = tmp_path / "minilm-with-user-model"  # the packaged MiniLM, plus an (untrained) user model
+    encoder.mkdir()
+    for part in Path(resolve_model_path("all-MiniLM-L6-v2")).iterdir():
+        (encoder / part.name).symlink_to(part)
+    torch.manual_seed(0)
+    save_user_model(UserAttention(UserAttentionConfig(max_history=5)), encoder / USER_MODEL_DIR)
+    (tmp_path / "bench.toml").write_text(
+        f'title = "sequences bench"\ndata_dir = "{sequences}"\nsplit = "all"\nconcurrency = [1]\n'
+        'primary_metric = "recall@24"\nbaselines = ["blend"]\n'
+        f'[users]\norder_lines = "{sequences / "order_lines.csv"}"\nmin_history = 1\nalpha = 0.9\n'
+        '[[systems]]\nname = "plain"\nmode = "semantic"\nencoder = "all-MiniLM-L6-v2"\n'
+        '[[systems]]\nname = "blend"\nmode = "personalized"\nencoder = "all-MiniLM-L6-v2"\n'
+        f'[[systems]]\nname = "learned"\nmode = "personalized"\nencoder = "{encoder}"\n'
+    )
+    out = tmp_path / "report"
+    aliases = [alias_for("instacart_sequences-order_lines", name, str(sequences))
+               for name in ("all-MiniLM-L6-v2", str(encoder))]
+    run_bench(tmp_path / "bench.toml", out, opensearch_config, os_client,
+              ",".join(f"{alias}*,users-{alias}" for alias in aliases), monkeypatch)  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    systems = {system["name"]: system for system in report["systems"]}
+    assert systems["plain"]["evaluation"]["n_queries"] == 5  # users 7, 8 and 9: every user of the file
+    assert systems["blend"]["metadata"]["personalization"] == "blend 5"
+    assert systems["learned"]["metadata"]["personalization"] == "learned 5"  # the model beside the encoder
+    assert "personalization" not in systems["plain"]["metadata"]
+    runs = read_runs(out, ("plain", "blend"))
+    assert runs["blend"]["u7-tea"] != runs["plain"]["u7-tea"]  # the chamomile buyer's tea is personalized
+    history = report["breakdowns"]["user history (orders)"]["plain"]["recall@24"]
+    assert {group: stat["count"] for group, stat in history.items()} == {"0-4": 1, "5-19": 2, "20+": 2}
+    summary = (out / "summary.md").read_text()
+    assert summary.count("Queries: **REAL users; DERIVED queries") >= 3  # under the effectiveness and breakdown tables
+    assert "1 of 39 order lines dropped" in summary

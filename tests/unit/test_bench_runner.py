@@ -16,15 +16,17 @@ from tbhns_opensearch.bench.runner import (
     SystemSpec,
     alias_for,
     load_inputs,
+    missing_encoder,
     query_ids,
     top_category_groups,
 )
 from tbhns_opensearch.catalog import Product, read_judgments_csv
-from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.errors import BenchError, PersonalizationError
 from tbhns_opensearch.eval.queries import LabelledQuery, query_key, write_labelled_queries
 from tbhns_opensearch.eval.splits import write_split
 from tbhns_opensearch.training.config import DataConfig
 from tbhns_opensearch.training.data import prepare_data
+from tbhns_opensearch.users.sequences import user_split
 from tests.conftest import FIXTURES
 
 BM25 = (SystemSpec("bm25", "bm25"),)
@@ -113,3 +115,72 @@ def test_the_split_tbhns_train_wrote_is_the_one_the_bench_evaluates(tmp_path: Pa
     evaluated = {query_key(text) for text in query_set.texts.values()}
     assert set(data.test.queries) <= evaluated
     assert not evaluated & (set(data.validation.queries) | {query_key(j.query) for j in data.train_judgments})
+
+
+SEQUENCES = FIXTURES / "instacart_sequences"
+
+
+def sequences_config(tmp_path: Path, users: str, split: str = "all") -> BenchConfig:
+    config = tmp_path / "bench.toml"
+    config.write_text(f'title = "t"\ndata_dir = "{SEQUENCES}"\nsplit = "{split}"\nbaselines = ["bm25"]\n'
+                      f'[users]\n{users}\n[[systems]]\nname = "bm25"\nmode = "bm25"\n')  # fmt: skip
+    return BenchConfig.from_toml(config)
+
+
+def test_order_lines_config_evaluates_every_user_on_their_whole_last_order(tmp_path: Path) -> None:
+    config = sequences_config(tmp_path, f'order_lines = "{SEQUENCES / "order_lines.csv"}"')
+    assert config.users is not None and config.users.history_buckets == (5, 20)  # orders, not purchases
+    assert config.catalog_name() == "instacart_sequences-order_lines"
+    products, query_set = load_inputs(config)
+    assert sorted(p.id for p in products) == ["101", "102", "103", "202", "203", "301", "302", "303", "401"]
+    assert query_set.texts == {"u7-cookies-cakes": "cookies cakes", "u7-tea": "tea", "u8-cookies-cakes": "cookies cakes",
+                               "u8-milk": "milk", "u9-chocolate-candy": "chocolate candy"}  # fmt: skip
+    assert query_set.qrels["u7-tea"] == {"203": 1} and query_set.user_of["u8-milk"] == "8"
+    assert query_set.groups["user history (orders)"] == {"u7-cookies-cakes": "5-19", "u7-tea": "5-19",
+                                                         "u8-cookies-cakes": "20+", "u8-milk": "20+",
+                                                         "u9-chocolate-candy": "0-4"}  # fmt: skip
+    assert query_set.groups["target items"]["u7-tea"].startswith("repurchase")
+    assert query_set.groups["target items"]["u8-cookies-cakes"].startswith("cold")
+    history_7 = [(e.product_id, e.timestamp) for e in query_set.events if e.user_id == "7"]
+    assert history_7 == [("203", -5.0), ("102", -5.0), ("203", -4.0), ("102", -3.0), ("203", -2.0),
+                         ("102", -2.0), ("203", -1.0)]  # timed by order: never a line of the last order  # fmt: skip
+    assert "DERIVED" in query_set.label and "REAL users" in query_set.label
+    assert "1 of 39 order lines dropped for want of a product name" in query_set.label
+
+
+def test_order_lines_users_split_by_the_sequences_hash(tmp_path: Path) -> None:
+    lines = f'order_lines = "{SEQUENCES / "order_lines.csv"}"\nvalidation = 0.3\ntest = 0.3\nseed = 3'
+    evaluated = {split: set(load_inputs(sequences_config(tmp_path, lines, split))[1].user_of.values())
+                 for split in ("validation", "test")}  # fmt: skip
+    assert [user_split(user, seed=3, validation=0.3, test=0.3) for user in "789"] == ["train", "validation", "test"]
+    assert evaluated == {"validation": {"8"}, "test": {"9"}}
+
+
+@pytest.mark.parametrize(("users", "message"), [
+    ('order_lines = "x.csv"\nholdout = 0.3', r"\[users\] holdout applies only without order_lines .*; drop holdout"),
+    ("test = 0.3", r"\[users\] test applies only with order_lines \(order_lines = ''\); drop test"),
+    ('order_lines = "x.csv"\nvalidation = 0.5\ntest = 0.5', "must be shares >= 0 that leave training users"),
+    ('order_lines = "x.csv"\nhistory_buckets = [20, 5]', r"increasing whole numbers >= 1 .* got \[20, 5\]"),
+])  # fmt: skip
+def test_users_table_errors_name_the_key_and_the_fix(tmp_path: Path, users: str, message: str) -> None:
+    with pytest.raises(BenchError, match=message):
+        sequences_config(tmp_path, users)
+
+
+def test_a_missing_order_lines_file_is_named_at_load(tmp_path: Path) -> None:
+    config = sequences_config(tmp_path, f'order_lines = "{tmp_path / "nowhere.csv"}"')
+    with pytest.raises(PersonalizationError, match="order-lines file .*nowhere.csv' does not exist"):
+        load_inputs(config)
+
+
+def test_a_missing_model_directory_names_the_system_and_the_command_that_trains_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "training").mkdir()
+    (tmp_path / "training" / "seq-combined.toml").write_text("")
+    assert missing_encoder(SystemSpec("combined", "personalized", encoder="runs/train/seq-combined")) == (
+        "system 'combined': encoder directory runs/train/seq-combined does not exist; train it first: "
+        "tbhns train training/seq-combined.toml")  # fmt: skip
+    assert "output_dir is runs/train/other" in missing_encoder(SystemSpec("x", "semantic", encoder="runs/train/other"))
+    (tmp_path / "runs" / "train" / "seq-combined").mkdir(parents=True)
+    assert missing_encoder(SystemSpec("combined", "personalized", encoder="runs/train/seq-combined")) is None
+    assert missing_encoder(SystemSpec("plain", "semantic", encoder="sentence-transformers/all-MiniLM-L6-v2")) is None

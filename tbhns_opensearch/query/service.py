@@ -61,7 +61,8 @@ if TYPE_CHECKING:  # torch is imported only when a user model is loaded
 
 PROFILE_READERS = 16  # profile reads in flight at once (one per concurrent search, as `serve --threads`)
 USER_TTL_S = 60.0  # default seconds a user's profile read is reused (`SearchClient.user_ttl_s`)
-PROFILE_CACHE_SIZE = 10_000  # the last profile read of the most recent users (~1.6 KB each at 384 dimensions)
+PROFILE_CACHE_BYTES = 64 * 2**20  # the last profile read of the most recent users, by `_cached_bytes`: 26,214 users
+# without a stored history (2.5 KB at 384 dimensions), 845 with 50 history products (77.5 KB)
 END_OF_RESULTS = "Reached end of search result"  # neural-search's 400 for a hybrid page past the last hit
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it
 
@@ -167,7 +168,7 @@ class SearchClient:
             user send the text in a `neural` clause and the cluster embeds it. Personalized blends and
             `explain` need the query vector, so they still encode here.
         user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again
-            (the `PROFILE_CACHE_SIZE` most recent users); 0 reads it on every search. Profiles change only
+            (the most recent users, up to `PROFILE_CACHE_BYTES`); 0 reads it on every search. Profiles change only
             at `ingest-users` time. A read rides in the search request itself (`_personalize`).
         user_model: The learned user model for profiles that store a history: "auto" loads the one beside the
             encoder (`<encoder dir>/user_model/`, `users.attention.user_model_beside`) when first needed, None
@@ -202,7 +203,7 @@ class SearchClient:
         self.model_id = model_id
         self._pipelines: set[str] = set()
         self.user_ttl_s = user_ttl_s
-        self._profiles: LRUCache[str, tuple[float, UserProfile | None]] = LRUCache(maxsize=PROFILE_CACHE_SIZE)
+        self._profiles: LRUCache[str, tuple[float, UserProfile | None]] = LRUCache(PROFILE_CACHE_BYTES, _cached_bytes)
         self._profiles_lock = threading.Lock()
         self._profile_reader = ThreadPoolExecutor(max_workers=PROFILE_READERS, thread_name_prefix="tbhns-profile")  # threads start on first use
         if isinstance(user_model, str) and user_model != "auto":
@@ -591,6 +592,19 @@ def _hit(product_id: str, score: float, fields: dict[str, list[Any]], parts: dic
         price=None if price is None else float(str(np.float32(price))),
         parts=parts,
     )
+
+
+def _cached_bytes(entry: tuple[float, UserProfile | None]) -> int:
+    """What a profile-cache entry costs: its vectors' bytes, plus 1 KB for the rest.
+
+    Example:
+        >>> _cached_bytes((0.0, UserProfile("u", np.zeros(384, dtype=np.float32), 3, 0.0, "real")))
+        2560
+    """
+    profile = entry[1]
+    if profile is None:
+        return 1024
+    return 1024 + profile.vector.nbytes + (0 if profile.history is None else profile.history.vectors.nbytes)
 
 
 def _parts(sub_results: tuple[list[SearchHit], list[SearchHit]]) -> dict[str, dict[str, float]]:

@@ -246,3 +246,18 @@ def test_the_user_model_is_found_when_first_needed_and_can_be_turned_off(monkeyp
     assert SearchClient(OpenSearchConfig(url="http://127.0.0.1:9"), encoder="all-MiniLM-L6-v2").user_model is None
     with pytest.raises(SearchError, match="user_model 'learned' is unknown; pass 'auto'"):
         SearchClient(OpenSearchConfig(url="http://127.0.0.1:9"), user_model="learned")  # type: ignore[arg-type]
+
+
+def test_the_profile_cache_is_bounded_by_the_bytes_of_its_vectors() -> None:
+    """Profiles with a 50 x 384 history are ~50 times a plain one's size: the cache holds fewer of them."""
+    import numpy as np
+
+    from tbhns_opensearch.query.service import PROFILE_CACHE_BYTES
+    from tbhns_opensearch.users.profiles import UserHistory, UserProfile
+
+    client = SearchClient(OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}"))
+    history = UserHistory(tuple(f"p{i}" for i in range(50)), (1,) * 50, np.zeros((50, 384), dtype=np.float32))
+    for n in range(1000):
+        client._remember(f"u{n}", UserProfile(f"u{n}", np.zeros(384, dtype=np.float32), 50, 0.0, "real", history))
+    assert len(client._profiles) == PROFILE_CACHE_BYTES // (1024 + 384 * 4 + 50 * 384 * 4) == 845
+    assert client._last_profile("u999") is not None and client._last_profile("u0") is None  # the oldest went first

@@ -14,6 +14,11 @@ where `t_last` is the user's latest event. The personalized query vector is
 unknown one) gets `alpha = 0`: exactly the plain query vector, and the result says `fallback=True` and why.
 `alpha` is tuned on validation users with `tuning.tune_alpha` (a grid search of Recall@K on held-out purchases).
 
+Learned personalization: a user model (`attention`, trained by `attention_training`) attends over the user's last
+products, stored beside the user vector with `PersonalizationConfig.history_size` (`ingest-users --history`), and
+lives in the encoder directory's `user_model/` folder. `blend.personalize` uses it where it is given and the
+profile stores a history (`method="learned"`), else the blend (`"blend"`); the fallbacks are the same.
+
 Example:
     >>> import numpy as np
     >>> from tbhns_opensearch.users.blend import personalize

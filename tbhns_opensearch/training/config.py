@@ -221,10 +221,10 @@ class PersonalizationTrainConfig:
         _check_non_negative("[personalization]", self, ("epochs", "same_aisle", "sibling_aisles"))
         if self.query_form not in QUERY_FORMS:
             raise ConfigError(f"[personalization] query_form={self.query_form!r}; use one of {', '.join(QUERY_FORMS)}")
-        if not (0 < self.validation < 1 and 0 <= self.test < 1 and self.validation + self.test < 1):
+        if not (0 < self.validation < 1 and 0 < self.test < 1 and self.validation + self.test < 1):
             raise ConfigError(f"[personalization] validation={self.validation} and test={self.test}: give shares of "
-                              "users (validation above 0, it picks the epoch) that leave users for training (sum "
-                              "below 1), e.g. 0.2 and 0.2")  # fmt: skip
+                              "users above 0 (validation picks the epoch, test is held out) that leave users for "
+                              "training (sum below 1), e.g. 0.2 and 0.2")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def order_data(config: DataConfig, orders: PersonalizationTrainConfig) -> Traini
         >>> data = order_data(DataConfig(dataset="instacart", queries="orders"),
         ...                   PersonalizationTrainConfig(order_lines="order_lines.csv"))  # doctest: +SKIP
         >>> data.report["train_users"], len(data.validation.queries)  # doctest: +SKIP
-        (283, 812)
+        (309, 614)
     """
     catalog = _read_products(config)
     sequences = read_order_sequences(orders.order_lines, catalog)

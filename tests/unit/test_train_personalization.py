@@ -79,6 +79,7 @@ def test_personalization_table_parses_with_defaults(tmp_path: Path) -> None:
         (("epochs = 3", "temperature = 0.0"), r"temperature=0.0 must be positive"),
         (("epochs = 3", 'query_form = "brand"'), r"query_form='brand'; use one of aisle, path"),
         (("epochs = 3", "validation = 0.0"), r"validation=0.0 and test=0.2: give shares"),
+        (("epochs = 3", "test = 0.0"), r"validation=0.2 and test=0.0: give shares of users above 0"),
         (("epochs = 3", "validation = 0.5\ntest = 0.5"), r"sum\s+below 1"),
         (("max_steps = 0", "max_steps = -1"), r"\{'max_steps': -1\} must be >= 0"),
         (('dataset = "instacart"', 'dataset = "icecat"'), r"queries=\"orders\" joins order lines with Instacart's"),

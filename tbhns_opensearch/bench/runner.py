@@ -164,6 +164,13 @@ class BenchConfig:
         if missing:
             raise BenchError(f"baselines {missing} are not among the systems {names}; name them in [[systems]]")
 
+    def check_encoders(self) -> None:
+        """Raise a BenchError naming every system whose model directory is missing (`missing_encoder`) and
+        the command that trains it, before any node starts or any index is built."""
+        missing = [problem for spec in self.systems if (problem := missing_encoder(spec))]
+        if missing:
+            raise BenchError("; ".join(missing))
+
     def catalog_name(self) -> str:
         """What index aliases and the report call the catalog: the catalog, else the order-lines file (its
         folder and name), else the training config's name.
@@ -409,9 +416,7 @@ class BenchRun:
         from tbhns_opensearch.query.service import SearchClient
 
         config = self.config
-        missing = [problem for spec in config.systems if (problem := missing_encoder(spec))]
-        if missing:
-            raise BenchError("; ".join(missing))
+        config.check_encoders()
         self.products, query_set = load_inputs(config)
         fingerprint = catalog_fingerprint(self.products)  # once: every system's index is checked against it
         texts, qrels = query_set.texts, query_set.qrels
@@ -428,7 +433,7 @@ class BenchRun:
             if alias not in users_by_alias:
                 users_by_alias[alias] = self._users(client, alias, encoder, query_set)
             search = SearchClient(self.opensearch, index=alias, encoder=encoder, hybrid=spec.hybrid(),
-                                  **users_by_alias[alias])  # fmt: skip
+                                  user_ttl_s=0.0, **users_by_alias[alias])  # fmt: skip  # a profile read per query
             user_of = query_set.user_of if spec.personalize else {}
             run_system(search, dict(list(texts.items())[:5]), spec.mode, config.depth, user_of)  # warm-up
             passed = run_system(search, texts, spec.mode, config.depth, user_of)
@@ -454,6 +459,7 @@ class BenchRun:
             "index": (f"{index.shards} shard, {index.replicas} replicas; knn_vector HNSW engine={index.engine} "
                       f"space={index.space_type} m={index.m} ef_construction={index.ef_construction} "
                       f"ef_search={index.ef_search}"),
+            "profiles": "read on every personalized query (SearchClient user_ttl_s = 0)",
             "hybrid": (f"{hybrid.fusion}, weights (bm25, vector) {hybrid.weights}, {max(hybrid.depth, config.depth)} "
                        f"candidates per sub-query (the default {hybrid.depth}, raised to the {config.depth} hits kept) "
                        "unless a system names its own"),

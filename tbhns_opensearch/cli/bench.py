@@ -25,7 +25,9 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
     from tbhns_opensearch.bench.runner import BenchConfig, BenchRun
 
     output_dir = output_dir or Path("runs") / "bench" / config_file.stem
-    BenchRun(BenchConfig.from_toml(config_file), cluster_for(port), output_dir).run()
+    config = BenchConfig.from_toml(config_file)
+    config.check_encoders()  # before a node starts
+    BenchRun(config, cluster_for(port), output_dir).run()
     click.echo((output_dir / "summary.md").read_text())
     click.echo(f"report: {output_dir}")
 

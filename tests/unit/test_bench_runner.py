@@ -184,3 +184,17 @@ def test_a_missing_model_directory_names_the_system_and_the_command_that_trains_
     (tmp_path / "runs" / "train" / "seq-combined").mkdir(parents=True)
     assert missing_encoder(SystemSpec("combined", "personalized", encoder="runs/train/seq-combined")) is None
     assert missing_encoder(SystemSpec("plain", "semantic", encoder="sentence-transformers/all-MiniLM-L6-v2")) is None
+
+
+def test_bench_run_names_a_missing_model_before_any_node_starts(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from tbhns_opensearch.cli import bench, cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "cluster_for", lambda port: pytest.fail("a node was started"))
+    Path("bench.toml").write_text('title = "t"\ncatalog = "icecat"\nbaselines = ["learned"]\n'
+                                  '[[systems]]\nname = "learned"\nmode = "semantic"\nencoder = "runs/train/seq"\n')  # fmt: skip
+    result = CliRunner().invoke(cli, ["bench", "run", "bench.toml"])
+    assert isinstance(result.exception, BenchError)
+    assert "system 'learned': encoder directory runs/train/seq does not exist" in str(result.exception)

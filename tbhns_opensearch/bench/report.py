@@ -111,6 +111,8 @@ class BenchResult:
         environment: Extra machine or cluster facts (OpenSearch version, heap, shards ...).
         queries: What the queries are where the data source alone does not say (e.g. derived from categories
             for real users); shown under every table.
+        paired_by: The unit of the paired tests of `significance`: "query", or "user" (each user's queries
+            averaged first, `eval.significance.cluster_means`). Breakdown tables always pair queries.
     """
 
     title: str
@@ -122,8 +124,11 @@ class BenchResult:
     primary_metric: str = "ndcg@10"
     environment: dict[str, str] = field(default_factory=dict)
     queries: str = ""
+    paired_by: str = "query"
 
     def __post_init__(self) -> None:
+        if self.paired_by not in ("query", "user"):
+            raise BenchError(f"paired_by must be 'query' or 'user', got {self.paired_by!r}")
         names = [s.name for s in self.systems]
         if not names or len(set(names)) != len(names):
             raise BenchError(f"Need at least one system with unique names, got {names}.")
@@ -210,6 +215,7 @@ def _report_dict(result: BenchResult, group_significance: GroupSignificance) -> 
         "primary_metric": result.primary_metric,
         "data_sources": {s.name: s.source.value for s in result.systems},
         "queries": result.queries,
+        "paired_by": result.paired_by,
         "systems": [_system_dict(s) for s in result.systems],
         "significance": [asdict(t) for t in result.significance],
         "breakdowns": {
@@ -308,9 +314,10 @@ def _effectiveness_section(result: BenchResult) -> list[str]:
     lines = ["## Effectiveness", "", *_table(header, rows), *_queries_note(result)]
     if tests:
         some = next(iter(result.significance))
+        pairs = f"{some.n} users, each user's queries averaged" if result.paired_by == "user" else f"{some.n} queries"
         lines += ["", (f"▲/▼: significantly better/worse than `{result.baseline}` (two-sided randomization "
-                       f"test, {some.n_resamples} sign flips, {some.correction} correction over {len(tests)} "
-                       f"comparisons, alpha = {some.alpha}). p is the corrected p-value. Bootstrap "
+                       f"test paired by {result.paired_by} ({pairs}), {some.n_resamples} sign flips, "
+                       f"{some.correction} correction over {len(tests)} comparisons, alpha = {some.alpha}). p is the corrected p-value. Bootstrap "
                        f"{some.confidence:.0%} CIs of the differences are in report.json.")]
     return lines
 
@@ -353,9 +360,19 @@ def _breakdown_sections(result: BenchResult, group_significance: GroupSignifican
         header = [key, "queries", *(s.name for s in result.systems)]
         sections.append([f"## {metric_label(metric)} by {key}", "",
                          (f"Mean per group; for each system, the difference from `{result.baseline}` on the "
-                          "group's queries and its randomization-test p, Holm-corrected over the table."), "",
-                         *_table(header, rows), *_queries_note(result)])
+                          "group's queries and its randomization-test p (paired by query), Holm-corrected over "
+                          "the table."), "",
+                         *_table(header, rows), *_queries_note(result), "", *_group_metrics_table(result, key, groups)])
     return sections
+
+
+def _group_metrics_table(result: BenchResult, key: str, groups: Mapping[str, str]) -> list[str]:
+    """Every metric (judged@k aside) per group and system: the means behind a breakdown."""
+    names = [m for m in result.system(result.baseline).evaluation.config.names if not m.startswith("judged@")]
+    stats = {(s.name, m): breakdown(s.evaluation.per_query[m], groups) for s in result.systems for m in names}
+    rows = [[g, str(count.count), s.name, *(f"{stats[(s.name, m)][g].mean:.4f}" for m in names)]
+            for g, count in stats[(result.baseline, names[0])].items() for s in result.systems]
+    return [f"All metrics by {key}:", "", *_table([key, "queries", "system", *map(metric_label, names)], rows)]
 
 
 def _group_tests(result: BenchResult, groups: Mapping[str, str]) -> dict[str, list[PairedTest]]:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_report
 from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write_ranked_run
-from tbhns_opensearch.eval.significance import compare_to_baseline
+from tbhns_opensearch.eval.significance import cluster_means, compare_to_baseline
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.bench.breakdown import HISTORY_EDGES, check_history_edges, history_bucket, query_shape
@@ -447,6 +447,9 @@ class BenchRun:
             write_ranked_run(runs_dir / f"{spec.name}.trec", ranked)
             systems.append(SystemResult.from_run(ranked, qrels, metric_config, latencies_s=passed.latencies))
         per_query = {s.name: s.evaluation.per_query for s in systems}
+        if query_set.user_of:  # a user's queries share one history: pair per user, each user's queries averaged
+            per_query = {name: {m: cluster_means(scores, query_set.user_of.__getitem__) for m, scores in by_metric.items()}
+                         for name, by_metric in per_query.items()}  # fmt: skip
         metrics = ("recall@24", "ndcg@10", "mrr@100")
         significance = tuple(
             test for baseline in config.baselines for test in compare_to_baseline(per_query, baseline, metrics)
@@ -476,6 +479,7 @@ class BenchRun:
             environment=environment,
             primary_metric=config.primary_metric,
             queries=query_set.label,
+            paired_by="user" if query_set.user_of else "query",
         )
         write_report(result, self.output_dir)
         return result

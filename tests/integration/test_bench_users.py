@@ -121,3 +121,5 @@ def test_order_lines_bench_evaluates_every_user_with_blend_and_learned_personali
     summary = (out / "summary.md").read_text()
     assert summary.count("Queries: **REAL users; DERIVED queries") >= 3  # under the effectiveness and breakdown tables
     assert "1 of 39 order lines dropped" in summary
+    assert "paired by user (3 users, each user's queries averaged)" in summary  # a user's queries share a history
+    assert "| 20+ | 2 | learned |" in summary  # every metric per history bucket and system

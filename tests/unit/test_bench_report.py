@@ -134,6 +134,7 @@ def test_report_breakdown_tables_show_differences_and_p(tmp_path):
     write_report(_bench(), tmp_path)
     summary = (tmp_path / "summary.md").read_text()
     assert "Holm-corrected over the table" in summary and ", p " in summary
+    assert "All metrics by category:" in summary and "| category | queries | system | R@10 |" in summary
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["breakdown_significance"]["category"]["Chairs"][0]["system"] == "knn-tbhns"
 

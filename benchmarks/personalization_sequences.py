@@ -32,13 +32,13 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import csv  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
 from collections.abc import Callable, Mapping, Sequence  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -51,8 +51,9 @@ from tbhns_opensearch.catalog.product import Product  # noqa: E402
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder  # noqa: E402
 from tbhns_opensearch.eval.metrics import evaluate  # noqa: E402
 from tbhns_opensearch.eval.runs import Run  # noqa: E402
-from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test  # noqa: E402
+from tbhns_opensearch.eval.significance import PairedTest, adjust, cluster_means, paired_test  # noqa: E402
 from tbhns_opensearch.users.attention import (  # noqa: E402
+    USER_MODEL_DIR,
     UserAttention,
     load_user_model,
     personalize_queries,
@@ -84,8 +85,10 @@ from tbhns_opensearch.users.tuning import ALPHA_GRID, PersonalizationCase, tune_
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 SHOWN = ("recall@10", "recall@24", "recall@100", "ndcg@10")
 TESTED = ("recall@24", "ndcg@10")
-SYSTEMS = ("plain", "blend", "learned", "learned-untrained", "rule")
-COMPARISONS = (("learned", "blend"), ("learned", "plain"), ("learned", "rule"), ("blend", "plain"))
+BASE_SYSTEMS = ("plain", "blend", "learned", "learned-untrained", "rule")
+TBHNS_SYSTEMS = ("tbhns", "combined")  # with --tbhns-encoder
+BASE_COMPARISONS = (("learned", "blend"), ("learned", "plain"), ("learned", "rule"), ("blend", "plain"))
+TBHNS_COMPARISONS = (("tbhns", "plain"), ("combined", "learned"), ("combined", "tbhns"), ("combined", "blend"))
 CUTS = (0, 1, 2, 4)
 
 
@@ -116,22 +119,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         untrained = UserAttention(trained.model.config if trained else _train_config(args).model)
     learned = trained.model if trained else load_user_model(args.model_dir)
     personalization = replace(personalization, alpha=alpha)
-    systems: dict[str, Callable[[Cell], Run]] = {
-        "plain": lambda cell: _plain_run(cell, space),
-        "blend": lambda cell: _blend_run(cell, space, personalization),
-        "learned": lambda cell: _model_run(learned, cell, space),
-        "learned-untrained": lambda cell: _model_run(untrained, cell, space),
-        "rule": lambda cell: _rule_run(cell, space),
-    }
+    tbhns = _tbhns_arm(args, data.users, catalog, splits, space) if args.tbhns_encoder else None
+    systems = _systems(space, learned, personalization, tbhns)
+    systems["learned-untrained"] = lambda cell: _model_run(untrained, cell, space)
+    systems["rule"] = lambda cell: _rule_run(cell, space)
     cells = _cells(evaluated, space)
     scores = {cell.name: {name: evaluate(run(cell), cell.qrels, METRICS).per_query for name, run in systems.items()}
               for cell in cells}  # fmt: skip
     path_cell = _path_cell(evaluated, space)
     path_scores = {name: evaluate(systems[name](path_cell), path_cell.qrels, METRICS).per_query
-                   for name in ("plain", "blend", "learned", "rule")}  # fmt: skip
-    tests = _tests(cells, scores, args.seed)
+                   for name in ("plain", "blend", "learned", "rule", *(TBHNS_SYSTEMS if tbhns else ()))}  # fmt: skip
+    sample = _sample_study(args, catalog, learned, personalization, tbhns) if args.sample_dir else None
+    comparisons = BASE_COMPARISONS + (TBHNS_COMPARISONS if tbhns else ())
+    tests = _tests(cells, scores, comparisons, args.seed)
     report = _render(args, data, splits, evaluated, space, cells, scores, path_cell, path_scores, tests, trained,
-                     alpha, encode_s, time.perf_counter() - started, argv)  # fmt: skip
+                     alpha, encode_s, time.perf_counter() - started, argv, tbhns, sample)  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
@@ -151,6 +153,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="load the user model (and the blend's a) from here instead of training one")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER)
+    parser.add_argument("--tbhns-encoder", type=Path, default=None,
+                        help="a TB-HNS-trained encoder directory (`tbhns train`): adds `tbhns` (its plain query) and "
+                        "`combined` (its user_model/, else one trained here on its vectors)")
+    parser.add_argument("--sample-dir", type=Path, default=None,
+                        help="the Instacart sample folder (orders.csv, order_products__prior.csv): its users, mostly "
+                        "one prior order, evaluated with the same models (never trained on)")
     parser.add_argument("--half-life", type=float, default=5.0, help="blend: recency half-life in orders")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
@@ -160,27 +168,127 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _space(users: Sequence[SequenceUser], catalog: Sequence[Product],
-           args: argparse.Namespace) -> tuple[ProductSpace, float]:  # fmt: skip
-    """The named products of the file (sorted by id) and every query text, encoded once and cached."""
+def _space(users: Sequence[SequenceUser], catalog: Sequence[Product], args: argparse.Namespace,
+           encoder: str | None = None) -> tuple[ProductSpace, float]:  # fmt: skip
+    """The named products of `users` (sorted by id) and every query text, encoded once (with `encoder`, default
+    `--encoder`) and cached."""
+    encoder_name = str(encoder or args.encoder)
     in_file = {p.product_id for user in users for p in user.history} | {p for user in users for p in user.targets}
     products = sorted((p for p in catalog if p.id in in_file), key=lambda p: (len(p.id), p.id))
     paths = sorted({p.taxonomy_path for p in products if p.taxonomy_path})
     texts = sorted({form(path) for form in QUERY_FORMS.values() for path in paths})
     product_texts = [p.text_for_embedding() for p in products]
-    key = hashlib.sha256(json.dumps([args.encoder, product_texts, texts]).encode()).hexdigest()[:16]
+    fingerprint = _fingerprint(encoder_name)  # a model name keeps the key of the runs before it had one
+    keyed = [encoder_name, product_texts, texts] + ([fingerprint] if fingerprint else [])
+    key = hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:16]
     cached = args.cache_dir / f"vectors-{key}.npz"
     started = time.perf_counter()
     if cached.is_file():
         stored = np.load(cached)
         matrix, query_matrix = stored["products"], stored["queries"]
     else:
-        encoder = Encoder(args.encoder, batch_size=128)
+        encoder = Encoder(encoder_name, batch_size=128)
         matrix, query_matrix = encoder.encode(product_texts), encoder.encode(texts)  # (n, dim) unit rows
         args.cache_dir.mkdir(parents=True, exist_ok=True)
         np.savez(cached, products=matrix, queries=query_matrix)
     space = ProductSpace(tuple(products), matrix.astype(np.float32), dict(zip(texts, query_matrix.astype(np.float32))))
     return space, time.perf_counter() - started
+
+
+def _fingerprint(encoder: str) -> str:
+    """Modification time of a directory encoder's weights ('' for a model name), so a retrained one is re-encoded."""
+    weights = sorted(Path(encoder).glob("*.safetensors")) if Path(encoder).is_dir() else []
+    return ",".join(f"{w.name}:{w.stat().st_mtime_ns}" for w in weights)
+
+
+@dataclass(frozen=True)
+class TbhnsArm:
+    """The TB-HNS encoder's product space and the user model on its vectors (the combined model)."""
+
+    space: ProductSpace
+    combined: UserAttention
+    source: str  # where the combined user model came from
+    encode_s: float
+
+
+def _tbhns_arm(args: argparse.Namespace, users: Sequence[SequenceUser], catalog: Sequence[Product],
+               splits: Mapping[str, list[SequenceUser]], base: ProductSpace) -> TbhnsArm:  # fmt: skip
+    """Encode with `--tbhns-encoder`; the combined model is its `user_model/`, else trained here (same budget)."""
+    space, encode_s = _space(users, catalog, args, str(args.tbhns_encoder))
+    if space.ids != base.ids:
+        raise SystemExit("the TB-HNS space must hold the same products as the base one")
+    stored = args.tbhns_encoder / USER_MODEL_DIR
+    if (stored / "user_model.json").is_file():
+        return TbhnsArm(space, load_user_model(stored), f"`{stored}` (trained by `tbhns train`)", encode_s)
+    trained = train_user_model(order_queries(splits["train"], space, every_order=True),
+                               order_queries(splits["validation"], space), space, _train_config(args))  # fmt: skip
+    return TbhnsArm(space, trained.model, f"trained here on its vectors ({trained.train_seconds:.0f} s)", encode_s)
+
+
+def _systems(space: ProductSpace, learned: UserAttention, personalization: PersonalizationConfig,
+             tbhns: TbhnsArm | None, tbhns_space: ProductSpace | None = None) -> dict[str, Callable[[Cell], Run]]:
+    """plain, blend and learned on `space`; tbhns and combined on the TB-HNS space (`tbhns_space` overrides it)."""
+    systems: dict[str, Callable[[Cell], Run]] = {
+        "plain": lambda cell: _plain_run(cell, space),
+        "blend": lambda cell: _blend_run(cell, space, personalization),
+        "learned": lambda cell: _model_run(learned, cell, space),
+    }
+    if tbhns is not None:
+        other = tbhns_space or tbhns.space
+        systems["tbhns"] = lambda cell: _plain_run(cell, other)
+        systems["combined"] = lambda cell: _model_run(tbhns.combined, cell, other)
+    return systems
+
+
+def _sample_users(directory: Path, cache_dir: Path, catalog: Sequence[Product]) -> list[SequenceUser]:
+    """The Instacart sample's users split at their whole last order: its orders joined into an order-lines
+    file under `cache_dir` (derived from Instacart: never in the repository) and read as sequences."""
+    orders = {row["order_id"]: row for row in csv.DictReader((directory / "orders.csv").open())}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / "sample_order_lines.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("order_id", "user_id", "order_number", "days_since_prior_order", "product_id",
+                         "add_to_cart_order"))  # fmt: skip
+        for line in csv.DictReader((directory / "order_products__prior.csv").open()):
+            order = orders.get(line["order_id"])
+            if order is not None:
+                writer.writerow((line["order_id"], order["user_id"], order["order_number"],
+                                 order["days_since_prior_order"], line["product_id"], line["add_to_cart_order"]))
+    return list(read_order_sequences(path, catalog).users)
+
+
+@dataclass(frozen=True)
+class SampleStudy:
+    """The Instacart sample's users scored by every model, grouped by history length in orders."""
+
+    users: int
+    products: int
+    cells: list[Cell]
+    scores: dict[str, dict[str, dict[str, dict[str, float]]]]
+    tests: dict[str, list[tuple[str, PairedTest]]]
+
+
+def _sample_study(args: argparse.Namespace, catalog: Sequence[Product], learned: UserAttention,
+                  personalization: PersonalizationConfig, tbhns: TbhnsArm | None) -> SampleStudy:  # fmt: skip
+    """Score the sample's users (never trained on) over the sample's own named products."""
+    users = _sample_users(args.sample_dir, args.cache_dir, catalog)
+    space, _ = _space(users, catalog, args)
+    tbhns_space = _space(users, catalog, args, str(args.tbhns_encoder))[0] if tbhns else None
+    systems = _systems(space, learned, personalization, tbhns, tbhns_space)
+    queries = order_queries(users, space)
+    by_id = {u.user_id: u for u in users}
+    cells = []
+    for name, keep in (("all", lambda n: True), ("no prior order", lambda n: n == 0),
+                       ("1 prior order", lambda n: n == 1), ("2+ prior orders", lambda n: n >= 2)):
+        chosen = [q for q in queries if keep(q.history_orders)]
+        if len({q.user_id for q in chosen}) >= 2:  # a paired test needs two users
+            cells.append(Cell(name, chosen, [by_id[u] for u in sorted({q.user_id for q in chosen})],
+                              qrels_of(chosen, space)))
+    scores = {cell.name: {name: evaluate(run(cell), cell.qrels, METRICS).per_query for name, run in systems.items()}
+              for cell in cells}  # fmt: skip
+    pairs = tuple((system, baseline) for system in systems for baseline in ("plain",) if system != baseline)
+    return SampleStudy(len(users), len(space.products), cells, scores, _tests(cells, scores, pairs, args.seed))
 
 
 def _train_config(args: argparse.Namespace) -> AttentionTrainConfig:
@@ -280,19 +388,16 @@ def _rule_run(cell: Cell, space: ProductSpace, k: int = 100) -> Run:
 
 def _per_user(scores: Mapping[str, float]) -> dict[str, float]:
     """qid (user/target/text) -> score, averaged per user."""
-    by_user: dict[str, list[float]] = defaultdict(list)
-    for qid, value in scores.items():
-        by_user[qid.split("/", 1)[0]].append(value)
-    return {user: float(np.mean(values)) for user, values in by_user.items()}
+    return cluster_means(scores, lambda qid: qid.split("/", 1)[0])
 
 
 def _tests(cells: Sequence[Cell], scores: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
-           seed: int) -> dict[str, list[tuple[str, PairedTest]]]:  # fmt: skip
+           comparisons: Sequence[tuple[str, str]], seed: int) -> dict[str, list[tuple[str, PairedTest]]]:  # fmt: skip
     """Per user (primary) and per query, each family Holm-corrected over every cell, pair and metric."""
     families: dict[str, list[tuple[str, PairedTest]]] = {"per user": [], "per query": []}
     for cell in cells:
         per = scores[cell.name]
-        for system, baseline in COMPARISONS:
+        for system, baseline in comparisons:
             for metric in TESTED:
                 for family, view in (("per user", _per_user), ("per query", dict)):
                     test = paired_test(view(per[baseline][metric]), view(per[system][metric]), metric=metric,
@@ -309,7 +414,7 @@ def _row(cell: str, queries: int, users: int, system: str, per: Mapping[str, Map
 
 
 def _render(args: argparse.Namespace, data, splits, evaluated, space, cells, scores, path_cell, path_scores,
-            tests, trained, alpha, encode_s, seconds, argv) -> str:  # type: ignore[no-untyped-def]  # fmt: skip
+            tests, trained, alpha, encode_s, seconds, argv, tbhns, sample) -> str:  # type: ignore[no-untyped-def]  # fmt: skip
     split = args.split.upper()
     command = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/personalization_sequences.py",
                                                             *(sys.argv[1:] if argv is None else argv)])  # fmt: skip
@@ -335,6 +440,10 @@ def _render(args: argparse.Namespace, data, splits, evaluated, space, cells, sco
         "an older one as a target; product vectors frozen. learned-untrained: the same model at its initial weights.",
         "- rule: the user's past purchases in the queried aisle first, most recent first, then the plain ranking.",
     ]
+    systems = BASE_SYSTEMS + (TBHNS_SYSTEMS if tbhns else ())
+    if tbhns is not None:
+        lines.append(f"- tbhns: the plain query on `{args.tbhns_encoder}` (TB-HNS-trained encoder, {tbhns.encode_s:.0f} s "
+                     f"to encode or read the cache); combined: the learned user model on its vectors, {tbhns.source}.")
     if trained is not None:
         best = trained.log[trained.best_epoch]
         lines += [
@@ -353,7 +462,7 @@ def _render(args: argparse.Namespace, data, splits, evaluated, space, cells, sco
               "| cell | queries | users | system | R@10 | R@24 | R@100 | NDCG@10 |", "|---|---|---|---|---|---|---|---|"]
     for cell in cells:
         n_users = len({q.user_id for q in cell.queries})
-        lines += [_row(cell.name, len(cell.queries), n_users, name, scores[cell.name][name]) for name in SYSTEMS]
+        lines += [_row(cell.name, len(cell.queries), n_users, name, scores[cell.name][name]) for name in systems]
     lines += ["", "Repurchase / cold: each query scored on the part of its targets the user bought before / never "
               "bought; queries without such targets are left out.", "",
               f"## {split} users, DERIVED department > aisle queries (the model was trained on aisle queries)", "",
@@ -373,7 +482,22 @@ def _render(args: argparse.Namespace, data, splits, evaluated, space, cells, sco
         lines.append(f"| {cell} | {user_test.system} vs {user_test.baseline} | {user_test.metric} | "
                      f"{query_test.mean_diff:+.3f} | {rel} | {user_test.n} | {user_test.p_adjusted:.4f} {mark} | "
                      f"{query_test.n} | {query_test.p_adjusted:.4f} |")  # fmt: skip
-    lines += ["", "diff and rel: mean over queries (system - baseline), relative to the baseline's mean.", "",
+    lines += ["", "diff and rel: mean over queries (system - baseline), relative to the baseline's mean."]
+    if sample is not None:
+        lines += ["", "## Instacart sample users (REAL, mostly one prior order), DERIVED aisle queries", "",
+                  f"`{args.sample_dir}`: {sample.users} users split at their whole last order, never trained on; "
+                  f"exact search over its {sample.products:,} named products; the same models and a as above. "
+                  "Newcomers (no prior order) show that a user without history gets the plain query.", "",
+                  "| cell | queries | users | system | R@10 | R@24 | R@100 | NDCG@10 |", "|---|---|---|---|---|---|---|---|"]
+        for cell in sample.cells:
+            n_users = len({q.user_id for q in cell.queries})
+            lines += [_row(cell.name, len(cell.queries), n_users, name, per) for name, per in sample.scores[cell.name].items()]
+        lines += ["", "| cell | system vs plain | metric | diff | users | p per user (Holm) |", "|---|---|---|---|---|---|"]
+        for cell, test in sample.tests["per user"]:
+            mark = ("▲" if test.mean_diff > 0 else "▼") if test.significant else ""
+            lines.append(f"| {cell} | {test.system} | {test.metric} | {test.mean_diff:+.3f} | {test.n} | "
+                         f"{test.p_adjusted:.4f} {mark} |")
+    lines += ["",
               f"Produced by `{command}` in {seconds:.0f} s wall.", ""]
     return "\n".join(lines)
 

@@ -62,7 +62,7 @@ class ModelCard:
             *_order_lines(data),
             f"- taxonomy: {sampler.get('taxonomy') or 'not used'}",
             "",
-            "## Negatives",
+            "## Negatives" if self.config["max_steps"] else "## Negatives (drawn, never trained on: max_steps = 0)",
             f"- sampler `{sampler['name']}` {json.dumps(sampler['params'])}, {sampler['negatives_per_pair']} per row",
             f"- negatives by level: {json.dumps(sampler['level_counts'])}; short draws filled at random: "
             f"{sampler['short_rows']}",

@@ -19,7 +19,9 @@ With `queries = "orders"` (`order_data`) the queries come from REAL users' order
 order_lines, joined with Instacart's catalog): the catalog is the products the lines name; users are split by a
 seeded hash of the user id (`users.sequences.user_split`, the user model's split); training pairs are (aisle of
 a product a TRAIN user bought, that product), graded by how often train users bought it, so `min_grade` = 2
-trains on products bought twice or more; validation and test are the validation and test users' whole LAST
+trains on products bought twice or more, with one training row per purchase (a product bought often is a
+positive often: the popularity within an aisle is what a query without a user can learn), and
+`max_positives_per_query` keeps the most bought products of each aisle; validation and test are the validation and test users' whole LAST
 orders, one query per (user, aisle), relevant = that order's products in the aisle (the evaluation protocol of
 `users.sequences`). The queries are DERIVED from categories, not typed by shoppers, so they are labelled
 "generated". `validation`, `test`, `unseen_products` and `max_eval_relevant` do not apply (the split is by user).
@@ -152,18 +154,20 @@ def order_data(config: DataConfig, orders: PersonalizationTrainConfig) -> Traini
     bought = Counter((text_of[pid], pid) for user in users["train"]
                      for pid in (*(p.product_id for p in user.history), *user.targets) if pid in text_of)  # fmt: skip
     judgments = tuple(LabelledQuery(text, pid, count, "generated") for (text, pid), count in sorted(bought.items()))
-    pairs = make_pairs(judgments, min_grade=config.min_grade)
+    distinct = make_pairs(judgments, min_grade=config.min_grade)
     report: Counter[str] = Counter(products=len(products), order_lines=sequences.lines_read,
                                    order_lines_dropped_unnamed=sequences.lines_dropped,
                                    **{f"{name}_users": len(group) for name, group in users.items()})  # fmt: skip
     if config.max_positives_per_query:
-        capped = _cap_per_query(pairs, config.max_positives_per_query, seed=orders.seed)
-        report["train_pairs_dropped_cap"] = len(pairs) - len(capped)
-        pairs = capped
-    if not pairs:
+        capped = _most_bought(distinct, bought, config.max_positives_per_query)
+        report["train_pairs_dropped_cap"] = len(distinct) - len(capped)
+        distinct = capped
+    if not distinct:
         raise TrainingError(f"no training pairs: the {len(users['train'])} train users of {orders.order_lines} "
                             f"bought no product {config.min_grade} times or more; lower min_grade")  # fmt: skip
+    pairs = [pair for pair in distinct for _ in range(bought[(pair.query, pair.positive_id)])]  # a row per purchase
     report["train_queries_generated"] = len({p.query for p in pairs})
+    report["train_pairs_distinct"] = len(distinct)
     report["train_pairs_generated"] = len(pairs)
     validation, test = (_last_order_set(users[name], products, orders.query_form, name) for name in ("validation", "test"))
     report["validation_queries_generated"], report["test_queries_generated"] = len(validation.queries), len(test.queries)
@@ -282,6 +286,15 @@ def _last_order_set(users: Sequence[SequenceUser], products: Sequence[Product], 
     return EvalSet({key: q.text for key, q in zip(keys, queries)},
                    {key: dict.fromkeys(sorted(q.targets), 1) for key, q in zip(keys, queries)},
                    dict.fromkeys(keys, "generated"))  # fmt: skip
+
+
+def _most_bought(pairs: Sequence[TrainingPair], bought: Counter[tuple[str, str]], cap: int) -> list[TrainingPair]:
+    """The `cap` pairs of each query whose products were bought most (ties: product id)."""
+    groups: dict[str, list[TrainingPair]] = defaultdict(list)
+    for pair in pairs:
+        groups[pair.query].append(pair)
+    return [pair for query in sorted(groups)
+            for pair in sorted(groups[query], key=lambda p: (-bought[(query, p.positive_id)], p.positive_id))[:cap]]  # fmt: skip
 
 
 def _cap_per_query(pairs: Sequence[TrainingPair], cap: int, seed: int) -> list[TrainingPair]:

@@ -115,7 +115,7 @@ def test_order_queries_train_on_train_users_only(tmp_path: Path) -> None:
     lines = _lines_by_split()
     bought = Counter((line["aisle"], line["product_id"]) for line in lines["train"])
     assert {(j.query, j.product_id): j.grade for j in data.train_judgments} == dict(bought)  # graded by purchases
-    assert {(p.query, p.positive_id) for p in data.train_pairs} == set(bought)
+    assert Counter((p.query, p.positive_id) for p in data.train_pairs) == bought  # a training row per purchase
     assert all(j.source == "generated" for j in data.train_judgments)  # derived from categories, not typed
     for split in ("validation", "test"):
         evaluated = getattr(data, split)
@@ -130,6 +130,10 @@ def test_order_queries_train_on_train_users_only(tmp_path: Path) -> None:
     higher = prepare_data(DataConfig(dataset="instacart", data_dir=str(ORDERS), queries="orders", min_grade=3), 0,
                           config.personalization)  # fmt: skip
     assert {(p.query, p.positive_id) for p in higher.train_pairs} == {key for key, n in bought.items() if n >= 3}
+    top = prepare_data(DataConfig(dataset="instacart", data_dir=str(ORDERS), queries="orders", min_grade=1,
+                                  max_positives_per_query=1), 0, config.personalization)  # fmt: skip
+    most = {aisle: max(sorted(n for (a, _), n in bought.items() if a == aisle)) for aisle, _ in bought}
+    assert {(p.query, bought[(p.query, p.positive_id)]) for p in top.train_pairs} == set(most.items())
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +153,7 @@ def test_max_steps_zero_exports_the_base_encoder_unchanged(trained: tuple[Path, 
     assert np.array_equal(Encoder(str(directory)).encode(texts), Encoder(max_seq_length=32).encode(texts))
     card = (directory / "MODEL_CARD.md").read_text()
     assert "no encoder training (max_steps = 0): the base model `all-MiniLM-L6-v2` is exported unchanged" in card
+    assert "## Negatives (drawn, never trained on: max_steps = 0)" in card
     log = [json.loads(line) for line in (directory / "train_log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in log] == [0] and "recall@24" in log[0]["validation"]
 

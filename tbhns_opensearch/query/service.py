@@ -39,7 +39,14 @@ from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, SearchError
 from tbhns_opensearch.index.documents import MAX_LEVELS, decode_text
-from tbhns_opensearch.users.store import StoredUser, get_user_profile, list_users, profile_from_search, profile_search
+from tbhns_opensearch.users.store import (
+    HistoryNotRead,
+    StoredUser,
+    get_user_profile,
+    list_users,
+    profile_from_search,
+    profile_search,
+)
 from tbhns_opensearch.query.builders import (
     SOURCE_FIELDS,
     Filters,
@@ -54,7 +61,7 @@ from tbhns_opensearch.query.builders import (
 from tbhns_opensearch.query.encoding import QueryEncoder
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, search_pipeline
 from tbhns_opensearch.users.blend import PersonalizedVector, personalize
-from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile
+from tbhns_opensearch.users.profiles import PersonalizationConfig, UserHistory, UserProfile
 
 if TYPE_CHECKING:  # torch is imported only when a user model is loaded
     from tbhns_opensearch.users.attention import UserAttention
@@ -142,10 +149,12 @@ PersonalizedPage = Callable[[np.ndarray, UserProfile | None, PersonalizedVector]
 @dataclass
 class ProfileRide:
     """A user's profile read that rides in the next search request of its context: the product search and
-    `profile_search` in one `msearch` (`SearchClient._personalize`); `response` is the users item, once sent."""
+    `profile_search` in one `msearch` (`SearchClient._personalize`); `response` is the users item, once sent.
+    With the user's `known` history the read leaves its vectors out and reuses `known` while it is current."""
 
     users_index: str
     user_id: str
+    known: UserHistory | None = None
     response: dict[str, Any] | None = None
 
 
@@ -456,7 +465,8 @@ class SearchClient:
 
         A profile read within `user_ttl_s` is reused. A user seen for the first time is read on the reader
         thread while the query is encoded. Any other user's profile is read in the page's own search request
-        (`ProfileRide`: one `msearch`), and the page runs with the last profile read; when the read finds a
+        (`ProfileRide`: one `msearch`; a history already held is not sent again while its digest is current),
+        and the page runs with the last profile read; when the read finds a
         different profile, `page` runs again with it. Either way the answer is the stored profile's, and an
         unchanged profile (the common case) costs no request of its own.
         """
@@ -475,7 +485,7 @@ class SearchClient:
         if fresh:
             return page_for(last[1] if last else None)
         assert user_id is not None and last is not None
-        ride = ProfileRide(self.users_index, user_id)
+        ride = ProfileRide(self.users_index, user_id, last[1].history if last[1] is not None else None)
         token = _RIDE.set(ride)
         try:
             answer = page_for(last[1])
@@ -500,7 +510,11 @@ class SearchClient:
         if ride.response is None:
             return self._read_profile(ride.user_id)
         with self._cluster_call(f"reading user {ride.user_id!r} from {self.users_index}"):
-            return self._remember(ride.user_id, profile_from_search(ride.response))
+            try:
+                return self._remember(ride.user_id, profile_from_search(ride.response, ride.known))
+            except HistoryNotRead:  # the stored history changed since it was read: read the profile whole
+                pass
+        return self._read_profile(ride.user_id)
 
     def _remember(self, user_id: str, profile: UserProfile | None) -> UserProfile | None:
         with self._profiles_lock:
@@ -525,7 +539,7 @@ class SearchClient:
         ride = _RIDE.get()
         riding = ride if ride is not None and ride.response is None else None
         if riding is not None:
-            lines += [{"index": riding.users_index}, profile_search(riding.user_id)]
+            lines += [{"index": riding.users_index}, profile_search(riding.user_id, riding.known)]
         responses = self.client.msearch(body=lines)["responses"]
         if riding is not None:
             riding.response = responses.pop()

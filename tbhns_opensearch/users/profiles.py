@@ -4,10 +4,13 @@ model (`users.attention`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -94,6 +97,19 @@ class UserHistory:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def digest(self) -> str:
+        """A fingerprint of the ids, orders and vectors, stored beside them (`history_digest`): a profile read
+        without its vectors reuses a history already held when the digests agree.
+
+        Example:
+            >>> UserHistory(("p1",), (1,), np.float32([[1, 0]])).digest == UserHistory(("p1",), (2,), np.float32([[1, 0]])).digest
+            False
+        """
+        digest = hashlib.sha256(json.dumps([self.ids, self.orders_before]).encode())
+        digest.update(self.vectors.tobytes())
+        return digest.hexdigest()[:32]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, UserHistory):

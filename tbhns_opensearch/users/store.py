@@ -82,6 +82,7 @@ def user_document(profile: UserProfile, updated: datetime) -> dict[str, Any]:
         "history_ids": list(profile.history.ids),
         "history_orders": list(profile.history.orders_before),
         "history_bytes": vector_bytes(profile.history.vectors),  # (n, dim) row-major
+        "history_digest": profile.history.digest,
     }  # fmt: skip
     return {
         "user_id": profile.user_id,
@@ -95,9 +96,15 @@ def user_document(profile: UserProfile, updated: datetime) -> dict[str, Any]:
     }
 
 
-def profile_from_document(source: Mapping[str, Any]) -> UserProfile:
+class HistoryNotRead(LookupError):
+    """A profile was read without its history's vectors (`profile_search(..., known=...)`), and the stored
+    history is not the one known: read the profile whole (`get_user_profile`)."""
+
+
+def profile_from_document(source: Mapping[str, Any], known: UserHistory | None = None) -> UserProfile:
     """The `UserProfile` stored in a users-index document (`vector_bytes`, or an older document's `vector` list);
-    a `last_event` of null (a nan timestamp an older version stored) reads as nan.
+    a `last_event` of null (a nan timestamp an older version stored) reads as nan. A document read without
+    `history_bytes` takes the `known` history when its `history_digest` is known's, else raises HistoryNotRead.
 
     Example:
         >>> older = {"user_id": "u1", "vector": [0.6, 0.8], "event_count": 3, "last_event": 12.0, "source": "real"}
@@ -112,14 +119,18 @@ def profile_from_document(source: Mapping[str, Any]) -> UserProfile:
         last_event=math.nan if source.get("last_event") is None else float(source["last_event"]),  # null: a nan
         # timestamp stored before histories were checked (it is informational: ranking never reads it)
         source=source["source"],
-        history=_history_from_document(source),
+        history=_history_from_document(source, known),
     )
 
 
-def _history_from_document(source: Mapping[str, Any]) -> UserHistory | None:
+def _history_from_document(source: Mapping[str, Any], known: UserHistory | None) -> UserHistory | None:
     """The `UserHistory` of a users-index document, or None when it has none (written without --history)."""
     if source.get("history_bytes") is None:
-        return None
+        if not source.get("history_ids"):
+            return None
+        if known is None or source.get("history_digest") != known.digest:
+            raise HistoryNotRead(source["user_id"])
+        return known
     ids, dim = source["history_ids"], int(source["dimension"])
     vectors = decode_vector(source["history_bytes"])  # (n * dim,)
     if vectors.size != len(ids) * dim:
@@ -174,21 +185,26 @@ def get_user_profile(client: OpenSearch, users_index: str, user_id: str) -> User
         return None
 
 
-def profile_search(user_id: str) -> dict[str, Any]:
+def profile_search(user_id: str, known: UserHistory | None = None) -> dict[str, Any]:
     """The search body that finds `user_id`'s profile: an `msearch` item that rides beside a product search.
     It sees the users index as of its last refresh (`ingest_users` refreshes when it is done), where `get`
-    would also see a profile written less than a second ago.
+    would also see a profile written less than a second ago. With the user's `known` history, the history's
+    vectors (~100 kB for 50 x 384) are left out: `profile_from_search` reuses `known` while it is current.
 
     Example:
         >>> profile_search("u42")
         {'query': {'ids': {'values': ['u42']}}, 'size': 1}
     """
-    return {"query": {"ids": {"values": [user_id]}}, "size": 1}
+    body: dict[str, Any] = {"query": {"ids": {"values": [user_id]}}, "size": 1}
+    if known is not None:
+        body["_source"] = {"excludes": ["history_bytes"]}
+    return body
 
 
-def profile_from_search(response: dict[str, Any]) -> UserProfile | None:
+def profile_from_search(response: dict[str, Any], known: UserHistory | None = None) -> UserProfile | None:
     """The profile in the `msearch` response to `profile_search`, or None when the user or the index does not
-    exist; another failure raises the TransportError a search would.
+    exist; another failure raises the TransportError a search would. Read without its history's vectors, the
+    profile takes `known` while its digest is current, else HistoryNotRead is raised.
 
     Example:
         >>> profile_from_search({"hits": {"hits": []}}) is None
@@ -198,7 +214,7 @@ def profile_from_search(response: dict[str, Any]) -> UserProfile | None:
         hits = msearch_item(response)["hits"]["hits"]
     except NotFoundError:
         return None
-    return profile_from_document(hits[0]["_source"]) if hits else None
+    return profile_from_document(hits[0]["_source"], known) if hits else None
 
 
 @dataclass(frozen=True)

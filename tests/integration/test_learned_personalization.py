@@ -125,7 +125,7 @@ def test_the_users_index_stores_the_latest_products_most_recent_first(os_client,
 def test_an_older_users_index_takes_the_history_fields(os_client) -> None:
     users_index = f"test-users-older-{uuid.uuid4().hex[:8]}"
     template = load_template("users")
-    for name in ("history_ids", "history_orders", "history_bytes"):
+    for name in ("history_ids", "history_orders", "history_bytes", "history_digest"):
         del template["mappings"]["properties"][name]  # the index as written before histories
     os_client.indices.create(index=users_index, body=template)
     profile = UserProfile("u", np.float32([0.6, 0.8]), 3, 2.0, "real", UserHistory(("p",), (1,), np.float32([[0.8, 0.6]])))
@@ -198,3 +198,31 @@ def test_the_http_api_answers_as_the_python_client(opensearch_config, learned: L
                 python.personalization, python.alpha, python.fallback_reason), request
         assert http.get("/search", params={"query": "car", "user_id": "fan", "mode": "personalized"}).json()[
             "personalization"] == "learned"  # fmt: skip
+
+
+def test_a_held_history_is_not_read_again_until_it_changes(os_client, opensearch_config, learned: Learned) -> None:
+    """With the profile read on every search, the history's vectors travel once: later reads leave them out
+    (`_source` excludes) and reuse them while the stored digest agrees; a rewritten history is read whole."""
+    vectors = fetch_product_vectors(os_client, learned.env.alias, learned.fan_history)
+    cars, trains = learned.fan_history[:2], learned.fan_history[2:]
+
+    def mover(ids: tuple[str, ...]) -> UserProfile:
+        history = UserHistory(ids, (1, 2), np.stack([vectors[pid] for pid in ids]))
+        return UserProfile("mover", history.vectors[0], 4, 2.0, "real", history)
+
+    write_user_profiles(os_client, learned.users_index, [mover(cars)])
+    client = SearchClient(opensearch_config, learned.env.alias, str(learned.model_dir),
+                          users_index=learned.users_index, personalization=PERSONALIZATION, user_ttl_s=0)  # fmt: skip
+    sent: list[list[dict]] = []
+    msearch = client.client.msearch
+    client.client.msearch = lambda body, **kw: sent.append(body) or msearch(body=body, **kw)  # type: ignore[method-assign]
+    first = client.search("car", user_id="mover", mode="personalized", k=10)  # a first read: one get, whole
+    again = client.search("car", user_id="mover", mode="personalized", k=10)
+    assert (first.personalization, again.personalization) == ("learned", "learned")
+    assert _ids(again) == _ids(first) and len(sent) == 1
+    assert sent[0][-1]["_source"] == {"excludes": ["history_bytes"]}  # the users item of the search's msearch
+    write_user_profiles(os_client, learned.users_index, [mover(trains)])
+    moved = client.search("car", user_id="mover", mode="personalized", k=10)
+    fresh = SearchClient(opensearch_config, learned.env.alias, str(learned.model_dir),
+                         users_index=learned.users_index, personalization=PERSONALIZATION)  # fmt: skip
+    assert _ids(moved) == _ids(fresh.search("car", user_id="mover", mode="personalized", k=10)) != _ids(first)

@@ -246,3 +246,22 @@ def test_a_users_document_round_trips_with_and_without_a_history() -> None:
     assert profile_from_document(user_document(plain, updated)) == plain
     with pytest.raises(PersonalizationError, match=r"user 'u1': the stored history has 2 ids of dimension 4 but 12 vector values"):
         profile_from_document({**document, "history_ids": ["a", "b"], "history_orders": [1, 1]})
+
+
+def test_a_profile_read_without_its_vectors_reuses_the_history_it_knows() -> None:
+    from datetime import datetime, timezone
+
+    from tbhns_opensearch.users.store import HistoryNotRead, profile_from_document, profile_search, user_document
+
+    history = UserHistory(("p2", "p1"), (1, 2), np.float32([[0.0, 1.0], [1.0, 0.0]]))
+    document = user_document(UserProfile("u", np.float32([0.6, 0.8]), 3, 2.0, "real", history),
+                             datetime(2026, 1, 1, tzinfo=timezone.utc))  # fmt: skip
+    light = {name: value for name, value in document.items() if name != "history_bytes"}  # `_source` excludes
+    assert profile_search("u", history)["_source"] == {"excludes": ["history_bytes"]}
+    assert profile_from_document(light, history).history is history
+    changed = UserHistory(("p3", "p1"), (1, 2), np.float32([[0.6, 0.8], [1.0, 0.0]]))
+    with pytest.raises(HistoryNotRead):
+        profile_from_document(light, changed)
+    with pytest.raises(HistoryNotRead):
+        profile_from_document(light)
+    assert profile_from_document(document, changed).history == history  # a whole document is read as stored

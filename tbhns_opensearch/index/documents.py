@@ -64,8 +64,13 @@ def vector_bytes(vector: Sequence[float]) -> str:
 
 
 def decode_vector(value: str) -> np.ndarray:
-    """The float32 vector (dim,) of an `embedding_bytes` value."""
-    return np.frombuffer(base64.b64decode(value), dtype="<f4").copy()
+    """The float32 vector (dim,) of an `embedding_bytes` value; doc values come without base64's `=` padding.
+
+    Example:
+        >>> decode_vector("zcxMP5qZGT8") == np.float32([0.8, 0.6])  # 8 bytes: "zcxMP5qZGT8=" in `_source`
+        array([ True,  True])
+    """
+    return np.frombuffer(base64.b64decode(value + "=" * (-len(value) % 4)), dtype="<f4").copy()
 
 
 def text_bytes(text: str) -> str:

@@ -178,26 +178,28 @@ def _check_users_index(client: OpenSearch, name: str, template: dict[str, Any]) 
 
 
 def get_user_profile(client: OpenSearch, users_index: str, user_id: str) -> UserProfile | None:
-    """The stored profile of `user_id` (one `get`), or None when the user or the index does not exist."""
+    """The stored profile of `user_id` with its history (one search: the history's vectors are doc values,
+    which `get` does not return), or None when the user or the index does not exist."""
     try:
-        return profile_from_document(client.get(index=users_index, id=user_id)["_source"])
+        hits = client.search(index=users_index, body=profile_search(user_id))["hits"]["hits"]
     except NotFoundError:
         return None
+    return profile_from_document(_document_of(hits[0])) if hits else None
 
 
 def profile_search(user_id: str, known: UserHistory | None = None) -> dict[str, Any]:
     """The search body that finds `user_id`'s profile: an `msearch` item that rides beside a product search.
-    It sees the users index as of its last refresh (`ingest_users` refreshes when it is done), where `get`
-    would also see a profile written less than a second ago. With the user's `known` history, the history's
-    vectors (~100 kB for 50 x 384) are left out: `profile_from_search` reuses `known` while it is current.
+    It sees the users index as of its last refresh (`ingest_users` refreshes when it is done). The history's
+    vectors (~100 kB for 50 x 384) are doc values, read only without a `known` history: with one, the read
+    costs what a profile without a history does and `profile_from_search` reuses `known` while it is current.
 
     Example:
         >>> profile_search("u42")
-        {'query': {'ids': {'values': ['u42']}}, 'size': 1}
+        {'query': {'ids': {'values': ['u42']}}, 'size': 1, 'docvalue_fields': ['history_bytes']}
     """
     body: dict[str, Any] = {"query": {"ids": {"values": [user_id]}}, "size": 1}
-    if known is not None:
-        body["_source"] = {"excludes": ["history_bytes"]}
+    if known is None:
+        body["docvalue_fields"] = ["history_bytes"]
     return body
 
 
@@ -214,7 +216,14 @@ def profile_from_search(response: dict[str, Any], known: UserHistory | None = No
         hits = msearch_item(response)["hits"]["hits"]
     except NotFoundError:
         return None
-    return profile_from_document(hits[0]["_source"], known) if hits else None
+    return profile_from_document(_document_of(hits[0]), known) if hits else None
+
+
+def _document_of(hit: Mapping[str, Any]) -> dict[str, Any]:
+    """A users-index hit's `_source`, with `history_bytes` from its doc values when the search asked for them
+    (an index made before they left `_source` also has them there)."""
+    values = hit.get("fields", {}).get("history_bytes")
+    return {**hit["_source"], "history_bytes": values[0]} if values else dict(hit["_source"])
 
 
 @dataclass(frozen=True)

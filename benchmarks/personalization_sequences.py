@@ -77,6 +77,7 @@ from tbhns_opensearch.users.sequences import (  # noqa: E402
     SequenceUser,
     cut_history,
     held_out_user,
+    named_products,
     read_order_sequences,
     select_users,
 )
@@ -173,8 +174,7 @@ def _space(users: Sequence[SequenceUser], catalog: Sequence[Product], args: argp
     """The named products of `users` (sorted by id) and every query text, encoded once (with `encoder`, default
     `--encoder`) and cached."""
     encoder_name = str(encoder or args.encoder)
-    in_file = {p.product_id for user in users for p in user.history} | {p for user in users for p in user.targets}
-    products = sorted((p for p in catalog if p.id in in_file), key=lambda p: (len(p.id), p.id))
+    products = sorted(named_products(users, catalog), key=lambda p: (len(p.id), p.id))
     paths = sorted({p.taxonomy_path for p in products if p.taxonomy_path})
     texts = sorted({form(path) for form in QUERY_FORMS.values() for path in paths})
     product_texts = [p.text_for_embedding() for p in products]

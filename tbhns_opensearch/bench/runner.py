@@ -36,7 +36,13 @@ from tbhns_opensearch.eval.queries import load_labelled_queries
 from tbhns_opensearch.eval.splits import read_split, select_split, split_by_query
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
-from tbhns_opensearch.users.sequences import held_out_user, read_order_sequences, select_users, sequence_queries
+from tbhns_opensearch.users.sequences import (
+    held_out_user,
+    named_products,
+    read_order_sequences,
+    select_users,
+    sequence_queries,
+)
 from tbhns_opensearch.users.sources import HeldOutUser, UserQuery, aisle_queries, instacart_holdout, split_users
 
 
@@ -272,8 +278,7 @@ DERIVED_QUERIES = "REAL users; DERIVED queries (aisle names of their held-out pr
 def _sequence_queries(spec: UsersSpec, split: str, catalog: list[Product]) -> tuple[list[Product], QuerySet]:
     """The whole-last-order protocol on `spec.order_lines`; the catalog is cut to the products it names."""
     data = read_order_sequences(spec.order_lines, catalog)
-    named = {p.product_id for user in data.users for p in user.history} | {p for u in data.users for p in u.targets}
-    products = [product for product in catalog if product.id in named]
+    products = named_products(data.users, catalog)
     chosen = select_users(data.users, split, seed=spec.seed, validation=spec.validation, test=spec.test)
     orders = {user.user_id: user.history_orders for user in chosen}
     bought = {user.user_id: {p.product_id for p in user.history} for user in chosen}

@@ -52,7 +52,14 @@ from tbhns_opensearch.training.examples import TrainingPair, make_pairs
 from tbhns_opensearch.eval.queries import LabelledQuery, load_labelled_queries, query_key
 from tbhns_opensearch.eval.splits import split_assignment, split_by_query
 from tbhns_opensearch.training.querygen import generate_queries
-from tbhns_opensearch.users.sequences import QUERY_FORMS, SequenceUser, read_order_sequences, select_users, sequence_queries
+from tbhns_opensearch.users.sequences import (
+    QUERY_FORMS,
+    SequenceUser,
+    named_products,
+    read_order_sequences,
+    select_users,
+    sequence_queries,
+)
 
 
 @dataclass(frozen=True)
@@ -172,18 +179,6 @@ def order_data(config: DataConfig, orders: PersonalizationTrainConfig) -> Traini
     validation, test = (_last_order_set(users[name], products, orders.query_form, name) for name in ("validation", "test"))
     report["validation_queries_generated"], report["test_queries_generated"] = len(validation.queries), len(test.queries)
     return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report), judgments)
-
-
-def named_products(users: Sequence[SequenceUser], catalog: Iterable[Product]) -> list[Product]:
-    """The products of `catalog` that the users' histories or last orders name, in catalog order.
-
-    Example:
-        >>> soda, tea = Product("1", "Soda"), Product("2", "Tea")
-        >>> [p.id for p in named_products([SequenceUser("u", (), "o1", ("2",), 0)], [soda, tea])]
-        ['2']
-    """
-    named = {p.product_id for user in users for p in user.history} | {pid for user in users for pid in user.targets}
-    return [p for p in catalog if p.id in named]
 
 
 def sample_texts(data: TrainingData, n: int = 16) -> list[str]:

@@ -3,7 +3,7 @@ beside it.
 
 After `pipeline.train_and_export` has written the encoder, `train_personalization`:
 1. reads the order lines (REAL users, `users.sequences`) joined with Instacart's catalog and keeps the
-   products they name (`data.named_products`);
+   products they name (`users.sequences.named_products`);
 2. encodes those products and every query text of the configured form (aisle, or department > aisle: DERIVED
    from categories, not typed by shoppers) with the EXPORTED encoder, as ingest and search will;
 3. trains a `users.attention.UserAttention` on the TRAIN users' every order
@@ -38,7 +38,6 @@ from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.encoder.export import record_user_model
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.training.config import PersonalizationTrainConfig, TrainConfig
-from tbhns_opensearch.training.data import named_products
 from tbhns_opensearch.users.attention import FORMAT, USER_MODEL_DIR, UserAttentionConfig, save_user_model
 from tbhns_opensearch.users.attention_training import (
     AttentionTrainConfig,
@@ -48,7 +47,7 @@ from tbhns_opensearch.users.attention_training import (
     order_queries,
     train_user_model,
 )
-from tbhns_opensearch.users.sequences import QUERY_FORMS, read_order_sequences, select_users
+from tbhns_opensearch.users.sequences import QUERY_FORMS, named_products, read_order_sequences, select_users
 
 SHOWN = ("recall@10", "recall@24", "recall@100", "ndcg@10")  # validation figures kept in the manifest and card
 

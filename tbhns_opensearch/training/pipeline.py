@@ -3,7 +3,6 @@ folder with its ONNX export (parity-checked), manifest, model card and the split
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from tbhns_opensearch.training.data import TrainingData, sample_texts
 from tbhns_opensearch.encoder.export import ExportReport, export_model, record_int8_gate
 from tbhns_opensearch.training.int8_gate import measure_int8_gate
 from tbhns_opensearch.training.personalization import train_personalization
-from tbhns_opensearch.users.attention import USER_MODEL_DIR
+from tbhns_opensearch.users.attention import USER_MODEL_DIR, delete_user_model
 from tbhns_opensearch.training.trainer import TrainResult, train
 
 if TYPE_CHECKING:
@@ -61,7 +60,7 @@ def train_and_export(
     if config.personalization:
         user_model = train_personalization(config, directory)
     else:  # a user model an earlier run left here was trained on other vectors: never serve it with this encoder
-        shutil.rmtree(directory / USER_MODEL_DIR, ignore_errors=True)
+        delete_user_model(directory / USER_MODEL_DIR)
     write_model_card(directory, model_card(result, report, user_model))
     write_split(directory, result.data.split_of)
     return TrainedModel(result, report, directory, user_model)

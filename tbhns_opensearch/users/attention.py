@@ -290,6 +290,20 @@ def save_user_model(model: UserAttention, directory: str | Path) -> Path:
     return directory
 
 
+def delete_user_model(directory: str | Path) -> None:
+    """Remove the two files `save_user_model` writes into `directory`, and the folder once it is empty;
+    anything else there is left alone.
+
+    Example:
+        >>> delete_user_model("runs/train/x/user_model")  # doctest: +SKIP
+    """
+    directory = Path(directory)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        (directory / name).unlink(missing_ok=True)
+    if directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+
+
 def load_user_model(directory: str | Path) -> UserAttention:
     """The model `save_user_model` wrote into `directory`, in eval mode.
 

@@ -143,6 +143,18 @@ def read_order_sequences(path: str | Path, products: Iterable[Product]) -> Order
     return OrderSequences(users, lines_read, lines_dropped)
 
 
+def named_products(users: Sequence[SequenceUser], catalog: Iterable[Product]) -> list[Product]:
+    """The products of `catalog` that the users' histories or last orders name, in catalog order.
+
+    Example:
+        >>> soda, tea = Product("1", "Soda"), Product("2", "Tea")
+        >>> [p.id for p in named_products([SequenceUser("u", (), "o1", ("2",), 0)], [soda, tea])]
+        ['2']
+    """
+    named = {p.product_id for user in users for p in user.history} | {pid for user in users for pid in user.targets}
+    return [p for p in catalog if p.id in named]
+
+
 def cut_history(user: SequenceUser, last_orders: int) -> SequenceUser:
     """The same user with only the last `last_orders` orders of their history (0: no history at all).
 

@@ -184,3 +184,15 @@ def test_a_run_without_personalization_drops_a_stale_user_model(tmp_path: Path) 
                         max_steps=0, quantize=False, output_dir=str(tmp_path))  # fmt: skip
     assert train_and_export(plain).user_model is None
     assert not stale.exists()  # it was trained on other vectors: never served with this encoder
+
+
+def test_a_stale_user_model_is_dropped_but_nothing_else_in_its_folder(tmp_path: Path) -> None:
+    """Only the files a user model is made of go: a file of the user's own in that folder stays."""
+    stale = tmp_path / "user_model"
+    stale.mkdir()
+    for name in ("user_model.json", "user_model.safetensors", "notes.txt"):
+        (stale / name).write_text("{}")
+    plain = TrainConfig(data=DataConfig(dataset="instacart", data_dir=str(ORDERS), queries="generated"),
+                        max_steps=0, quantize=False, output_dir=str(tmp_path))  # fmt: skip
+    assert train_and_export(plain).user_model is None
+    assert sorted(p.name for p in stale.iterdir()) == ["notes.txt"]

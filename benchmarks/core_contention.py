@@ -63,8 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 loop.kill()
                 loop.wait()
     idle = max(rate for condition, rate in rows if "idle" in condition)
-    print(f"{len(texts)} REAL {args.dataset} titles, encoder `{args.encoder}` ({encoder.backend}) on CPU "
-          f"{','.join(map(str, mine))}; busy loops on CPU {','.join(map(str, others))}\n")
+    print(
+        f"{len(texts)} REAL {args.dataset} titles, encoder `{args.encoder}` ({encoder.backend}) on CPU "
+        f"{','.join(map(str, mine))}; busy loops on CPU {','.join(map(str, others))}\n"
+    )
     print("| condition | encode-only products/s | vs best idle |\n|---|---:|---:|")
     for condition, rate in rows:
         print(f"| {condition} | {rate:.1f} | {rate / idle:.0%} |")

@@ -30,7 +30,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path)
     parser.add_argument("--margin", type=float, default=0.05)
-    parser.add_argument("--base-vectors", type=Path, help="cached (n_products, dim) .npy of the base model at the config's max_seq_length")
+    parser.add_argument(
+        "--base-vectors",
+        type=Path,
+        help="cached (n_products, dim) .npy of the base model at the config's max_seq_length",
+    )
     args = parser.parse_args()
     config = load_train_config(args.config)
     data = prepare_data(config.data, config.seed)
@@ -40,7 +44,9 @@ def main() -> None:
     row = {pid: i for i, pid in enumerate(ids)}
     false_negatives = FalseNegativeFilter.from_products(data.products, vectors, config.sampler.cosine_threshold)
     setup = build_sampler(SamplerContext(config, data, model, vectors, false_negatives, None))
-    table = NegativeTable(data.train_pairs, data.products, setup.sampler, false_negatives, config.negatives_per_pair, config.seed)
+    table = NegativeTable(
+        data.train_pairs, data.products, setup.sampler, false_negatives, config.negatives_per_pair, config.seed
+    )
     table.refresh(epoch=0)
     queries = sorted({p.query for p in data.train_pairs})
     query_vectors = dict(zip(queries, encode_texts(model, queries)))
@@ -49,17 +55,31 @@ def main() -> None:
     for pair, negatives in zip(table.pairs, table.negatives):
         q = query_vectors[pair.query]
         positive = float(vectors[row[pair.positive_id]] @ q)
-        drawn = {"taxonomy": [row[n] for n in negatives],
-                 "random": [i for i in rng.integers(0, len(ids), size=len(negatives)) if ids[i] not in pair.relevant_ids]}  # fmt: skip
+        drawn = {
+            "taxonomy": [row[n] for n in negatives],
+            "random": [i for i in rng.integers(0, len(ids), size=len(negatives)) if ids[i] not in pair.relevant_ids],
+        }
         for name, rows in drawn.items():
             scores = vectors[rows] @ q
             counts[name][0] += len(rows)
             counts[name][1] += int((scores >= positive).sum())
             counts[name][2] += int((scores >= positive - args.margin).sum())
-    report = {name: {"negatives": n, "suspect_share": round(s / n, 4), f"within_{args.margin}_share": round(w / n, 4)}
-              for name, (n, s, w) in counts.items()}  # fmt: skip
-    print(json.dumps({"config": str(args.config), "pairs": len(table.pairs), "levels": dict(setup.sampler.log.counts),
-                      "judge": "base model", **report}, indent=2))  # fmt: skip
+    report = {
+        name: {"negatives": n, "suspect_share": round(s / n, 4), f"within_{args.margin}_share": round(w / n, 4)}
+        for name, (n, s, w) in counts.items()
+    }
+    print(
+        json.dumps(
+            {
+                "config": str(args.config),
+                "pairs": len(table.pairs),
+                "levels": dict(setup.sampler.log.counts),
+                "judge": "base model",
+                **report,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

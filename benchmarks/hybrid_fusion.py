@@ -14,7 +14,8 @@ validation split; confirm a choice on a test split or on unseen queries, never c
 
     tbhns ingest --dataset homedepot --encoder runs/compare/homedepot-taxonomy-batch256-bf16 --alias hd-tb
     python benchmarks/hybrid_fusion.py benchmarks/configs/hybrid-depth-homedepot.toml --alias hd-tb \\
-        --encoder runs/compare/homedepot-taxonomy-batch256-bf16 --out benchmarks/results/hybrid-fusion/homedepot-validation.md
+        --encoder runs/compare/homedepot-taxonomy-batch256-bf16 \\
+        --out benchmarks/results/hybrid-fusion/homedepot-validation.md
 
 Writes the Markdown table (aggregates only: per-query figures of non-commercial sets stay out of the repository).
 """
@@ -47,9 +48,11 @@ Lists = dict[str, tuple[RankedList, dict[int, RankedList]]]
 """Per query text: the BM25 list (deepest depth) and the knn list per depth."""
 
 
-def fetch_lists(client: object, alias: str, encoder: QueryEncoder, texts: Sequence[str],
-                depths: Sequence[int] = DEPTHS) -> Lists:  # fmt: skip
+def fetch_lists(
+    client: object, alias: str, encoder: QueryEncoder, texts: Sequence[str], depths: Sequence[int] = DEPTHS
+) -> Lists:
     """Each query's BM25 hits (top max(depths)) and knn hits (k = each depth), as (product id, raw score)."""
+
     def hits(body: dict) -> RankedList:
         found = client.search(index=alias, body={"_source": False, **body})["hits"]["hits"]  # type: ignore[attr-defined]
         return [(hit["_id"], hit["_score"]) for hit in found]
@@ -71,7 +74,9 @@ def fused_run(lists: Lists, ids: dict[str, str], depth: int, bm25_weight: float)
         {'q1': {'b': 0.5005000233650208, 'a': 0.5, 'c': 0.0005000000237487257}}
     """
     config = HybridConfig(weights=bm25_weighted(bm25_weight), depth=depth)
-    return {ids[text]: dict(minmax_fuse([bm25[:depth], knn[depth]], config)[:PAGE]) for text, (bm25, knn) in lists.items()}
+    return {
+        ids[text]: dict(minmax_fuse([bm25[:depth], knn[depth]], config)[:PAGE]) for text, (bm25, knn) in lists.items()
+    }
 
 
 def grid_cell(text: str) -> tuple[int, float]:
@@ -87,8 +92,10 @@ def grid_cell(text: str) -> tuple[int, float]:
     except ValueError:
         cell = None
     if cell is None or cell[0] not in DEPTHS or cell[1] not in BM25_WEIGHTS:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a cell of the grid: write DEPTH:BM25 with a depth of "
-                                         f"{DEPTHS} and a weight of {BM25_WEIGHTS}, e.g. 100:0.3")  # fmt: skip
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a cell of the grid: write DEPTH:BM25 with a depth of "
+            f"{DEPTHS} and a weight of {BM25_WEIGHTS}, e.g. 100:0.3"
+        )
     return cell
 
 
@@ -98,9 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--alias", required=True, help="product alias holding that catalog, built with --encoder")
     parser.add_argument("--encoder", required=True, help="the encoder the index was built with")
     parser.add_argument("--out", type=Path, required=True, help="Markdown file to write")
-    parser.add_argument("--baseline", type=grid_cell, default=(HybridConfig().depth, HybridConfig().weights[0]),
-                        metavar="DEPTH:BM25", help="the cell each depth's best weight is tested against, e.g. 100:0.3 "
-                        "[default: HybridConfig's]")  # fmt: skip
+    parser.add_argument(
+        "--baseline",
+        type=grid_cell,
+        default=(HybridConfig().depth, HybridConfig().weights[0]),
+        metavar="DEPTH:BM25",
+        help="the cell each depth's best weight is tested against, e.g. 100:0.3 [default: HybridConfig's]",
+    )
     args = parser.parse_args(argv)
 
     config = BenchConfig.from_toml(args.config)
@@ -108,12 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ids = {text: qid for qid, text in query_set.texts.items()}
     lists = fetch_lists(make_client(OpenSearchConfig.from_env()), args.alias, QueryEncoder(args.encoder), list(ids))
     metrics = MetricConfig(threshold=config.threshold)
-    grid = {(depth, weight): evaluate(fused_run(lists, ids, depth, weight), query_set.qrels, metrics)
-            for depth in DEPTHS for weight in BM25_WEIGHTS}  # fmt: skip
+    grid = {
+        (depth, weight): evaluate(fused_run(lists, ids, depth, weight), query_set.qrels, metrics)
+        for depth in DEPTHS
+        for weight in BM25_WEIGHTS
+    }
     alone = {
         "BM25 alone": evaluate({ids[t]: dict(bm25[:PAGE]) for t, (bm25, _) in lists.items()}, query_set.qrels, metrics),
-        "knn alone (k = 24)": evaluate({ids[t]: dict(knn[DEPTHS[0]][:PAGE]) for t, (_, knn) in lists.items()},
-                                       query_set.qrels, metrics),  # fmt: skip
+        "knn alone (k = 24)": evaluate(
+            {ids[t]: dict(knn[DEPTHS[0]][:PAGE]) for t, (_, knn) in lists.items()}, query_set.qrels, metrics
+        ),
     }
     report = render(args, config, grid, alone)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -122,8 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def render(args: argparse.Namespace, config: BenchConfig, grid: dict[tuple[int, float], Evaluation],
-           alone: dict[str, Evaluation]) -> str:  # fmt: skip
+def render(
+    args: argparse.Namespace,
+    config: BenchConfig,
+    grid: dict[tuple[int, float], Evaluation],
+    alone: dict[str, Evaluation],
+) -> str:
     default = HybridConfig()
     default_cell = (default.depth, default.weights[0])
     baseline = args.baseline
@@ -131,13 +150,13 @@ def render(args: argparse.Namespace, config: BenchConfig, grid: dict[tuple[int, 
     lines = [
         f"# Hybrid fusion grid: {config.title}",
         "",
-        f"{queries} {config.source.upper()} queries with a relevant product (split: {config.split}; relevant = grade >= "
-        f"{config.threshold}), alias `{args.alias}`, encoder `{args.encoder}`. Each cell: NDCG@10 / Recall@24 of the "
-        f"top {PAGE} hybrid hits, min-max fusion with weights (bm25, 1 - bm25) over `depth` candidates per "
-        f"sub-query, fused offline from lists the node returned. **Bold**: the default ({default.depth}, "
-        f"{default.weights[0]} / {default.weights[1]}); `_`: the baseline of the tests below; `*`: the best NDCG@10 "
-        "of its depth on these queries (choose on a validation split; on a test split, read only the cell chosen "
-        "there).",
+        f"{queries} {config.source.upper()} queries with a relevant product (split: {config.split}; relevant = "
+        f"grade >= {config.threshold}), alias `{args.alias}`, encoder `{args.encoder}`. Each cell: NDCG@10 / "
+        f"Recall@24 of the top {PAGE} hybrid hits, min-max fusion with weights (bm25, 1 - bm25) over `depth` "
+        f"candidates per sub-query, fused offline from lists the node returned. **Bold**: the default "
+        f"({default.depth}, {default.weights[0]} / {default.weights[1]}); `_`: the baseline of the tests below; "
+        "`*`: the best NDCG@10 of its depth on these queries (choose on a validation split; on a test split, read "
+        "only the cell chosen there).",
         "",
         "| depth | " + " | ".join(f"bm25 {w}" for w in BM25_WEIGHTS) + " |",
         "|---:|" + "---|" * len(BM25_WEIGHTS),
@@ -153,19 +172,41 @@ def render(args: argparse.Namespace, config: BenchConfig, grid: dict[tuple[int, 
         lines.append(f"| {depth} | " + " | ".join(cells) + " |")
     lines += ["", "| reference | NDCG@10 | Recall@24 |", "|---|---:|---:|"]
     lines += [f"| {name} | {e.mean['ndcg@10']:.4f} | {e.mean['recall@24']:.4f} |" for name, e in alone.items()]
-    family = adjust([
-        paired_test(grid[baseline].per_query[metric], grid[(depth, best[depth])].per_query[metric], metric=metric,
-                    baseline_name=f"depth {baseline[0]}, bm25 {baseline[1]}",
-                    system_name=f"depth {depth}, bm25 {best[depth]}", seed=0)
-        for depth in DEPTHS for metric in METRICS if (depth, best[depth]) != baseline
-    ], "holm")  # fmt: skip
-    lines += ["", f"Best weight of each depth on these queries against depth {baseline[0]}, bm25 {baseline[1]} (paired "
-              "randomization test, Holm over the family):",
-              "", "| system | metric | mean diff | 95% CI | p (Holm) |", "|---|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {t.system} | {t.metric} | {t.mean_diff:+.4f} | [{t.ci_low:+.4f}, {t.ci_high:+.4f}] | "
-              f"{t.p_adjusted:.4f} |" for t in family]  # fmt: skip
-    lines += ["", f"Run: `python benchmarks/hybrid_fusion.py {args.config} --alias {args.alias} --encoder "
-              f"{args.encoder} --baseline {baseline[0]}:{baseline[1]} --out {args.out}` on {platform.machine()}, {os.cpu_count()} CPU cores.", ""]  # fmt: skip
+    family = adjust(
+        [
+            paired_test(
+                grid[baseline].per_query[metric],
+                grid[(depth, best[depth])].per_query[metric],
+                metric=metric,
+                baseline_name=f"depth {baseline[0]}, bm25 {baseline[1]}",
+                system_name=f"depth {depth}, bm25 {best[depth]}",
+                seed=0,
+            )
+            for depth in DEPTHS
+            for metric in METRICS
+            if (depth, best[depth]) != baseline
+        ],
+        "holm",
+    )
+    lines += [
+        "",
+        f"Best weight of each depth on these queries against depth {baseline[0]}, bm25 {baseline[1]} (paired "
+        "randomization test, Holm over the family):",
+        "",
+        "| system | metric | mean diff | 95% CI | p (Holm) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {t.system} | {t.metric} | {t.mean_diff:+.4f} | [{t.ci_low:+.4f}, {t.ci_high:+.4f}] | {t.p_adjusted:.4f} |"
+        for t in family
+    ]
+    lines += [
+        "",
+        f"Run: `python benchmarks/hybrid_fusion.py {args.config} --alias {args.alias} --encoder "
+        f"{args.encoder} --baseline {baseline[0]}:{baseline[1]} --out {args.out}` on {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores.",
+        "",
+    ]
     return "\n".join(lines)
 
 

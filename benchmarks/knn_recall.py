@@ -34,8 +34,11 @@ EF_SEARCH = (24, 50, 100, 200, 400)
 
 def exact_body(vector: list[float], k: int, space_type: str) -> dict[str, Any]:
     """Brute force over every document's vector in the index's space (the k-NN plugin's scoring script)."""
-    script = {"source": "knn_score", "lang": "knn",
-              "params": {"field": "embedding", "query_value": vector, "space_type": space_type}}  # fmt: skip
+    script = {
+        "source": "knn_score",
+        "lang": "knn",
+        "params": {"field": "embedding", "query_value": vector, "space_type": space_type},
+    }
     return {"size": k, "_source": False, "query": {"script_score": {"query": {"match_all": {}}, "script": script}}}
 
 
@@ -57,8 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", default="icecat", help="whose judged queries to send (icecat, homedepot, wands)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=24)
-    parser.add_argument("--catalog", help="what the alias holds, for the report, e.g. 'SYNTHETIC: recombined Home "
-                        "Depot titles' (default: the dataset's REAL catalog)")
+    parser.add_argument(
+        "--catalog",
+        help="what the alias holds, for the report, e.g. 'SYNTHETIC: recombined Home "
+        "Depot titles' (default: the dataset's REAL catalog)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     client = make_client(OpenSearchConfig.from_env())
@@ -82,8 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def render(args: argparse.Namespace, client: Any, queries: int, rows: list[tuple[str, float, float]],
-           method: dict[str, Any]) -> str:
+def render(
+    args: argparse.Namespace, client: Any, queries: int, rows: list[tuple[str, float, float]], method: dict[str, Any]
+) -> str:
     """The Markdown report; `method` is the vector field's HNSW method from the index mapping."""
     stats = client.indices.stats(index=args.alias, metric="store,docs,segments")["_all"]["primaries"]
     catalog = args.catalog or f"REAL {args.dataset} catalog"
@@ -99,7 +106,8 @@ def render(args: argparse.Namespace, client: Any, queries: int, rows: list[tuple
         f"HNSW m={method.get('parameters', {}).get('m')}, ef_construction="
         f"{method.get('parameters', {}).get('ef_construction')}, {settings.get('number_of_shards')} shard(s); "
         f"index size on disk {stats['store']['size_in_bytes'] / 2**20:.0f} MiB; node heap used "
-        f"{sum(h['heap_used_in_bytes'] for h in heap) / 2**20:.0f} of {sum(h['heap_max_in_bytes'] for h in heap) / 2**20:.0f} MiB.",
+        f"{sum(h['heap_used_in_bytes'] for h in heap) / 2**20:.0f} of "
+        f"{sum(h['heap_max_in_bytes'] for h in heap) / 2**20:.0f} MiB.",
         "",
         f"| search | R@{args.k} against exact | p50 ms |",
         "|---|---:|---:|",

@@ -55,9 +55,23 @@ def rss_mib(pid: int) -> float:
 
 def start_server(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     tbhns = Path(sys.executable).parent / "tbhns"
-    command = [str(tbhns), "serve", "--http-port", str(args.http_port), "--alias", args.alias, "--encoder", args.encoder,
-               "--users-index", args.users_index, "--log-level", "warning", "--threads", str(args.threads),
-               *(["--user-ttl", str(args.user_ttl)] if args.user_ttl is not None else [])]  # fmt: skip
+    command = [
+        str(tbhns),
+        "serve",
+        "--http-port",
+        str(args.http_port),
+        "--alias",
+        args.alias,
+        "--encoder",
+        args.encoder,
+        "--users-index",
+        args.users_index,
+        "--log-level",
+        "warning",
+        "--threads",
+        str(args.threads),
+        *(["--user-ttl", str(args.user_ttl)] if args.user_ttl is not None else []),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -85,6 +99,7 @@ async def http_client(kind: str, connections: int) -> AsyncIterator[Get]:
     if kind == "aiohttp":
         connector = aiohttp.TCPConnector(limit=connections)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+
             async def get_aiohttp(url: str, params: dict[str, str | int]) -> bool:
                 async with session.get(url, params=params) as response:
                     await response.read()
@@ -93,14 +108,23 @@ async def http_client(kind: str, connections: int) -> AsyncIterator[Get]:
             yield get_aiohttp
     else:
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=connections), timeout=30) as http:
+
             async def get_httpx(url: str, params: dict[str, str | int]) -> bool:
                 return (await http.get(url, params=params)).status_code == 200
 
             yield get_httpx
 
 
-async def load(base: str, mode: str, clients: int, queries: list[str], users: list[str], seconds: float,
-               max_requests: int, kind: str = "aiohttp") -> tuple[LatencyStats, int, int]:  # fmt: skip
+async def load(
+    base: str,
+    mode: str,
+    clients: int,
+    queries: list[str],
+    users: list[str],
+    seconds: float,
+    max_requests: int,
+    kind: str = "aiohttp",
+) -> tuple[LatencyStats, int, int]:
     """Closed-loop `clients` against /search; returns the latency stats, the request count and the errors."""
     order = itertools.count()
     latencies: list[float] = []
@@ -132,8 +156,12 @@ def main() -> None:
     parser.add_argument("--alias", required=True)
     parser.add_argument("--encoder", default="all-MiniLM-L6-v2")
     parser.add_argument("--users-index", default="users")
-    parser.add_argument("--simulated-users", type=int, default=0,
-                        help="write this many simulated users to a temporary users index and personalize for them")
+    parser.add_argument(
+        "--simulated-users",
+        type=int,
+        default=0,
+        help="write this many simulated users to a temporary users index and personalize for them",
+    )
     parser.add_argument("--user-ttl", type=float, help="tbhns serve --user-ttl (0: read the profile on every search)")
     parser.add_argument("--dataset", default="icecat", help="whose judged queries to send")
     parser.add_argument("--modes", nargs="+", default=["bm25", "semantic", "personalized", "hybrid"])
@@ -143,7 +171,9 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=float, default=60.0, help="the memory-growth run (hybrid, 16 clients)")
     parser.add_argument("--http-port", type=int, default=8123)
     parser.add_argument("--threads", type=int, default=16, help="tbhns serve --threads: searches served at once")
-    parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="the load generator's HTTP client")
+    parser.add_argument(
+        "--client", choices=["aiohttp", "httpx"], default="aiohttp", help="the load generator's HTTP client"
+    )
     parser.add_argument("--out", type=Path, help="the report [default: benchmarks/results/load_api_<dataset>.md]")
     args = parser.parse_args()
 
@@ -162,25 +192,34 @@ def main() -> None:
         rows = []
         for mode in args.modes:
             for clients in args.clients:
-                stats, n, errors = asyncio.run(load(base, mode, clients, queries, users, args.seconds, args.max_requests,
-                                                        args.client))
+                stats, n, errors = asyncio.run(
+                    load(base, mode, clients, queries, users, args.seconds, args.max_requests, args.client)
+                )
                 rows.append((mode, clients, n, errors, stats))
-                print(f"{mode:13s} {clients:3d} clients: {stats.qps:7.1f} qps, p50 {stats.p50_ms:6.1f} ms, "
-                      f"p99 {stats.p99_ms:6.1f} ms, {errors} errors", flush=True)  # fmt: skip
+                print(
+                    f"{mode:13s} {clients:3d} clients: {stats.qps:7.1f} qps, p50 {stats.p50_ms:6.1f} ms, "
+                    f"p99 {stats.p99_ms:6.1f} ms, {errors} errors",
+                    flush=True,
+                )
         rss_after = rss_mib(server.pid)
         soak_start = rss_mib(server.pid)
-        soak, soak_n, soak_errors = asyncio.run(load(base, "hybrid", 16, queries, users, args.soak_seconds, 10**9, args.client))
+        soak, soak_n, soak_errors = asyncio.run(
+            load(base, "hybrid", 16, queries, users, args.soak_seconds, 10**9, args.client)
+        )
         soak_end = rss_mib(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
         if args.simulated_users:
             cluster.indices.delete(index=args.users_index, ignore_unavailable=True)
-    write(args, len(queries), len(users), rows, (rss_before, rss_after), (soak, soak_n, soak_errors, soak_start, soak_end))
+    write(
+        args, len(queries), len(users), rows, (rss_before, rss_after), (soak, soak_n, soak_errors, soak_start, soak_end)
+    )
 
 
-def write(args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rss: tuple[float, float],
-          soak: tuple) -> None:  # type: ignore[type-arg]  # fmt: skip
+def write(
+    args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rss: tuple[float, float], soak: tuple
+) -> None:  # type: ignore[type-arg]
     soak_stats, soak_n, soak_errors, soak_start, soak_end = soak
     lines = [
         f"# The HTTP API under load — {args.dataset}",
@@ -188,17 +227,22 @@ def write(args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rs
         f"`tbhns serve --threads {args.threads}` (one uvicorn worker serving {args.threads} searches at once, as many "
         f"pooled connections to the node) on loopback, alias `{args.alias}`, encoder `{args.encoder}`; "
         f"{n_queries} distinct **real** {args.dataset} judged queries cycled in order, k = 24; personalized "
-        f"requests cycle through {n_users} {'simulated ' if args.simulated_users else ''}users of `{args.users_index}` "
-        f"({'none: they fall back to semantic' if not n_users else 'listed by the server'}; profiles "
+        f"requests cycle through {n_users} {'simulated ' if args.simulated_users else ''}users of "
+        f"`{args.users_index}` ({'none: they fall back to semantic' if not n_users else 'listed by the server'}; "
+        "profiles "
         f"{'read on every search' if args.user_ttl == 0 else 'reused for ' + str(args.user_ttl or 60) + ' s'}). "
-        f"Closed-loop clients ({args.client}, one process), each run {args.seconds:g} s or {args.max_requests} requests; "
-        f"latency = client wall time per request. Machine: {platform.machine()}, {os.cpu_count()} cores, shared by the node, the server and the clients.",
+        f"Closed-loop clients ({args.client}, one process), each run {args.seconds:g} s or {args.max_requests} "
+        f"requests; latency = client wall time per request. Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        "shared by the node, the server and the clients.",
         "",
         "| mode | clients | requests | errors | QPS | p50 ms | p95 ms | p99 ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for mode, clients, n, errors, stats in rows:
-        lines.append(f"| {mode} | {clients} | {n} | {errors} | {stats.qps:.1f} | {stats.p50_ms:.1f} | {stats.p95_ms:.1f} | {stats.p99_ms:.1f} |")
+        lines.append(
+            f"| {mode} | {clients} | {n} | {errors} | {stats.qps:.1f} | {stats.p50_ms:.1f} | {stats.p95_ms:.1f} "
+            f"| {stats.p99_ms:.1f} |"
+        )
     lines += [
         "",
         f"Server RSS: {rss[0]:.0f} MiB after warm-up, {rss[1]:.0f} MiB after all runs above.",
@@ -207,10 +251,12 @@ def write(args: argparse.Namespace, n_queries: int, n_users: int, rows: list, rs
         f"{soak_stats.qps:.1f} QPS, p99 {soak_stats.p99_ms:.1f} ms; RSS {soak_start:.0f} -> {soak_end:.0f} MiB "
         f"({soak_end - soak_start:+.0f} MiB).",
         "",
-        f"`OPENSEARCH_URL=... python benchmarks/load_api.py --alias {args.alias} --encoder {args.encoder} --threads {args.threads} "
+        f"`OPENSEARCH_URL=... python benchmarks/load_api.py --alias {args.alias} --encoder {args.encoder} "
+        f"--threads {args.threads} "
         f"--client {args.client} --modes {' '.join(args.modes)} --clients {' '.join(map(str, args.clients))}"
         + (f" --simulated-users {args.simulated_users}" if args.simulated_users else "")
-        + (f" --user-ttl {args.user_ttl:g}" if args.user_ttl is not None else "") + "`",
+        + (f" --user-ttl {args.user_ttl:g}" if args.user_ttl is not None else "")
+        + "`",
         "",
     ]
     out = args.out or RESULTS / f"load_api_{args.dataset}.md"

@@ -35,40 +35,53 @@ from typing import Any
 import numpy as np
 
 from tbhns_opensearch.bench.breakdown import HISTORY_BUCKETS, history_bucket
-from tbhns_opensearch.eval.significance import paired_test
 from tbhns_opensearch.catalog.adapters import dataset_dir, read_dataset
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
+from tbhns_opensearch.eval.significance import paired_test
 from tbhns_opensearch.users.blend import personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, build_user_profiles
-from tbhns_opensearch.users.tuning import ALPHA_GRID, PersonalizationCase, recall_at_k, tune_alpha
 from tbhns_opensearch.users.sources import UserQuery, aisle_queries, instacart_holdout, split_users
+from tbhns_opensearch.users.tuning import ALPHA_GRID, PersonalizationCase, recall_at_k, tune_alpha
 
 K = 24
 RESULTS = Path(__file__).parent / "results" / "personalization_instacart.md"
 
 
-def build_cases(queries: Sequence[UserQuery], aisle_vectors: dict[str, np.ndarray],
-                profiles: dict[str, UserProfile]) -> list[PersonalizationCase]:  # fmt: skip
+def build_cases(
+    queries: Sequence[UserQuery], aisle_vectors: dict[str, np.ndarray], profiles: dict[str, UserProfile]
+) -> list[PersonalizationCase]:
     """One case per user query: the aisle's vector, the user's profile, the held-out targets."""
     return [PersonalizationCase(q.user_id, aisle_vectors[q.text], profiles.get(q.user_id), q.targets) for q in queries]
 
 
-def bucket_rows(cases: Sequence[PersonalizationCase], plain: np.ndarray, personal: np.ndarray,
-                history_length: dict[str, int], config: PersonalizationConfig, seed: int) -> list[dict[str, Any]]:
+def bucket_rows(
+    cases: Sequence[PersonalizationCase],
+    plain: np.ndarray,
+    personal: np.ndarray,
+    history_length: dict[str, int],
+    config: PersonalizationConfig,
+    seed: int,
+) -> list[dict[str, Any]]:
     """Per history bucket (and "all"): sizes, fallbacks, mean Recall@K of both, and a paired test."""
     fell_back = [personalize(case.query_vector, case.user_id, case.profile, config).fallback for case in cases]
     rows = []
     for name in (*HISTORY_BUCKETS, "all"):
         chosen = [i for i, case in enumerate(cases) if name in ("all", history_bucket(history_length[case.user_id]))]
         row: dict[str, Any] = {
-            "bucket": name, "users": len({cases[i].user_id for i in chosen}), "queries": len(chosen),
+            "bucket": name,
+            "users": len({cases[i].user_id for i in chosen}),
+            "queries": len(chosen),
             "fallback": sum(fell_back[i] for i in chosen),
             "plain": float(plain[chosen].mean()) if chosen else float("nan"),
             "personal": float(personal[chosen].mean()) if chosen else float("nan"),
-        }  # fmt: skip
+        }
         if len(chosen) >= 2:
-            stats = paired_test({str(i): float(plain[i]) for i in chosen}, {str(i): float(personal[i]) for i in chosen},
-                                metric=f"recall@{K}", seed=seed)  # fmt: skip
+            stats = paired_test(
+                {str(i): float(plain[i]) for i in chosen},
+                {str(i): float(personal[i]) for i in chosen},
+                metric=f"recall@{K}",
+                seed=seed,
+            )
             row.update(diff=stats.mean_diff, ci=(stats.ci_low, stats.ci_high), p=stats.p_rand)
         rows.append(row)
     return rows
@@ -76,7 +89,9 @@ def bucket_rows(cases: Sequence[PersonalizationCase], plain: np.ndarray, persona
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=None, help="Instacart folder [default: ../shared/data/instacart]")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="Instacart folder [default: ../shared/data/instacart]"
+    )
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="encoder path or name")
     parser.add_argument("--backend", default=None, help="encoder backend [default: onnx when exported, else torch]")
     parser.add_argument("--holdout", type=float, default=0.5, help="share of the last order held out")
@@ -104,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     total_users = len(users)
     if args.max_users is not None and args.max_users < total_users:
         users = sorted(random.Random(args.seed).sample(users, args.max_users), key=lambda user: user.user_id)
-    config = PersonalizationConfig(event_weights={"purchase": 1.0}, half_life=args.half_life,
-                                   min_history=args.min_history)  # fmt: skip
+    config = PersonalizationConfig(
+        event_weights={"purchase": 1.0}, half_life=args.half_life, min_history=args.min_history
+    )
     profiles = build_user_profiles([event for user in users for event in user.history], vectors, config)
     validation, test = split_users(users, args.validation_share, args.seed)
     validation_cases = build_cases(aisle_queries(validation, aisle_of), aisle_vectors, profiles)
@@ -117,19 +133,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     history_length = {user.user_id: len(user.history) for user in users}
     rows = bucket_rows(test_cases, plain, personal, history_length, config, args.seed)
     seconds = time.perf_counter() - started
-    report = render(args, rows, tuning.recall, tuning.best_alpha, total_users, len(users), len(validation),
-                    len(validation_cases), len(test), len(test_cases), encoded_s, seconds)  # fmt: skip
+    report = render(
+        args,
+        rows,
+        tuning.recall,
+        tuning.best_alpha,
+        total_users,
+        len(users),
+        len(validation),
+        len(validation_cases),
+        len(test),
+        len(test_cases),
+        encoded_s,
+        seconds,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
     return 0
 
 
-def render(args: argparse.Namespace, rows: list[dict[str, Any]], curve: dict[float, float], best: float,
-           total_users: int, used_users: int, n_validation: int, n_validation_cases: int, n_test: int, n_test_cases: int,
-           encoded_s: float, seconds: float) -> str:  # fmt: skip
-    sample = ("all users, no subsampling" if used_users == total_users
-              else f"a seeded random subsample of {used_users} of {total_users} users (--max-users)")
+def render(
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    curve: dict[float, float],
+    best: float,
+    total_users: int,
+    used_users: int,
+    n_validation: int,
+    n_validation_cases: int,
+    n_test: int,
+    n_test_cases: int,
+    encoded_s: float,
+    seconds: float,
+) -> str:
+    sample = (
+        "all users, no subsampling"
+        if used_users == total_users
+        else f"a seeded random subsample of {used_users} of {total_users} users (--max-users)"
+    )
     lines = [
         "# Personalization on Instacart — real users",
         "",
@@ -153,10 +195,12 @@ def render(args: argparse.Namespace, rows: list[dict[str, Any]], curve: dict[flo
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        diff = (f"{row['diff']:+.4f} [{row['ci'][0]:+.4f}, {row['ci'][1]:+.4f}]" if "diff" in row else "n/a")
+        diff = f"{row['diff']:+.4f} [{row['ci'][0]:+.4f}, {row['ci'][1]:+.4f}]" if "diff" in row else "n/a"
         p_value = f"{row['p']:.4f}" if "p" in row else "n/a"
-        lines.append(f"| {row['bucket']} | {row['users']} | {row['queries']} | {row['fallback']} | {row['plain']:.4f} "
-                     f"| {row['personal']:.4f} | {diff} | {p_value} |")  # fmt: skip
+        lines.append(
+            f"| {row['bucket']} | {row['users']} | {row['queries']} | {row['fallback']} | {row['plain']:.4f} "
+            f"| {row['personal']:.4f} | {diff} | {p_value} |"
+        )
     lines += [
         "",
         "Users in bucket 0 have no history, and users below min_history fall back to the plain query, so their",

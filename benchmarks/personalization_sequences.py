@@ -125,16 +125,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     systems["learned-untrained"] = lambda cell: _model_run(untrained, cell, space)
     systems["rule"] = lambda cell: _rule_run(cell, space)
     cells = _cells(evaluated, space)
-    scores = {cell.name: {name: evaluate(run(cell), cell.qrels, METRICS).per_query for name, run in systems.items()}
-              for cell in cells}  # fmt: skip
+    scores = {
+        cell.name: {name: evaluate(run(cell), cell.qrels, METRICS).per_query for name, run in systems.items()}
+        for cell in cells
+    }
     path_cell = _path_cell(evaluated, space)
-    path_scores = {name: evaluate(systems[name](path_cell), path_cell.qrels, METRICS).per_query
-                   for name in ("plain", "blend", "learned", "rule", *(TBHNS_SYSTEMS if tbhns else ()))}  # fmt: skip
+    path_scores = {
+        name: evaluate(systems[name](path_cell), path_cell.qrels, METRICS).per_query
+        for name in ("plain", "blend", "learned", "rule", *(TBHNS_SYSTEMS if tbhns else ()))
+    }
     sample = _sample_study(args, catalog, learned, personalization, tbhns) if args.sample_dir else None
     comparisons = BASE_COMPARISONS + (TBHNS_COMPARISONS if tbhns else ())
     tests = _tests(cells, scores, comparisons, args.seed)
-    report = _render(args, data, splits, evaluated, space, cells, scores, path_cell, path_scores, tests, trained,
-                     alpha, encode_s, time.perf_counter() - started, argv, tbhns, sample)  # fmt: skip
+    report = _render(
+        args,
+        data,
+        splits,
+        evaluated,
+        space,
+        cells,
+        scores,
+        path_cell,
+        path_scores,
+        tests,
+        trained,
+        alpha,
+        encode_s,
+        time.perf_counter() - started,
+        argv,
+        tbhns,
+        sample,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
@@ -143,23 +164,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--order-lines", type=Path, default=DATA / "instacart-sequences" / "order_lines.csv",
-                        help="order-lines CSV in Instacart's layout [default: ../shared/data/instacart-sequences/]")
-    parser.add_argument("--products", type=Path, default=DATA / "instacart",
-                        help="Instacart products.csv (or its folder) that names the products")
-    parser.add_argument("--split", choices=("test", "validation", "all"), default="test",
-                        help="users evaluated; 'all' needs --model-dir from an earlier run")
-    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/tbhns-sequences-cache"),
-                        help="product and query vectors (and the trained model) are cached here; never the repo")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="load the user model (and the blend's a) from here instead of training one")
+    parser.add_argument(
+        "--order-lines",
+        type=Path,
+        default=DATA / "instacart-sequences" / "order_lines.csv",
+        help="order-lines CSV in Instacart's layout [default: ../shared/data/instacart-sequences/]",
+    )
+    parser.add_argument(
+        "--products",
+        type=Path,
+        default=DATA / "instacart",
+        help="Instacart products.csv (or its folder) that names the products",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("test", "validation", "all"),
+        default="test",
+        help="users evaluated; 'all' needs --model-dir from an earlier run",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("/tmp/tbhns-sequences-cache"),
+        help="product and query vectors (and the trained model) are cached here; never the repo",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="load the user model (and the blend's a) from here instead of training one",
+    )
     parser.add_argument("--encoder", default=DEFAULT_ENCODER)
-    parser.add_argument("--tbhns-encoder", type=Path, default=None,
-                        help="a TB-HNS-trained encoder directory (`tbhns train`): adds `tbhns` (its plain query) and "
-                        "`combined` (its user_model/, else one trained here on its vectors)")
-    parser.add_argument("--sample-dir", type=Path, default=None,
-                        help="the Instacart sample folder (orders.csv, order_products__prior.csv): its users, mostly "
-                        "one prior order, evaluated with the same models (never trained on)")
+    parser.add_argument(
+        "--tbhns-encoder",
+        type=Path,
+        default=None,
+        help="a TB-HNS-trained encoder directory (`tbhns train`): adds `tbhns` (its plain query) and "
+        "`combined` (its user_model/, else one trained here on its vectors)",
+    )
+    parser.add_argument(
+        "--sample-dir",
+        type=Path,
+        default=None,
+        help="the Instacart sample folder (orders.csv, order_products__prior.csv): its users, mostly "
+        "one prior order, evaluated with the same models (never trained on)",
+    )
     parser.add_argument("--half-life", type=float, default=5.0, help="blend: recency half-life in orders")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
@@ -169,8 +218,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _space(users: Sequence[SequenceUser], catalog: Sequence[Product], args: argparse.Namespace,
-           encoder: str | None = None) -> tuple[ProductSpace, float]:  # fmt: skip
+def _space(
+    users: Sequence[SequenceUser], catalog: Sequence[Product], args: argparse.Namespace, encoder: str | None = None
+) -> tuple[ProductSpace, float]:
     """The named products of `users` (sorted by id) and every query text, encoded once (with `encoder`, default
     `--encoder`) and cached."""
     encoder_name = str(encoder or args.encoder)
@@ -211,8 +261,13 @@ class TbhnsArm:
     encode_s: float
 
 
-def _tbhns_arm(args: argparse.Namespace, users: Sequence[SequenceUser], catalog: Sequence[Product],
-               splits: Mapping[str, list[SequenceUser]], base: ProductSpace) -> TbhnsArm:  # fmt: skip
+def _tbhns_arm(
+    args: argparse.Namespace,
+    users: Sequence[SequenceUser],
+    catalog: Sequence[Product],
+    splits: Mapping[str, list[SequenceUser]],
+    base: ProductSpace,
+) -> TbhnsArm:
     """Encode with `--tbhns-encoder`; the combined model is its `user_model/`, else trained here (same budget)."""
     space, encode_s = _space(users, catalog, args, str(args.tbhns_encoder))
     if space.ids != base.ids:
@@ -220,13 +275,22 @@ def _tbhns_arm(args: argparse.Namespace, users: Sequence[SequenceUser], catalog:
     stored = args.tbhns_encoder / USER_MODEL_DIR
     if (stored / "user_model.json").is_file():
         return TbhnsArm(space, load_user_model(stored), f"`{stored}` (trained by `tbhns train`)", encode_s)
-    trained = train_user_model(order_queries(splits["train"], space, every_order=True),
-                               order_queries(splits["validation"], space), space, _train_config(args))  # fmt: skip
+    trained = train_user_model(
+        order_queries(splits["train"], space, every_order=True),
+        order_queries(splits["validation"], space),
+        space,
+        _train_config(args),
+    )
     return TbhnsArm(space, trained.model, f"trained here on its vectors ({trained.train_seconds:.0f} s)", encode_s)
 
 
-def _systems(space: ProductSpace, learned: UserAttention, personalization: PersonalizationConfig,
-             tbhns: TbhnsArm | None, tbhns_space: ProductSpace | None = None) -> dict[str, Callable[[Cell], Run]]:
+def _systems(
+    space: ProductSpace,
+    learned: UserAttention,
+    personalization: PersonalizationConfig,
+    tbhns: TbhnsArm | None,
+    tbhns_space: ProductSpace | None = None,
+) -> dict[str, Callable[[Cell], Run]]:
     """plain, blend and learned on `space`; tbhns and combined on the TB-HNS space (`tbhns_space` overrides it)."""
     systems: dict[str, Callable[[Cell], Run]] = {
         "plain": lambda cell: _plain_run(cell, space),
@@ -248,13 +312,22 @@ def _sample_users(directory: Path, cache_dir: Path, catalog: Sequence[Product]) 
     path = cache_dir / "sample_order_lines.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("order_id", "user_id", "order_number", "days_since_prior_order", "product_id",
-                         "add_to_cart_order"))  # fmt: skip
+        writer.writerow(
+            ("order_id", "user_id", "order_number", "days_since_prior_order", "product_id", "add_to_cart_order")
+        )
         for line in csv.DictReader((directory / "order_products__prior.csv").open()):
             order = orders.get(line["order_id"])
             if order is not None:
-                writer.writerow((line["order_id"], order["user_id"], order["order_number"],
-                                 order["days_since_prior_order"], line["product_id"], line["add_to_cart_order"]))
+                writer.writerow(
+                    (
+                        line["order_id"],
+                        order["user_id"],
+                        order["order_number"],
+                        order["days_since_prior_order"],
+                        line["product_id"],
+                        line["add_to_cart_order"],
+                    )
+                )
     return list(read_order_sequences(path, catalog).users)
 
 
@@ -269,8 +342,13 @@ class SampleStudy:
     tests: dict[str, list[tuple[str, PairedTest]]]
 
 
-def _sample_study(args: argparse.Namespace, catalog: Sequence[Product], learned: UserAttention,
-                  personalization: PersonalizationConfig, tbhns: TbhnsArm | None) -> SampleStudy:  # fmt: skip
+def _sample_study(
+    args: argparse.Namespace,
+    catalog: Sequence[Product],
+    learned: UserAttention,
+    personalization: PersonalizationConfig,
+    tbhns: TbhnsArm | None,
+) -> SampleStudy:
     """Score the sample's users (never trained on) over the sample's own named products."""
     users = _sample_users(args.sample_dir, args.cache_dir, catalog)
     space, _ = _space(users, catalog, args)
@@ -279,14 +357,21 @@ def _sample_study(args: argparse.Namespace, catalog: Sequence[Product], learned:
     queries = order_queries(users, space)
     by_id = {u.user_id: u for u in users}
     cells = []
-    for name, keep in (("all", lambda n: True), ("no prior order", lambda n: n == 0),
-                       ("1 prior order", lambda n: n == 1), ("2+ prior orders", lambda n: n >= 2)):
+    for name, keep in (
+        ("all", lambda n: True),
+        ("no prior order", lambda n: n == 0),
+        ("1 prior order", lambda n: n == 1),
+        ("2+ prior orders", lambda n: n >= 2),
+    ):
         chosen = [q for q in queries if keep(q.history_orders)]
         if len({q.user_id for q in chosen}) >= 2:  # a paired test needs two users
-            cells.append(Cell(name, chosen, [by_id[u] for u in sorted({q.user_id for q in chosen})],
-                              qrels_of(chosen, space)))
-    scores = {cell.name: {name: evaluate(run(cell), cell.qrels, METRICS).per_query for name, run in systems.items()}
-              for cell in cells}  # fmt: skip
+            cells.append(
+                Cell(name, chosen, [by_id[u] for u in sorted({q.user_id for q in chosen})], qrels_of(chosen, space))
+            )
+    scores = {
+        cell.name: {name: evaluate(run(cell), cell.qrels, METRICS).per_query for name, run in systems.items()}
+        for cell in cells
+    }
     pairs = tuple((system, baseline) for system in systems for baseline in ("plain",) if system != baseline)
     return SampleStudy(len(users), len(space.products), cells, scores, _tests(cells, scores, pairs, args.seed))
 
@@ -295,19 +380,32 @@ def _train_config(args: argparse.Namespace) -> AttentionTrainConfig:
     return AttentionTrainConfig(epochs=args.epochs, seed=args.seed, device=args.device)
 
 
-def _models(args: argparse.Namespace, splits: Mapping[str, list[SequenceUser]], space: ProductSpace,
-            personalization: PersonalizationConfig) -> tuple[TrainedUserModel | None, float]:  # fmt: skip
+def _models(
+    args: argparse.Namespace,
+    splits: Mapping[str, list[SequenceUser]],
+    space: ProductSpace,
+    personalization: PersonalizationConfig,
+) -> tuple[TrainedUserModel | None, float]:
     """Train the user model and tune a on validation users, or read both from `--model-dir`."""
     if args.model_dir is not None:
         return None, json.loads((args.model_dir / "blend.json").read_text())["alpha"]
     if args.split == "all":
-        raise SystemExit("--split all evaluates every user, training users included: pass --model-dir with a "
-                         "model saved by an earlier run (it is written to <cache-dir>/user-model)")  # fmt: skip
+        raise SystemExit(
+            "--split all evaluates every user, training users included: pass --model-dir with a "
+            "model saved by an earlier run (it is written to <cache-dir>/user-model)"
+        )
     validation = order_queries(splits["validation"], space)
-    trained = train_user_model(order_queries(splits["train"], space, every_order=True), validation, space,
-                               _train_config(args))  # fmt: skip
-    alpha = tune_alpha(_blend_cases(validation, splits["validation"], space, personalization), space.ids,
-                       space.matrix, personalization, ALPHA_GRID, k=24).best_alpha  # fmt: skip
+    trained = train_user_model(
+        order_queries(splits["train"], space, every_order=True), validation, space, _train_config(args)
+    )
+    alpha = tune_alpha(
+        _blend_cases(validation, splits["validation"], space, personalization),
+        space.ids,
+        space.matrix,
+        personalization,
+        ALPHA_GRID,
+        k=24,
+    ).best_alpha
     model_dir = save_user_model(trained.model, args.cache_dir / "user-model")
     (model_dir / "blend.json").write_text(json.dumps({"alpha": alpha, "half_life": args.half_life}) + "\n")
     return trained, alpha
@@ -324,9 +422,11 @@ def _cells(users: Sequence[SequenceUser], space: ProductSpace) -> list[Cell]:
             chosen = order_queries(cell_users, space)
         return Cell(name, chosen, cell_users, qrels_of(chosen, space))
 
-    cells = [cell("all", queries),
-             cell("history 5-19 orders", [q for q in queries if 5 <= q.history_orders <= 19]),
-             cell("history 20+ orders", [q for q in queries if q.history_orders >= 20])]  # fmt: skip
+    cells = [
+        cell("all", queries),
+        cell("history 5-19 orders", [q for q in queries if 5 <= q.history_orders <= 19]),
+        cell("history 20+ orders", [q for q in queries if q.history_orders >= 20]),
+    ]
     cells += [cell(f"history cut to last {k} orders", queries, cut=k) for k in CUTS]
     for name, repurchase in (("repurchase targets", True), ("cold targets", False)):
         qrels = {}
@@ -349,21 +449,24 @@ def _plain_run(cell: Cell, space: ProductSpace) -> Run:
 
 
 def _model_run(model: UserAttention, cell: Cell, space: ProductSpace) -> Run:
-    vectors = personalize_queries(model, space.query_matrix(cell.queries), [q.history for q in cell.queries],
-                                  space.matrix)  # fmt: skip
+    vectors = personalize_queries(
+        model, space.query_matrix(cell.queries), [q.history for q in cell.queries], space.matrix
+    )
     return exact_run(vectors, [q.qid for q in cell.queries], space)
 
 
-def _blend_cases(queries: Sequence[OrderQuery], users: Sequence[SequenceUser], space: ProductSpace,
-                 config: PersonalizationConfig) -> list[PersonalizationCase]:  # fmt: skip
+def _blend_cases(
+    queries: Sequence[OrderQuery], users: Sequence[SequenceUser], space: ProductSpace, config: PersonalizationConfig
+) -> list[PersonalizationCase]:
     """Each query with the user's profile (recency-weighted mean of the history, `users.profiles`)."""
     vectors = dict(zip(space.ids, space.matrix))
     events = [event for user in users for event in held_out_user(user).history]
     profiles = build_user_profiles(events, vectors, config)
     query_vectors = space.query_matrix(queries)
-    return [PersonalizationCase(q.user_id, v, profiles.get(q.user_id),
-                                frozenset(space.products[r].id for r in q.relevant))
-            for q, v in zip(queries, query_vectors)]  # fmt: skip
+    return [
+        PersonalizationCase(q.user_id, v, profiles.get(q.user_id), frozenset(space.products[r].id for r in q.relevant))
+        for q, v in zip(queries, query_vectors)
+    ]
 
 
 def _blend_run(cell: Cell, space: ProductSpace, config: PersonalizationConfig) -> Run:
@@ -375,8 +478,11 @@ def _blend_run(cell: Cell, space: ProductSpace, config: PersonalizationConfig) -
 def _rule_run(cell: Cell, space: ProductSpace, k: int = 100) -> Run:
     """Past purchases in the queried aisle (most recent first), then the plain ranking; scores by rank."""
     plain = _plain_run(cell, space)
-    text_of = {row: {form(p.taxonomy_path) for form in QUERY_FORMS.values()}
-               for row, p in enumerate(space.products) if p.taxonomy_path}  # fmt: skip
+    text_of = {
+        row: {form(p.taxonomy_path) for form in QUERY_FORMS.values()}
+        for row, p in enumerate(space.products)
+        if p.taxonomy_path
+    }
     run = {}
     for q in cell.queries:
         bought = [space.products[row].id for row, _ in q.history if q.text in text_of.get(row, ())]
@@ -391,8 +497,12 @@ def _per_user(scores: Mapping[str, float]) -> dict[str, float]:
     return cluster_means(scores, lambda qid: qid.split("/", 1)[0])
 
 
-def _tests(cells: Sequence[Cell], scores: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
-           comparisons: Sequence[tuple[str, str]], seed: int) -> dict[str, list[tuple[str, PairedTest]]]:  # fmt: skip
+def _tests(
+    cells: Sequence[Cell],
+    scores: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
+    comparisons: Sequence[tuple[str, str]],
+    seed: int,
+) -> dict[str, list[tuple[str, PairedTest]]]:
     """Per user (primary) and per query, each family Holm-corrected over every cell, pair and metric."""
     families: dict[str, list[tuple[str, PairedTest]]] = {"per user": [], "per query": []}
     for cell in cells:
@@ -400,8 +510,14 @@ def _tests(cells: Sequence[Cell], scores: Mapping[str, Mapping[str, Mapping[str,
         for system, baseline in comparisons:
             for metric in TESTED:
                 for family, view in (("per user", _per_user), ("per query", dict)):
-                    test = paired_test(view(per[baseline][metric]), view(per[system][metric]), metric=metric,
-                                       baseline_name=baseline, system_name=system, seed=seed)  # fmt: skip
+                    test = paired_test(
+                        view(per[baseline][metric]),
+                        view(per[system][metric]),
+                        metric=metric,
+                        baseline_name=baseline,
+                        system_name=system,
+                        seed=seed,
+                    )
                     families[family].append((cell.name, test))
     for family, tests in families.items():
         families[family] = list(zip([c for c, _ in tests], adjust([t for _, t in tests], "holm")))
@@ -413,11 +529,29 @@ def _row(cell: str, queries: int, users: int, system: str, per: Mapping[str, Map
     return f"| {cell} | {queries} | {users} | {system} | {means} |"
 
 
-def _render(args: argparse.Namespace, data, splits, evaluated, space, cells, scores, path_cell, path_scores,
-            tests, trained, alpha, encode_s, seconds, argv, tbhns, sample) -> str:  # type: ignore[no-untyped-def]  # fmt: skip
+def _render(
+    args: argparse.Namespace,
+    data,
+    splits,
+    evaluated,
+    space,
+    cells,
+    scores,
+    path_cell,
+    path_scores,
+    tests,
+    trained,
+    alpha,
+    encode_s,
+    seconds,
+    argv,
+    tbhns,
+    sample,
+) -> str:  # type: ignore[no-untyped-def]
     split = args.split.upper()
-    command = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/personalization_sequences.py",
-                                                            *(sys.argv[1:] if argv is None else argv)])  # fmt: skip
+    command = "python " + " ".join(
+        shlex.quote(a) for a in ["benchmarks/personalization_sequences.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     lines = [
         f"# Personalization on order sequences, offline: {split} users, REAL histories, DERIVED aisle queries",
         "",
@@ -442,8 +576,10 @@ def _render(args: argparse.Namespace, data, splits, evaluated, space, cells, sco
     ]
     systems = BASE_SYSTEMS + (TBHNS_SYSTEMS if tbhns else ())
     if tbhns is not None:
-        lines.append(f"- tbhns: the plain query on `{args.tbhns_encoder}` (TB-HNS-trained encoder, {tbhns.encode_s:.0f} s "
-                     f"to encode or read the cache); combined: the learned user model on its vectors, {tbhns.source}.")
+        lines.append(
+            f"- tbhns: the plain query on `{args.tbhns_encoder}` (TB-HNS-trained encoder, {tbhns.encode_s:.0f} s "
+            f"to encode or read the cache); combined: the learned user model on its vectors, {tbhns.source}."
+        )
     if trained is not None:
         best = trained.log[trained.best_epoch]
         lines += [
@@ -451,54 +587,91 @@ def _render(args: argparse.Namespace, data, splits, evaluated, space, cells, sco
             f"**{trained.train_seconds:.0f} s** on {args.device} ({args.threads} torch thread, "
             f"{platform.machine()}, {os.cpu_count()} cores, beside other work); epoch kept: {trained.best_epoch} "
             f"(validation Recall@24 {best.validation['recall@24']:.3f}).",
-            "", "| epoch | training loss | validation R@10 | R@24 | R@100 | NDCG@10 | seconds |",
+            "",
+            "| epoch | training loss | validation R@10 | R@24 | R@100 | NDCG@10 | seconds |",
             "|---|---|---|---|---|---|---|",
         ]
-        lines += [f"| {e.epoch} | {e.loss:.4f} | " + " | ".join(f"{e.validation[m]:.3f}" for m in SHOWN)
-                  + f" | {e.seconds:.0f} |" for e in trained.log]  # fmt: skip
+        lines += [
+            f"| {e.epoch} | {e.loss:.4f} | "
+            + " | ".join(f"{e.validation[m]:.3f}" for m in SHOWN)
+            + f" | {e.seconds:.0f} |"
+            for e in trained.log
+        ]
     else:
         lines.append(f"- user model and a read from `{args.model_dir}` (trained by an earlier run).")
-    lines += ["", f"## {split} users, DERIVED aisle queries", "",
-              "| cell | queries | users | system | R@10 | R@24 | R@100 | NDCG@10 |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"## {split} users, DERIVED aisle queries",
+        "",
+        "| cell | queries | users | system | R@10 | R@24 | R@100 | NDCG@10 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for cell in cells:
         n_users = len({q.user_id for q in cell.queries})
         lines += [_row(cell.name, len(cell.queries), n_users, name, scores[cell.name][name]) for name in systems]
-    lines += ["", "Repurchase / cold: each query scored on the part of its targets the user bought before / never "
-              "bought; queries without such targets are left out.", "",
-              f"## {split} users, DERIVED department > aisle queries (the model was trained on aisle queries)", "",
-              "| cell | queries | users | system | R@10 | R@24 | R@100 | NDCG@10 |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Repurchase / cold: each query scored on the part of its targets the user bought before / never "
+        "bought; queries without such targets are left out.",
+        "",
+        f"## {split} users, DERIVED department > aisle queries (the model was trained on aisle queries)",
+        "",
+        "| cell | queries | users | system | R@10 | R@24 | R@100 | NDCG@10 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     n_users = len({q.user_id for q in path_cell.queries})
     lines += [_row("all", len(path_cell.queries), n_users, name, per) for name, per in path_scores.items()]
-    lines += ["", f"## Paired tests, {split} users, aisle queries", "",
-              "Randomization test (10,000 sign flips), two-sided; Holm over all "
-              f"{len(tests['per user'])} comparisons of each family. **Per user** (primary): each user's queries "
-              "averaged first, then paired by user. Per query: paired by query. ▲/▼: significant at 0.05 (Holm).", "",
-              "| cell | system vs baseline | metric | diff | rel | users | p per user (Holm) | queries | "
-              "p per query (Holm) |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        f"## Paired tests, {split} users, aisle queries",
+        "",
+        "Randomization test (10,000 sign flips), two-sided; Holm over all "
+        f"{len(tests['per user'])} comparisons of each family. **Per user** (primary): each user's queries "
+        "averaged first, then paired by user. Per query: paired by query. ▲/▼: significant at 0.05 (Holm).",
+        "",
+        "| cell | system vs baseline | metric | diff | rel | users | p per user (Holm) | queries | "
+        "p per query (Holm) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for (cell, user_test), (_, query_test) in zip(tests["per user"], tests["per query"]):
         base = np.mean(list(scores[cell][user_test.baseline][user_test.metric].values()))
         mark = ("▲" if user_test.mean_diff > 0 else "▼") if user_test.significant else ""
         rel = f"{query_test.mean_diff / base:+.1%}" if base else "n/a"
-        lines.append(f"| {cell} | {user_test.system} vs {user_test.baseline} | {user_test.metric} | "
-                     f"{query_test.mean_diff:+.3f} | {rel} | {user_test.n} | {user_test.p_adjusted:.4f} {mark} | "
-                     f"{query_test.n} | {query_test.p_adjusted:.4f} |")  # fmt: skip
+        lines.append(
+            f"| {cell} | {user_test.system} vs {user_test.baseline} | {user_test.metric} | "
+            f"{query_test.mean_diff:+.3f} | {rel} | {user_test.n} | {user_test.p_adjusted:.4f} {mark} | "
+            f"{query_test.n} | {query_test.p_adjusted:.4f} |"
+        )
     lines += ["", "diff and rel: mean over queries (system - baseline), relative to the baseline's mean."]
     if sample is not None:
-        lines += ["", "## Instacart sample users (REAL, mostly one prior order), DERIVED aisle queries", "",
-                  f"`{args.sample_dir}`: {sample.users} users split at their whole last order, never trained on; "
-                  f"exact search over its {sample.products:,} named products; the same models and a as above. "
-                  "Newcomers (no prior order) show that a user without history gets the plain query.", "",
-                  "| cell | queries | users | system | R@10 | R@24 | R@100 | NDCG@10 |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Instacart sample users (REAL, mostly one prior order), DERIVED aisle queries",
+            "",
+            f"`{args.sample_dir}`: {sample.users} users split at their whole last order, never trained on; "
+            f"exact search over its {sample.products:,} named products; the same models and a as above. "
+            "Newcomers (no prior order) show that a user without history gets the plain query.",
+            "",
+            "| cell | queries | users | system | R@10 | R@24 | R@100 | NDCG@10 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for cell in sample.cells:
             n_users = len({q.user_id for q in cell.queries})
-            lines += [_row(cell.name, len(cell.queries), n_users, name, per) for name, per in sample.scores[cell.name].items()]
-        lines += ["", "| cell | system vs plain | metric | diff | users | p per user (Holm) |", "|---|---|---|---|---|---|"]
+            lines += [
+                _row(cell.name, len(cell.queries), n_users, name, per) for name, per in sample.scores[cell.name].items()
+            ]
+        lines += [
+            "",
+            "| cell | system vs plain | metric | diff | users | p per user (Holm) |",
+            "|---|---|---|---|---|---|",
+        ]
         for cell, test in sample.tests["per user"]:
             mark = ("▲" if test.mean_diff > 0 else "▼") if test.significant else ""
-            lines.append(f"| {cell} | {test.system} | {test.metric} | {test.mean_diff:+.3f} | {test.n} | "
-                         f"{test.p_adjusted:.4f} {mark} |")
-    lines += ["",
-              f"Produced by `{command}` in {seconds:.0f} s wall.", ""]
+            lines.append(
+                f"| {cell} | {test.system} | {test.metric} | {test.mean_diff:+.3f} | {test.n} | "
+                f"{test.p_adjusted:.4f} {mark} |"
+            )
+    lines += ["", f"Produced by `{command}` in {seconds:.0f} s wall.", ""]
     return "\n".join(lines)
 
 

@@ -17,7 +17,9 @@ from tbhns_opensearch.encoder import Encoder
 
 def main(model_dir: str) -> None:
     queries = sorted({judgment.query for judgment in load_judgments("icecat")})
-    print(f"{len(queries)} real Icecat queries, encoder {model_dir}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{len(queries)} real Icecat queries, encoder {model_dir}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    )
     print("| backend | p50 ms | p95 ms |\n|---|---:|---:|")
     for backend in ("torch", "onnx", "onnx-int8"):
         encoder = Encoder(model_dir, backend=backend)

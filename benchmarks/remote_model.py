@@ -10,7 +10,8 @@ Starts `tbhns serve`'s app in this process (a thread, a random token), deploys i
 - agreement: the share of queries whose top 10 is identical between the two paths.
 
 The cluster needs ML Commons (`tbhns opensearch start --ml --port 9295`):
-    OPENSEARCH_URL=http://127.0.0.1:9295 python benchmarks/remote_model.py --encoder runs/encoders/minilm --dataset icecat
+    OPENSEARCH_URL=http://127.0.0.1:9295 python benchmarks/remote_model.py --encoder runs/encoders/minilm \\
+        --dataset icecat
 Writes benchmarks/results/remote_model_<dataset>.md.
 """
 
@@ -59,12 +60,23 @@ def main() -> None:
         pipeline = f"bench-embed-{suffix}"
         ensure_embedding_pipeline(client, pipeline, model.model_id)
         try:
-            ingest = {path: ingest_products(client, products, encoder, IndexConfig(alias=alias),
-                                            IngestConfig(progress=False, pipeline=pipeline if path == "pipeline" else None))
-                      for path, alias in aliases.items()}  # fmt: skip
+            ingest = {
+                path: ingest_products(
+                    client,
+                    products,
+                    encoder,
+                    IndexConfig(alias=alias),
+                    IngestConfig(progress=False, pipeline=pipeline if path == "pipeline" else None),
+                )
+                for path, alias in aliases.items()
+            }
             local = SearchClient(config, aliases["pipeline"], encoder, cache_size=0)
             neural = SearchClient(config, aliases["pipeline"], encoder, model_id=model.model_id)
-            runs = {(mode, name): c for mode in ("semantic", "hybrid") for name, c in (("knn, encoded here", local), ("neural", neural))}
+            runs = {
+                (mode, name): c
+                for mode in ("semantic", "hybrid")
+                for name, c in (("knn, encoded here", local), ("neural", neural))
+            }
             for (mode, _), search in runs.items():  # warm-up: model loaded, pipelines created
                 search.search("warm up " + mode, mode=mode)
             times: dict[tuple[str, str], list[float]] = {key: [] for key in runs}
@@ -80,15 +92,29 @@ def main() -> None:
                 client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)
                 client.indices.delete_index_template(name=IndexConfig(alias=alias).template_name, ignore=[404])
     lines = [
-        f"# The encoder inside OpenSearch vs the client-side path ({args.dataset}, real catalog and real queries)", "",
-        f"Encoder `{args.encoder}` ({encoder.backend}); {len(products)} products; {len(queries)} distinct judged queries. "
-        f"One run on {platform.machine()} with {os.cpu_count()} cores; the node, this client and the embedding endpoint "
-        f"share them. `python benchmarks/remote_model.py --encoder {args.encoder} --dataset {args.dataset}`.", "",
-        "| ingest path | products/s |", "|---|---|",
-        *(f"| {'encoded here, vectors in the bulk' if path == 'client' else 'text_embedding pipeline (cluster calls /embed)'} "
-          f"| {summary.products_per_s:.1f} |" for path, summary in ingest.items()),
-        "", "| search | p50 ms | p95 ms | top 10 identical to the other path |", "|---|---|---|---|",
-    ]  # fmt: skip
+        f"# The encoder inside OpenSearch vs the client-side path ({args.dataset}, real catalog and real queries)",
+        "",
+        f"Encoder `{args.encoder}` ({encoder.backend}); {len(products)} products; {len(queries)} distinct judged "
+        f"queries. One run on {platform.machine()} with {os.cpu_count()} cores; the node, this client and the "
+        "embedding endpoint share them. "
+        f"`python benchmarks/remote_model.py --encoder {args.encoder} --dataset {args.dataset}`.",
+        "",
+        "| ingest path | products/s |",
+        "|---|---|",
+        *(
+            "| "
+            + (
+                "encoded here, vectors in the bulk"
+                if path == "client"
+                else "text_embedding pipeline (cluster calls /embed)"
+            )
+            + f" | {summary.products_per_s:.1f} |"
+            for path, summary in ingest.items()
+        ),
+        "",
+        "| search | p50 ms | p95 ms | top 10 identical to the other path |",
+        "|---|---|---|---|",
+    ]
     for mode in ("semantic", "hybrid"):
         same = sum(a == b for a, b in zip(tops[(mode, "knn, encoded here")], tops[(mode, "neural")])) / len(queries)
         for name in ("knn, encoded here", "neural"):

@@ -9,7 +9,8 @@ Depot stays out of the repository.
     python benchmarks/synthetic_catalog.py --dataset homedepot --products 500000 --out runs/synthetic-500k.jsonl
     tbhns ingest runs/synthetic-500k.jsonl --alias synthetic-500k --encoder runs/encoders/minilm --backend onnx-int8
     python benchmarks/knn_recall.py --alias synthetic-500k --encoder runs/encoders/minilm --dataset homedepot \\
-        --catalog "SYNTHETIC: 500,000 recombined Home Depot titles" --out benchmarks/results/knn_recall_synthetic-500k.md
+        --catalog "SYNTHETIC: 500,000 recombined Home Depot titles" \\
+        --out benchmarks/results/knn_recall_synthetic-500k.md
 """
 
 from __future__ import annotations

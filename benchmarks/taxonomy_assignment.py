@@ -31,15 +31,25 @@ from tbhns_opensearch.taxonomy_assign import CategoryTree, assign_products, read
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def evaluate(dataset: str, tree: CategoryTree, node_vectors, encoder: Encoder, min_confidence: float,
-             temperature: float) -> dict:  # type: ignore[no-untyped-def]
+def evaluate(
+    dataset: str, tree: CategoryTree, node_vectors, encoder: Encoder, min_confidence: float, temperature: float
+) -> dict:  # type: ignore[no-untyped-def]
     products = [p for p in read_dataset(dataset) if p.taxonomy_path]
     texts = [replace(p, taxonomy_path=()).text_for_embedding() for p in products]  # the truth is not shown
-    assigned = assign_products([p.id for p in products], encoder.encode(texts), tree, node_vectors,
-                               min_confidence=min_confidence, temperature=temperature)  # fmt: skip
-    result: dict = {"dataset": dataset, "products": len(products),
-                    "coverage": round(sum(bool(a.path) for a in assigned) / len(products), 4),
-                    "top_nodes": Counter(a.path[0] if a.path else "<unknown>" for a in assigned).most_common(6)}  # fmt: skip
+    assigned = assign_products(
+        [p.id for p in products],
+        encoder.encode(texts),
+        tree,
+        node_vectors,
+        min_confidence=min_confidence,
+        temperature=temperature,
+    )
+    result: dict = {
+        "dataset": dataset,
+        "products": len(products),
+        "coverage": round(sum(bool(a.path) for a in assigned) / len(products), 4),
+        "top_nodes": Counter(a.path[0] if a.path else "<unknown>" for a in assigned).most_common(6),
+    }
     for own_depth in (1, 2):
         truth = [" > ".join(p.taxonomy_path[:own_depth]) for p in products]
         for depth in (1, 2):
@@ -48,7 +58,9 @@ def evaluate(dataset: str, tree: CategoryTree, node_vectors, encoder: Encoder, m
         clusters: dict[str, Counter] = defaultdict(Counter)
         for label, own in zip((" > ".join(a.path[:2]) or "<unknown>" for a in assigned), truth):
             clusters[label][own] += 1
-        result[f"purity_own{own_depth}"] = round(sum(c.most_common(1)[0][1] for c in clusters.values()) / len(products), 4)
+        result[f"purity_own{own_depth}"] = round(
+            sum(c.most_common(1)[0][1] for c in clusters.values()) / len(products), 4
+        )
     return result
 
 
@@ -66,8 +78,13 @@ def main() -> None:
     encoder = Encoder(args.encoder, batch_size=128, max_seq_length=32)  # as `tbhns taxonomy assign`
     node_vectors = encoder.encode(tree.texts())
     results = [evaluate(d, tree, node_vectors, encoder, args.min_confidence, args.temperature) for d in args.datasets]
-    report = {"taxonomy": "Google product taxonomy 2021-09-21", "encoder": args.encoder,
-              "min_confidence": args.min_confidence, "temperature": args.temperature, "results": results}  # fmt: skip
+    report = {
+        "taxonomy": "Google product taxonomy 2021-09-21",
+        "encoder": args.encoder,
+        "min_confidence": args.min_confidence,
+        "temperature": args.temperature,
+        "results": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from tbhns_opensearch.errors import ConfigError
 
@@ -39,10 +39,12 @@ class OpenSearchConfig:
         if (self.user is None) != (self.password is None):
             raise ConfigError("set both OPENSEARCH_USER and OPENSEARCH_PASSWORD, or neither")
         if self.pool_maxsize < 1:
-            raise ConfigError(f"OPENSEARCH_POOL_MAXSIZE must be a positive number of connections, got {self.pool_maxsize}")
+            raise ConfigError(
+                f"OPENSEARCH_POOL_MAXSIZE must be a positive number of connections, got {self.pool_maxsize}"
+            )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "OpenSearchConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OpenSearchConfig:
         """Read OPENSEARCH_URL, OPENSEARCH_USER, OPENSEARCH_PASSWORD, OPENSEARCH_CA_CERTS, OPENSEARCH_VERIFY_CERTS,
         OPENSEARCH_TIMEOUT, OPENSEARCH_HTTP_COMPRESS and OPENSEARCH_POOL_MAXSIZE."""
         env = os.environ if env is None else env

@@ -60,8 +60,10 @@ class CategoryTree:
         known = set(self.nodes)
         for node in self.nodes:
             if node[:-1] and node[:-1] not in known:
-                raise CatalogError(f"taxonomy node {PATH_SEPARATOR.join(node)!r} has no parent line; list "
-                                   f"{PATH_SEPARATOR.join(node[:-1])!r} too")  # fmt: skip
+                raise CatalogError(
+                    f"taxonomy node {PATH_SEPARATOR.join(node)!r} has no parent line; list "
+                    f"{PATH_SEPARATOR.join(node[:-1])!r} too"
+                )
             children[node[:-1]].append(node)
         object.__setattr__(self, "_children", {k: tuple(v) for k, v in children.items()})
 
@@ -93,8 +95,10 @@ class CategoryTree:
         """Read a taxonomy file (default: Google's, under the data folder `catalog.adapters.data_root()`)."""
         path = Path(path) if path else data_root().joinpath(*GOOGLE_TAXONOMY)
         if not path.is_file():
-            raise CatalogError(f"taxonomy file {str(path)!r} does not exist; pass Google's "
-                               "taxonomy-with-ids.en-US.txt or a file of `A > B > C` lines")  # fmt: skip
+            raise CatalogError(
+                f"taxonomy file {str(path)!r} does not exist; pass Google's "
+                "taxonomy-with-ids.en-US.txt or a file of `A > B > C` lines"
+            )
         return cls.parse(path.read_text(encoding="utf-8").splitlines(), str(path))
 
     def children(self, node: NodePath) -> tuple[NodePath, ...]:
@@ -170,7 +174,10 @@ def write_assignments(assignments: Iterable[Assignment], path: str | Path) -> in
     count = 0
     with path.open("w", encoding="utf-8") as handle:
         for a in assignments:
-            handle.write(json.dumps({"id": a.product_id, "taxonomy_path": list(a.path), "confidence": round(a.confidence, 4)}) + "\n")
+            handle.write(
+                json.dumps({"id": a.product_id, "taxonomy_path": list(a.path), "confidence": round(a.confidence, 4)})
+                + "\n"
+            )
             count += 1
     return count
 
@@ -179,8 +186,10 @@ def read_assignments(path: str | Path) -> dict[str, NodePath]:
     """Product id -> assigned path (empty: unknown) from a file `write_assignments` wrote."""
     path = Path(path)
     if not path.is_file():
-        raise CatalogError(f"taxonomy assignments {str(path)!r} do not exist; write them with "
-                           "`tbhns taxonomy assign --dataset NAME --out FILE`")  # fmt: skip
+        raise CatalogError(
+            f"taxonomy assignments {str(path)!r} do not exist; write them with "
+            "`tbhns taxonomy assign --dataset NAME --out FILE`"
+        )
     paths = {}
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -188,8 +197,10 @@ def read_assignments(path: str | Path) -> dict[str, NodePath]:
                 record = json.loads(line)
                 paths[str(record["id"])] = tuple(record["taxonomy_path"])
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise CatalogError(f"{path}:{number}: not an assignment line ({exc}); expected "
-                                   '{"id": ..., "taxonomy_path": [...]}; write the file again') from exc  # fmt: skip
+                raise CatalogError(
+                    f"{path}:{number}: not an assignment line ({exc}); expected "
+                    '{"id": ..., "taxonomy_path": [...]}; write the file again'
+                ) from exc
     return paths
 
 

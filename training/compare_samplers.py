@@ -12,8 +12,8 @@ per dataset) compare taxonomy with the base model, with random and with bm25 on 
     python training/compare_samplers.py --datasets icecat --samplers random taxonomy --steps 40
 
 Writes benchmarks/results/samplers_<dataset>.md and .json, and saves each trained model (best validation
-step, with ONNX export, manifest, model card and split.json) under runs/compare/<dataset>-<sampler>, so `benchmarks/configs/icecat-samplers.toml` can rank the whole
-catalog with them through OpenSearch.
+step, with ONNX export, manifest, model card and split.json) under runs/compare/<dataset>-<sampler>, so
+`benchmarks/configs/icecat-samplers.toml` can rank the whole catalog with them through OpenSearch.
 """
 
 from __future__ import annotations
@@ -30,20 +30,29 @@ from typing import Any
 
 import torch
 
+from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig
 from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test
-from tbhns_opensearch.config import OpenSearchConfig
-from tbhns_opensearch.training.config import DistillConfig, PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
+from tbhns_opensearch.training.config import (
+    DistillConfig,
+    PreferenceConfig,
+    SamplerConfig,
+    TrainConfig,
+    load_train_config,
+)
 from tbhns_opensearch.training.data import prepare_data
 from tbhns_opensearch.training.losses import DIRECTIONS
-from tbhns_opensearch.training.retrieval import evaluate_split, product_index
 from tbhns_opensearch.training.pipeline import train_and_export
+from tbhns_opensearch.training.retrieval import evaluate_split, product_index
 from tbhns_opensearch.training.trainer import TrainResult, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "runs" / "compare"  # each trained model is saved at <dataset>-<sampler> (git-ignored)
-CONFIGS = {"amazon-uk-toys": ROOT / "training" / "toys-taxonomy.toml", "icecat": ROOT / "training" / "icecat-taxonomy.toml",
-           "homedepot": ROOT / "training" / "homedepot-taxonomy.toml"}  # fmt: skip
+CONFIGS = {
+    "amazon-uk-toys": ROOT / "training" / "toys-taxonomy.toml",
+    "icecat": ROOT / "training" / "icecat-taxonomy.toml",
+    "homedepot": ROOT / "training" / "homedepot-taxonomy.toml",
+}
 TAXONOMY = SamplerConfig(name="taxonomy", leaf=1, sibling=1, cousin=0)
 RANDOM = SamplerConfig(name="random")
 MASK = {"loss": "masked_mnrl", "mask_guide": "base", "mask_margin": 0.05}
@@ -107,9 +116,15 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     # positive and 4 of the hybrid's first 24 products served with that model (a stronger teacher than the base
     # model's hybrid: Home Depot test NDCG@10 0.418 vs 0.399 through the node); in-batch negatives, half the lr.
     # A whole recipe pass with 4 candidates per row costs ~3x the recipe's steps on 2 cores; this costs a third of it
-    "taxonomy-batch256-then-distill": {"base_model": str(MODELS / "homedepot-taxonomy-batch256-bf16"), "sampler": RANDOM,
-                                       "batch_size": 256, "steps": 25 / 300, "learning_rate": 5e-5, "precision": "bf16",
-                                       "distill": DistillConfig(candidates=4, teacher_temperature=0.2)},
+    "taxonomy-batch256-then-distill": {
+        "base_model": str(MODELS / "homedepot-taxonomy-batch256-bf16"),
+        "sampler": RANDOM,
+        "batch_size": 256,
+        "steps": 25 / 300,
+        "learning_rate": 5e-5,
+        "precision": "bf16",
+        "distill": DistillConfig(candidates=4, teacher_temperature=0.2),
+    },
     # seeds: TB-HNS against in-batch random negatives on the recipe's pass (bf16 steps), at the recipe's seed and
     # another; a training seed changes the initial order, the negatives drawn and dropout, never the splits
     "random-batch256-bf16": {**RECIPE_BF16, "sampler": RANDOM},
@@ -119,39 +134,64 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     "taxonomy-batch512": {"sampler": TAXONOMY, "batch_size": 512, "steps": 0.125, "learning_rate": 1.5e-4},
     # arXiv 2606.01504 on the recipe: ROAR after the recipe's pass vs "-long" (as many more stage-1 texts: 66 steps
     # x 256 rows x 4 texts ~ 117 ROAR steps x 64 queries x 9 texts), at half the stage-1 learning rate
-    "taxonomy-batch256-roar": {**RECIPE, "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64,
-                                                    "learning_rate": 5e-5}},
+    "taxonomy-batch256-roar": {
+        **RECIPE,
+        "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64, "learning_rate": 5e-5},
+    },
     # the same, with the two levers the ROAR run left untried: the lowest group from the TB-HNS sampler (the top
     # product's leaf and sibling) instead of random products, and an in-batch contrastive term beside ROAR
-    "taxonomy-batch256-roar-contrast": {**RECIPE, "stage2": {"max_steps": 117, "eval_every": 39, "batch_size": 64,
-                                                             "learning_rate": 5e-5, "lowest": "taxonomy",
-                                                             "contrast": 1.0}},
+    "taxonomy-batch256-roar-contrast": {
+        **RECIPE,
+        "stage2": {
+            "max_steps": 117,
+            "eval_every": 39,
+            "batch_size": 64,
+            "learning_rate": 5e-5,
+            "lowest": "taxonomy",
+            "contrast": 1.0,
+        },
+    },
 }
 OWN_DATA = {"min_grade", "generated_pairs"}
 """System overrides of [data]: such a system prepares its own training pairs."""
-PAIRS = [("taxonomy", "base"), ("taxonomy", "random"), ("taxonomy", "bm25"), ("taxonomy-masked", "taxonomy"),
-         ("taxonomy-masked-self", "taxonomy"), ("taxonomy-masked-self", "taxonomy-masked"),
-         ("taxonomy-masked-roar", "taxonomy-masked-long"), ("taxonomy-masked-roar", "taxonomy-masked"),
-         ("taxonomy-2x", "taxonomy"), ("taxonomy-2x", "base"), ("taxonomy-partial", "taxonomy"),
-         ("taxonomy-partial", "base"), ("taxonomy-batch256", "taxonomy"), ("taxonomy-batch256", "base"),
-         ("taxonomy-generated", "taxonomy-batch256"), ("taxonomy-generated", "taxonomy-batch256-long"),
-         ("taxonomy-batch256-long", "taxonomy-batch256"), ("taxonomy-batch512", "taxonomy-batch256"),
-         ("taxonomy-batch256-lr2e4", "taxonomy-batch256"), ("taxonomy-batch256-bf16", "taxonomy-batch256"),
-         ("taxonomy-batch256-scale40", "taxonomy-batch256-bf16"),
-         ("taxonomy-batch256-masked0", "taxonomy-batch256-bf16"),
-         ("taxonomy-batch256-neg4", "taxonomy-batch256-bf16"),
-         ("taxonomy-batch256-gte", "taxonomy-batch256-bf16"),
-         ("taxonomy-batch256-hard5", "taxonomy-batch256-bf16"),
-         ("taxonomy-batch256-48tok", "taxonomy-batch256-bf16"),
-         ("taxonomy-batch256-grouped", "taxonomy-batch256-bf16"),
-         ("taxonomy-batch256-distill", "taxonomy-batch256-bf16"),
-         ("taxonomy-batch256-then-distill", "taxonomy-batch256-bf16"),
-         ("taxonomy-batch256-bf16", "random-batch256-bf16"),
-         ("taxonomy-batch256-bf16-seed14", "random-batch256-bf16-seed14"),
-         ("taxonomy-batch256-bf16 seeds 13+14", "random-batch256-bf16 seeds 13+14"),
-         ("taxonomy-batch256-roar", "taxonomy-batch256-long"), ("taxonomy-batch256-roar", "taxonomy-batch256"),
-         ("taxonomy-batch256-roar-contrast", "taxonomy-batch256-long"),
-         ("taxonomy-batch256-roar-contrast", "taxonomy-batch256")]  # fmt: skip
+PAIRS = [
+    ("taxonomy", "base"),
+    ("taxonomy", "random"),
+    ("taxonomy", "bm25"),
+    ("taxonomy-masked", "taxonomy"),
+    ("taxonomy-masked-self", "taxonomy"),
+    ("taxonomy-masked-self", "taxonomy-masked"),
+    ("taxonomy-masked-roar", "taxonomy-masked-long"),
+    ("taxonomy-masked-roar", "taxonomy-masked"),
+    ("taxonomy-2x", "taxonomy"),
+    ("taxonomy-2x", "base"),
+    ("taxonomy-partial", "taxonomy"),
+    ("taxonomy-partial", "base"),
+    ("taxonomy-batch256", "taxonomy"),
+    ("taxonomy-batch256", "base"),
+    ("taxonomy-generated", "taxonomy-batch256"),
+    ("taxonomy-generated", "taxonomy-batch256-long"),
+    ("taxonomy-batch256-long", "taxonomy-batch256"),
+    ("taxonomy-batch512", "taxonomy-batch256"),
+    ("taxonomy-batch256-lr2e4", "taxonomy-batch256"),
+    ("taxonomy-batch256-bf16", "taxonomy-batch256"),
+    ("taxonomy-batch256-scale40", "taxonomy-batch256-bf16"),
+    ("taxonomy-batch256-masked0", "taxonomy-batch256-bf16"),
+    ("taxonomy-batch256-neg4", "taxonomy-batch256-bf16"),
+    ("taxonomy-batch256-gte", "taxonomy-batch256-bf16"),
+    ("taxonomy-batch256-hard5", "taxonomy-batch256-bf16"),
+    ("taxonomy-batch256-48tok", "taxonomy-batch256-bf16"),
+    ("taxonomy-batch256-grouped", "taxonomy-batch256-bf16"),
+    ("taxonomy-batch256-distill", "taxonomy-batch256-bf16"),
+    ("taxonomy-batch256-then-distill", "taxonomy-batch256-bf16"),
+    ("taxonomy-batch256-bf16", "random-batch256-bf16"),
+    ("taxonomy-batch256-bf16-seed14", "random-batch256-bf16-seed14"),
+    ("taxonomy-batch256-bf16 seeds 13+14", "random-batch256-bf16 seeds 13+14"),
+    ("taxonomy-batch256-roar", "taxonomy-batch256-long"),
+    ("taxonomy-batch256-roar", "taxonomy-batch256"),
+    ("taxonomy-batch256-roar-contrast", "taxonomy-batch256-long"),
+    ("taxonomy-batch256-roar-contrast", "taxonomy-batch256"),
+]
 """The significance family: (system, baseline) pairs tested when both ran (Holm-corrected together)."""
 SEED_POOLS = {
     "taxonomy-batch256-bf16 seeds 13+14": ("taxonomy-batch256-bf16", "taxonomy-batch256-bf16-seed14"),
@@ -161,14 +201,20 @@ SEED_POOLS = {
 SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
     "icecat": {"max_steps": 80, "eval_every": 40, "max_seq_length": 32, "catalog_limit": 3000},
-    "homedepot": {"max_steps": 300, "eval_every": 150, "max_seq_length": 32, "catalog_limit": 0, "batch_size": 64,
-                  "learning_rate": 5e-5},  # the budget every committed Home Depot comparison ran at
+    "homedepot": {
+        "max_steps": 300,
+        "eval_every": 150,
+        "max_seq_length": 32,
+        "catalog_limit": 0,
+        "batch_size": 64,
+        "learning_rate": 5e-5,
+    },  # the budget every committed Home Depot comparison ran at
 }
 """Icecat texts carry descriptions, so a row costs ~3x a toys row at 64 tokens: fewer steps, 32 tokens."""
 METRICS = ("recall@24", "ndcg@10")
 QUERY_NOTES = {
     "generated": "GENERATED queries (querygen: title fragments, brand + type, category names); test queries' "
-                 "products were never training positives",
+    "products were never training positives",
     "judgments": "REAL shopper queries with graded judgments, split by query",
 }
 
@@ -176,26 +222,48 @@ QUERY_NOTES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--samplers", nargs="+", default=["random", "bm25", "taxonomy"], choices=list(SYSTEMS),
-                        help="systems to train: samplers, and the two-stage variants of taxonomy")  # fmt: skip
+    parser.add_argument(
+        "--samplers",
+        nargs="+",
+        default=["random", "bm25", "taxonomy"],
+        choices=list(SYSTEMS),
+        help="systems to train: samplers, and the two-stage variants of taxonomy",
+    )
     parser.add_argument("--steps", type=int, help="optimizer steps per sampler [default: SETTINGS]")
     parser.add_argument("--eval-every", type=int, help="validate every N steps [default: SETTINGS]")
     parser.add_argument("--max-seq-length", type=int, help="tokens per text [default: SETTINGS]")
-    parser.add_argument("--catalog-limit", type=int, help="products per catalog, judged ones always kept [default: SETTINGS]")
-    parser.add_argument("--reuse", nargs="+", default=[], choices=list(SYSTEMS),
-                        help="score the models an earlier run saved instead of training them again (their training "
-                             "rows are copied from that run's JSON in --out)")  # fmt: skip
+    parser.add_argument(
+        "--catalog-limit", type=int, help="products per catalog, judged ones always kept [default: SETTINGS]"
+    )
+    parser.add_argument(
+        "--reuse",
+        nargs="+",
+        default=[],
+        choices=list(SYSTEMS),
+        help="score the models an earlier run saved instead of training them again (their training "
+        "rows are copied from that run's JSON in --out)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
-    flags = {"max_steps": args.steps, "eval_every": args.eval_every, "max_seq_length": args.max_seq_length,
-             "catalog_limit": args.catalog_limit}  # fmt: skip
+    flags = {
+        "max_steps": args.steps,
+        "eval_every": args.eval_every,
+        "max_seq_length": args.max_seq_length,
+        "catalog_limit": args.catalog_limit,
+    }
     for dataset in args.datasets:
         settings = SETTINGS[dataset] | {key: value for key, value in flags.items() if value is not None}
         config = load_train_config(CONFIGS[dataset])
-        config = replace(config, max_steps=settings["max_steps"], eval_every=settings["eval_every"], patience=0,
-                         max_seq_length=settings["max_seq_length"], batch_size=settings.get("batch_size", config.batch_size),
-                         learning_rate=settings.get("learning_rate", config.learning_rate),
-                         data=replace(config.data, catalog_limit=settings["catalog_limit"]))  # fmt: skip
+        config = replace(
+            config,
+            max_steps=settings["max_steps"],
+            eval_every=settings["eval_every"],
+            patience=0,
+            max_seq_length=settings["max_seq_length"],
+            batch_size=settings.get("batch_size", config.batch_size),
+            learning_rate=settings.get("learning_rate", config.learning_rate),
+            data=replace(config.data, catalog_limit=settings["catalog_limit"]),
+        )
         stem = args.out / f"samplers_{dataset}"
         earlier_file = stem.with_suffix(".json")
         earlier = json.loads(earlier_file.read_text())["systems"] if earlier_file.is_file() else {}
@@ -204,7 +272,9 @@ def main() -> None:
         write(results, stem)
 
 
-def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def compare(
+    config: TrainConfig, samplers: list[str], reused: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Train every sampler on the same data; score base and trained models on the test split. `reused`: rows of
     an earlier run (same settings) whose saved models are scored again instead of trained."""
     started = time.perf_counter()
@@ -226,13 +296,20 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
     for name in samplers:
         run_config = system_config(config, name, str(MODELS / f"{data.name}-{name}"))
         run_data = prepare_data(run_config.data, config.seed) if _own_data(name) else data
-        result = train_and_export(run_config, data=run_data, base_vectors=vectors.get(run_config.base_model),
-                                  opensearch=OpenSearchConfig.from_env() if name == "bm25" else None).result  # fmt: skip
+        result = train_and_export(
+            run_config,
+            data=run_data,
+            base_vectors=vectors.get(run_config.base_model),
+            opensearch=OpenSearchConfig.from_env() if name == "bm25" else None,
+        ).result
         tests[name] = evaluate_split(result.model, data.test, product_index(result.model, data.products), metrics)
         systems[name] = _system_row(result, tests[name], base_validation)
         if _own_data(name):
             systems[name]["train_pairs"] = len(run_data.train_pairs)
-        print(f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}", flush=True)
+        print(
+            f"{data.name} {name}: {json.dumps({k: systems[name][k] for k in ('test', 'best_step', 'train_s')})}",
+            flush=True,
+        )
     pools = pooled(tests)
     return {
         "dataset": data.name,
@@ -240,14 +317,23 @@ def compare(config: TrainConfig, samplers: list[str], reused: dict[str, dict[str
         "taxonomy": config.data.taxonomy,
         "data": data.report,
         "setup": {
-            "steps": config.max_steps, "batch_size": config.batch_size, "max_seq_length": config.max_seq_length,
-            "learning_rate": config.learning_rate, "eval_every": config.eval_every, "seed": config.seed,
-            "catalog_limit": config.data.catalog_limit, "loss": config.loss, "base_model": config.base_model,
-            "relevance_threshold": config.data.relevance_threshold, "machine": _machine(),
-        },  # fmt: skip
+            "steps": config.max_steps,
+            "batch_size": config.batch_size,
+            "max_seq_length": config.max_seq_length,
+            "learning_rate": config.learning_rate,
+            "eval_every": config.eval_every,
+            "seed": config.seed,
+            "catalog_limit": config.data.catalog_limit,
+            "loss": config.loss,
+            "base_model": config.base_model,
+            "relevance_threshold": config.data.relevance_threshold,
+            "machine": _machine(),
+        },
         "systems": systems,
-        "pools": {name: {"members": list(SEED_POOLS[name]), "test": {m: round(e.mean[m], 4) for m in METRICS}}
-                  for name, e in pools.items()},  # fmt: skip
+        "pools": {
+            name: {"members": list(SEED_POOLS[name]), "test": {m: round(e.mean[m], 4) for m in METRICS}}
+            for name, e in pools.items()
+        },
         "significance": [asdict(t) for t in _significance(tests | pools)],
         "wall_s": round(time.perf_counter() - started, 1),
         "load_average_15min": round(os.getloadavg()[2], 2),
@@ -266,8 +352,12 @@ def system_config(config: TrainConfig, name: str, output_dir: str) -> TrainConfi
         overrides["data"] = replace(config.data, **data_overrides)
     stage2 = overrides.pop("stage2", None)
     if stage2 == "half":
-        overrides["stage2"] = PreferenceConfig(max_steps=config.max_steps // 2, eval_every=config.eval_every // 2,
-                                               batch_size=config.batch_size // 4, learning_rate=config.learning_rate / 2)  # fmt: skip
+        overrides["stage2"] = PreferenceConfig(
+            max_steps=config.max_steps // 2,
+            eval_every=config.eval_every // 2,
+            batch_size=config.batch_size // 4,
+            learning_rate=config.learning_rate / 2,
+        )
     elif stage2:
         overrides["stage2"] = PreferenceConfig(**stage2)
     return replace(config, max_steps=steps, output_dir=output_dir, **overrides)
@@ -281,17 +371,26 @@ def saved_row(model_dir: Path, name: str) -> dict[str, Any]:
         raise SystemExit(f"--reuse {name}: no saved model at {model_dir}; train it first (--samplers {name})")
     card = json.loads(card_file.read_text())
     training, counts = card["training"], card["data"]["counts"]
-    row = {"validation": {m: card["validation"][m] for m in METRICS}, "best_step": training["best_step"],
-           "steps": training["steps"], "train_s": round(training["wall_s"] - training["eval_s"], 1),
-           "levels": card["sampler"]["level_counts"]}  # fmt: skip
+    row = {
+        "validation": {m: card["validation"][m] for m in METRICS},
+        "best_step": training["best_step"],
+        "steps": training["steps"],
+        "train_s": round(training["wall_s"] - training["eval_s"], 1),
+        "levels": card["sampler"]["level_counts"],
+    }
     if _own_data(name):
         row["train_pairs"] = counts.get("train_pairs_real", 0) + counts.get("train_pairs_generated", 0)
     if stage2 := training.get("stage2"):
         stage2_s = round(stage2["wall_s"] - stage2["eval_s"], 1)
         log = [json.loads(line) for line in (model_dir / stage2["step_log"]).read_text().splitlines()]
         history = _history((line["step"], line["validation"]) for line in log if "validation" in line)
-        row["stage2"] = {"steps": stage2["steps"], "best_step": stage2["best_step"], "rows": stage2["rows"],
-                         "train_s": stage2_s, "history": history}  # fmt: skip
+        row["stage2"] = {
+            "steps": stage2["steps"],
+            "best_step": stage2["best_step"],
+            "rows": stage2["rows"],
+            "train_s": stage2_s,
+            "history": history,
+        }
         row["train_s"] = round(row["train_s"] + stage2_s, 1)
     return row
 
@@ -318,19 +417,27 @@ def _system_row(result: TrainResult | None, test: Evaluation, base_validation: E
     stage2 = result.stage2
     extra = {"masked": result.loss_counts} if result.loss_counts else {}
     if stage2:
-        extra["stage2"] = {"steps": stage2.steps, "best_step": stage2.best_step, "rows": stage2.rows,
-                           "train_s": round(stage2.wall_s - stage2.eval_s, 1),
-                           "history": _history((p.step, p.metrics) for p in stage2.history)}  # fmt: skip
-    return row | extra | {
-        "validation": {m: result.best_validation[m] for m in METRICS},
-        "best_step": result.best_step,
-        "steps": result.steps,
-        "train_s": round(result.wall_s - result.eval_s + (stage2.wall_s - stage2.eval_s if stage2 else 0.0), 1),
-        "levels": result.sampler.level_counts,
-        "taxonomy": result.sampler.taxonomy,
-        "history": _history((p.step, p.metrics) for p in result.history),
-        "per_query_test": test.per_query["recall@24"],
-    }
+        extra["stage2"] = {
+            "steps": stage2.steps,
+            "best_step": stage2.best_step,
+            "rows": stage2.rows,
+            "train_s": round(stage2.wall_s - stage2.eval_s, 1),
+            "history": _history((p.step, p.metrics) for p in stage2.history),
+        }
+    return (
+        row
+        | extra
+        | {
+            "validation": {m: result.best_validation[m] for m in METRICS},
+            "best_step": result.best_step,
+            "steps": result.steps,
+            "train_s": round(result.wall_s - result.eval_s + (stage2.wall_s - stage2.eval_s if stage2 else 0.0), 1),
+            "levels": result.sampler.level_counts,
+            "taxonomy": result.sampler.taxonomy,
+            "history": _history((p.step, p.metrics) for p in result.history),
+            "per_query_test": test.per_query["recall@24"],
+        }
+    )
 
 
 def pooled(tests: Mapping[str, Evaluation]) -> dict[str, Evaluation]:
@@ -347,8 +454,10 @@ def pooled(tests: Mapping[str, Evaluation]) -> dict[str, Evaluation]:
     for name, members in SEED_POOLS.items():
         if all(member in tests for member in members):
             runs = [tests[member] for member in members]
-            per_query = {metric: {qid: sum(run.per_query[metric][qid] for run in runs) / len(runs) for qid in scores}
-                         for metric, scores in runs[0].per_query.items()}  # fmt: skip
+            per_query = {
+                metric: {qid: sum(run.per_query[metric][qid] for run in runs) / len(runs) for qid in scores}
+                for metric, scores in runs[0].per_query.items()
+            }
             mean = {metric: sum(scores.values()) / len(scores) for metric, scores in per_query.items()}
             pools[name] = Evaluation(runs[0].config, per_query, mean)
     return pools
@@ -356,9 +465,16 @@ def pooled(tests: Mapping[str, Evaluation]) -> dict[str, Evaluation]:
 
 def _significance(tests: dict[str, Evaluation]) -> list[PairedTest]:
     family = [
-        paired_test(tests[baseline].per_query[metric], tests[system].per_query[metric], metric=metric,
-                    baseline_name=baseline, system_name=system, seed=0)  # fmt: skip
-        for system, baseline in PAIRS if system in tests and baseline in tests
+        paired_test(
+            tests[baseline].per_query[metric],
+            tests[system].per_query[metric],
+            metric=metric,
+            baseline_name=baseline,
+            system_name=system,
+            seed=0,
+        )
+        for system, baseline in PAIRS
+        if system in tests and baseline in tests
         for metric in METRICS
     ]
     return adjust(family, "holm") if family else []
@@ -387,13 +503,22 @@ def markdown(results: dict[str, Any]) -> str:
         f"training pairs {data.get('train_pairs_real', 0)} real / {data.get('train_pairs_generated', 0)} generated; "
         f"test queries {data.get('test_queries_real', 0)} real / {data.get('test_queries_generated', 0)} generated",
         f"- taxonomy for TB-HNS: {results['taxonomy']}"
-        + (" (INDUCED: Ward clustering of base-encoder embeddings; the catalog has none)" if "induced" in results["taxonomy"] else ""),
+        + (
+            " (INDUCED: Ward clustering of base-encoder embeddings; the catalog has none)"
+            if "induced" in results["taxonomy"]
+            else ""
+        ),
         f"- catalog: {data['products']} products "
-        + (f"(seeded subset, judged products kept; limit {setup['catalog_limit']})" if setup["catalog_limit"] else "(all)")
+        + (
+            f"(seeded subset, judged products kept; limit {setup['catalog_limit']})"
+            if setup["catalog_limit"]
+            else "(all)"
+        )
         + ", ranked exactly (in-memory cosine) for validation and test",
         f"- every system unless its overrides say otherwise: {setup['steps']} steps, batch {setup['batch_size']}, "
         f"max_seq_length {setup['max_seq_length']}, lr {setup['learning_rate']}, {setup['loss']} loss, seed "
-        f"{setup['seed']}, validation every {setup['eval_every']} steps; weights of the best validation step are tested",
+        f"{setup['seed']}, validation every {setup['eval_every']} steps; weights of the best validation step are "
+        "tested",
         *_overrides(results["systems"]),
         f"- relevant = grade >= {setup['relevance_threshold']}; {setup['machine']}; this dataset's comparison took "
         f"{results['wall_s'] / 60:.1f} min wall; 15-min load average at the end: "
@@ -408,20 +533,32 @@ def markdown(results: dict[str, Any]) -> str:
         steps = f"{row['best_step']} / {row['steps']}" if "steps" in row else "-"
         if "stage2" in row:
             steps += f" + ROAR {row['stage2']['best_step']} / {row['stage2']['steps']}"
-        levels = ", ".join(f"{k} {v}" for k, v in row.get("levels", {}).items()) or ("in-batch only" if _sampler(name) == "random" else "-")
+        levels = ", ".join(f"{k} {v}" for k, v in row.get("levels", {}).items()) or (
+            "in-batch only" if _sampler(name) == "random" else "-"
+        )
         if row.get("masked", {}).get("negatives"):
             levels += f"; masked {row['masked']['masked_negatives'] / row['masked']['negatives']:.1%} of all negatives"
         if "train_pairs" in row:
             levels += f"; its own {row['train_pairs']} training pairs"
-        lines.append(f"| {name if name != 'base' else 'base (no training)'} | {row['test']['recall@24']:.4f} | "
-                     f"{row['test']['ndcg@10']:.4f} | {row['validation']['recall@24']:.4f} | "
-                     f"{row['validation']['ndcg@10']:.4f} | {steps} | "
-                     f"{row.get('train_s', '-')} | {levels} |")  # fmt: skip
+        lines.append(
+            f"| {name if name != 'base' else 'base (no training)'} | {row['test']['recall@24']:.4f} | "
+            f"{row['test']['ndcg@10']:.4f} | {row['validation']['recall@24']:.4f} | "
+            f"{row['validation']['ndcg@10']:.4f} | {steps} | "
+            f"{row.get('train_s', '-')} | {levels} |"
+        )
     if results.get("pools"):
-        lines += ["", "Seed pools: per test query, the mean of the named seed runs' scores (tested below as one "
-                  "system):", "", "| pool | seed runs | test Recall@24 | test NDCG@10 |", "|---|---|---|---|"]
-        lines += [f"| {name} | {', '.join(pool['members'])} | {pool['test']['recall@24']:.4f} | "
-                  f"{pool['test']['ndcg@10']:.4f} |" for name, pool in results["pools"].items()]  # fmt: skip
+        lines += [
+            "",
+            "Seed pools: per test query, the mean of the named seed runs' scores (tested below as one system):",
+            "",
+            "| pool | seed runs | test Recall@24 | test NDCG@10 |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {', '.join(pool['members'])} | {pool['test']['recall@24']:.4f} | "
+            f"{pool['test']['ndcg@10']:.4f} |"
+            for name, pool in results["pools"].items()
+        ]
     if results["significance"]:
         lines += [
             "",
@@ -432,17 +569,23 @@ def markdown(results: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for t in results["significance"]:
-            lines.append(f"| {t['system']} vs {t['baseline']} | {t['metric']} | {t['mean_diff']:+.4f} | "
-                         f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}] | {t['p_rand']:.4f} | {t['p_adjusted']:.4f} |")  # fmt: skip
+            lines.append(
+                f"| {t['system']} vs {t['baseline']} | {t['metric']} | {t['mean_diff']:+.4f} | "
+                f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}] | {t['p_rand']:.4f} | {t['p_adjusted']:.4f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def _overrides(systems: dict[str, Any]) -> list[str]:
     """One line naming what each system of `systems` changes besides its sampler, loss and `MASK`'s defaults
     (none: no line)."""
-    changed = {name: {k: v for k, v in SYSTEMS[name].items()
-                      if k not in ("sampler", "loss") and (k not in MASK or v != MASK[k])}
-               for name in systems if name in SYSTEMS}  # fmt: skip
+    changed = {
+        name: {
+            k: v for k, v in SYSTEMS[name].items() if k not in ("sampler", "loss") and (k not in MASK or v != MASK[k])
+        }
+        for name in systems
+        if name in SYSTEMS
+    }
     described = [f"{name} ({', '.join(f'{k} {v}' for k, v in keys.items())})" for name, keys in changed.items() if keys]
     return [f"- overrides (steps: a fraction of the steps above): {'; '.join(described)}"] if described else []
 

@@ -21,9 +21,9 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from importlib.resources import files
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
+from importlib.resources import files
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
@@ -56,7 +56,9 @@ MAX_BODY_BYTES = 2**20  # request bodies (a search is well under 10 kB); /embed 
 EMBED_BODY_BYTES = 8 * 2**20  # a full batch of MAX_EMBED_TEXTS texts of a few thousand characters each
 RETRY_AFTER_S = 5  # what a 503 asks clients to wait: a restarted node's shards recover in seconds
 UNAVAILABLE = {"error": "the search cluster is unavailable; try again later"}
-FILTER_SPEC = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^\s*$|^\s*(category|price|brand|attr)\s*=\s*\S"})]
+FILTER_SPEC = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": r"^\s*$|^\s*(category|price|brand|attr)\s*=\s*\S"})
+]
 """A NAME=VALUE filter (blank: none); the schema documents the names, the validator also checks the values."""
 PAGE = files("tbhns_opensearch.api").joinpath("page")
 
@@ -155,11 +157,18 @@ class ServeSettings:
         """A (lazy) `SearchClient` for `system` (default: this settings' own) with these settings."""
         system = system or self.all_systems[0]
         opensearch = replace(self.opensearch, pool_maxsize=max(self.opensearch.pool_maxsize, self.threads))
-        return SearchClient(opensearch, system.index, system.encoder, users_index=system.users_index,
-                            backend=self.backend if system.name == self.name else None,
-                            personalization=self.personalization, hybrid=self.hybrid, user_ttl_s=self.user_ttl_s,
-                            model_id=self.model_id if system.name == self.name else None,
-                            user_model="auto" if self.user_model else None)  # fmt: skip
+        return SearchClient(
+            opensearch,
+            system.index,
+            system.encoder,
+            users_index=system.users_index,
+            backend=self.backend if system.name == self.name else None,
+            personalization=self.personalization,
+            hybrid=self.hybrid,
+            user_ttl_s=self.user_ttl_s,
+            model_id=self.model_id if system.name == self.name else None,
+            user_model="auto" if self.user_model else None,
+        )
 
 
 class EmbedRequest(BaseModel):
@@ -186,10 +195,15 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "the request body is over 1 MiB"},
     422: {"model": ErrorBody, "description": "invalid request: `details` names each field and what to fix"},
-    500: {"model": ErrorBody, "description": "the server is misconfigured (encoder and index, or users index, disagree)"},
+    500: {
+        "model": ErrorBody,
+        "description": "the server is misconfigured (encoder and index, or users index, disagree)",
+    },
     502: {"model": ErrorBody, "description": "the search cluster could not answer this search"},
-    503: {"model": ErrorBody, "description": "the search cluster is unavailable or recovering; try again after the "
-                                             "Retry-After seconds"},
+    503: {
+        "model": ErrorBody,
+        "description": "the search cluster is unavailable or recovering; try again after the Retry-After seconds",
+    },
 }
 EMBED_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
@@ -207,9 +221,10 @@ class QueryParams(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH, description="free text, never parsed as syntax")
     user_id: str | None = Field(None, min_length=1, max_length=256, description="personalize for this user")
     filter: list[FILTER_SPEC] = Field(
-        default_factory=list, max_length=MAX_FILTERS,
+        default_factory=list,
+        max_length=MAX_FILTERS,
         description="NAME=VALUE filters: category=A>B, price=10..50, brand=X, attr=name=value",
-    )  # fmt: skip
+    )
 
     @field_validator("query")
     @classmethod
@@ -299,8 +314,11 @@ def _unavailable(exc: SearchError) -> bool:
     return isinstance(exc.__cause__, TransportError) and exc.__cause__.status_code in (429, 503)
 
 
-def create_app(settings: ServeSettings, search_client: SearchClient | None = None,
-               clients: Mapping[str, SearchClient] | None = None) -> FastAPI:  # fmt: skip
+def create_app(
+    settings: ServeSettings,
+    search_client: SearchClient | None = None,
+    clients: Mapping[str, SearchClient] | None = None,
+) -> FastAPI:
     """The ASGI app; `search_client` replaces the client of the settings' own system and `clients` those of
     named systems (tests share an encoder).
 
@@ -310,8 +328,9 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
         ['/health', '/search', '/search']
     """
     client = search_client or settings.search_client()
-    by_system = {system.name: (clients or {}).get(system.name) or settings.search_client(system)
-                 for system in settings.systems}  # fmt: skip
+    by_system = {
+        system.name: (clients or {}).get(system.name) or settings.search_client(system) for system in settings.systems
+    }
     by_system = {settings.name: client, **by_system}
     tokens = UserTokens()
     transport_log = logging.getLogger("opensearch")
@@ -320,21 +339,34 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        log.info("searching %s at %s with encoder %s", settings.index, settings.opensearch.redacted_url(),
-                 client.query_encoder.name)  # fmt: skip
+        log.info(
+            "searching %s at %s with encoder %s",
+            settings.index,
+            settings.opensearch.redacted_url(),
+            client.query_encoder.name,
+        )
         if settings.warm:
             client.query_encoder.encode("warm up")
             log.info("user model: %s", "learned" if client.user_model is not None else "none (personalization blends)")
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
         yield
 
-    app = FastAPI(title="tbhns search", version="0.1.0", lifespan=lifespan,
-                  description="BM25, semantic, personalized and hybrid product search on OpenSearch.")  # fmt: skip
+    app = FastAPI(
+        title="tbhns search",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="BM25, semantic, personalized and hybrid product search on OpenSearch.",
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"field": ".".join(str(part) for part in error["loc"][1:]) or str(error["loc"][0]),
-                    "message": error["msg"].removeprefix("Value error, ")} for error in exc.errors()]  # fmt: skip
+        details = [
+            {
+                "field": ".".join(str(part) for part in error["loc"][1:]) or str(error["loc"][0]),
+                "message": error["msg"].removeprefix("Value error, "),
+            }
+            for error in exc.errors()
+        ]
         return JSONResponse(status_code=422, content={"error": "invalid request", "details": details})
 
     @app.exception_handler(BodyTooLarge)
@@ -376,8 +408,13 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
         except Exception as exc:  # the last line of defence: every error type ends here
             log.error("unexpected %s on %s: %s", type(exc).__name__, request.url.path, exc)
             response = JSONResponse(status_code=500, content={"error": "internal error"})
-        log.info("%s %s %d %.1f ms", request.method, request.url.path, response.status_code,
-                 (time.perf_counter() - started) * 1000)  # fmt: skip
+        log.info(
+            "%s %s %d %.1f ms",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
         return response
 
     def user_of(given: str | None) -> str | None:
@@ -385,16 +422,32 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
         try:
             return None if given is None else tokens.user_id(given)
         except SearchError as exc:
-            raise RequestValidationError([{"loc": ("query", "user_id"), "type": "value_error", "msg": str(exc)}]) from None
+            raise RequestValidationError(
+                [{"loc": ("query", "user_id"), "type": "value_error", "msg": str(exc)}]
+            ) from None
 
     def run(params: SearchParams) -> SearchResponse:
         response = client.search(
-            params.query, user_id=user_of(params.user_id), mode=params.mode, k=params.k, filters=parse_filters(params.filter),
-            offset=params.offset, explain=params.explain, path=params.path,
-        )  # fmt: skip
-        log.info("search mode=%s used=%s path=%s fallback=%s personalization=%s chars=%d hits=%d took_ms=%.1f",
-                 params.mode, response.mode, response.path, response.fallback, response.personalization,
-                 len(params.query), len(response.hits), response.took_ms)  # fmt: skip
+            params.query,
+            user_id=user_of(params.user_id),
+            mode=params.mode,
+            k=params.k,
+            filters=parse_filters(params.filter),
+            offset=params.offset,
+            explain=params.explain,
+            path=params.path,
+        )
+        log.info(
+            "search mode=%s used=%s path=%s fallback=%s personalization=%s chars=%d hits=%d took_ms=%.1f",
+            params.mode,
+            response.mode,
+            response.path,
+            response.fallback,
+            response.personalization,
+            len(params.query),
+            len(response.hits),
+            response.took_ms,
+        )
         return response
 
     @app.get("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, summary="Search (query parameters)")
@@ -405,26 +458,36 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
     def search_post(params: SearchParams) -> SearchResponse:
         return run(params)
 
-    @app.post("/embed", response_model=list[list[float]], responses=EMBED_RESPONSES,
-              summary="Vectors of texts, for the cluster's remote model (bearer token)")  # fmt: skip
+    @app.post(
+        "/embed",
+        response_model=list[list[float]],
+        responses=EMBED_RESPONSES,
+        summary="Vectors of texts, for the cluster's remote model (bearer token)",
+    )
     def embed(body: EmbedRequest, authorization: Annotated[str, Header()] = "") -> Any:
         if settings.embed_token is None:
-            return JSONResponse(status_code=404, content={"error": "the embedding endpoint is off; start the server "
-                                                                   "with TBHNS_EMBED_TOKEN set"})  # fmt: skip
+            return JSONResponse(
+                status_code=404,
+                content={"error": "the embedding endpoint is off; start the server with TBHNS_EMBED_TOKEN set"},
+            )
         if not hmac.compare_digest(authorization.encode(), f"Bearer {settings.embed_token}".encode()):
             return JSONResponse(status_code=401, content={"error": "a valid bearer token is required"})
         return client.query_encoder.encoder.encode(body.input).tolist()
 
     @app.get("/health", summary="Cluster and model status")
     def health() -> JSONResponse:
-        model = {"encoder": client.query_encoder.name, "loaded": client.query_encoder.loaded,
-                 "cache": asdict(client.query_encoder.cache_info())}  # fmt: skip
+        model = {
+            "encoder": client.query_encoder.name,
+            "loaded": client.query_encoder.loaded,
+            "cache": asdict(client.query_encoder.cache_info()),
+        }
         try:
             cluster: dict[str, Any] = {"reachable": True, **asdict(client.health())}
         except ClusterError as exc:
             log.warning("health: %s", exc)
-            return JSONResponse(status_code=503, content={"status": "unavailable", "cluster": {"reachable": False},
-                                                          "model": model})  # fmt: skip
+            return JSONResponse(
+                status_code=503, content={"status": "unavailable", "cluster": {"reachable": False}, "model": model}
+            )
         status = "ok" if cluster["status"] in ("green", "yellow") and cluster["index_exists"] else "degraded"
         return JSONResponse(status_code=200, content={"status": status, "cluster": cluster, "model": model})
 
@@ -432,11 +495,24 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
     def compare_get(params: Annotated[CompareParams, Query()]) -> Comparison:
         unknown = [spec for spec in params.column if parse_column(spec).system not in ("", *by_system)]
         if unknown:
-            raise RequestValidationError([{"loc": ("query", "column"), "type": "value_error",
-                                           "msg": f"{unknown[0]!r} names no system of this server ({', '.join(by_system)})"}])  # fmt: skip
-        result = compare(params.query, [parse_column(spec) for spec in params.column], by_system,
-                         user_id=user_of(params.user_id), filters=parse_filters(params.filter), k=params.k,
-                         judgments=settings.judgments).model_copy(update={"user_id": params.user_id})  # fmt: skip
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "column"),
+                        "type": "value_error",
+                        "msg": f"{unknown[0]!r} names no system of this server ({', '.join(by_system)})",
+                    }
+                ]
+            )
+        result = compare(
+            params.query,
+            [parse_column(spec) for spec in params.column],
+            by_system,
+            user_id=user_of(params.user_id),
+            filters=parse_filters(params.filter),
+            k=params.k,
+            judgments=settings.judgments,
+        ).model_copy(update={"user_id": params.user_id})
         log.info("compare columns=%d chars=%d judged=%s", len(result.columns), len(params.query), result.judged)
         return result
 
@@ -445,15 +521,22 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
         if settings.user_list == "off":
             return []
         masked = settings.user_list == "masked"
-        return [{"user_id": tokens.token(user.user_id) if masked else user.user_id,
-                 "label": mask_user_id(user.user_id) if masked else user.user_id, "event_count": user.event_count}
-                for user in client.users(MAX_USERS_LISTED)]  # fmt: skip
+        return [
+            {
+                "user_id": tokens.token(user.user_id) if masked else user.user_id,
+                "label": mask_user_id(user.user_id) if masked else user.user_id,
+                "event_count": user.event_count,
+            }
+            for user in client.users(MAX_USERS_LISTED)
+        ]
 
     @app.get("/compare/options", summary="What the comparison page can choose from")
     def compare_options() -> dict[str, Any]:
         return {
-            "systems": [{"name": system.name, "index": system.index, "encoder": system.encoder}
-                        for system in settings.all_systems],  # fmt: skip
+            "systems": [
+                {"name": system.name, "index": system.index, "encoder": system.encoder}
+                for system in settings.all_systems
+            ],
             "modes": list(MODES),
             "max_columns": MAX_COLUMNS,
             "judged_queries": len(settings.judgments) if settings.judgments is not None else None,
@@ -467,4 +550,3 @@ def create_app(settings: ServeSettings, search_client: SearchClient | None = Non
 
     app.mount("/page", StaticFiles(directory=str(PAGE)), name="page")
     return app
-

@@ -60,8 +60,10 @@ class SystemSpec:
         name, _, rest = spec.partition("=")
         parts = [part.strip() for part in rest.split(",")]
         if not name.strip() or len(parts) not in (2, 3) or not all(parts):
-            raise SearchError(f"--system {spec!r} must be NAME=ALIAS,ENCODER[,USERS_INDEX], e.g. "
-                              "trained=products-trained,runs/compare/icecat-taxonomy,users-trained")  # fmt: skip
+            raise SearchError(
+                f"--system {spec!r} must be NAME=ALIAS,ENCODER[,USERS_INDEX], e.g. "
+                "trained=products-trained,runs/compare/icecat-taxonomy,users-trained"
+            )
         return cls(name.strip(), *parts)
 
 
@@ -130,9 +132,16 @@ def judgments_by_query(labelled: Iterable[LabelledQuery]) -> dict[str, dict[str,
     return grouped
 
 
-def compare(query: str, columns: Sequence[ColumnSpec], clients: Mapping[str, SearchClient], *,
-            user_id: str | None = None, filters: Filters | None = None, k: int = 10,
-            judgments: Judgments | None = None) -> Comparison:  # fmt: skip
+def compare(
+    query: str,
+    columns: Sequence[ColumnSpec],
+    clients: Mapping[str, SearchClient],
+    *,
+    user_id: str | None = None,
+    filters: Filters | None = None,
+    k: int = 10,
+    judgments: Judgments | None = None,
+) -> Comparison:
     """Run `query` through each column (`clients`: system name -> its `SearchClient`) and grade the hits.
 
     Example:
@@ -147,7 +156,9 @@ def compare(query: str, columns: Sequence[ColumnSpec], clients: Mapping[str, Sea
     for position, column in enumerate(columns):
         system = column.system or default
         if system not in clients:
-            raise SearchError(f"column {column.mode}:{system}: no system {system!r}; this server has {', '.join(clients)}")
+            raise SearchError(
+                f"column {column.mode}:{system}: no system {system!r}; this server has {', '.join(clients)}"
+            )
         client = clients[system]
         response = client.search(query, user_id=user_id, mode=column.mode, k=k, filters=filters)
         ranks = {hit.id: rank for rank, hit in enumerate(response.hits)}
@@ -157,17 +168,40 @@ def compare(query: str, columns: Sequence[ColumnSpec], clients: Mapping[str, Sea
     return Comparison(query=query, user_id=user_id, judged=grades is not None, columns=results)
 
 
-def _column(mode: str, system: str, client: SearchClient, response: SearchResponse, grades: Mapping[str, int] | None,
-            ranks: Mapping[str, int], first_ranks: Mapping[str, int], first: bool) -> ColumnResult:  # fmt: skip
+def _column(
+    mode: str,
+    system: str,
+    client: SearchClient,
+    response: SearchResponse,
+    grades: Mapping[str, int] | None,
+    ranks: Mapping[str, int],
+    first_ranks: Mapping[str, int],
+    first: bool,
+) -> ColumnResult:
     hits = [
-        ComparedHit(id=hit.id, title=hit.title, category_path=list(hit.category_path), brand=hit.brand,
-                    price=hit.price, score=hit.score, grade=None if grades is None else grades.get(hit.id),
-                    moved_by=None if first or hit.id not in first_ranks else first_ranks[hit.id] - ranks[hit.id])  # fmt: skip
+        ComparedHit(
+            id=hit.id,
+            title=hit.title,
+            category_path=list(hit.category_path),
+            brand=hit.brand,
+            price=hit.price,
+            score=hit.score,
+            grade=None if grades is None else grades.get(hit.id),
+            moved_by=None if first or hit.id not in first_ranks else first_ranks[hit.id] - ranks[hit.id],
+        )
         for hit in response.hits
     ]
-    return ColumnResult(mode=mode, system=system, encoder=client.query_encoder.name, used_mode=response.mode,
-                        path=response.path, fallback_reason=response.fallback_reason, took_ms=round(response.took_ms, 1),
-                        ndcg_at_10=_ndcg_at_10(ranks, grades), hits=hits)  # fmt: skip
+    return ColumnResult(
+        mode=mode,
+        system=system,
+        encoder=client.query_encoder.name,
+        used_mode=response.mode,
+        path=response.path,
+        fallback_reason=response.fallback_reason,
+        took_ms=round(response.took_ms, 1),
+        ndcg_at_10=_ndcg_at_10(ranks, grades),
+        hits=hits,
+    )
 
 
 def _ndcg_at_10(ranks: Mapping[str, int], grades: Mapping[str, int] | None) -> float | None:

@@ -57,6 +57,8 @@ class UserTokens:
         if not given.startswith(TOKEN_PREFIX):
             return given
         if given not in self._ids:
-            raise SearchError(f"user token {given[:16]}... is not one this server listed (it restarted since); "
-                              "reload the page and pick the user again")  # fmt: skip
+            raise SearchError(
+                f"user token {given[:16]}... is not one this server listed (it restarted since); "
+                "reload the page and pick the user again"
+            )
         return self._ids[given]

@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test
 from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test
 
 HISTORY_EDGES: tuple[int, ...] = (1, 5)
 """Default lower bounds of the user-history buckets after the first: "0", "1-4", "5+" (past interactions)."""
@@ -36,8 +36,10 @@ def check_history_edges(edges: Sequence[int]) -> tuple[int, ...]:
     edges = tuple(edges)
     whole = all(isinstance(edge, int) and not isinstance(edge, bool) for edge in edges)
     if not edges or not whole or edges[0] < 1 or any(a >= b for a, b in zip(edges, edges[1:])):
-        raise BenchError(f"history bucket edges must be increasing whole numbers >= 1 (the lower bound of each "
-                         f"bucket after the one from 0), got {list(edges)}; e.g. [5, 20] for 0-4, 5-19, 20+")  # fmt: skip
+        raise BenchError(
+            f"history bucket edges must be increasing whole numbers >= 1 (the lower bound of each "
+            f"bucket after the one from 0), got {list(edges)}; e.g. [5, 20] for 0-4, 5-19, 20+"
+        )
     return edges
 
 
@@ -104,13 +106,20 @@ def breakdown(per_query: Mapping[str, float], groups: Mapping[str, str]) -> dict
         if qid in groups:
             members.setdefault(groups[qid], []).append(score)
     if per_query and not members:
-        raise BenchError(f"No query of the {len(per_query)} scored has a group; check that `groups` is keyed "
-                         f"by the same query ids (e.g. {next(iter(per_query))!r}).")
+        raise BenchError(
+            f"No query of the {len(per_query)} scored has a group; check that `groups` is keyed "
+            f"by the same query ids (e.g. {next(iter(per_query))!r})."
+        )
     return {g: GroupStat(mean=sum(v) / len(v), count=len(v)) for g, v in sorted(members.items(), key=_by_group)}
 
 
-def group_tests(per_query: Mapping[str, Mapping[str, float]], baseline: str, groups: Mapping[str, str],
-                metric: str, method: str = "holm") -> dict[str, list[PairedTest]]:
+def group_tests(
+    per_query: Mapping[str, Mapping[str, float]],
+    baseline: str,
+    groups: Mapping[str, str],
+    metric: str,
+    method: str = "holm",
+) -> dict[str, list[PairedTest]]:
     """Per group: each system vs `baseline` on the group's queries (paired tests; groups with fewer than 2
     queries are left out), corrected with `method` over every test of the breakdown as one family.
 
@@ -125,10 +134,20 @@ def group_tests(per_query: Mapping[str, Mapping[str, float]], baseline: str, gro
         if qid in groups:
             members.setdefault(groups[qid], []).append(qid)
     keyed = [
-        (group, paired_test({q: per_query[baseline][q] for q in qids}, {q: scores[q] for q in qids},
-                            metric=metric, baseline_name=baseline, system_name=name))  # fmt: skip
-        for group, qids in sorted(members.items(), key=_by_group) if len(qids) >= 2
-        for name, scores in per_query.items() if name != baseline
+        (
+            group,
+            paired_test(
+                {q: per_query[baseline][q] for q in qids},
+                {q: scores[q] for q in qids},
+                metric=metric,
+                baseline_name=baseline,
+                system_name=name,
+            ),
+        )
+        for group, qids in sorted(members.items(), key=_by_group)
+        if len(qids) >= 2
+        for name, scores in per_query.items()
+        if name != baseline
     ]
     adjusted = adjust([test for _, test in keyed], method) if keyed else []
     tests: dict[str, list[PairedTest]] = {}

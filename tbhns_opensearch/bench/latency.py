@@ -43,12 +43,20 @@ def latency_stats(seconds: Sequence[float], wall_s: float | None = None) -> Late
     """
     values = np.asarray(seconds, dtype=np.float64)  # (n,)
     if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise BenchError(f"Latencies must be a non-empty list of finite seconds >= 0, got {len(values)} values "
-                         f"(first: {values.ravel()[:3].tolist()}).")
+        raise BenchError(
+            f"Latencies must be a non-empty list of finite seconds >= 0, got {len(values)} values "
+            f"(first: {values.ravel()[:3].tolist()})."
+        )
     total = values.sum() if wall_s is None else wall_s
     if total <= 0:
         raise BenchError(f"Total time must be > 0 to compute QPS, got {total} s.")
     p50, p95, p99 = np.percentile(values, [50, 95, 99]) * 1000
-    return LatencyStats(n=int(values.size), mean_ms=float(values.mean() * 1000), p50_ms=float(p50),
-                        p95_ms=float(p95), p99_ms=float(p99), max_ms=float(values.max() * 1000),
-                        qps=float(values.size / total))
+    return LatencyStats(
+        n=int(values.size),
+        mean_ms=float(values.mean() * 1000),
+        p50_ms=float(p50),
+        p95_ms=float(p95),
+        p99_ms=float(p99),
+        max_ms=float(values.max() * 1000),
+        qps=float(values.size / total),
+    )

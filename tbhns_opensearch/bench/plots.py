@@ -46,8 +46,9 @@ def latency_boxes(latencies_ms: Mapping[str, Sequence[float]], path: str | Path)
     return _save(fig, path)
 
 
-def group_deltas(deltas: Mapping[str, Mapping[str, float]], path: str | Path, *, metric: str, baseline: str,
-                 key: str) -> Path:
+def group_deltas(
+    deltas: Mapping[str, Mapping[str, float]], path: str | Path, *, metric: str, baseline: str, key: str
+) -> Path:
     """Grouped bars of mean(system) - mean(baseline) per group (`deltas`: label -> {group: delta})."""
     groups = sorted({g for by_group in deltas.values() for g in by_group})
     fig = _figure(width=max(6.4, 0.6 * len(groups) * max(1, len(deltas))))

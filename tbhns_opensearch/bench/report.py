@@ -21,22 +21,29 @@ import platform
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tbhns_opensearch.bench import plots
-from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.bench.breakdown import GroupStat, breakdown, group_tests
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
+from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig, evaluate
 from tbhns_opensearch.eval.runs import DataSource, RankedRun
 from tbhns_opensearch.eval.significance import PairedTest
 
 REPORTED_PACKAGES: tuple[str, ...] = (
-    "tbhns-opensearch", "numpy", "scipy", "ranx", "matplotlib", "opensearch-py", "torch",
-    "sentence-transformers", "onnxruntime",
+    "tbhns-opensearch",
+    "numpy",
+    "scipy",
+    "ranx",
+    "matplotlib",
+    "opensearch-py",
+    "torch",
+    "sentence-transformers",
+    "onnxruntime",
 )
 """Packages whose versions every report records."""
 
@@ -76,9 +83,15 @@ class SystemResult:
         return latency_stats(self.latencies_s, self.wall_s) if self.latencies_s else None
 
     @classmethod
-    def from_run(cls, ranked: RankedRun, qrels: Mapping[str, Mapping[str, int]],
-                 config: MetricConfig | None = None, *, latencies_s: Sequence[float] = (),
-                 wall_s: float | None = None) -> SystemResult:
+    def from_run(
+        cls,
+        ranked: RankedRun,
+        qrels: Mapping[str, Mapping[str, int]],
+        config: MetricConfig | None = None,
+        *,
+        latencies_s: Sequence[float] = (),
+        wall_s: float | None = None,
+    ) -> SystemResult:
         """Evaluate `ranked` (full, and judged-only when the qrels judge some documents non-relevant: with
         relevant-only qrels a condensed list holds nothing but relevant documents) and keep its labels.
 
@@ -89,10 +102,15 @@ class SystemResult:
         threshold = evaluation.config.threshold
         judges_non_relevant = any(grade < threshold for grades in qrels.values() for grade in grades.values())
         return cls(
-            name=ranked.name, mode=ranked.mode, source=ranked.source, encoder=ranked.encoder,
+            name=ranked.name,
+            mode=ranked.mode,
+            source=ranked.source,
+            encoder=ranked.encoder,
             evaluation=evaluation,
             judged_only=evaluate(ranked.run, qrels, config, judged_only=True) if judges_non_relevant else None,
-            latencies_s=tuple(latencies_s), wall_s=wall_s, metadata=dict(ranked.metadata),
+            latencies_s=tuple(latencies_s),
+            wall_s=wall_s,
+            metadata=dict(ranked.metadata),
         )
 
 
@@ -137,11 +155,15 @@ class BenchResult:
         config = self.system(self.baseline).evaluation.config
         for system in self.systems:
             if system.evaluation.config != config:
-                raise BenchError(f"System {system.name!r} was evaluated with {system.evaluation.config}, the "
-                                 f"baseline with {config}; evaluate all systems with the same MetricConfig.")
+                raise BenchError(
+                    f"System {system.name!r} was evaluated with {system.evaluation.config}, the "
+                    f"baseline with {config}; evaluate all systems with the same MetricConfig."
+                )
             if self.primary_metric not in system.evaluation.mean:
-                raise BenchError(f"Primary metric {self.primary_metric!r} missing for {system.name!r}; "
-                                 f"available: {', '.join(system.evaluation.mean)}.")
+                raise BenchError(
+                    f"Primary metric {self.primary_metric!r} missing for {system.name!r}; "
+                    f"available: {', '.join(system.evaluation.mean)}."
+                )
 
     def system(self, name: str) -> SystemResult:
         return next(s for s in self.systems if s.name == name)
@@ -192,8 +214,9 @@ def write_report(result: BenchResult, directory: str | Path) -> list[Path]:
     written = _write_plots(result, out)
     report_json = out / "report.json"
     group_significance = {key: _group_tests(result, groups) for key, groups in result.breakdowns.items()}
-    report_json.write_text(json.dumps(_report_dict(result, group_significance), indent=2, allow_nan=False) + "\n",
-                           encoding="utf-8")  # fmt: skip
+    report_json.write_text(
+        json.dumps(_report_dict(result, group_significance), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
     summary = out / "summary.md"
     summary.write_text(_summary_markdown(result, [p.name for p in written], group_significance), encoding="utf-8")
     return [report_json, summary, *written]
@@ -210,7 +233,7 @@ def _report_dict(result: BenchResult, group_significance: GroupSignificance) -> 
     return {
         "title": result.title,
         "dataset": result.dataset,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "baseline": result.baseline,
         "primary_metric": result.primary_metric,
         "data_sources": {s.name: s.source.value for s in result.systems},
@@ -219,9 +242,13 @@ def _report_dict(result: BenchResult, group_significance: GroupSignificance) -> 
         "systems": [_system_dict(s) for s in result.systems],
         "significance": [asdict(t) for t in result.significance],
         "breakdowns": {
-            key: {s.name: {m: {g: asdict(stat) for g, stat in breakdown(values, groups).items()}
-                           for m, values in s.evaluation.per_query.items()}
-                  for s in result.systems}
+            key: {
+                s.name: {
+                    m: {g: asdict(stat) for g, stat in breakdown(values, groups).items()}
+                    for m, values in s.evaluation.per_query.items()
+                }
+                for s in result.systems
+            }
             for key, groups in result.breakdowns.items()
         },
         "breakdown_significance": {
@@ -266,15 +293,27 @@ def _summary_markdown(result: BenchResult, plot_files: Sequence[str], group_sign
     base = result.system(result.baseline).evaluation
     config = base.config
     lines = [
-        f"# {result.title}", "",
-        (f"Dataset: {result.dataset}. Baseline: `{result.baseline}`. {len(base.queries)} evaluated queries "
-         f"({len(base.skipped)} without a relevant document skipped)."),
-        (f"Relevance: grade >= {config.threshold} counts for Recall and MRR; NDCG@{config.ndcg_k} uses "
-         f"{config.gain} gains of the graded judgments."), "",
-        *_source_section(result), "",
-        *_effectiveness_section(result), "",
+        f"# {result.title}",
+        "",
+        (
+            f"Dataset: {result.dataset}. Baseline: `{result.baseline}`. {len(base.queries)} evaluated queries "
+            f"({len(base.skipped)} without a relevant document skipped)."
+        ),
+        (
+            f"Relevance: grade >= {config.threshold} counts for Recall and MRR; NDCG@{config.ndcg_k} uses "
+            f"{config.gain} gains of the graded judgments."
+        ),
+        "",
+        *_source_section(result),
+        "",
+        *_effectiveness_section(result),
+        "",
     ]
-    for section in (_judged_only_section(result), _latency_section(result), *_breakdown_sections(result, group_significance)):
+    for section in (
+        _judged_only_section(result),
+        _latency_section(result),
+        *_breakdown_sections(result, group_significance),
+    ):
         if section:
             lines += [*section, ""]
     if plot_files:
@@ -287,8 +326,13 @@ def _source_section(result: BenchResult) -> list[str]:
     lines += [f"| {s.name} | **{s.source.value}** |" for s in result.systems]
     not_real = [f"{s.name} ({s.source.value})" for s in result.systems if s.source is not DataSource.REAL]
     if not_real:
-        lines += ["", (f"> **Not real queries:** {', '.join(not_real)}. These numbers measure the systems on "
-                       "generated or simulated data, not on real shoppers' queries.")]
+        lines += [
+            "",
+            (
+                f"> **Not real queries:** {', '.join(not_real)}. These numbers measure the systems on "
+                "generated or simulated data, not on real shoppers' queries."
+            ),
+        ]
     return lines + _queries_note(result)
 
 
@@ -315,36 +359,55 @@ def _effectiveness_section(result: BenchResult) -> list[str]:
     if tests:
         some = next(iter(result.significance))
         pairs = f"{some.n} users, each user's queries averaged" if result.paired_by == "user" else f"{some.n} queries"
-        lines += ["", (f"▲/▼: significantly better/worse than `{result.baseline}` (two-sided randomization "
-                       f"test paired by {result.paired_by} ({pairs}), {some.n_resamples} sign flips, "
-                       f"{some.correction} correction over {len(tests)} comparisons, alpha = {some.alpha}). p is the corrected p-value. Bootstrap "
-                       f"{some.confidence:.0%} CIs of the differences are in report.json.")]
+        lines += [
+            "",
+            (
+                f"▲/▼: significantly better/worse than `{result.baseline}` (two-sided randomization "
+                f"test paired by {result.paired_by} ({pairs}), {some.n_resamples} sign flips, "
+                f"{some.correction} correction over {len(tests)} comparisons, alpha = {some.alpha}). "
+                "p is the corrected p-value. Bootstrap "
+                f"{some.confidence:.0%} CIs of the differences are in report.json."
+            ),
+        ]
     return lines
 
 
 def _judged_only_section(result: BenchResult) -> list[str]:
     condensed = [(s, s.judged_only) for s in result.systems if s.judged_only]
     if not condensed:
-        return ["## Judged-only (condensed lists)", "",
-                ("Not computed: the qrels judge no document non-relevant (e.g. held-out purchases), so a "
-                 "condensed list would hold only relevant documents.")]
+        return [
+            "## Judged-only (condensed lists)",
+            "",
+            (
+                "Not computed: the qrels judge no document non-relevant (e.g. held-out purchases), so a "
+                "condensed list would hold only relevant documents."
+            ),
+        ]
     judged = f"judged@{condensed[0][1].config.judged_k}"
     names = [m for m in condensed[0][1].config.names if m != judged]
-    rows = [[s.name, f"{s.evaluation.mean[judged]:.3f}", *(f"{ev.mean[m]:.4f}" for m in names)]
-            for s, ev in condensed]
-    return ["## Judged-only (condensed lists)", "",
-            ("Scores with unjudged documents removed from each ranking (Sakai 2007). A system that gains much "
-             f"here, or has a low {judged}, retrieves many unjudged documents: its full scores are biased down "
-             "by the pooling."), "",
-            *_table(["system", judged, *map(metric_label, names)], rows)]
+    rows = [[s.name, f"{s.evaluation.mean[judged]:.3f}", *(f"{ev.mean[m]:.4f}" for m in names)] for s, ev in condensed]
+    return [
+        "## Judged-only (condensed lists)",
+        "",
+        (
+            "Scores with unjudged documents removed from each ranking (Sakai 2007). A system that gains much "
+            f"here, or has a low {judged}, retrieves many unjudged documents: its full scores are biased down "
+            "by the pooling."
+        ),
+        "",
+        *_table(["system", judged, *map(metric_label, names)], rows),
+    ]
 
 
 def _latency_section(result: BenchResult) -> list[str]:
     timed = [(s, s.latency) for s in result.systems if s.latencies_s]
     if not timed:
         return []
-    rows = [[s.name, s.mode, str(st.n), f"{st.p50_ms:.1f}", f"{st.p95_ms:.1f}", f"{st.p99_ms:.1f}",
-             f"{st.qps:.1f}"] for s, st in timed if st]
+    rows = [
+        [s.name, s.mode, str(st.n), f"{st.p50_ms:.1f}", f"{st.p95_ms:.1f}", f"{st.p99_ms:.1f}", f"{st.qps:.1f}"]
+        for s, st in timed
+        if st
+    ]
     return ["## Latency", "", *_table(["system", "mode", "queries", "p50 ms", "p95 ms", "p99 ms", "QPS"], rows)]
 
 
@@ -355,14 +418,31 @@ def _breakdown_sections(result: BenchResult, group_significance: GroupSignifican
         stats = {s.name: breakdown(s.evaluation.per_query[metric], groups) for s in result.systems}
         tests = {(g, t.system): t for g, group in group_significance[key].items() for t in group}
         base = stats[result.baseline]
-        rows = [[g, str(base[g].count), *(_group_cell(stats[s.name].get(g), tests.get((g, s.name)))
-                                          for s in result.systems)] for g in base]
+        rows = [
+            [
+                g,
+                str(base[g].count),
+                *(_group_cell(stats[s.name].get(g), tests.get((g, s.name))) for s in result.systems),
+            ]
+            for g in base
+        ]
         header = [key, "queries", *(s.name for s in result.systems)]
-        sections.append([f"## {metric_label(metric)} by {key}", "",
-                         (f"Mean per group; for each system, the difference from `{result.baseline}` on the "
-                          "group's queries and its randomization-test p (paired by query), Holm-corrected over "
-                          "the table."), "",
-                         *_table(header, rows), *_queries_note(result), "", *_group_metrics_table(result, key, groups)])
+        sections.append(
+            [
+                f"## {metric_label(metric)} by {key}",
+                "",
+                (
+                    f"Mean per group; for each system, the difference from `{result.baseline}` on the "
+                    "group's queries and its randomization-test p (paired by query), Holm-corrected over "
+                    "the table."
+                ),
+                "",
+                *_table(header, rows),
+                *_queries_note(result),
+                "",
+                *_group_metrics_table(result, key, groups),
+            ]
+        )
     return sections
 
 
@@ -370,15 +450,19 @@ def _group_metrics_table(result: BenchResult, key: str, groups: Mapping[str, str
     """Every metric (judged@k aside) per group and system: the means behind a breakdown."""
     names = [m for m in result.system(result.baseline).evaluation.config.names if not m.startswith("judged@")]
     stats = {(s.name, m): breakdown(s.evaluation.per_query[m], groups) for s in result.systems for m in names}
-    rows = [[g, str(count.count), s.name, *(f"{stats[(s.name, m)][g].mean:.4f}" for m in names)]
-            for g, count in stats[(result.baseline, names[0])].items() for s in result.systems]
+    rows = [
+        [g, str(count.count), s.name, *(f"{stats[(s.name, m)][g].mean:.4f}" for m in names)]
+        for g, count in stats[(result.baseline, names[0])].items()
+        for s in result.systems
+    ]
     return [f"All metrics by {key}:", "", *_table([key, "queries", "system", *map(metric_label, names)], rows)]
 
 
 def _group_tests(result: BenchResult, groups: Mapping[str, str]) -> dict[str, list[PairedTest]]:
     metric = result.primary_metric
-    return group_tests({s.name: s.evaluation.per_query[metric] for s in result.systems}, result.baseline,
-                       groups, metric)  # fmt: skip
+    return group_tests(
+        {s.name: s.evaluation.per_query[metric] for s in result.systems}, result.baseline, groups, metric
+    )
 
 
 def _group_cell(stat: GroupStat | None, test: PairedTest | None) -> str:
@@ -396,8 +480,11 @@ def _marker(test: PairedTest | None) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(row) + " |" for row in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 # -- plots ---------------------------------------------------------------------------------------------------
@@ -405,13 +492,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _write_plots(result: BenchResult, out: Path) -> list[Path]:
     recall = {
-        _label(s): {k: s.evaluation.mean[f"recall@{k}"] for k in s.evaluation.config.recall_ks}
-        for s in result.systems
+        _label(s): {k: s.evaluation.mean[f"recall@{k}"] for k in s.evaluation.config.recall_ks} for s in result.systems
     }
     written = [plots.recall_curves(recall, out / "recall_at_k.png")]
     timed = {
         f"{s.name}\n({s.mode}, {s.source.value})": [x * 1000 for x in s.latencies_s]
-        for s in result.systems if s.latencies_s
+        for s in result.systems
+        if s.latencies_s
     }
     if timed:
         written.append(plots.latency_boxes(timed, out / "latency.png"))
@@ -419,12 +506,19 @@ def _write_plots(result: BenchResult, out: Path) -> list[Path]:
     for key, groups in result.breakdowns.items():
         base = breakdown(result.system(result.baseline).evaluation.per_query[metric], groups)
         deltas = {
-            _label(s): {g: stat.mean - base[g].mean
-                        for g, stat in breakdown(s.evaluation.per_query[metric], groups).items() if g in base}
-            for s in result.systems if s.name != result.baseline
+            _label(s): {
+                g: stat.mean - base[g].mean
+                for g, stat in breakdown(s.evaluation.per_query[metric], groups).items()
+                if g in base
+            }
+            for s in result.systems
+            if s.name != result.baseline
         }
-        written.append(plots.group_deltas(deltas, out / f"delta_{_slug(key)}.png", metric=metric_label(metric),
-                                          baseline=result.baseline, key=key))
+        written.append(
+            plots.group_deltas(
+                deltas, out / f"delta_{_slug(key)}.png", metric=metric_label(metric), baseline=result.baseline, key=key
+            )
+        )
     return written
 
 

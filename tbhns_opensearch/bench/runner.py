@@ -12,28 +12,29 @@ import re
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from tqdm import tqdm
 
-from tbhns_opensearch.eval.metrics import MetricConfig
-from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_report
-from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write_ranked_run
-from tbhns_opensearch.eval.significance import cluster_means, compare_to_baseline
-from tbhns_opensearch.catalog import Product, read_catalog
-from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.bench.breakdown import HISTORY_EDGES, check_history_edges, history_bucket, query_shape
+from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_report
+from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
+from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.eval.metrics import MetricConfig
+from tbhns_opensearch.eval.queries import load_labelled_queries
+from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write_ranked_run
+from tbhns_opensearch.eval.significance import cluster_means, compare_to_baseline
+from tbhns_opensearch.eval.splits import read_split, select_split, split_by_query
 from tbhns_opensearch.index.documents import catalog_fingerprint
 from tbhns_opensearch.index.templates import IndexConfig, load_template
 from tbhns_opensearch.query.fusion import HybridConfig, bm25_weighted
-from tbhns_opensearch.eval.queries import load_labelled_queries
-from tbhns_opensearch.eval.splits import read_split, select_split, split_by_query
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 from tbhns_opensearch.users.sequences import (
@@ -55,12 +56,16 @@ class SystemSpec:
     encoder: str = ""  # sentence-transformers dir or name; empty for bm25
     personalize: bool = True  # send the query's user (configs with [users]); false: a plain hybrid
     hybrid_depth: int = 0  # hybrid: candidates per sub-query (at least the config's depth); 0: HybridConfig's
-    hybrid_bm25_weight: float | None = None  # hybrid min-max: the BM25 weight (the vector's: 1 - it); None: HybridConfig's
+    hybrid_bm25_weight: float | None = (
+        None  # hybrid min-max: the BM25 weight (the vector's: 1 - it); None: HybridConfig's
+    )
 
     def __post_init__(self) -> None:
         if self.hybrid_bm25_weight is not None and not 0.0 <= self.hybrid_bm25_weight <= 1.0:
-            raise BenchError(f"system {self.name!r}: hybrid_bm25_weight must be in [0, 1] (the vector weight is 1 - "
-                             f"it), got {self.hybrid_bm25_weight}")  # fmt: skip
+            raise BenchError(
+                f"system {self.name!r}: hybrid_bm25_weight must be in [0, 1] (the vector weight is 1 - "
+                f"it), got {self.hybrid_bm25_weight}"
+            )
 
     def hybrid(self) -> HybridConfig | None:
         """The hybrid settings this system overrides; None: `HybridConfig`'s defaults.
@@ -116,17 +121,22 @@ class UsersSpec:
         defaults = {spec.name: spec.default for spec in fields(self)}
         changed = [name for name in other if getattr(self, name) != defaults[name]]
         if changed:
-            raise BenchError(f"[users] {changed[0]} applies only {'without' if self.order_lines else 'with'} "
-                             f"order_lines (order_lines = {self.order_lines!r}); drop {changed[0]}")  # fmt: skip
+            raise BenchError(
+                f"[users] {changed[0]} applies only {'without' if self.order_lines else 'with'} "
+                f"order_lines (order_lines = {self.order_lines!r}); drop {changed[0]}"
+            )
         if not (0 <= self.validation and 0 <= self.test and self.validation + self.test < 1):
-            raise BenchError(f"[users] validation = {self.validation} and test = {self.test} must be shares >= 0 "
-                             "that leave training users (sum below 1); lower them")  # fmt: skip
+            raise BenchError(
+                f"[users] validation = {self.validation} and test = {self.test} must be shares >= 0 "
+                "that leave training users (sum below 1); lower them"
+            )
         edges = self.history_buckets or ((5, 20) if self.order_lines else HISTORY_EDGES)
         object.__setattr__(self, "history_buckets", check_history_edges(edges))
 
     def personalization(self) -> PersonalizationConfig:
-        return PersonalizationConfig(event_weights={"purchase": 1.0}, half_life=self.half_life,
-                                     min_history=self.min_history, alpha=self.alpha)  # fmt: skip
+        return PersonalizationConfig(
+            event_weights={"purchase": 1.0}, half_life=self.half_life, min_history=self.min_history, alpha=self.alpha
+        )
 
 
 @dataclass(frozen=True)
@@ -157,11 +167,15 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         if self.split not in ("validation", "test", "all") or (self.training_config and self.split == "all"):
-            raise BenchError(f"split must be validation, test or all (all not with training_config), got {self.split!r}")
+            raise BenchError(
+                f"split must be validation, test or all (all not with training_config), got {self.split!r}"
+            )
         shallow = [system.name for system in self.systems if 0 < system.hybrid_depth < self.depth]
         if shallow:
-            raise BenchError(f"systems {shallow} have hybrid_depth below depth = {self.depth} hits per query; "
-                             "lower depth or raise their hybrid_depth")  # fmt: skip
+            raise BenchError(
+                f"systems {shallow} have hybrid_depth below depth = {self.depth} hits per query; "
+                "lower depth or raise their hybrid_depth"
+            )
         unknown = [name for name in self.breakdown if name not in BREAKDOWNS]
         if unknown:
             raise BenchError(f"unknown breakdown {unknown}; valid breakdowns are {sorted(BREAKDOWNS)}")
@@ -194,7 +208,7 @@ class BenchConfig:
         return Path(self.training_config or "catalog").stem
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "BenchConfig":
+    def from_toml(cls, path: str | Path) -> BenchConfig:
         """Read a config like `benchmarks/configs/icecat.toml`."""
         raw = tomllib.loads(Path(path).read_text())
         try:
@@ -241,13 +255,16 @@ def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
         texts = {ids[text]: text for text in held_out.queries.values()}
         qrels = {ids[held_out.queries[key]]: dict(grades) for key, grades in held_out.qrels.items()}
         return list(data.products), QuerySet(texts, qrels)
-    stream = read_dataset(config.catalog, config.data_dir) if config.catalog in ADAPTERS else read_catalog(config.catalog)
+    stream = (
+        read_dataset(config.catalog, config.data_dir) if config.catalog in ADAPTERS else read_catalog(config.catalog)
+    )
     labelled = load_labelled_queries(config.queries, config.catalog, config.data_dir, config.judgments, config.source)
     if config.split != "all" and config.split_file:
         labelled = select_split(labelled, read_split(config.split_file), config.split)
     elif config.split != "all":
-        splits = split_by_query(labelled, seed=config.split_seed, validation=config.validation_fraction,
-                                test=config.test_fraction)  # fmt: skip
+        splits = split_by_query(
+            labelled, seed=config.split_seed, validation=config.validation_fraction, test=config.test_fraction
+        )
         labelled = list(getattr(splits, config.split))
     ids = query_ids([q.query for q in labelled])
     return list(stream), QuerySet({qid: text for text, qid in ids.items()}, graded_qrels(labelled, key=ids.__getitem__))
@@ -284,17 +301,26 @@ def _sequence_queries(spec: UsersSpec, split: str, catalog: list[Product]) -> tu
     bought = {user.user_id: {p.product_id for p in user.history} for user in chosen}
     groups = {
         "user history (orders)": lambda query: history_bucket(orders[query.user_id], spec.history_buckets),
-        "target items": lambda query: ("repurchase (a target bought before by the user)"
-                                       if query.targets & bought[query.user_id] else "cold (no target bought before)"),
-    }  # fmt: skip
-    label = (f"{DERIVED_QUERIES}: per user the whole last order held out, every earlier order the history; "
-             f"{data.lines_dropped} of {data.lines_read} order lines dropped for want of a product name")
+        "target items": lambda query: (
+            "repurchase (a target bought before by the user)"
+            if query.targets & bought[query.user_id]
+            else "cold (no target bought before)"
+        ),
+    }
+    label = (
+        f"{DERIVED_QUERIES}: per user the whole last order held out, every earlier order the history; "
+        f"{data.lines_dropped} of {data.lines_read} order lines dropped for want of a product name"
+    )
     queries = sequence_queries(chosen, products)
     return products, _user_query_set(queries, [held_out_user(user) for user in chosen], groups, label)
 
 
-def _user_query_set(queries: Sequence[UserQuery], users: Sequence[HeldOutUser],
-                    groups: Mapping[str, Callable[[UserQuery], str]], label: str) -> QuerySet:  # fmt: skip
+def _user_query_set(
+    queries: Sequence[UserQuery],
+    users: Sequence[HeldOutUser],
+    groups: Mapping[str, Callable[[UserQuery], str]],
+    label: str,
+) -> QuerySet:
     """The `QuerySet` of users' aisle queries (qid `u<user>-<aisle>`), their users' histories and groups."""
     texts, qrels, user_of = {}, {}, {}
     grouped: dict[str, dict[str, str]] = {name: {} for name in groups}
@@ -323,8 +349,9 @@ class SystemRun:
     methods: Counter[str] = field(default_factory=Counter)
 
 
-def run_system(search: Any, texts: dict[str, str], mode: str, depth: int,
-               user_of: dict[str, str] | None = None) -> SystemRun:  # fmt: skip
+def run_system(
+    search: Any, texts: dict[str, str], mode: str, depth: int, user_of: dict[str, str] | None = None
+) -> SystemRun:
     """Each query once through `search.search` (as its user, when `user_of` names one), sequentially."""
     user_of = user_of or {}
     run: Run = {}
@@ -437,14 +464,21 @@ class BenchRun:
             alias = self._ensure_ingested(client, encoder, fingerprint)
             if alias not in users_by_alias:
                 users_by_alias[alias] = self._users(client, alias, encoder, query_set)
-            search = SearchClient(self.opensearch, index=alias, encoder=encoder, hybrid=spec.hybrid(),
-                                  user_ttl_s=0.0, **users_by_alias[alias])  # fmt: skip  # a profile read per query
+            search = SearchClient(
+                self.opensearch,
+                index=alias,
+                encoder=encoder,
+                hybrid=spec.hybrid(),
+                user_ttl_s=0.0,
+                **users_by_alias[alias],
+            )  # a profile read per query
             user_of = query_set.user_of if spec.personalize else {}
             run_system(search, dict(list(texts.items())[:5]), spec.mode, config.depth, user_of)  # warm-up
             passed = run_system(search, texts, spec.mode, config.depth, user_of)
             sample = [(texts[qid], user_of.get(qid)) for qid in sorted(texts)[: config.qps_queries]]
-            qps = {f"qps@{n}": f"{measure_qps(search, sample, spec.mode, n, config.depth):.1f}"
-                   for n in config.concurrency}  # fmt: skip
+            qps = {
+                f"qps@{n}": f"{measure_qps(search, sample, spec.mode, n, config.depth):.1f}" for n in config.concurrency
+            }
             metadata = {"alias": alias, **qps, "fallback_queries": str(passed.fallbacks)}
             if passed.methods:
                 metadata["personalization"] = ", ".join(f"{method} {n}" for method, n in sorted(passed.methods.items()))
@@ -453,8 +487,10 @@ class BenchRun:
             systems.append(SystemResult.from_run(ranked, qrels, metric_config, latencies_s=passed.latencies))
         per_query = {s.name: s.evaluation.per_query for s in systems}
         if query_set.user_of:  # a user's queries share one history: pair per user, each user's queries averaged
-            per_query = {name: {m: cluster_means(scores, query_set.user_of.__getitem__) for m, scores in by_metric.items()}
-                         for name, by_metric in per_query.items()}  # fmt: skip
+            per_query = {
+                name: {m: cluster_means(scores, query_set.user_of.__getitem__) for m, scores in by_metric.items()}
+                for name, by_metric in per_query.items()
+            }
         metrics = ("recall@24", "ndcg@10", "mrr@100")
         significance = tuple(
             test for baseline in config.baselines for test in compare_to_baseline(per_query, baseline, metrics)
@@ -463,15 +499,20 @@ class BenchRun:
         breakdowns |= query_set.groups
         index, hybrid = IndexConfig(), HybridConfig()
         environment = {
-            "opensearch": client.info()["version"]["number"], "queries": str(len(texts)),
-            "index": (f"{index.shards} shard, {index.replicas} replicas; knn_vector HNSW engine={index.engine} "
-                      f"space={index.space_type} m={index.m} ef_construction={index.ef_construction} "
-                      f"ef_search={index.ef_search}"),
+            "opensearch": client.info()["version"]["number"],
+            "queries": str(len(texts)),
+            "index": (
+                f"{index.shards} shard, {index.replicas} replicas; knn_vector HNSW engine={index.engine} "
+                f"space={index.space_type} m={index.m} ef_construction={index.ef_construction} "
+                f"ef_search={index.ef_search}"
+            ),
             "profiles": "read on every personalized query (SearchClient user_ttl_s = 0)",
-            "hybrid": (f"{hybrid.fusion}, weights (bm25, vector) {hybrid.weights}, {max(hybrid.depth, config.depth)} "
-                       f"candidates per sub-query (the default {hybrid.depth}, raised to the {config.depth} hits kept) "
-                       "unless a system names its own"),
-        }  # fmt: skip
+            "hybrid": (
+                f"{hybrid.fusion}, weights (bm25, vector) {hybrid.weights}, {max(hybrid.depth, config.depth)} "
+                f"candidates per sub-query (the default {hybrid.depth}, raised to the {config.depth} hits kept) "
+                "unless a system names its own"
+            ),
+        }
         users = len(set(query_set.user_of.values()))
         asked = f"queries of {users} users" if users else f"{config.source} queries"
         result = BenchResult(
@@ -516,5 +557,11 @@ class BenchRun:
         alias = alias_for(self.config.catalog_name(), encoder, self.config.data_dir)
         if stored_fingerprint(client, alias) == fingerprint:
             return alias
-        ingest_products(client, self.products, Encoder(encoder, backend="auto", bulk=True), IndexConfig(alias=alias), IngestConfig(rebuild=True))
+        ingest_products(
+            client,
+            self.products,
+            Encoder(encoder, backend="auto", bulk=True),
+            IndexConfig(alias=alias),
+            IngestConfig(rebuild=True),
+        )
         return alias

@@ -19,14 +19,18 @@ from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 SAMPLE = 1000  # products the histories are drawn from (the first hits of a match-all search)
 
 
-def write_simulated_users(client: OpenSearch, alias: str, users_index: str, users: int = 20, history: int = 10,
-                          seed: int = 0) -> list[str]:  # fmt: skip
+def write_simulated_users(
+    client: OpenSearch, alias: str, users_index: str, users: int = 20, history: int = 10, seed: int = 0
+) -> list[str]:
     """Write `users` users of `history` purchases each (seeded draws from `alias`'s products) to `users_index`
     (created if missing); their ids."""
     rng = random.Random(seed)
     sample = [hit["_id"] for hit in client.search(index=alias, body={"size": SAMPLE, "_source": False})["hits"]["hits"]]
     ids = [f"simulated-{u}" for u in range(users)]
-    events = [UserEvent(user_id, product_id, "purchase", float(t), "simulated")
-              for user_id in ids for t, product_id in enumerate(rng.sample(sample, history))]  # fmt: skip
+    events = [
+        UserEvent(user_id, product_id, "purchase", float(t), "simulated")
+        for user_id in ids
+        for t, product_id in enumerate(rng.sample(sample, history))
+    ]
     ingest_users(client, events, UsersIngestConfig(alias, users_index, PersonalizationConfig()))
     return ids

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 from opensearchpy import OpenSearch
@@ -41,10 +41,14 @@ class ThroughputResult:
         return self.ingest_per_s / self.encode_only_per_s
 
 
-def encode_only(encoder: Encoder, texts: Sequence[str], chunk: int = IngestConfig().encode_chunk) -> tuple[np.ndarray, float]:
+def encode_only(
+    encoder: Encoder, texts: Sequence[str], chunk: int = IngestConfig().encode_chunk
+) -> tuple[np.ndarray, float]:
     """The vectors (n, dim) of `texts`, encoded `chunk` at a time as ingest encodes them, and the seconds it took."""
     started = time.perf_counter()
-    vectors = np.concatenate([encoder.encode(list(texts[begin : begin + chunk])) for begin in range(0, len(texts), chunk)])
+    vectors = np.concatenate(
+        [encoder.encode(list(texts[begin : begin + chunk])) for begin in range(0, len(texts), chunk)]
+    )
     return vectors, time.perf_counter() - started
 
 
@@ -59,10 +63,17 @@ def measure_ingest_throughput(
     the encode-only vectors (n, dim) come back too."""
     config = config or IngestConfig(rebuild=True, progress=False)
     encoder.encode([products[0].text_for_embedding()])  # load the model outside the timings
-    vectors, encode_s = encode_only(encoder, [product.text_for_embedding() for product in products], config.encode_chunk)
+    vectors, encode_s = encode_only(
+        encoder, [product.text_for_embedding() for product in products], config.encode_chunk
+    )
     summary = ingest_products(client, products, encoder, index_config, config)
-    result = ThroughputResult(products=len(products), batch_size=encoder.batch_size, backend=encoder.backend,
-                              encode_only_per_s=len(products) / encode_s, ingest_per_s=summary.products_per_s)  # fmt: skip
+    result = ThroughputResult(
+        products=len(products),
+        batch_size=encoder.batch_size,
+        backend=encoder.backend,
+        encode_only_per_s=len(products) / encode_s,
+        ingest_per_s=summary.products_per_s,
+    )
     return result, vectors
 
 
@@ -99,8 +110,10 @@ def cores_note() -> str:
     if len(allowed) >= total:
         return f"the encoder may use all {total} CPU cores, and a node on this machine shares them"
     listed = ",".join(map(str, allowed))
-    return (f"the encoder is pinned to CPU {listed} of {total} (`taskset -c {listed}`); the other "
-            "cores are the node's if it was started there")
+    return (
+        f"the encoder is pinned to CPU {listed} of {total} (`taskset -c {listed}`); the other "
+        "cores are the node's if it was started there"
+    )
 
 
 def throughput_markdown(results: Sequence[ThroughputResult], dataset: str, encoder: str, command: str) -> str:
@@ -113,11 +126,14 @@ def throughput_markdown(results: Sequence[ThroughputResult], dataset: str, encod
         f"chunks of {IngestConfig().encode_chunk}, bulk chunks of {IngestConfig().bulk_chunk}; one run, every runtime "
         f"on the same products in the same process, the node on the same machine; {cores_note()}.",
         "",
-        f"| runtime | batch | encode-only products/s | ingest products/s | ingest / encode-only | ingest vs {results[0].backend} "
-        f"| min cosine to {results[0].backend} |",
+        "| runtime | batch | encode-only products/s | ingest products/s | ingest / encode-only "
+        f"| ingest vs {results[0].backend} | min cosine to {results[0].backend} |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        *(f"| {r.backend} | {r.batch_size} | {r.encode_only_per_s:.1f} | {r.ingest_per_s:.1f} | {r.ratio:.0%} | "
-          f"{r.ingest_per_s / first:.2f}x | {r.min_cosine:.6f} |" for r in results),  # fmt: skip
+        *(
+            f"| {r.backend} | {r.batch_size} | {r.encode_only_per_s:.1f} | {r.ingest_per_s:.1f} | {r.ratio:.0%} | "
+            f"{r.ingest_per_s / first:.2f}x | {r.min_cosine:.6f} |"
+            for r in results
+        ),
         "",
         f"Run: `{command}`, 1-minute load average at the end {os.getloadavg()[0]:.1f} "
         "(the machine is shared: read the ratios, not the absolute rates).",

@@ -7,6 +7,14 @@ from tbhns_opensearch.catalog.readers import read_catalog, write_catalog_jsonl
 from tbhns_opensearch.catalog.stream import CatalogStream, ReadCounts, Reject
 
 __all__ = [
-    "CatalogStream", "ColumnMapping", "Judgment", "Product", "ReadCounts", "Reject",
-    "read_catalog", "read_judgments_csv", "write_catalog_jsonl", "write_judgments_csv",
+    "CatalogStream",
+    "ColumnMapping",
+    "Judgment",
+    "Product",
+    "ReadCounts",
+    "Reject",
+    "read_catalog",
+    "read_judgments_csv",
+    "write_catalog_jsonl",
+    "write_judgments_csv",
 ]

@@ -71,8 +71,12 @@ def parse_id(value: Any, field: str = "id") -> str:
         value = int(value)
     text = str(value).strip()
     if len(text.encode("utf-8")) > MAX_ID_BYTES:
-        raise RecordError(field, value, f"id is longer than OpenSearch's {MAX_ID_BYTES} bytes",
-                          "shorten it (e.g. a hash of the long id)")  # fmt: skip
+        raise RecordError(
+            field,
+            value,
+            f"id is longer than OpenSearch's {MAX_ID_BYTES} bytes",
+            "shorten it (e.g. a hash of the long id)",
+        )
     return text
 
 
@@ -147,13 +151,21 @@ def parse_path(value: Any, separator: str, field: str = "taxonomy_path") -> tupl
         return ()
     path = value
     if isinstance(value, str) and value.lstrip().startswith("["):
-        path = _loads(value, field, "path is not a valid JSON list",
-                      f"write it as a JSON list or as text separated by {separator!r}")
+        path = _loads(
+            value,
+            field,
+            "path is not a valid JSON list",
+            f"write it as a JSON list or as text separated by {separator!r}",
+        )
     if isinstance(path, str):
         path = path.split(separator)
     if not isinstance(path, (list, tuple)) or not all(isinstance(part, str) for part in path):
-        raise RecordError(field, _shown(value), "path is not a list of names",
-                          f"use a list of category names or text separated by {separator!r}")
+        raise RecordError(
+            field,
+            _shown(value),
+            "path is not a list of names",
+            f"use a list of category names or text separated by {separator!r}",
+        )
     return tuple(" ".join(part.split()) for part in path if part.strip())
 
 
@@ -185,15 +197,20 @@ def attribute_entries(name: str, value: Any, field: str, depth: int = 0) -> Iter
     """
     if isinstance(value, dict):
         if depth >= MAX_DEPTH:
-            raise RecordError(field, _shown(value), f"attribute {name!r} nests more than {MAX_DEPTH} objects deep",
-                              OBJECT_FIX)  # fmt: skip
+            raise RecordError(
+                field, _shown(value), f"attribute {name!r} nests more than {MAX_DEPTH} objects deep", OBJECT_FIX
+            )
         for key, item in value.items():
             yield from attribute_entries(f"{name}.{key}" if name else str(key), item, field, depth + 1)
     elif isinstance(value, (list, tuple)):
         items = [item for item in value if not is_missing(item)]
         if any(isinstance(item, (dict, list, tuple)) for item in items):
-            raise RecordError(field, _shown(value), f"attribute {name!r} holds a list of lists or objects",
-                              f"give it a value or a list of values; {OBJECT_FIX}")  # fmt: skip
+            raise RecordError(
+                field,
+                _shown(value),
+                f"attribute {name!r} holds a list of lists or objects",
+                f"give it a value or a list of values; {OBJECT_FIX}",
+            )
         if items:
             yield name, items
     elif not is_missing(value):
@@ -227,8 +244,12 @@ def _parse_number(value: Any, field: str, what: str, expected: str) -> float | N
     if number < 0:
         raise RecordError(field, value, f"{what} is negative", f"use {expected}")
     if number > FLOAT32_MAX:
-        raise RecordError(field, value, f"{what} is beyond the largest number OpenSearch's float field holds "
-                          f"({FLOAT32_MAX:.2g})", f"use {expected}")  # fmt: skip
+        raise RecordError(
+            field,
+            value,
+            f"{what} is beyond the largest number OpenSearch's float field holds ({FLOAT32_MAX:.2g})",
+            f"use {expected}",
+        )
     return number
 
 

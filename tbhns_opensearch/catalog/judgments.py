@@ -38,14 +38,17 @@ def read_judgments_csv(path: str | Path) -> list[Judgment]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CatalogError(f"judgments file {str(path)!r} does not exist; pass a CSV with columns "
-                           f"{','.join(JUDGMENT_COLUMNS)}")
+        raise CatalogError(
+            f"judgments file {str(path)!r} does not exist; pass a CSV with columns {','.join(JUDGMENT_COLUMNS)}"
+        )
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in JUDGMENT_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise CatalogError(f"{path}: missing column(s) {missing} (has {reader.fieldnames}); "
-                               f"judgments need the columns {','.join(JUDGMENT_COLUMNS)}")
+            raise CatalogError(
+                f"{path}: missing column(s) {missing} (has {reader.fieldnames}); "
+                f"judgments need the columns {','.join(JUDGMENT_COLUMNS)}"
+            )
         return [_judgment(row, path, reader.line_num) for row in reader]
 
 
@@ -90,8 +93,9 @@ def parse_grade(value: str, where: str) -> int:
     except (TypeError, ValueError):
         grade = -1
     if grade < 0:
-        raise CatalogError(f"{where}: grade {value!r} is not a non-negative integer; use 0 (irrelevant) "
-                           f"up to the set's highest grade")
+        raise CatalogError(
+            f"{where}: grade {value!r} is not a non-negative integer; use 0 (irrelevant) up to the set's highest grade"
+        )
     return grade
 
 

@@ -23,7 +23,6 @@ from tbhns_opensearch.catalog.fields import (
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import CatalogError
 
-
 OPTIONAL_COLUMNS = ("description", "brand", "price", "rating", "taxonomy", "attributes")
 
 
@@ -70,12 +69,15 @@ class ColumnMapping:
                     f"e.g. ColumnMapping({name}='product_{name}')" + (" or None" if name in OPTIONAL_COLUMNS else "")
                 )
         if not isinstance(self.taxonomy_separator, str) or not self.taxonomy_separator:
-            raise CatalogError(f"column mapping: taxonomy_separator={self.taxonomy_separator!r} is not a "
-                               "non-empty string; use e.g. ' > '")  # fmt: skip
+            raise CatalogError(
+                f"column mapping: taxonomy_separator={self.taxonomy_separator!r} is not a "
+                "non-empty string; use e.g. ' > '"
+            )
         columns = self.attribute_columns
         if isinstance(columns, str) or not all(isinstance(column, str) and column for column in columns):
-            raise CatalogError(f"column mapping: attribute_columns={columns!r} must be a list of column names; "
-                               "e.g. ['colour', 'size']")  # fmt: skip
+            raise CatalogError(
+                f"column mapping: attribute_columns={columns!r} must be a list of column names; e.g. ['colour', 'size']"
+            )
         object.__setattr__(self, "attribute_columns", tuple(columns))
 
     @classmethod
@@ -88,9 +90,7 @@ class ColumnMapping:
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(mapping) - valid)
         if unknown:
-            raise CatalogError(
-                f"column mapping: unknown field(s) {unknown}; valid fields are {sorted(valid)}"
-            )
+            raise CatalogError(f"column mapping: unknown field(s) {unknown}; valid fields are {sorted(valid)}")
         return cls(**{**{name: None for name in OPTIONAL_COLUMNS}, **mapping})
 
     @classmethod
@@ -111,15 +111,20 @@ class ColumnMapping:
             text = path.read_bytes().decode("utf-8")
             mapping = json.loads(text)
         except UnicodeDecodeError as exc:
-            raise CatalogError(f"mapping file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                               "save it as UTF-8") from exc  # fmt: skip
+            raise CatalogError(
+                f"mapping file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+            ) from exc
         except (ValueError, RecursionError) as exc:
             problem = "is empty" if not text.strip() else f"is not valid JSON ({exc})"
             raise CatalogError(f"mapping file {str(path)!r} {problem}; {example}") from exc
         except OSError as exc:
-            raise CatalogError(f"mapping file {str(path)!r} cannot be read ({exc.strerror}); pass a readable file") from exc
+            raise CatalogError(
+                f"mapping file {str(path)!r} cannot be read ({exc.strerror}); pass a readable file"
+            ) from exc
         if not isinstance(mapping, dict):
-            raise CatalogError(f"mapping file {str(path)!r} holds a JSON {_json_kind(mapping)}, not an object; {example}")
+            raise CatalogError(
+                f"mapping file {str(path)!r} holds a JSON {_json_kind(mapping)}, not an object; {example}"
+            )
         try:
             return cls.from_dict(mapping)
         except CatalogError as exc:
@@ -127,8 +132,16 @@ class ColumnMapping:
 
     def columns(self) -> tuple[str, ...]:
         """Every source column this mapping reads, in field order."""
-        named = (self.id, self.title, self.description, self.brand, self.price, self.rating,
-                 self.taxonomy, self.attributes)
+        named = (
+            self.id,
+            self.title,
+            self.description,
+            self.brand,
+            self.price,
+            self.rating,
+            self.taxonomy,
+            self.attributes,
+        )
         return tuple(dict.fromkeys([c for c in named if c] + list(self.attribute_columns)))
 
     def check_header(self, header: Iterable[str], source: str, *, strict: bool) -> None:
@@ -159,8 +172,9 @@ class ColumnMapping:
             attributes=self._attributes(record),
             price=parse_price(record.get(self.price), self.price) if self.price else None,
             rating=parse_rating(record.get(self.rating), self.rating) if self.rating else None,
-            taxonomy_path=(parse_path(record.get(self.taxonomy), self.taxonomy_separator, self.taxonomy)
-                           if self.taxonomy else ()),
+            taxonomy_path=(
+                parse_path(record.get(self.taxonomy), self.taxonomy_separator, self.taxonomy) if self.taxonomy else ()
+            ),
         )
 
     def _attributes(self, record: dict[str, Any]) -> dict[str, Any]:

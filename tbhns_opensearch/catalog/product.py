@@ -56,5 +56,5 @@ class Product:
         return record
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> "Product":
+    def from_dict(cls, record: dict[str, Any]) -> Product:
         return cls(**{**record, "taxonomy_path": tuple(record.get("taxonomy_path") or ())})

@@ -11,8 +11,8 @@ import csv
 import gzip
 import io
 import json
-import re
 import os
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -59,8 +59,10 @@ def read_catalog(
     path = Path(path)
     problem = path_problem(path)
     if problem:  # a FIFO could not be read twice, /dev/zero never ends
-        raise CatalogError(f"catalog file {str(path)!r} {problem}; pass the path of a catalog file "
-                           "(JSONL, CSV or TSV, plain or gzipped, or Parquet)")  # fmt: skip
+        raise CatalogError(
+            f"catalog file {str(path)!r} {problem}; pass the path of a catalog file "
+            "(JSONL, CSV or TSV, plain or gzipped, or Parquet)"
+        )
     read_rows = ROW_READERS[_format_of(path, fmt)]
     chosen = mapping or CANONICAL
     strict = mapping is not None
@@ -100,13 +102,25 @@ def read_jsonl_rows(path: Path, mapping: ColumnMapping | None = None, strict: bo
             try:
                 record = json.loads(raw)
             except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-                yield RawRow(str(path), number, error=RecordError(
-                    "(line)", raw.decode("utf-8", "replace").strip(), _json_failure(exc),
-                    "fix or remove the line; each line must be one UTF-8 JSON object"))
+                yield RawRow(
+                    str(path),
+                    number,
+                    error=RecordError(
+                        "(line)",
+                        raw.decode("utf-8", "replace").strip(),
+                        _json_failure(exc),
+                        "fix or remove the line; each line must be one UTF-8 JSON object",
+                    ),
+                )
                 continue
             if not isinstance(record, dict):
-                yield RawRow(str(path), number, error=RecordError(
-                    "(line)", record, "line is not a JSON object", "write each product as one JSON object"))
+                yield RawRow(
+                    str(path),
+                    number,
+                    error=RecordError(
+                        "(line)", record, "line is not a JSON object", "write each product as one JSON object"
+                    ),
+                )
                 continue
             error = _unfit_value(record, columns, raw.decode("utf-8", "replace").strip())
             yield RawRow(str(path), number, None if error else record, error)
@@ -135,11 +149,18 @@ def read_csv_rows(
                     record_lines = lines.taken()
                     if _quote_left_open(record_lines, delimiter):
                         lines.put_back(record_lines[1:])
-                        yield RawRow(str(path), start, error=RecordError(
-                            "(row)", _undecoded(record_lines[0].rstrip("\r\n")), "a quote opened on this line is "
-                            f"never closed properly (the row ran on to line {start + len(record_lines) - 1})",
-                            'close the quote, or double a quote inside a quoted field (""); the next line was '
-                            "read as a row of its own"))  # fmt: skip
+                        yield RawRow(
+                            str(path),
+                            start,
+                            error=RecordError(
+                                "(row)",
+                                _undecoded(record_lines[0].rstrip("\r\n")),
+                                "a quote opened on this line is "
+                                f"never closed properly (the row ran on to line {start + len(record_lines) - 1})",
+                                'close the quote, or double a quote inside a quoted field (""); the next line was '
+                                "read as a row of its own",
+                            ),
+                        )
                         start += 1
                         continue
                     if values:
@@ -196,8 +217,10 @@ def _check_unique(header: list[str], path: Path) -> None:
     """Refuse a header that names a column twice: a record keeps only one of them."""
     for name in dict.fromkeys(header):
         if header.count(name) > 1:
-            raise CatalogError(f"{path}: column {name!r} appears {header.count(name)} times in the header; rename "
-                               "or remove the extra columns, a record can hold only one column of a name")  # fmt: skip
+            raise CatalogError(
+                f"{path}: column {name!r} appears {header.count(name)} times in the header; rename "
+                "or remove the extra columns, a record can hold only one column of a name"
+            )
 
 
 @contextmanager
@@ -210,8 +233,10 @@ def _opened(path: Path) -> Iterator[IO[bytes]]:
         try:
             yield gzip.GzipFile(fileobj=raw) if compressed else raw
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise CatalogError(f"{path}: the gzip data is corrupt or cut short ({exc}); the records before it were "
-                               "read; compress the catalog again") from exc  # fmt: skip
+            raise CatalogError(
+                f"{path}: the gzip data is corrupt or cut short ({exc}); the records before it were "
+                "read; compress the catalog again"
+            ) from exc
 
 
 _UNDECODED = re.compile("[\udc80-\udcff]")
@@ -234,8 +259,10 @@ def read_parquet_rows(path: Path, mapping: ColumnMapping | None = None, strict: 
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         with path.open("rb") as raw:
             if raw.read(2) == GZIP_MAGIC:
-                raise CatalogError(f"{path}: gzip-compressed Parquet cannot be read; decompress it (gunzip) first: "
-                                   "Parquet compresses its own pages") from exc  # fmt: skip
+                raise CatalogError(
+                    f"{path}: gzip-compressed Parquet cannot be read; decompress it (gunzip) first: "
+                    "Parquet compresses its own pages"
+                ) from exc
         raise CatalogError(f"{path}: not a readable Parquet file ({exc}); check the file or pass fmt") from exc
     names = parquet.schema_arrow.names
     _check_unique(names, path)
@@ -249,8 +276,10 @@ def read_parquet_rows(path: Path, mapping: ColumnMapping | None = None, strict: 
         try:
             batch = next(batches, None)
         except Exception as exc:  # a corrupt page or a truncated file: pyarrow's errors vary by cause
-            raise CatalogError(f"{path}: unreadable after row {number} ({type(exc).__name__}: {exc}); the rows "
-                               "before it were read; repair or re-export the file") from exc  # fmt: skip
+            raise CatalogError(
+                f"{path}: unreadable after row {number} ({type(exc).__name__}: {exc}); the rows "
+                "before it were read; repair or re-export the file"
+            ) from exc
         if batch is None:
             return
         for record in batch.to_pylist():
@@ -266,7 +295,12 @@ ROW_READERS: dict[str, RowReader] = {
 }
 
 SUFFIX_FORMATS: dict[str, str] = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 
 
@@ -312,16 +346,23 @@ def _unfit_value(record: dict[str, Any], columns: Iterable[str], line: str) -> R
         while stack:
             value, depth = stack.pop()
             if depth > MAX_DEPTH:
-                return RecordError(column, line, f"nested more than {MAX_DEPTH} levels deep",
-                                   "flatten the value; attributes take a value or a list of values per name")
+                return RecordError(
+                    column,
+                    line,
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    "flatten the value; attributes take a value or a list of values per name",
+                )
             if isinstance(value, dict):
                 stack.extend((item, depth + 1) for item in (*value, *value.values()))
             elif isinstance(value, list):
                 stack.extend((item, depth + 1) for item in value)
             elif isinstance(value, str) and _SURROGATE.search(value):
-                return RecordError(column, value.encode("utf-8", "backslashreplace").decode("utf-8"),
-                                   "text holds a lone UTF-16 surrogate (half of a character)",
-                                   "write the character itself, or both halves of its pair such as \\ud83d\\ude00")
+                return RecordError(
+                    column,
+                    value.encode("utf-8", "backslashreplace").decode("utf-8"),
+                    "text holds a lone UTF-16 surrogate (half of a character)",
+                    "write the character itself, or both halves of its pair such as \\ud83d\\ude00",
+                )
     return None
 
 
@@ -346,12 +387,26 @@ def _undecoded(text: str) -> str:
 
 def _csv_row(path: Path, line: int, header: list[str], values: list[str], lines: int) -> RawRow:
     if any(_UNDECODED.search(value) for value in values):  # bytes that were not UTF-8, kept by surrogateescape
-        return RawRow(str(path), line, error=RecordError(
-            "(row)", _undecoded(",".join(values)), "not UTF-8", "re-encode the file, e.g. `iconv -f latin1 -t utf-8`, or fix this row"))
+        return RawRow(
+            str(path),
+            line,
+            error=RecordError(
+                "(row)",
+                _undecoded(",".join(values)),
+                "not UTF-8",
+                "re-encode the file, e.g. `iconv -f latin1 -t utf-8`, or fix this row",
+            ),
+        )
     if len(values) != len(header):
         spans = f" (the row spans lines {line}-{line + lines - 1})" if lines > 1 else ""
-        return RawRow(str(path), line, error=RecordError(
-            "(row)", ",".join(values), f"row has {len(values)} fields, the header has {len(header)}{spans}",
-            "quote fields that contain the delimiter, or fix the row's field count"))
+        return RawRow(
+            str(path),
+            line,
+            error=RecordError(
+                "(row)",
+                ",".join(values),
+                f"row has {len(values)} fields, the header has {len(header)}{spans}",
+                "quote fields that contain the delimiter, or fix the row's field count",
+            ),
+        )
     return RawRow(str(path), line, dict(zip(header, values, strict=True)))
-

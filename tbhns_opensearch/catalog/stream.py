@@ -160,7 +160,9 @@ class CatalogStream:
         product = self._to_product(row.record)
         if product.id in first_seen:
             raise RecordError(
-                "id", product.id, f"duplicate id, first seen at {first_seen[product.id]}",
+                "id",
+                product.id,
+                f"duplicate id, first seen at {first_seen[product.id]}",
                 "give every product a unique id, or remove the duplicate",
             )
         first_seen[product.id] = f"{row.source}:{row.line}"
@@ -177,10 +179,14 @@ def check_rejects_path(path: Path) -> None:
     if not path.exists() and not path.is_symlink():
         return
     if not path.is_file():
-        raise CatalogError(f"the rejects path {str(path)!r} exists and is not a regular file; pass a new file with --rejects")
+        raise CatalogError(
+            f"the rejects path {str(path)!r} exists and is not a regular file; pass a new file with --rejects"
+        )
     if not is_rejects_file(path):
-        raise CatalogError(f"the rejects path {str(path)!r} exists and is not a rejects file (it would be overwritten); "
-                           "pass a new file with --rejects")  # fmt: skip
+        raise CatalogError(
+            f"the rejects path {str(path)!r} exists and is not a rejects file (it would be overwritten); "
+            "pass a new file with --rejects"
+        )
 
 
 def is_rejects_file(path: Path) -> bool:
@@ -209,5 +215,7 @@ def _write_reject(handle: TextIO, reject: Reject, path: Path) -> None:
         handle.write(json.dumps(reject.to_dict(), ensure_ascii=False) + "\n")
         handle.flush()
     except OSError as exc:  # a full disk: say so in one line
-        raise CatalogError(f"cannot write the rejects file {str(path)!r}: {exc.strerror or exc}; "
-                           "free space there or pass another path with --rejects") from exc
+        raise CatalogError(
+            f"cannot write the rejects file {str(path)!r}: {exc.strerror or exc}; "
+            "free space there or pass another path with --rejects"
+        ) from exc

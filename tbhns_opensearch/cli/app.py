@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -13,13 +14,18 @@ from tbhns_opensearch.errors import ClusterError, TbhnsError
 
 PORT_HELP = "HTTP port of the local node on 127.0.0.1"
 EMBED_TOKEN_ENV = "TBHNS_EMBED_TOKEN"  # bearer token of `tbhns serve`'s /embed, which `tbhns deploy` hands the cluster
-BACKEND_CHOICE = click.Choice(["auto", "torch", "torch-bf16", "onnx", "onnx-int8"])  # encoder.CHOICES, without importing numpy
+BACKEND_CHOICE = click.Choice(
+    ["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
+)  # encoder.CHOICES, without importing numpy
 BACKEND_OPTION = click.option(
-    "--backend", default="auto", show_default=True, type=BACKEND_CHOICE,
+    "--backend",
+    default="auto",
+    show_default=True,
+    type=BACKEND_CHOICE,
     help="encoder runtime: auto = onnx when the encoder directory has onnx/model.onnx (`tbhns export`), else torch; "
-         "when encoding a catalog, torch-bf16 first on a CPU with AMX or AVX-512 BF16; "
-         "onnx-int8 only where export measured it within tolerance of fp32",
-)  # fmt: skip
+    "when encoding a catalog, torch-bf16 first on a CPU with AMX or AVX-512 BF16; "
+    "onnx-int8 only where export measured it within tolerance of fp32",
+)
 BATCH_SIZE_HELP = "texts per encoder batch [default: 128 for torch-bf16, else 32]"  # encoder.DEFAULT_BATCH_SIZES
 
 
@@ -63,8 +69,12 @@ def main() -> None:
         sys.exit(2)
     except OpenSearchException as exc:  # the URL stays out: it may carry credentials
         status = getattr(exc, "status_code", None)
-        click.echo(f"error: the cluster failed ({type(exc).__name__}{f', status {status}' if isinstance(status, int) else ''}); "
-                   "check that it is running and that OPENSEARCH_URL names it", err=True)  # fmt: skip
+        click.echo(
+            f"error: the cluster failed ({type(exc).__name__}"
+            f"{f', status {status}' if isinstance(status, int) else ''}); "
+            "check that it is running and that OPENSEARCH_URL names it",
+            err=True,
+        )
         sys.exit(3)
 
 
@@ -83,10 +93,15 @@ def cluster_for(port: int, start: bool = True) -> Any:
 
 def catalog_source(command: Callable[..., None]) -> Callable[..., None]:
     """CATALOG file or --dataset NAME (with --data-dir): the products a command reads."""
-    command = click.option("--data-dir", type=click.Path(path_type=Path),
-                           help="folder of --dataset [default: ../shared/data/<set>]")(command)  # fmt: skip
-    command = click.option("--dataset", help="a public set by name instead (homedepot, amazon-uk-toys, icecat, ...)")(command)
-    return click.argument("catalog", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))(command)
+    command = click.option(
+        "--data-dir", type=click.Path(path_type=Path), help="folder of --dataset [default: ../shared/data/<set>]"
+    )(command)
+    command = click.option("--dataset", help="a public set by name instead (homedepot, amazon-uk-toys, icecat, ...)")(
+        command
+    )
+    return click.argument("catalog", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))(
+        command
+    )
 
 
 def catalog_products(catalog: Path | None, dataset: str | None, data_dir: Path | None) -> list[Any]:

@@ -37,14 +37,28 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path))
 @click.option("--limit", type=int, help="only the first N products")
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True)
-@click.option("--backend", "backends", multiple=True, type=BACKEND_CHOICE,
-              help="encoder runtime; repeat to compare them side by side [default: auto]")
+@click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    type=BACKEND_CHOICE,
+    help="encoder runtime; repeat to compare them side by side [default: auto]",
+)
 @click.option("--batch-size", type=int, help=BATCH_SIZE_HELP)
 @click.option("--alias", default="bench-ingest", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="also write the table as Markdown")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
-def bench_ingest(dataset: str, data_dir: Path | None, limit: int | None, encoder: str, backends: tuple[str, ...],
-                 batch_size: int | None, alias: str, out: Path | None, port: int) -> None:  # fmt: skip
+def bench_ingest(
+    dataset: str,
+    data_dir: Path | None,
+    limit: int | None,
+    encoder: str,
+    backends: tuple[str, ...],
+    batch_size: int | None,
+    alias: str,
+    out: Path | None,
+    port: int,
+) -> None:
     """Encode-only vs full-ingest throughput (products/s) on the same products, per runtime, in one run.
 
     Example: tbhns bench ingest --encoder runs/encoders/minilm --backend torch --backend onnx --backend onnx-int8
@@ -58,8 +72,9 @@ def bench_ingest(dataset: str, data_dir: Path | None, limit: int | None, encoder
     from tbhns_opensearch.index.templates import IndexConfig
 
     products = list(islice(read_dataset(dataset, data_dir), limit))
-    results = compare_backends(make_client(cluster_for(port)), products, encoder, backends or ("auto",),
-                               IndexConfig(alias=alias), batch_size)  # fmt: skip
+    results = compare_backends(
+        make_client(cluster_for(port)), products, encoder, backends or ("auto",), IndexConfig(alias=alias), batch_size
+    )
     click.echo(json.dumps([{**asdict(r), "ratio": round(r.ratio, 3)} for r in results], indent=2))
     if out:
         out.write_text(throughput_markdown(results, dataset, encoder, "tbhns " + " ".join(sys.argv[1:])))

@@ -30,23 +30,40 @@ def _node(port: int, data_dir: Path | None, heap: str = "1g", secure: bool = Fal
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="node data, logs and config [default: cache]")
 @click.option("--heap", default="1g", show_default=True, help="JVM heap, e.g. 1g or 2g")
-@click.option("--secure", is_flag=True, help="TLS on HTTP and transport and basic auth (security plugin, "
-              "certificates made here); prints the OPENSEARCH_* settings to export")  # fmt: skip
-@click.option("--ml", is_flag=True, help="also install ML Commons (363 MB, once), for `tbhns deploy`: the encoder "
-              "as a remote model behind the `neural` query and a `text_embedding` ingest pipeline")  # fmt: skip
-@click.option("--nodes", default=1, show_default=True, type=click.IntRange(1, 9),
-              help="nodes of one cluster: HTTP on PORT, PORT+1, ...; transport on PORT+100, ...; a data dir each")
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="TLS on HTTP and transport and basic auth (security plugin, "
+    "certificates made here); prints the OPENSEARCH_* settings to export",
+)
+@click.option(
+    "--ml",
+    is_flag=True,
+    help="also install ML Commons (363 MB, once), for `tbhns deploy`: the encoder "
+    "as a remote model behind the `neural` query and a `text_embedding` ingest pipeline",
+)
+@click.option(
+    "--nodes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 9),
+    help="nodes of one cluster: HTTP on PORT, PORT+1, ...; transport on PORT+100, ...; a data dir each",
+)
 def opensearch_start(port: int, data_dir: Path | None, heap: str, secure: bool, ml: bool, nodes: int) -> None:
     """Fetch (once), start and wait for a green cluster (one node unless --nodes)."""
     if nodes > 1:
         from tbhns_opensearch.cluster import LocalCluster
 
         if secure or ml or data_dir:
-            raise click.UsageError("--nodes > 1 takes neither --secure, --ml nor --data-dir (each node gets its own dir)")
+            raise click.UsageError(
+                "--nodes > 1 takes neither --secure, --ml nor --data-dir (each node gets its own dir)"
+            )
         cluster = LocalCluster(nodes, http_port=port, heap=heap)
         seconds = cluster.start()
-        click.echo(f"OpenSearch cluster of {nodes} nodes is green at {cluster.url} ({seconds:.1f}s); "
-                   f"stop it with `tbhns opensearch stop --port {port} --nodes {nodes}`")  # fmt: skip
+        click.echo(
+            f"OpenSearch cluster of {nodes} nodes is green at {cluster.url} ({seconds:.1f}s); "
+            f"stop it with `tbhns opensearch stop --port {port} --nodes {nodes}`"
+        )
         return
     node = _node(port, data_dir, heap, secure, ml)
     first_secure_start = node.config.secure and node.credentials is None
@@ -70,8 +87,10 @@ def opensearch_stop(port: int, data_dir: Path | None, nodes: int) -> None:
         return
     node = _node(port, data_dir)
     if (stale := node.stale_pid()) is not None:
-        click.echo(f"the pid file {node.pid_file} was stale: pid {stale} is not an OpenSearch node of "
-                   f"{node.config.node_dir}; removed the file and left that process alone")  # fmt: skip
+        click.echo(
+            f"the pid file {node.pid_file} was stale: pid {stale} is not an OpenSearch node of "
+            f"{node.config.node_dir}; removed the file and left that process alone"
+        )
     click.echo("stopped" if node.stop() else f"no local node running from {node.config.node_dir}")
 
 

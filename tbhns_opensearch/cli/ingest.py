@@ -13,7 +13,10 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, BATCH_SIZE_HELP, PORT_HELP,
 
 @cli.command()
 @click.argument("catalog", required=False, type=click.Path(path_type=Path))
-@click.option("--dataset", help="read a public set by name instead (icecat, amazon-uk-toys, flipkart, homedepot, instacart, wands)")
+@click.option(
+    "--dataset",
+    help="read a public set by name instead (icecat, amazon-uk-toys, flipkart, homedepot, instacart, wands)",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="folder of --dataset [default: ../shared/data/<set>]")
 @click.option("--mapping", "mapping_file", type=click.Path(exists=True, path_type=Path), help="JSON column mapping")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "tsv", "parquet"]), help="[default: from suffix]")
@@ -24,23 +27,60 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, BATCH_SIZE_HELP, PORT_HELP,
 @click.option("--alias", default="products", show_default=True, help="index alias searches use")
 @click.option("--rebuild", is_flag=True, help="fill a new index and swap the alias at the end (zero downtime)")
 @click.option("--engine", default="lucene", show_default=True, type=click.Choice(["lucene", "faiss", "nmslib"]))
-@click.option("--space-type", default="innerproduct", show_default=True,
-              help="vector similarity; on the unit vectors every encoder here writes, innerproduct ranks as cosinesimil without its per-comparison norms")
+@click.option(
+    "--space-type",
+    default="innerproduct",
+    show_default=True,
+    help="vector similarity; on the unit vectors every encoder here writes, innerproduct ranks as cosinesimil "
+    "without its per-comparison norms",
+)
 @click.option("--m", "hnsw_m", default=16, show_default=True, help="HNSW graph degree")
 @click.option("--ef-construction", default=128, show_default=True)
 @click.option("--ef-search", default=100, show_default=True)
-@click.option("--shards", default=1, show_default=True, type=click.IntRange(1, 1024), help="primary shards of a new index")
-@click.option("--replicas", default=0, show_default=True, type=click.IntRange(0, 16),
-              help="copies of each shard on other nodes (a cluster that loses a node keeps serving)")
-@click.option("--rejects", type=click.Path(path_type=Path), help="JSONL of rejected records [default: <catalog>.rejects.jsonl]")
+@click.option(
+    "--shards", default=1, show_default=True, type=click.IntRange(1, 1024), help="primary shards of a new index"
+)
+@click.option(
+    "--replicas",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 16),
+    help="copies of each shard on other nodes (a cluster that loses a node keeps serving)",
+)
+@click.option(
+    "--rejects", type=click.Path(path_type=Path), help="JSONL of rejected records [default: <catalog>.rejects.jsonl]"
+)
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
-@click.option("--pipeline", help="let this ingest pipeline embed the products (`tbhns deploy --pipeline`); "
-              "--encoder must be the one the deployed model serves")  # fmt: skip
+@click.option(
+    "--pipeline",
+    help="let this ingest pipeline embed the products (`tbhns deploy --pipeline`); "
+    "--encoder must be the one the deployed model serves",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, mapping_file: Path | None, fmt: str | None,
-           encoder: str, backend: str, device: str, batch_size: int | None, alias: str, rebuild: bool, engine: str, space_type: str,
-           hnsw_m: int, ef_construction: int, ef_search: int, shards: int, replicas: int, rejects: Path | None, port: int,
-           pipeline: str | None, as_json: bool) -> None:  # fmt: skip
+def ingest(
+    catalog: Path | None,
+    dataset: str | None,
+    data_dir: Path | None,
+    mapping_file: Path | None,
+    fmt: str | None,
+    encoder: str,
+    backend: str,
+    device: str,
+    batch_size: int | None,
+    alias: str,
+    rebuild: bool,
+    engine: str,
+    space_type: str,
+    hnsw_m: int,
+    ef_construction: int,
+    ef_search: int,
+    shards: int,
+    replicas: int,
+    rejects: Path | None,
+    port: int,
+    pipeline: str | None,
+    as_json: bool,
+) -> None:
     """Read CATALOG (JSONL, CSV, Parquet), encode products and bulk-write them behind the alias."""
     from tbhns_opensearch.catalog import ColumnMapping, read_catalog
     from tbhns_opensearch.catalog.adapters import read_dataset
@@ -59,11 +99,22 @@ def ingest(catalog: Path | None, dataset: str | None, data_dir: Path | None, map
     else:
         mapping = ColumnMapping.from_file(mapping_file) if mapping_file else None
         stream = read_catalog(catalog, mapping, fmt, rejects_path=rejects)
-    index_config = IndexConfig(alias=alias, engine=engine, space_type=space_type, m=hnsw_m,
-                               ef_construction=ef_construction, ef_search=ef_search, shards=shards, replicas=replicas)  # fmt: skip
+    index_config = IndexConfig(
+        alias=alias,
+        engine=engine,
+        space_type=space_type,
+        m=hnsw_m,
+        ef_construction=ef_construction,
+        ef_search=ef_search,
+        shards=shards,
+        replicas=replicas,
+    )
     client = make_client(cluster_for(port))
     summary = ingest_products(
-        client, stream, Encoder(encoder, device=device, batch_size=batch_size, backend=backend, bulk=True), index_config,
+        client,
+        stream,
+        Encoder(encoder, device=device, batch_size=batch_size, backend=backend, bulk=True),
+        index_config,
         IngestConfig(rebuild=rebuild, pipeline=pipeline),
     )
     report = {

@@ -16,15 +16,32 @@ def taxonomy() -> None:
 
 @taxonomy.command("assign")
 @catalog_source
-@click.option("--taxonomy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="`ID - A > B` or `A > B` lines [default: Google's product taxonomy in ../shared/data]")
+@click.option(
+    "--taxonomy-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="`ID - A > B` or `A > B` lines [default: Google's product taxonomy in ../shared/data]",
+)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="assignments JSONL")
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="sentence-transformers path or name")
-@click.option("--min-confidence", default=0.5, show_default=True, help="lowest step probability; below it: stop (unknown at the top)")
+@click.option(
+    "--min-confidence",
+    default=0.5,
+    show_default=True,
+    help="lowest step probability; below it: stop (unknown at the top)",
+)
 @click.option("--temperature", default=0.02, show_default=True, help="softmax temperature over children's cosines")
 @click.option("--max-seq-length", default=32, show_default=True, help="tokens per product text")
-def taxonomy_assign(catalog: Path | None, dataset: str | None, data_dir: Path | None, taxonomy_file: Path | None,
-                    out: Path, encoder: str, min_confidence: float, temperature: float, max_seq_length: int) -> None:  # fmt: skip
+def taxonomy_assign(
+    catalog: Path | None,
+    dataset: str | None,
+    data_dir: Path | None,
+    taxonomy_file: Path | None,
+    out: Path,
+    encoder: str,
+    min_confidence: float,
+    temperature: float,
+    max_seq_length: int,
+) -> None:
     """Place every product under a node of a standard taxonomy (zero-shot, level by level)."""
     from collections import Counter
 
@@ -41,8 +58,16 @@ def taxonomy_assign(catalog: Path | None, dataset: str | None, data_dir: Path | 
     click.echo(f"encoding {len(tree.nodes)} categories and {len(products)} products with {encoder}", err=True)
     node_vectors = model.encode(tree.texts(), progress="categories")
     product_vectors = model.encode([p.text_for_embedding() for p in products], progress="products")
-    assignments = assign_products([p.id for p in products], product_vectors, tree, node_vectors,
-                                  min_confidence=min_confidence, temperature=temperature)  # fmt: skip
+    assignments = assign_products(
+        [p.id for p in products],
+        product_vectors,
+        tree,
+        node_vectors,
+        min_confidence=min_confidence,
+        temperature=temperature,
+    )
     write_assignments(assignments, out)
     depths = Counter(len(a.path) for a in assignments)
-    click.echo(f"{len(assignments)} products -> {out}; unknown {depths.pop(0, 0)}, by depth {dict(sorted(depths.items()))}")
+    click.echo(
+        f"{len(assignments)} products -> {out}; unknown {depths.pop(0, 0)}, by depth {dict(sorted(depths.items()))}"
+    )

@@ -16,25 +16,51 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
 @click.argument("history", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--simulate", type=int, help="simulate N users over --catalog instead of reading HISTORY")
 @click.option("--seed", default=0, show_default=True, help="simulation seed")
-@click.option("--catalog", type=click.Path(exists=True, path_type=Path),
-              help="catalog file: encodes products missing from the index; required by --simulate")
+@click.option(
+    "--catalog",
+    type=click.Path(exists=True, path_type=Path),
+    help="catalog file: encodes products missing from the index; required by --simulate",
+)
 @click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="the product index's encoder")
 @BACKEND_OPTION
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--alias", default="products", show_default=True, help="product alias holding the product vectors")
 @click.option("--users-index", default="users", show_default=True)
-@click.option("--event-weight", "event_weights", multiple=True, metavar="EVENT=WEIGHT",
-              help="weight of an event type (default purchase=1, add_to_cart=0.5, click=0.2); repeatable")
+@click.option(
+    "--event-weight",
+    "event_weights",
+    multiple=True,
+    metavar="EVENT=WEIGHT",
+    help="weight of an event type (default purchase=1, add_to_cart=0.5, click=0.2); repeatable",
+)
 @click.option("--half-life", default=30 * 86400.0, show_default=True, help="recency half-life in timestamp units")
 @click.option("--min-history", default=3, show_default=True, help="counted as below min_history in the summary")
-@click.option("--history", "history_size", type=click.IntRange(0),
-              help="last products stored per user for the learned user model (0: none) [default: the max_history "
-                   "of the user model in --encoder's user_model/ folder, else 0]")
+@click.option(
+    "--history",
+    "history_size",
+    type=click.IntRange(0),
+    help="last products stored per user for the learned user model (0: none) [default: the max_history "
+    "of the user model in --encoder's user_model/ folder, else 0]",
+)
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog: Path | None, encoder: str,
-                 backend: str, device: str, alias: str, users_index: str, event_weights: tuple[str, ...],
-                 half_life: float, min_history: int, history_size: int | None, port: int, as_json: bool) -> None:  # fmt: skip
+def ingest_users(
+    history: Path | None,
+    simulate: int | None,
+    seed: int,
+    catalog: Path | None,
+    encoder: str,
+    backend: str,
+    device: str,
+    alias: str,
+    users_index: str,
+    event_weights: tuple[str, ...],
+    half_life: float,
+    min_history: int,
+    history_size: int | None,
+    port: int,
+    as_json: bool,
+) -> None:
     """Compute user vectors from HISTORY (CSV/JSONL: user_id, product_id, event, timestamp) and store them."""
     from tbhns_opensearch.catalog import read_catalog
     from tbhns_opensearch.catalog.fields import MAX_ID_BYTES
@@ -60,11 +86,16 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
         try:
             weights[name.strip()] = float(value)
         except ValueError:
-            raise click.BadParameter(f"{spec!r} is not EVENT=WEIGHT, e.g. click=0.2", param_hint="--event-weight")
+            raise click.BadParameter(
+                f"{spec!r} is not EVENT=WEIGHT, e.g. click=0.2", param_hint="--event-weight"
+            ) from None
     products = list(read_catalog(catalog)) if catalog else []
     if simulate is not None:
-        events = [event for user in simulate_users(products, SimulationConfig(users=simulate, seed=seed))
-                  for event in user.events]  # fmt: skip
+        events = [
+            event
+            for user in simulate_users(products, SimulationConfig(users=simulate, seed=seed))
+            for event in user.events
+        ]
     else:
         events = read_history(history)
     if history_size is None:
@@ -77,14 +108,23 @@ def ingest_users(history: Path | None, simulate: int | None, seed: int, catalog:
     product_encoder = Encoder(encoder, device=device, backend=backend, bulk=True) if catalog else None
     # never start an empty node: it holds no product vectors to build users from
     summary = run_ingest(make_client(cluster_for(port, start=False)), events, config, products, product_encoder)
-    report = {**asdict(summary), "rejected_users": len(summary.rejected_users),
-              "source": "simulated" if simulate is not None else "real"}  # fmt: skip
+    report = {
+        **asdict(summary),
+        "rejected_users": len(summary.rejected_users),
+        "source": "simulated" if simulate is not None else "real",
+    }
     click.echo(json.dumps(report, indent=2) if as_json else " ".join(f"{key}={value}" for key, value in report.items()))
     if summary.missing_products:
-        click.echo(f"{summary.missing_products} products of the history have no vector in {alias}"
-                   + ("" if catalog else "; pass --catalog to encode them"), err=True)  # fmt: skip
+        click.echo(
+            f"{summary.missing_products} products of the history have no vector in {alias}"
+            + ("" if catalog else "; pass --catalog to encode them"),
+            err=True,
+        )
     for user_id in summary.rejected_users[:20]:
-        click.echo(f"rejected user {excerpt(user_id)!r}: its id is {len(user_id.encode('utf-8', 'surrogatepass'))} "
-                   f"bytes, OpenSearch ids hold at most {MAX_ID_BYTES}; shorten it (e.g. a hash)", err=True)  # fmt: skip
+        click.echo(
+            f"rejected user {excerpt(user_id)!r}: its id is {len(user_id.encode('utf-8', 'surrogatepass'))} "
+            f"bytes, OpenSearch ids hold at most {MAX_ID_BYTES}; shorten it (e.g. a hash)",
+            err=True,
+        )
     if summary.rejected_users:
         sys.exit(1)

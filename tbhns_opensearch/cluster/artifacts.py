@@ -76,11 +76,16 @@ def fetch_artifacts(cache_dir: Path) -> Path:
         )
     target.mkdir(parents=True, exist_ok=True)
     command = [
-        mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
         f"-Dopensearch.version={OPENSEARCH_VERSION}",
         f"-Dopensearch.plugin.version={PLUGIN_VERSION}",
         f"-DoutputDirectory={target}",
-    ]  # fmt: skip
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
@@ -103,7 +108,14 @@ def fetch_plugin(cache_dir: Path, artifact_id: str) -> Path:
     if target.exists():
         return target
     artifact = f"org.opensearch.plugin:{artifact_id}:{PLUGIN_VERSION}:zip"
-    command = [str(shutil.which("mvn")), "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={artifacts}"]
+    command = [
+        str(shutil.which("mvn")),
+        "-q",
+        "-B",
+        "dependency:copy",
+        f"-Dartifact={artifact}",
+        f"-DoutputDirectory={artifacts}",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=artifacts)
     if result.returncode != 0 or not target.exists():
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]

@@ -75,8 +75,9 @@ def msearch_item(response: dict[str, Any]) -> dict[str, Any]:
     if "error" not in response:
         return response
     status, error = int(response.get("status", 500)), response["error"]
-    raise HTTP_EXCEPTIONS.get(status, TransportError)(status, error.get("type", error) if isinstance(error, dict) else error,
-                                                      response)  # fmt: skip
+    raise HTTP_EXCEPTIONS.get(status, TransportError)(
+        status, error.get("type", error) if isinstance(error, dict) else error, response
+    )
 
 
 def make_client(config: OpenSearchConfig) -> OpenSearch:
@@ -115,14 +116,21 @@ def resolve_cluster(config: OpenSearchConfig, node: NodeConfig | None = None, st
     local = LocalNode(with_stored_security(node or NodeConfig()))  # a --secure node: its own URL and credentials
     if local.health() is None:
         if not start:
-            raise ClusterError(f"no OpenSearch node answers at {local.url}; start one with `tbhns opensearch start "
-                               f"--port {local.config.http_port}` or set OPENSEARCH_URL to your cluster")  # fmt: skip
+            raise ClusterError(
+                f"no OpenSearch node answers at {local.url}; start one with `tbhns opensearch start "
+                f"--port {local.config.http_port}` or set OPENSEARCH_URL to your cluster"
+            )
         local.start()
     credentials = local.credentials
     if credentials is None:
         return OpenSearchConfig(url=local.url, timeout_s=config.timeout_s)
-    return OpenSearchConfig(url=credentials.url, user=credentials.user, password=credentials.password,
-                            ca_certs=credentials.ca_certs, timeout_s=config.timeout_s)  # fmt: skip
+    return OpenSearchConfig(
+        url=credentials.url,
+        user=credentials.user,
+        password=credentials.password,
+        ca_certs=credentials.ca_certs,
+        timeout_s=config.timeout_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -152,9 +160,7 @@ def cluster_capabilities(client: OpenSearch) -> ClusterCapabilities:
     """Read the version and installed plugins (the modules of analysis-common included)."""
     info = client.info()
     nodes = client.nodes.info(metric="plugins")["nodes"]
-    names = {
-        entry["name"] for node in nodes.values() for entry in node.get("plugins", []) + node.get("modules", [])
-    }
+    names = {entry["name"] for node in nodes.values() for entry in node.get("plugins", []) + node.get("modules", [])}
     return ClusterCapabilities(version=info["version"]["number"], plugins=frozenset(names))
 
 

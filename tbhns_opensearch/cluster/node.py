@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tbhns_opensearch.cluster.artifacts import SECURITY_PLUGIN, install_home
-from tbhns_opensearch.cluster.security import Credentials, read_credentials, secure_config
 from tbhns_opensearch.cluster.jdk import find_java_home
+from tbhns_opensearch.cluster.security import Credentials, read_credentials, secure_config
 from tbhns_opensearch.errors import ClusterError
 
 CLUSTER_NAME = "tbhns-local"  # how `stop` recognizes a node of ours that lost its pid file
@@ -147,10 +147,13 @@ class LocalNode:
             environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
         except OSError:  # gone, or not ours to inspect
             return False
-        runs_opensearch = any(arg == b"org.opensearch.bootstrap.OpenSearch" or arg.endswith(b"/bin/opensearch")
-                              for arg in args)  # the java process, or the script just before it execs java
+        runs_opensearch = any(
+            arg == b"org.opensearch.bootstrap.OpenSearch" or arg.endswith(b"/bin/opensearch") for arg in args
+        )  # the java process, or the script just before it execs java
         config_dirs = [entry.partition("=")[2] for entry in environ if entry.startswith("OPENSEARCH_PATH_CONF=")]
-        return runs_opensearch and [Path(d).resolve() for d in config_dirs] == [(self.config.node_dir / "config").resolve()]
+        return runs_opensearch and [Path(d).resolve() for d in config_dirs] == [
+            (self.config.node_dir / "config").resolve()
+        ]
 
     def _answering_pid(self) -> int | None:
         answer = self._get("/_nodes/_local/process")
@@ -230,7 +233,7 @@ class LocalNode:
         self.pid_file.unlink(missing_ok=True)
         return True
 
-    def __enter__(self) -> "LocalNode":
+    def __enter__(self) -> LocalNode:
         self.start()
         return self
 
@@ -265,7 +268,9 @@ class LocalNode:
             if log.exists():
                 lines = log.read_text(errors="replace").splitlines()
                 errors = [
-                    line for line in lines if ("Exception" in line or "ERROR" in line) and not line.strip().startswith("at ")
+                    line
+                    for line in lines
+                    if ("Exception" in line or "ERROR" in line) and not line.strip().startswith("at ")
                 ]
                 if errors or lines:
                     return (errors or lines)[-1].strip()[:400]
@@ -275,8 +280,10 @@ class LocalNode:
         if not self.config.cluster_transports:
             return {"discovery.type": "single-node"}
         names = [f"{CLUSTER_NAME}-{i}" for i in range(len(self.config.cluster_transports))]
-        return {"discovery.seed_hosts": [f"127.0.0.1:{port}" for port in self.config.cluster_transports],
-                "cluster.initial_cluster_manager_nodes": names}  # fmt: skip
+        return {
+            "discovery.seed_hosts": [f"127.0.0.1:{port}" for port in self.config.cluster_transports],
+            "cluster.initial_cluster_manager_nodes": names,
+        }
 
     def _write_config(self, home: Path) -> Path:
         node_dir = self.config.node_dir
@@ -303,7 +310,9 @@ class LocalNode:
             settings |= secure_config(config_dir, node_dir, plugin_config, self.url)[1]
         (config_dir / "opensearch.yml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
         jvm_options = (home / "config" / "jvm.options").read_text()
-        jvm_options = jvm_options.replace("=logs/", f"={node_dir}/logs/").replace("file=logs/", f"file={node_dir}/logs/")
+        jvm_options = jvm_options.replace("=logs/", f"={node_dir}/logs/").replace(
+            "file=logs/", f"file={node_dir}/logs/"
+        )
         jvm_options = jvm_options.replace("HeapDumpPath=data", f"HeapDumpPath={node_dir}/data")
         (config_dir / "jvm.options").write_text(jvm_options)
         (config_dir / "jvm.options.d").mkdir(exist_ok=True)
@@ -328,7 +337,9 @@ def _chown_tree(path: Path, user: str) -> None:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        raise ClusterError(f"user {user!r} does not exist; OpenSearch will not run as root, create it or set run_as")
+        raise ClusterError(
+            f"user {user!r} does not exist; OpenSearch will not run as root, create it or set run_as"
+        ) from None
     for root, dirs, files in os.walk(path):
         for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
             os.chown(name, entry.pw_uid, entry.pw_gid)
@@ -373,9 +384,19 @@ class LocalCluster:
             raise ClusterError(f"a cluster needs 2 or more nodes, got {nodes}; use LocalNode for one")
         transports = tuple(http_port + 100 + i for i in range(nodes))
         extra = {"cache_dir": cache_dir} if cache_dir else {}
-        self.nodes = [LocalNode(NodeConfig(http_port=http_port + i, transport_port=transports[i], heap=heap,
-                                           node_name=f"{CLUSTER_NAME}-{i}", cluster_transports=transports, **extra))
-                      for i in range(nodes)]  # fmt: skip
+        self.nodes = [
+            LocalNode(
+                NodeConfig(
+                    http_port=http_port + i,
+                    transport_port=transports[i],
+                    heap=heap,
+                    node_name=f"{CLUSTER_NAME}-{i}",
+                    cluster_transports=transports,
+                    **extra,
+                )
+            )
+            for i in range(nodes)
+        ]
 
     @property
     def url(self) -> str:
@@ -392,8 +413,10 @@ class LocalCluster:
                 return time.monotonic() - began
             time.sleep(1.0)
         self.stop()
-        raise ClusterError(f"the {len(self.nodes)} nodes did not form a green cluster within {timeout_s:.0f}s: "
-                           f"{self.nodes[0]._last_error()}")  # fmt: skip
+        raise ClusterError(
+            f"the {len(self.nodes)} nodes did not form a green cluster within {timeout_s:.0f}s: "
+            f"{self.nodes[0]._last_error()}"
+        )
 
     def stop(self) -> int:
         """Stop every node; return how many were running."""

@@ -48,9 +48,15 @@ class Credentials:
 
     def exports(self) -> str:
         """Shell lines that point every tbhns command at the node."""
-        return "\n".join(f"export {name}={value}" for name, value in (
-            ("OPENSEARCH_URL", self.url), ("OPENSEARCH_USER", self.user),
-            ("OPENSEARCH_PASSWORD", self.password), ("OPENSEARCH_CA_CERTS", self.ca_certs)))  # fmt: skip
+        return "\n".join(
+            f"export {name}={value}"
+            for name, value in (
+                ("OPENSEARCH_URL", self.url),
+                ("OPENSEARCH_USER", self.user),
+                ("OPENSEARCH_PASSWORD", self.password),
+                ("OPENSEARCH_CA_CERTS", self.ca_certs),
+            )
+        )
 
 
 def read_credentials(node_dir: Path) -> Credentials | None:
@@ -59,7 +65,9 @@ def read_credentials(node_dir: Path) -> Credentials | None:
     return Credentials(**json.loads(path.read_text())) if path.exists() else None
 
 
-def secure_config(config_dir: Path, node_dir: Path, plugin_config: Path, url: str) -> tuple[Credentials, dict[str, Any]]:
+def secure_config(
+    config_dir: Path, node_dir: Path, plugin_config: Path, url: str
+) -> tuple[Credentials, dict[str, Any]]:
     """Certificates, security-plugin files and credentials for the node (made once, reused after); returns the
     credentials and the opensearch.yml settings that turn TLS and authentication on."""
     certs = config_dir / "certs"
@@ -78,8 +86,11 @@ def secure_config(config_dir: Path, node_dir: Path, plugin_config: Path, url: st
         f'{ADMIN_USER}:\n  hash: "{digest}"\n  reserved: true\n  backend_roles:\n  - "admin"\n'
         '  description: "tbhns admin (password in credentials.json)"\n'
     )
-    tls = {"pemcert_filepath": "certs/node.pem", "pemkey_filepath": "certs/node-key.pem",
-           "pemtrustedcas_filepath": "certs/root-ca.pem"}  # fmt: skip
+    tls = {
+        "pemcert_filepath": "certs/node.pem",
+        "pemkey_filepath": "certs/node-key.pem",
+        "pemtrustedcas_filepath": "certs/root-ca.pem",
+    }
     settings: dict[str, Any] = {
         **{f"plugins.security.ssl.transport.{key}": value for key, value in tls.items()},
         **{f"plugins.security.ssl.http.{key}": value for key, value in tls.items()},
@@ -96,24 +107,49 @@ def secure_config(config_dir: Path, node_dir: Path, plugin_config: Path, url: st
 def _write_certificates(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tbhns"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, "tbhns local CA")])  # fmt: skip
-    ca = (_builder(ca_name, ca_name, ca_key)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))  # fmt: skip
+    ca_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tbhns"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "tbhns local CA"),
+        ]
+    )
+    ca = (
+        _builder(ca_name, ca_name, ca_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     _write_private(directory / "root-ca.pem", ca.public_bytes(serialization.Encoding.PEM).decode(), mode=0o644)
     for stem, dn, san in (("node", NODE_DN, True), ("admin", ADMIN_DN, False)):
         key = _key()
         builder = _builder(x509.Name.from_rfc4514_string(dn), ca_name, key)
         if san:
-            builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)  # fmt: skip
-        cert = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True).sign(ca_key, hashes.SHA256())
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        cert = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True).sign(
+            ca_key, hashes.SHA256()
+        )
         _write_private(directory / f"{stem}.pem", cert.public_bytes(serialization.Encoding.PEM).decode(), mode=0o644)
-        pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        pkcs8 = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         _write_private(directory / f"{stem}-key.pem", pkcs8.decode())
 
 
@@ -122,10 +158,16 @@ def _key() -> rsa.RSAPrivateKey:
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.timezone.utc)
-    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=VALID_DAYS)))  # fmt: skip
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
+    )
 
 
 def _write_private(path: Path, text: str, mode: int = 0o600) -> None:

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -148,14 +149,19 @@ def require_native_bf16(device: str, what: str, error: type[Exception], fix: str
     """Raise `error`, naming `what` needs it and the `fix`, unless `device` multiplies bfloat16 natively.
 
     Example:
-        >>> require_native_bf16("mps", "backend 'torch-bf16'", ValueError, "use backend 'onnx'")
+        >>> require_native_bf16(  # doctest: +NORMALIZE_WHITESPACE
+        ...     "mps", "backend 'torch-bf16'", ValueError, "use backend 'onnx'"
+        ... )
         Traceback (most recent call last):
         ...
-        ValueError: backend 'torch-bf16' needs a device that multiplies bfloat16 natively (a CPU with AMX or AVX-512 BF16, or a bf16 GPU); 'mps' here does not; use backend 'onnx'
+        ValueError: backend 'torch-bf16' needs a device that multiplies bfloat16 natively (a CPU with AMX or
+        AVX-512 BF16, or a bf16 GPU); 'mps' here does not; use backend 'onnx'
     """
     if not native_bf16(device):
-        raise error(f"{what} needs a device that multiplies bfloat16 natively (a CPU with AMX or AVX-512 BF16, or a "
-                    f"bf16 GPU); {device!r} here does not; {fix}")  # fmt: skip
+        raise error(
+            f"{what} needs a device that multiplies bfloat16 natively (a CPU with AMX or AVX-512 BF16, or a "
+            f"bf16 GPU); {device!r} here does not; {fix}"
+        )
 
 
 class TorchBf16Backend(TorchBackend):
@@ -209,7 +215,9 @@ class OnnxBackend:
                 f"no {file} in {str(directory)!r}; the onnx backends need a directory written by `tbhns train` "
                 "(or `encoder.export.export_model`); use backend='torch' for other models"
             )
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
+        )
         try:
             self.session = ort.InferenceSession(str(graph), session_options(), providers=providers)
             self.tokenizer = AutoTokenizer.from_pretrained(str(directory))
@@ -231,9 +239,12 @@ class OnnxBackend:
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             tokens = self.tokenizer(
-                [texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_seq_length,
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
                 return_tensors="np",
-            )  # fmt: skip
+            )
             feed = {name: tokens[name].astype(np.int64) for name in self.inputs}  # each (batch, seq)
             vectors[rows] = self.session.run([ONNX_OUTPUT], feed)[0]  # (batch, dim)
         return unit_rows(vectors)

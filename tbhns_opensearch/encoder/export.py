@@ -28,9 +28,10 @@ import copy
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -55,7 +56,10 @@ _POOLINGS = ("mean", "cls")
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
 USER_MODEL_ENTRY = "user_model"  # the manifest's entry for a user model beside the encoder
 SAMPLE_TEXTS = (  # parity texts for a model exported without training data: queries, titles, one truncated
-    "usb c cable", "cordless drill 18v", "led bulb e27 warm white", "Samsung 55 inch 4K UHD Smart TV",
+    "usb c cable",
+    "cordless drill 18v",
+    "led bulb e27 warm white",
+    "Samsung 55 inch 4K UHD Smart TV",
     "HP LaserJet Pro M404dn monochrome laser printer | HP | Printers",
     "Stainless steel angle bracket 2-1/2 in., zinc plated, pack of 4 " * 12,
 )
@@ -118,11 +122,15 @@ def export_model(
     model.save(str(directory))
     pooling = pooling_mode(model)
     export_onnx(model, directory / ONNX_FILE, pooling)
-    reference = model.encode(list(sample_texts), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+    reference = model.encode(
+        list(sample_texts), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+    )
     onnx = _parity(directory, ONNX_FILE, reference, sample_texts)
     if onnx.min_cosine < 1 - tolerance:
-        raise EncoderError(f"the ONNX export in {directory / ONNX_FILE} differs from torch: min cosine "
-                           f"{onnx.min_cosine:.6f} < {1 - tolerance}; check the pooling ({pooling}) and opset {OPSET}")  # fmt: skip
+        raise EncoderError(
+            f"the ONNX export in {directory / ONNX_FILE} differs from torch: min cosine "
+            f"{onnx.min_cosine:.6f} < {1 - tolerance}; check the pooling ({pooling}) and opset {OPSET}"
+        )
     quantized = None
     if quantize:
         quantize_onnx(directory / ONNX_FILE, directory / ONNX_INT8_FILE)
@@ -136,8 +144,9 @@ def pooling_mode(model: SentenceTransformer) -> str:
     """The model's pooling ("mean" or "cls"); other architectures cannot be exported here."""
     names = tuple(type(module).__name__ for module in model)
     if names[:2] != _SUPPORTED_MODULES[:2] or not set(names[2:]) <= {"Normalize"}:
-        raise EncoderError(f"cannot export a model made of {names}; ONNX export supports "
-                           f"{' + '.join(_SUPPORTED_MODULES)} (optional)")  # fmt: skip
+        raise EncoderError(
+            f"cannot export a model made of {names}; ONNX export supports {' + '.join(_SUPPORTED_MODULES)} (optional)"
+        )
     mode = model[1].get_config_dict().get("pooling_mode")
     if mode not in _POOLINGS:
         raise EncoderError(f"cannot export pooling {mode!r}; supported: {', '.join(_POOLINGS)}")
@@ -147,15 +156,24 @@ def pooling_mode(model: SentenceTransformer) -> str:
 def export_onnx(model: SentenceTransformer, path: Path, pooling: str) -> None:
     """Write `path`: input ids (+ attention mask, token types) -> pooled, normalized vector of shape (batch, dim)."""
     graph = PooledEncoder(copy.deepcopy(model[0].auto_model).cpu().eval(), pooling)
-    tokens = model.tokenizer(["a short query", "a longer product title, with a brand and a category"],
-                             padding=True, return_tensors="pt")  # fmt: skip
+    tokens = model.tokenizer(
+        ["a short query", "a longer product title, with a brand and a category"], padding=True, return_tensors="pt"
+    )
     names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in tokens]
     path.parent.mkdir(parents=True, exist_ok=True)
     axes = {name: {0: "batch", 1: "sequence"} for name in names} | {ONNX_OUTPUT: {0: "batch"}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow in the transformer
-        torch.onnx.export(graph, tuple(tokens[name] for name in names), str(path), input_names=names,
-                          output_names=[ONNX_OUTPUT], dynamic_axes=axes, opset_version=OPSET, dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            graph,
+            tuple(tokens[name] for name in names),
+            str(path),
+            input_names=names,
+            output_names=[ONNX_OUTPUT],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
 
 
 def quantize_onnx(source: Path, target: Path) -> None:
@@ -213,7 +231,9 @@ def record_user_model(directory: Path, entry: dict[str, Any]) -> Path:
     """
     manifest = read_manifest(str(directory))
     if not manifest:
-        raise EncoderError(f"{directory} has no {MANIFEST_FILE}; export the encoder (export_model) before its user model")
+        raise EncoderError(
+            f"{directory} has no {MANIFEST_FILE}; export the encoder (export_model) before its user model"
+        )
     path = directory / MANIFEST_FILE
     path.write_text(json.dumps({**manifest, USER_MODEL_ENTRY: entry}, indent=2) + "\n")
     return path
@@ -234,8 +254,9 @@ class PooledEncoder(torch.nn.Module):
         self.transformer = transformer
         self.pooling = pooling
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         if self.pooling == "cls":

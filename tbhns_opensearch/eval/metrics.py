@@ -60,8 +60,10 @@ class MetricConfig:
     def __post_init__(self) -> None:
         cutoffs = (*self.recall_ks, self.ndcg_k, self.mrr_k, self.judged_k)
         if not self.recall_ks or any(not isinstance(k, int) or k < 1 for k in cutoffs):
-            raise BenchError(f"Cut-offs must be positive integers, got recall_ks={self.recall_ks!r}, "
-                             f"ndcg_k={self.ndcg_k!r}, mrr_k={self.mrr_k!r}, judged_k={self.judged_k!r}.")
+            raise BenchError(
+                f"Cut-offs must be positive integers, got recall_ks={self.recall_ks!r}, "
+                f"ndcg_k={self.ndcg_k!r}, mrr_k={self.mrr_k!r}, judged_k={self.judged_k!r}."
+            )
         if not isinstance(self.threshold, int) or self.threshold < 1:
             raise BenchError(f"threshold must be an integer grade >= 1, got {self.threshold!r}.")
         if self.gain not in GAINS:
@@ -110,22 +112,25 @@ def condense(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
     return {qid: {d: s for d, s in docs.items() if d in qrels.get(qid, {})} for qid, docs in run.items()}
 
 
-def judged_at_k(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
-                k: int = 10) -> dict[str, float]:
+def judged_at_k(
+    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int = 10
+) -> dict[str, float]:
     """Share of each query's top `k` with any judgment (grade 0 counts), divided by `k`, for every qrels query.
 
     Example:
         >>> judged_at_k({"q1": {"a": 3.0, "b": 2.0, "c": 1.0}}, {"q1": {"a": 0, "c": 1}}, k=4)
         {'q1': 0.5}
     """
-    return {
-        qid: sum(docid in judged for docid, _ in ranking(run.get(qid, {}), k)) / k
-        for qid, judged in qrels.items()
-    }
+    return {qid: sum(docid in judged for docid, _ in ranking(run.get(qid, {}), k)) / k for qid, judged in qrels.items()}
 
 
-def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
-             config: MetricConfig | None = None, *, judged_only: bool = False) -> Evaluation:
+def evaluate(
+    run: Mapping[str, Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    config: MetricConfig | None = None,
+    *,
+    judged_only: bool = False,
+) -> Evaluation:
     """Score `run` against graded `qrels`: Recall@K, NDCG, MRR (via ranx) and judged@K, per query and mean.
 
     Args:
@@ -144,8 +149,10 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
         run = condense(run, qrels)
     queries = sorted(qid for qid, docs in qrels.items() if any(g >= config.threshold for g in docs.values()))
     if not queries:
-        raise BenchError(f"No query in the qrels ({len(qrels)} queries) has a document with grade >= "
-                         f"{config.threshold}; check the qrels file or lower MetricConfig.threshold.")
+        raise BenchError(
+            f"No query in the qrels ({len(qrels)} queries) has a document with grade >= "
+            f"{config.threshold}; check the qrels file or lower MetricConfig.threshold."
+        )
     ranked = {qid: _rank_scores(run.get(qid, {})) for qid in queries}
     retrieved = [qid for qid in queries if ranked[qid]]  # ranx cannot take an empty ranking; those score 0
 

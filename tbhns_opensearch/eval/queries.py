@@ -80,8 +80,13 @@ def read_labelled_queries(path: str | Path) -> list[LabelledQuery]:
     return judgments
 
 
-def load_labelled_queries(queries: str, dataset: str | None = None, data_dir: str | Path | None = None,
-                          judgments: str | Path | None = None, source: str = "real") -> list[LabelledQuery]:  # fmt: skip
+def load_labelled_queries(
+    queries: str,
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    judgments: str | Path | None = None,
+    source: str = "real",
+) -> list[LabelledQuery]:
     """Labelled queries as training, the benchmark and the comparison page read them: `queries="judgments"`
     takes `dataset`'s own judgments (or the file `judgments` in that dataset's layout), tagged `source`;
     anything else is a labelled-queries JSONL path (`write_labelled_queries`).
@@ -93,6 +98,8 @@ def load_labelled_queries(queries: str, dataset: str | None = None, data_dir: st
     if queries != "judgments":
         return read_labelled_queries(queries)
     if not dataset:
-        raise TrainingError("queries=\"judgments\" reads a dataset's judgments; name the dataset whose layout they have "
-                            "(icecat, wands, homedepot) or give a labelled-queries JSONL instead")  # fmt: skip
+        raise TrainingError(
+            'queries="judgments" reads a dataset\'s judgments; name the dataset whose layout they have '
+            "(icecat, wands, homedepot) or give a labelled-queries JSONL instead"
+        )
     return [LabelledQuery.from_judgment(j, source) for j in load_judgments(dataset, data_dir, judgments or None)]

@@ -137,8 +137,9 @@ def read_run(path: str | Path) -> Run:
         _number(int, rank, path, lineno, "rank")
         docs = run.setdefault(qid, {})
         if docid in docs:
-            raise BenchError(f"{path}:{lineno}: document {docid!r} appears twice for query {qid!r}; "
-                             "deduplicate the run.")
+            raise BenchError(
+                f"{path}:{lineno}: document {docid!r} appears twice for query {qid!r}; deduplicate the run."
+            )
         docs[docid] = _number(float, score, path, lineno, "score")
     return run
 
@@ -223,9 +224,11 @@ def _check_ids(table: Mapping[str, Mapping[str, float]]) -> None:
     for qid, docs in table.items():
         for text in (qid, *docs):
             if not text or any(c.isspace() for c in text):
-                raise BenchError(f"TREC files are whitespace-separated, so ids must be non-empty without "
-                                 f"whitespace; got {text!r} (query {qid!r}). Map query texts to ids such as "
-                                 "'q0001' first.")
+                raise BenchError(
+                    f"TREC files are whitespace-separated, so ids must be non-empty without "
+                    f"whitespace; got {text!r} (query {qid!r}). Map query texts to ids such as "
+                    "'q0001' first."
+                )
 
 
 def _records(path: str | Path, width: int, layout: str) -> list[tuple[int, list[str]]]:

@@ -60,9 +60,18 @@ class PairedTest:
     correction: str = "none"
 
 
-def paired_test(baseline: Mapping[str, float], system: Mapping[str, float], *, metric: str = "",
-                baseline_name: str = "baseline", system_name: str = "system", alpha: float = 0.05,
-                confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> PairedTest:
+def paired_test(
+    baseline: Mapping[str, float],
+    system: Mapping[str, float],
+    *,
+    metric: str = "",
+    baseline_name: str = "baseline",
+    system_name: str = "system",
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> PairedTest:
     """Compare two systems' per-query scores (qid -> score; both must hold the same queries).
 
     Args:
@@ -81,23 +90,38 @@ def paired_test(baseline: Mapping[str, float], system: Mapping[str, float], *, m
     """
     if set(baseline) != set(system):
         only_b, only_s = sorted(set(baseline) - set(system)), sorted(set(system) - set(baseline))
-        raise BenchError(f"Paired test needs the same queries in both systems; only in {baseline_name}: "
-                         f"{only_b[:5]}, only in {system_name}: {only_s[:5]} (first 5 shown). "
-                         "Evaluate both runs against the same qrels.")
+        raise BenchError(
+            f"Paired test needs the same queries in both systems; only in {baseline_name}: "
+            f"{only_b[:5]}, only in {system_name}: {only_s[:5]} (first 5 shown). "
+            "Evaluate both runs against the same qrels."
+        )
     if len(baseline) < 2:
         raise BenchError(f"Paired test needs at least 2 queries, got {len(baseline)}.")
     if not 0 < alpha < 1 or not 0 < confidence < 1 or n_resamples < 1:
-        raise BenchError(f"Need 0 < alpha < 1, 0 < confidence < 1 and n_resamples >= 1; got alpha={alpha}, "
-                         f"confidence={confidence}, n_resamples={n_resamples}.")
+        raise BenchError(
+            f"Need 0 < alpha < 1, 0 < confidence < 1 and n_resamples >= 1; got alpha={alpha}, "
+            f"confidence={confidence}, n_resamples={n_resamples}."
+        )
     qids = sorted(baseline)
     diff = np.array([system[q] - baseline[q] for q in qids], dtype=np.float64)  # (n,)
     ci_low, ci_high = _bootstrap_ci(diff, confidence, n_resamples, seed)
     p_rand = _sign_flip_p(diff, n_resamples, seed)
     return PairedTest(
-        metric=metric, baseline=baseline_name, system=system_name, n=len(qids),
-        mean_diff=float(diff.mean()), ci_low=ci_low, ci_high=ci_high,
-        p_t=_t_test_p(diff), p_rand=p_rand, p_adjusted=p_rand, significant=p_rand < alpha,
-        alpha=alpha, confidence=confidence, n_resamples=n_resamples, seed=seed,
+        metric=metric,
+        baseline=baseline_name,
+        system=system_name,
+        n=len(qids),
+        mean_diff=float(diff.mean()),
+        ci_low=ci_low,
+        ci_high=ci_high,
+        p_t=_t_test_p(diff),
+        p_rand=p_rand,
+        p_adjusted=p_rand,
+        significant=p_rand < alpha,
+        alpha=alpha,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
     )
 
 
@@ -147,15 +171,27 @@ def adjust(tests: Sequence[PairedTest], method: str = "holm", alpha: float | Non
         raise BenchError(f"Unknown correction {method!r}; use one of: {', '.join(CORRECTIONS)}.")
     adjusted = CORRECTIONS[method]([t.p_rand for t in tests])
     return [
-        replace(t, p_adjusted=p, alpha=alpha if alpha is not None else t.alpha,
-                significant=p < (alpha if alpha is not None else t.alpha), correction=method)
+        replace(
+            t,
+            p_adjusted=p,
+            alpha=alpha if alpha is not None else t.alpha,
+            significant=p < (alpha if alpha is not None else t.alpha),
+            correction=method,
+        )
         for t, p in zip(tests, adjusted)
     ]
 
 
-def compare_to_baseline(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], baseline: str,
-                        metrics: Sequence[str], *, method: str = "holm", alpha: float = 0.05,
-                        n_resamples: int = 10_000, seed: int = 0) -> list[PairedTest]:
+def compare_to_baseline(
+    per_query: Mapping[str, Mapping[str, Mapping[str, float]]],
+    baseline: str,
+    metrics: Sequence[str],
+    *,
+    method: str = "holm",
+    alpha: float = 0.05,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> list[PairedTest]:
     """Test every other system against `baseline` on each metric; correct across all of them as one family.
 
     Args:
@@ -176,11 +212,21 @@ def compare_to_baseline(per_query: Mapping[str, Mapping[str, Mapping[str, float]
             if name == baseline:
                 continue
             if metric not in scores or metric not in per_query[baseline]:
-                raise BenchError(f"Metric {metric!r} is missing for {name!r} or {baseline!r}; "
-                                 f"available: {', '.join(scores)}.")
-            tests.append(paired_test(per_query[baseline][metric], scores[metric], metric=metric,
-                                     baseline_name=baseline, system_name=name, alpha=alpha,
-                                     n_resamples=n_resamples, seed=seed))
+                raise BenchError(
+                    f"Metric {metric!r} is missing for {name!r} or {baseline!r}; available: {', '.join(scores)}."
+                )
+            tests.append(
+                paired_test(
+                    per_query[baseline][metric],
+                    scores[metric],
+                    metric=metric,
+                    baseline_name=baseline,
+                    system_name=name,
+                    alpha=alpha,
+                    n_resamples=n_resamples,
+                    seed=seed,
+                )
+            )
     return adjust(tests, method, alpha)
 
 
@@ -221,10 +267,12 @@ def _sign_flip_p(diff: np.ndarray, n_resamples: int, seed: int) -> float:
 
 def _bootstrap_ci(diff: np.ndarray, confidence: float, n_resamples: int, seed: int) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
-    means = np.concatenate([
-        diff[rng.integers(0, diff.size, size=(rows, diff.size))].mean(axis=1)  # (rows,)
-        for rows in _batches(n_resamples, diff.size)
-    ])
+    means = np.concatenate(
+        [
+            diff[rng.integers(0, diff.size, size=(rows, diff.size))].mean(axis=1)  # (rows,)
+            for rows in _batches(n_resamples, diff.size)
+        ]
+    )
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)

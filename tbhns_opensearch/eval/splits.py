@@ -50,8 +50,10 @@ def split_by_query(
             "queries for training; add queries or lower the fractions"
         )
     keyed_rng(seed, "split").shuffle(keys)
-    split_of = {key: "test" if i < n_test else "validation" if i < n_test + n_validation else "train"
-                for i, key in enumerate(keys)}
+    split_of = {
+        key: "test" if i < n_test else "validation" if i < n_test + n_validation else "train"
+        for i, key in enumerate(keys)
+    }
     parts: dict[str, list[LabelledQuery]] = {"train": [], "validation": [], "test": []}
     for judgment in judgments:
         parts[split_of[query_key(judgment.query)]].append(judgment)
@@ -91,8 +93,10 @@ def read_split(path: str | Path) -> dict[str, str]:
     try:
         queries = json.loads(Path(path).read_text())["queries"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BenchError(f"{path} is not a split file ({exc}); point split_file at the split.json that "
-                         "`tbhns train` wrote beside its model") from exc  # fmt: skip
+        raise BenchError(
+            f"{path} is not a split file ({exc}); point split_file at the split.json that "
+            "`tbhns train` wrote beside its model"
+        ) from exc
     return {str(key): str(value) for key, value in queries.items()}
 
 
@@ -107,6 +111,8 @@ def select_split(judgments: Sequence[LabelledQuery], assignment: Mapping[str, st
     """
     chosen = [j for j in judgments if assignment.get(query_digest(j.query)) == name]
     if not chosen:
-        raise BenchError(f"no query of the {len(judgments)} judgments is in the {name!r} split of the split file; "
-                         "check that the file was written for these queries")  # fmt: skip
+        raise BenchError(
+            f"no query of the {len(judgments)} judgments is in the {name!r} split of the split file; "
+            "check that the file was written for these queries"
+        )
     return chosen

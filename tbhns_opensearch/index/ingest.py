@@ -14,8 +14,9 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import OpenSearchException, TransportError
@@ -82,8 +83,10 @@ def ingest_products(
     trained_for = encoder.manifest.get("space_type")
     same_ranking = {trained_for, index_config.space_type} <= set(UNIT_VECTOR_SPACES)  # unit vectors: either one
     if trained_for and trained_for != index_config.space_type and not same_ranking:
-        raise IngestError(f"the encoder {encoder.name_or_path!r} was trained for space type {trained_for!r} (its manifest) "
-                          f"but the index would use {index_config.space_type!r}; pass --space-type {trained_for}")  # fmt: skip
+        raise IngestError(
+            f"the encoder {encoder.name_or_path!r} was trained for space type {trained_for!r} (its manifest) "
+            f"but the index would use {index_config.space_type!r}; pass --space-type {trained_for}"
+        )
     if index_config.dimension != encoder.dimension:
         index_config = IndexConfig(**{**index_config.__dict__, "dimension": encoder.dimension})
     previous = alias_targets(client, index_config.alias)
@@ -91,7 +94,9 @@ def ingest_products(
     started = time.perf_counter()
     try:
         index, unmapped = _target_index(client, index_config, fresh, previous)
-        summary = IngestSummary(index=index, backend=f"pipeline {config.pipeline}" if config.pipeline else encoder.backend)
+        summary = IngestSummary(
+            index=index, backend=f"pipeline {config.pipeline}" if config.pipeline else encoder.backend
+        )
         aftermath = _aftermath(index, index_config.alias, fresh, previous)
         fingerprint = _fill(client, index, products, encoder, config, summary, fresh, unmapped, aftermath)
         # a fresh index holds exactly this catalog; one written into again holds a mix, which no catalog matches
@@ -138,14 +143,19 @@ def _fill(
         chunks.put(_DONE)
         writer.join()
     if errors:
-        raise IngestError(f"bulk writing to {index} failed after {summary.indexed} documents: "
-                          f"{_describe(errors[0])}; {aftermath}", summary.failures) from errors[0]  # fmt: skip
+        raise IngestError(
+            f"bulk writing to {index} failed after {summary.indexed} documents: {_describe(errors[0])}; {aftermath}",
+            summary.failures,
+        ) from errors[0]
     if fresh:  # a live index kept its refresh throughout
         client.indices.put_settings(index=index, body={"index": {"refresh_interval": None}})  # the template's
     client.indices.refresh(index=index)
     if fresh and not summary.indexed:
-        raise IngestError(f"no product was indexed ({summary.read} read, {len(summary.failures)} refused): "
-                          f"a catalog without products never replaces one; {aftermath}", summary.failures)  # fmt: skip
+        raise IngestError(
+            f"no product was indexed ({summary.read} read, {len(summary.failures)} refused): "
+            f"a catalog without products never replaces one; {aftermath}",
+            summary.failures,
+        )
     return digest.hexdigest()
 
 
@@ -308,7 +318,9 @@ def _cluster_refused(failure: dict[str, Any]) -> bool:
         False
     """
     status = failure.get("status")
-    return (isinstance(status, int) and (status == 429 or status >= 500)) or _error_type(failure) == "cluster_block_exception"
+    return (isinstance(status, int) and (status == 429 or status >= 500)) or _error_type(
+        failure
+    ) == "cluster_block_exception"
 
 
 def _batched(items: Iterable[Product], size: int) -> Iterator[list[Product]]:

@@ -63,19 +63,23 @@ def connector_body(endpoint: str, token: str, name: str) -> dict[str, Any]:
         "protocol": "http",
         "parameters": {},
         "credential": {"token": token},  # ML Commons stores it encrypted and never returns it
-        "actions": [{
-            "action_type": "predict",
-            "method": "POST",
-            "url": f"{endpoint}{EMBED_PATH}",
-            "headers": {"content-type": "application/json", "Authorization": "Bearer ${credential.token}"},
-            "request_body": '{ "input": ${parameters.input} }',
-            "pre_process_function": "connector.pre_process.default.embedding",
-            "post_process_function": "connector.post_process.default.embedding",
-        }],
-    }  # fmt: skip
+        "actions": [
+            {
+                "action_type": "predict",
+                "method": "POST",
+                "url": f"{endpoint}{EMBED_PATH}",
+                "headers": {"content-type": "application/json", "Authorization": "Bearer ${credential.token}"},
+                "request_body": '{ "input": ${parameters.input} }',
+                "pre_process_function": "connector.pre_process.default.embedding",
+                "post_process_function": "connector.post_process.default.embedding",
+            }
+        ],
+    }
 
 
-def deploy_remote_encoder(client: OpenSearch, endpoint: str, token: str, name: str, timeout_s: float = 60.0) -> RemoteModel:
+def deploy_remote_encoder(
+    client: OpenSearch, endpoint: str, token: str, name: str, timeout_s: float = 60.0
+) -> RemoteModel:
     """Trust `endpoint`, register and deploy a remote model named `name` that embeds through it.
 
     Args:
@@ -87,12 +91,22 @@ def deploy_remote_encoder(client: OpenSearch, endpoint: str, token: str, name: s
     """
     endpoint = endpoint.rstrip("/")
     _trust(client, endpoint)
-    connector_id = _call(client, "POST", f"{ML}/connectors/_create", connector_body(endpoint, token, name))["connector_id"]
+    connector_id = _call(client, "POST", f"{ML}/connectors/_create", connector_body(endpoint, token, name))[
+        "connector_id"
+    ]
     group_id = _model_group(client, name)
-    registered = _call(client, "POST", f"{ML}/models/_register?deploy=true", {
-        "name": name, "function_name": "remote", "model_group_id": group_id, "connector_id": connector_id,
-        "description": f"tbhns encoder served at {endpoint}{EMBED_PATH}",
-    })  # fmt: skip
+    registered = _call(
+        client,
+        "POST",
+        f"{ML}/models/_register?deploy=true",
+        {
+            "name": name,
+            "function_name": "remote",
+            "model_group_id": group_id,
+            "connector_id": connector_id,
+            "description": f"tbhns encoder served at {endpoint}{EMBED_PATH}",
+        },
+    )
     model_id = registered["model_id"]
     deadline = time.monotonic() + timeout_s
     while (state := _call(client, "GET", f"{ML}/models/{model_id}").get("model_state")) != "DEPLOYED":
@@ -109,14 +123,19 @@ def undeploy(client: OpenSearch, model_id: str) -> None:
 
 def embed_in_cluster(client: OpenSearch, model_id: str, texts: Sequence[str]) -> np.ndarray:
     """The vectors the cluster makes for `texts` with `model_id` (the `text_embedding` predict API), (n, dim)."""
-    answer = _call(client, "POST", f"{ML}/_predict/text_embedding/{model_id}",
-                   {"text_docs": list(texts), "target_response": ["sentence_embedding"]})  # fmt: skip
+    answer = _call(
+        client,
+        "POST",
+        f"{ML}/_predict/text_embedding/{model_id}",
+        {"text_docs": list(texts), "target_response": ["sentence_embedding"]},
+    )
     outputs = [tensor for result in answer["inference_results"] for tensor in result["output"]]
     return np.asarray([tensor["data"] for tensor in outputs], dtype=np.float32)
 
 
-def check_parity(client: OpenSearch, model_id: str, encoder: Encoder, texts: Sequence[str],
-                 min_cosine: float = MIN_COSINE) -> float:  # fmt: skip
+def check_parity(
+    client: OpenSearch, model_id: str, encoder: Encoder, texts: Sequence[str], min_cosine: float = MIN_COSINE
+) -> float:
     """The lowest cosine between the cluster's and the client's vector of each text; a `DeployError` below
     `min_cosine` (the deployed model would rank differently from the client)."""
     if not texts:
@@ -128,26 +147,39 @@ def check_parity(client: OpenSearch, model_id: str, encoder: Encoder, texts: Seq
     worst = float(cosines.min())
     if worst < min_cosine:
         text = texts[int(cosines.argmin())]
-        raise DeployError(f"cluster and client vectors disagree: cosine {worst:.6f} < {min_cosine} for {text[:80]!r}; "
-                          "the endpoint serves another encoder than the one given")  # fmt: skip
+        raise DeployError(
+            f"cluster and client vectors disagree: cosine {worst:.6f} < {min_cosine} for {text[:80]!r}; "
+            "the endpoint serves another encoder than the one given"
+        )
     return worst
 
 
 def ensure_embedding_pipeline(client: OpenSearch, name: str, model_id: str) -> None:
     """Create (or replace) ingest pipeline `name`: `embedding` from `embedding_text` with `model_id`. The
     template maps `embedding_text` neither indexed nor kept in `_source`, so documents hold no copy of it."""
-    _call(client, "PUT", f"/_ingest/pipeline/{name}", {
-        "description": f"tbhns: product vectors from model {model_id}",
-        "processors": [{"text_embedding": {"model_id": model_id, "field_map": {TEXT_FIELD: "embedding"}, "batch_size": 64}}],
-    })  # fmt: skip
+    _call(
+        client,
+        "PUT",
+        f"/_ingest/pipeline/{name}",
+        {
+            "description": f"tbhns: product vectors from model {model_id}",
+            "processors": [
+                {"text_embedding": {"model_id": model_id, "field_map": {TEXT_FIELD: "embedding"}, "batch_size": 64}}
+            ],
+        },
+    )
 
 
 def set_default_model(client: OpenSearch, alias: str, model_id: str) -> str:
     """Make `model_id` the default of `neural` queries on `alias` (a `neural_query_enricher` search pipeline set
     as the index default), so any OpenSearch client can omit it; return the pipeline name."""
     name = f"{alias}-neural-default"
-    _call(client, "PUT", f"/_search/pipeline/{name}",
-          {"request_processors": [{"neural_query_enricher": {"default_model_id": model_id}}]})  # fmt: skip
+    _call(
+        client,
+        "PUT",
+        f"/_search/pipeline/{name}",
+        {"request_processors": [{"neural_query_enricher": {"default_model_id": model_id}}]},
+    )
     _call(client, "PUT", f"/{alias}/_settings", {"index.search.default_pipeline": name})
     return name
 
@@ -156,8 +188,14 @@ def _trust(client: OpenSearch, endpoint: str) -> None:
     """Add the endpoint's exact URL to the trusted connector patterns; allow private addresses only when it
     is one (ML Commons refuses loopback and private endpoints by default)."""
     settings = _call(client, "GET", "/_cluster/settings?include_defaults=true&flat_settings=true")
-    current = next((settings[scope][TRUSTED] for scope in ("persistent", "transient", "defaults")
-                    if TRUSTED in settings.get(scope, {})), [])  # fmt: skip
+    current = next(
+        (
+            settings[scope][TRUSTED]
+            for scope in ("persistent", "transient", "defaults")
+            if TRUSTED in settings.get(scope, {})
+        ),
+        [],
+    )
     pattern = f"^{re.escape(endpoint + EMBED_PATH)}$"
     persistent: dict[str, Any] = {} if pattern in current else {TRUSTED: [*current, pattern]}
     host = urlsplit(endpoint).hostname or ""
@@ -182,7 +220,11 @@ def _model_group(client: OpenSearch, name: str) -> str:
     hits = found.get("hits", {}).get("hits", [])
     if hits:
         return str(hits[0]["_id"])
-    return str(_call(client, "POST", f"{ML}/model_groups/_register", {"name": name, "description": "tbhns encoders"})["model_group_id"])
+    return str(
+        _call(client, "POST", f"{ML}/model_groups/_register", {"name": name, "description": "tbhns encoders"})[
+            "model_group_id"
+        ]
+    )
 
 
 def _call(client: OpenSearch, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch
@@ -21,7 +21,9 @@ from opensearchpy.exceptions import TransportError
 from tbhns_opensearch.cluster.connection import knn_engine_gap
 from tbhns_opensearch.errors import TemplateError
 
-TEMPLATE_DIR = Path(os.environ.get("TBHNS_TEMPLATE_DIR", str(resources.files("tbhns_opensearch.resources") / "index_templates")))
+TEMPLATE_DIR = Path(
+    os.environ.get("TBHNS_TEMPLATE_DIR", str(resources.files("tbhns_opensearch.resources") / "index_templates"))
+)
 ENGINES = {
     "lucene": ("cosinesimil", "l2", "innerproduct"),
     "faiss": ("l2", "innerproduct", "cosinesimil"),
@@ -77,7 +79,7 @@ def load_template(name: str) -> dict[str, Any]:
     try:
         template = json.loads(path.read_text())
     except FileNotFoundError:
-        raise TemplateError(f"no index template {path}; set TBHNS_TEMPLATE_DIR to the index_templates folder")
+        raise TemplateError(f"no index template {path}; set TBHNS_TEMPLATE_DIR to the index_templates folder") from None
     except json.JSONDecodeError as exc:
         raise TemplateError(f"index template {path} is not valid JSON: {exc}") from exc
     template.pop("_comment", None)
@@ -138,8 +140,10 @@ def create_index(client: OpenSearch, config: IndexConfig) -> str:
     """Create a fresh `<alias>-<timestamp>` index from the template and return its name; a k-NN engine the
     cluster cannot run (`knn_engine_gap`) is refused before the template or the index is written."""
     if (gap := knn_engine_gap(client, config.engine)) is not None:
-        raise TemplateError(f"k-NN engine {config.engine!r} cannot run on this cluster: {gap}, and an index using "
-                            "it would crash the node's JVM (and each restart after); rerun with --engine lucene")  # fmt: skip
+        raise TemplateError(
+            f"k-NN engine {config.engine!r} cannot run on this cluster: {gap}, and an index using "
+            "it would crash the node's JVM (and each restart after); rerun with --engine lucene"
+        )
     put_product_template(client, config)
     name = f"{config.alias}-{time.strftime('%Y%m%d%H%M%S')}-{time.monotonic_ns() % 1000:03d}"
     try:

@@ -7,9 +7,9 @@ fields) and is clipped so a 10 kB paste cannot exceed the clause limit.
 from __future__ import annotations
 
 import math
-
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +19,13 @@ from tbhns_opensearch.index.documents import MAX_LEVELS, category_path_value
 BM25_FIELDS = ("title^3", "brand^2", "category_names^1.5", "attributes_text", "description")
 SOURCE_FIELDS = ("title", "brand", "category_names", "price")
 """Returned as stored fields: parsing each hit's `_source` (with its 384-float vector) dominated latency."""
-DISPLAY_DOC_VALUES = ("product_id", "title_bytes", "brand.raw", "price",
-                      *(f"category_levels.l{level}" for level in range(MAX_LEVELS)))  # fmt: skip
+DISPLAY_DOC_VALUES = (
+    "product_id",
+    "title_bytes",
+    "brand.raw",
+    "price",
+    *(f"category_levels.l{level}" for level in range(MAX_LEVELS)),
+)
 """The same display fields read from doc values (`display_from_doc_values`; indices made before `title_bytes`
 was in the template lack it, and are read with stored fields instead)."""
 MAX_QUERY_CHARS = 512
@@ -53,12 +58,16 @@ class Filters:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.category or self.brands or self.attributes) and self.price_min is None and self.price_max is None
+        return (
+            not (self.category or self.brands or self.attributes) and self.price_min is None and self.price_max is None
+        )
 
 
 def _category_spec(value: str, fields: dict[str, Any]) -> None:
     if fields.get("category"):
-        raise SearchError(f"give at most one category filter, got {' and '.join(['>'.join(fields['category']), value])}")
+        raise SearchError(
+            f"give at most one category filter, got {' and '.join(['>'.join(fields['category']), value])}"
+        )
     fields["category"] = tuple(part.strip() for part in value.split(">"))
 
 
@@ -70,8 +79,10 @@ def _price_spec(value: str, fields: dict[str, Any]) -> None:
         bounds = []
     finite = all(bound is None or (math.isfinite(bound) and abs(bound) <= MAX_PRICE) for bound in bounds)
     if not separator or len(bounds) != 2 or bounds == [None, None] or not finite:
-        raise SearchError(f"price filter {value!r} must be MIN..MAX, MIN.. or ..MAX with finite numbers within "
-                          f"±{MAX_PRICE:.1e} (a float32), e.g. price=10..50")
+        raise SearchError(
+            f"price filter {value!r} must be MIN..MAX, MIN.. or ..MAX with finite numbers within "
+            f"±{MAX_PRICE:.1e} (a float32), e.g. price=10..50"
+        )
     fields["price_min"], fields["price_max"] = bounds
 
 
@@ -106,8 +117,10 @@ def parse_filters(specs: Sequence[str]) -> Filters | None:
     for spec in specs:
         name, separator, value = spec.partition("=")
         if not separator or name.strip() not in FILTER_SPECS or not value.strip():
-            raise SearchError(f"filter {spec!r} is not NAME=VALUE with a known name; valid names are "
-                              f"{list(FILTER_SPECS)} (e.g. category=A>B, price=10..50, brand=X, attr=name=value)")
+            raise SearchError(
+                f"filter {spec!r} is not NAME=VALUE with a known name; valid names are "
+                f"{list(FILTER_SPECS)} (e.g. category=A>B, price=10..50, brand=X, attr=name=value)"
+            )
         FILTER_SPECS[name.strip()](value.strip(), fields)
     return Filters(**fields) if fields else None
 
@@ -145,7 +158,14 @@ def bm25_query(text: str, filters: Filters | None = None) -> dict[str, Any]:
         >>> bm25_query("usb cable")["bool"]["must"][0]["multi_match"]["query"]
         'usb cable'
     """
-    match = {"multi_match": {"query": clip_query_text(text), "fields": list(BM25_FIELDS), "type": "best_fields", "tie_breaker": 0.3}}
+    match = {
+        "multi_match": {
+            "query": clip_query_text(text),
+            "fields": list(BM25_FIELDS),
+            "type": "best_fields",
+            "tie_breaker": 0.3,
+        }
+    }
     return {"bool": {"must": [match], "filter": filter_clauses(filters)}}
 
 
@@ -160,7 +180,9 @@ def knn_query(vector: Sequence[float] | np.ndarray, k: int, filters: Filters | N
         >>> knn_query(np.array([0.5, 0.25]), 5)["knn"]["embedding"]["vector"].dtype
         dtype('float32')
     """
-    values = np.ascontiguousarray(vector, dtype=np.float32) if isinstance(vector, np.ndarray) else [float(x) for x in vector]
+    values = (
+        np.ascontiguousarray(vector, dtype=np.float32) if isinstance(vector, np.ndarray) else [float(x) for x in vector]
+    )
     knn: dict[str, Any] = {"vector": values, "k": k}
     clauses = filter_clauses(filters)
     if clauses:
@@ -193,7 +215,9 @@ def build_bm25(text: str, size: int, filters: Filters | None = None, offset: int
     return _request(bm25_query(text, filters), size, offset)
 
 
-def build_knn(vector: Sequence[float] | np.ndarray, size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
+def build_knn(
+    vector: Sequence[float] | np.ndarray, size: int, filters: Filters | None = None, offset: int = 0
+) -> dict[str, Any]:
     """A vector search request: `knn` with k = offset + size, so every page is among the k nearest.
 
     Example:
@@ -203,7 +227,9 @@ def build_knn(vector: Sequence[float] | np.ndarray, size: int, filters: Filters 
     return _request(knn_query(vector, size + offset, filters), size, offset)
 
 
-def build_neural(text: str, model_id: str, size: int, filters: Filters | None = None, offset: int = 0) -> dict[str, Any]:
+def build_neural(
+    text: str, model_id: str, size: int, filters: Filters | None = None, offset: int = 0
+) -> dict[str, Any]:
     """A vector search request embedded by the cluster (`neural_query`), paged like `build_knn`.
 
     Example:
@@ -214,7 +240,12 @@ def build_neural(text: str, model_id: str, size: int, filters: Filters | None = 
 
 
 def build_hybrid(
-    text: str, vector: Sequence[float] | np.ndarray | None, size: int, depth: int, filters: Filters | None = None, offset: int = 0,
+    text: str,
+    vector: Sequence[float] | np.ndarray | None,
+    size: int,
+    depth: int,
+    filters: Filters | None = None,
+    offset: int = 0,
     model_id: str | None = None,
 ) -> dict[str, Any]:
     """A `hybrid` query of the BM25 and knn clauses (in that order), each retrieving `depth` candidates; with

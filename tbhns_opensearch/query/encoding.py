@@ -45,8 +45,13 @@ class QueryEncoder:
         cache_size: Most vectors kept; 0 disables the cache.
     """
 
-    def __init__(self, encoder: str | Encoder = DEFAULT_ENCODER, backend: str | None = None,
-                 device: str = "cpu", cache_size: int = 4096) -> None:  # fmt: skip
+    def __init__(
+        self,
+        encoder: str | Encoder = DEFAULT_ENCODER,
+        backend: str | None = None,
+        device: str = "cpu",
+        cache_size: int = 4096,
+    ) -> None:
         if cache_size < 0:
             raise EncoderError(f"cache_size must be >= 0 (0 disables the cache), got {cache_size}")
         self._source = encoder

@@ -82,13 +82,20 @@ class HybridConfig:
         if self.path not in HYBRID_PATHS:
             raise SearchError(f"unknown hybrid path {self.path!r}; valid paths are {list(HYBRID_PATHS)}")
         weights = tuple(float(weight) for weight in self.weights)
-        if len(weights) != 2 or any(not 0.0 <= w <= 1.0 for w in weights) or abs(sum(weights) - 1.0) > WEIGHT_SUM_TOLERANCE:
-            raise SearchError(f"hybrid weights must be two numbers (bm25, vector) in [0, 1] summing to 1, "
-                              f"got {self.weights!r}; e.g. (0.3, 0.7)")
+        if (
+            len(weights) != 2
+            or any(not 0.0 <= w <= 1.0 for w in weights)
+            or abs(sum(weights) - 1.0) > WEIGHT_SUM_TOLERANCE
+        ):
+            raise SearchError(
+                f"hybrid weights must be two numbers (bm25, vector) in [0, 1] summing to 1, "
+                f"got {self.weights!r}; e.g. (0.3, 0.7)"
+            )
         object.__setattr__(self, "weights", weights)
         if self.rank_constant < 1 or not 1 <= self.depth <= 10_000:
-            raise SearchError(f"rank_constant must be >= 1 and depth in [1, 10000], got "
-                              f"{self.rank_constant} and {self.depth}")
+            raise SearchError(
+                f"rank_constant must be >= 1 and depth in [1, 10000], got {self.rank_constant} and {self.depth}"
+            )
 
 
 @dataclass(frozen=True)
@@ -135,8 +142,13 @@ def rrf_fuse(results: Sequence[RankedList], config: HybridConfig) -> list[tuple[
     fused: dict[str, np.float32] = {}
     for ranked in results:
         for rank, (product_id, _) in enumerate(ranked, start=1):
-            share = np.float32(float((Decimal(1) / Decimal(config.rank_constant + rank)).quantize(
-                Decimal("1e-10"), rounding=ROUND_HALF_UP)))
+            share = np.float32(
+                float(
+                    (Decimal(1) / Decimal(config.rank_constant + rank)).quantize(
+                        Decimal("1e-10"), rounding=ROUND_HALF_UP
+                    )
+                )
+            )
             fused[product_id] = np.float32(fused.get(product_id, np.float32(0)) + share)
     return _ranked([(product_id, float(score)) for product_id, score in fused.items()])
 
@@ -150,12 +162,14 @@ def minmax_pipeline(config: HybridConfig) -> dict[str, Any]:
     """
     return {
         "description": "tbhns hybrid: min-max normalized BM25 and vector scores, weighted arithmetic mean",
-        "phase_results_processors": [{
-            "normalization-processor": {
-                "normalization": {"technique": "min_max"},
-                "combination": {"technique": "arithmetic_mean", "parameters": {"weights": list(config.weights)}},
+        "phase_results_processors": [
+            {
+                "normalization-processor": {
+                    "normalization": {"technique": "min_max"},
+                    "combination": {"technique": "arithmetic_mean", "parameters": {"weights": list(config.weights)}},
+                }
             }
-        }],
+        ],
     }
 
 

@@ -31,22 +31,13 @@ import numpy as np
 from cachetools import LRUCache
 from opensearchpy import NotFoundError, OpenSearch
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
-from opensearchpy.exceptions import SSLError
-from opensearchpy.exceptions import TransportError
+from opensearchpy.exceptions import SSLError, TransportError
 
 from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client, msearch_item
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER, Encoder
 from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, SearchError
 from tbhns_opensearch.index.documents import MAX_LEVELS, decode_text
-from tbhns_opensearch.users.store import (
-    HistoryNotRead,
-    StoredUser,
-    get_user_profile,
-    list_users,
-    profile_from_search,
-    profile_search,
-)
 from tbhns_opensearch.query.builders import (
     SOURCE_FIELDS,
     Filters,
@@ -62,6 +53,14 @@ from tbhns_opensearch.query.encoding import QueryEncoder
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig, fuse, search_pipeline
 from tbhns_opensearch.users.blend import PersonalizedVector, personalize
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserHistory, UserProfile
+from tbhns_opensearch.users.store import (
+    HistoryNotRead,
+    StoredUser,
+    get_user_profile,
+    list_users,
+    profile_from_search,
+    profile_search,
+)
 
 if TYPE_CHECKING:  # torch is imported only when a user model is loaded
     from tbhns_opensearch.users.attention import UserAttention
@@ -214,10 +213,14 @@ class SearchClient:
         self.user_ttl_s = user_ttl_s
         self._profiles: LRUCache[str, tuple[float, UserProfile | None]] = LRUCache(PROFILE_CACHE_BYTES, _cached_bytes)
         self._profiles_lock = threading.Lock()
-        self._profile_reader = ThreadPoolExecutor(max_workers=PROFILE_READERS, thread_name_prefix="tbhns-profile")  # threads start on first use
+        self._profile_reader = ThreadPoolExecutor(
+            max_workers=PROFILE_READERS, thread_name_prefix="tbhns-profile"
+        )  # threads start on first use
         if isinstance(user_model, str) and user_model != "auto":
-            raise SearchError(f"user_model {user_model!r} is unknown; pass 'auto' (the model beside the encoder), "
-                              "None (always blend) or a UserAttention")  # fmt: skip
+            raise SearchError(
+                f"user_model {user_model!r} is unknown; pass 'auto' (the model beside the encoder), "
+                "None (always blend) or a UserAttention"
+            )
         self._user_model = user_model
 
     @cached_property
@@ -253,9 +256,13 @@ class SearchClient:
     def display_doc_values(self) -> bool:
         """True when every index behind the alias has the display fields as doc values (template with
         `title_bytes`), so pages read them from doc values instead of stored fields (`_search_page`)."""
+
         def has(props: dict[str, Any]) -> bool:
-            return ({"keyword", "raw"} <= set(props.get("brand", {}).get("fields", {}))
-                    and "title_bytes" in props and "category_levels" in props)  # fmt: skip
+            return (
+                {"keyword", "raw"} <= set(props.get("brand", {}).get("fields", {}))
+                and "title_bytes" in props
+                and "category_levels" in props
+            )
 
         return bool(self._index_properties) and all(has(props) for props in self._index_properties)
 
@@ -331,31 +338,41 @@ class SearchClient:
 
     # --- modes ---------------------------------------------------------------------------------------------
     def _bm25(self, request: SearchRequest) -> SearchResponse:
-        hits = self._search_page(build_bm25(request.text, request.k, request.filters, request.offset),
-                                 "bm25" if request.explain else None)  # fmt: skip
+        hits = self._search_page(
+            build_bm25(request.text, request.k, request.filters, request.offset), "bm25" if request.explain else None
+        )
         return SearchResponse(hits, "bm25", "bm25", 0.0)
 
     def _semantic(self, request: SearchRequest) -> SearchResponse:
         if self.model_id is not None and not request.explain:
-            hits = self._search_page(build_neural(request.text, self.model_id, request.k, request.filters, request.offset))
+            hits = self._search_page(
+                build_neural(request.text, self.model_id, request.k, request.filters, request.offset)
+            )
             return SearchResponse(hits, "semantic", "semantic", 0.0)
         vector = self._query_vector(request.text)
-        hits = self._search_page(build_knn(vector, request.k, request.filters, request.offset),
-                                 "vector" if request.explain else None)  # fmt: skip
+        hits = self._search_page(
+            build_knn(vector, request.k, request.filters, request.offset), "vector" if request.explain else None
+        )
         return SearchResponse(hits, "semantic", "semantic", 0.0)
 
     def _personalized(self, request: SearchRequest) -> SearchResponse:
         return self._personalize(request, partial(self._personalized_page, request))
 
-    def _personalized_page(self, request: SearchRequest, query_vector: np.ndarray, profile: UserProfile | None,
-                           decision: PersonalizedVector) -> SearchResponse:  # fmt: skip
+    def _personalized_page(
+        self,
+        request: SearchRequest,
+        query_vector: np.ndarray,
+        profile: UserProfile | None,
+        decision: PersonalizedVector,
+    ) -> SearchResponse:
         if profile is None or decision.fallback:
             semantic = self._semantic(request)
             return replace(semantic, requested_mode="personalized", fallback=True, fallback_reason=decision.reason)
         body = build_knn(decision.vector, request.k, request.filters, request.offset)  # the personalized vector
         hits = self._search_page(body, "vector" if request.explain else None)
-        return SearchResponse(hits, "personalized", "personalized", 0.0, alpha=decision.alpha,
-                              personalization=decision.method)  # fmt: skip
+        return SearchResponse(
+            hits, "personalized", "personalized", 0.0, alpha=decision.alpha, personalization=decision.method
+        )
 
     def _hybrid(self, request: SearchRequest) -> SearchResponse:
         """BM25 + the query vector, personalized (learned or blend) when the request names a user with enough
@@ -365,22 +382,43 @@ class SearchClient:
             return SearchResponse(self._server_hybrid(request, None, depth), "hybrid", "hybrid", 0.0, path="server")
         return self._personalize(request, partial(self._hybrid_page, request, depth))
 
-    def _hybrid_page(self, request: SearchRequest, depth: int, _query_vector: np.ndarray,
-                     _profile: UserProfile | None, decision: PersonalizedVector) -> SearchResponse:  # fmt: skip
+    def _hybrid_page(
+        self,
+        request: SearchRequest,
+        depth: int,
+        _query_vector: np.ndarray,
+        _profile: UserProfile | None,
+        decision: PersonalizedVector,
+    ) -> SearchResponse:
         path = self._resolve_path(request.path)
         fuse_on = {"server": self._server_hybrid, "client": self._client_hybrid}[path]
         hits = fuse_on(request, decision.vector, depth)
         asked = request.user_id is not None
-        return SearchResponse(hits, "hybrid", "hybrid", 0.0, fallback=asked and decision.fallback,
-                              fallback_reason=decision.reason if asked else None, path=path, alpha=decision.alpha,
-                              personalization=None if decision.fallback else decision.method)  # fmt: skip
+        return SearchResponse(
+            hits,
+            "hybrid",
+            "hybrid",
+            0.0,
+            fallback=asked and decision.fallback,
+            fallback_reason=decision.reason if asked else None,
+            path=path,
+            alpha=decision.alpha,
+            personalization=None if decision.fallback else decision.method,
+        )
 
     # --- hybrid paths --------------------------------------------------------------------------------------
     def _server_hybrid(self, request: SearchRequest, vector: np.ndarray | None, depth: int) -> list[SearchHit]:
         """The fused page from the cluster; `vector` None: the cluster embeds the text (`model_id`)."""
         name = self._ensure_pipeline()
-        body = build_hybrid(request.text, vector, request.k, depth, request.filters, request.offset,
-                            model_id=self.model_id if vector is None else None)  # fmt: skip
+        body = build_hybrid(
+            request.text,
+            vector,
+            request.k,
+            depth,
+            request.filters,
+            request.offset,
+            model_id=self.model_id if vector is None else None,
+        )
         try:
             if self.display_doc_values:
                 hits = self._search_page(body, search_pipeline=name)
@@ -401,12 +439,14 @@ class SearchClient:
         side), fused here; an index without display doc values reads the page with `mget`."""
         bm25, knn = self._sub_queries(request, vector, depth, display=True)
         ranked = [[(hit.id, hit.score) for hit in hits] for hits in (bm25, knn)]
-        fused = fuse(ranked, self.hybrid)[request.offset:request.offset + request.k]
+        fused = fuse(ranked, self.hybrid)[request.offset : request.offset + request.k]
         parts = _parts((bm25, knn)) if request.explain else {}
         candidates = {hit.id: hit for hit in (*knn, *bm25)}
         if self.display_doc_values:
-            return [replace(candidates[product_id], score=score, parts=parts.get(product_id, {}))
-                    for product_id, score in fused]  # fmt: skip
+            return [
+                replace(candidates[product_id], score=score, parts=parts.get(product_id, {}))
+                for product_id, score in fused
+            ]
         return self._page(fused, parts)
 
     def _search_page(self, body: dict[str, Any], part: str | None = None, **params: Any) -> list[SearchHit]:
@@ -422,11 +462,16 @@ class SearchClient:
         if not ranked:
             return []
         with self._cluster_call(f"reading {len(ranked)} products from {self.index}"):
-            docs = self.client.mget(index=self.index, body={"ids": [product_id for product_id, _ in ranked]},
-                                    params={"stored_fields": ",".join(SOURCE_FIELDS), "_source": "false"})["docs"]  # fmt: skip
+            docs = self.client.mget(
+                index=self.index,
+                body={"ids": [product_id for product_id, _ in ranked]},
+                params={"stored_fields": ",".join(SOURCE_FIELDS), "_source": "false"},
+            )["docs"]
         fields = {doc["_id"]: doc.get("fields", {}) for doc in docs}
-        return [_hit(product_id, score, fields.get(product_id, {}), parts.get(product_id, {}))
-                for product_id, score in ranked]  # fmt: skip
+        return [
+            _hit(product_id, score, fields.get(product_id, {}), parts.get(product_id, {}))
+            for product_id, score in ranked
+        ]
 
     def _sub_queries(
         self, request: SearchRequest, vector: np.ndarray, depth: int, display: bool = False
@@ -434,7 +479,10 @@ class SearchClient:
         """The BM25 and knn candidate lists (top `depth` each) that hybrid fuses, in one msearch; with `display`,
         each hit's display fields from doc values where the index has them, else ids and scores only."""
         shape = display_from_doc_values if display and self.display_doc_values else ids_only
-        bodies = [shape(build_bm25(request.text, depth, request.filters)), shape(build_knn(vector, depth, request.filters))]
+        bodies = [
+            shape(build_bm25(request.text, depth, request.filters)),
+            shape(build_knn(vector, depth, request.filters)),
+        ]
         with self._cluster_call(f"hybrid sub-queries on {self.index}"):
             bm25, knn = (parse_hits(msearch_item(response)) for response in self._msearch(bodies))
         return bm25, knn
@@ -478,7 +526,9 @@ class SearchClient:
 
         def page_for(profile: UserProfile | None) -> SearchResponse:
             user_model = self.user_model if profile is not None and profile.history else None  # loaded when needed
-            return page(query_vector, profile, personalize(query_vector, user_id, profile, self.personalization, user_model))
+            return page(
+                query_vector, profile, personalize(query_vector, user_id, profile, self.personalization, user_model)
+            )
 
         if first_read is not None:
             return page_for(first_read.result())

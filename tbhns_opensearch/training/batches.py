@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.eval.queries import query_key
 from tbhns_opensearch.seeding import keyed_rng
+from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.training.negatives import FalseNegativeFilter, NegativeSampler
 
 if TYPE_CHECKING:
@@ -135,7 +135,9 @@ class NegativeTable:
                 taken.add(candidate)
                 fills.append(candidate)
         if len(chosen) + len(fills) < self.count:
-            raise TrainingError(f"cannot find {self.count} negatives for {pair.query!r} in a catalog of "
-                                f"{len(self.pool)} products; lower the sampler counts")  # fmt: skip
+            raise TrainingError(
+                f"cannot find {self.count} negatives for {pair.query!r} in a catalog of "
+                f"{len(self.pool)} products; lower the sampler counts"
+            )
         self.fills += len(fills)
         return fills

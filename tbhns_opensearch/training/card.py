@@ -58,7 +58,8 @@ class ModelCard:
             "generated queries)",
             f"- validation queries: {data['counts'].get('validation_queries_real', 0)} real, "
             f"{data['counts'].get('validation_queries_generated', 0)} generated; test queries (held out): "
-            f"{data['counts'].get('test_queries_real', 0)} real, {data['counts'].get('test_queries_generated', 0)} generated",
+            f"{data['counts'].get('test_queries_real', 0)} real, "
+            f"{data['counts'].get('test_queries_generated', 0)} generated",
             *_order_lines(data),
             f"- taxonomy: {sampler.get('taxonomy') or 'not used'}",
             "",
@@ -71,17 +72,29 @@ class ModelCard:
             lines.append(f"- re-mined at steps {list(sampler['remined_at'])}")
         counts = training.get("loss_counts") or {}
         if counts.get("negatives"):
-            lines.append(f"- false-negative mask ({self.config['mask_guide']} guide, {self.config['mask_strategy']} "
-                         f"margin {self.config['mask_margin']}): {counts['masked_negatives']} of {counts['negatives']} "
-                         f"in-batch and explicit negatives masked ({counts['masked_negatives'] / counts['negatives']:.2%})")  # fmt: skip
+            lines.append(
+                f"- false-negative mask ({self.config['mask_guide']} guide, {self.config['mask_strategy']} "
+                f"margin {self.config['mask_margin']}): {counts['masked_negatives']} of {counts['negatives']} "
+                f"in-batch and explicit negatives masked ({counts['masked_negatives'] / counts['negatives']:.2%})"
+            )
         if distill := self.config.get("distill"):
-            lines.append(f"- distilled from a hybrid teacher (BM25 weight {distill['bm25_weight']}, encoder "
-                         f"{distill.get('encoder') or self.config['base_model']}, depth {distill['depth']}): "
-                         f"{distill['candidates']} ranked candidates per row, weight "
-                         f"{distill['weight']}, teacher temperature {distill['teacher_temperature']}")  # fmt: skip
-        steps = (f"- steps: {training['steps']} of {self.config['max_steps']} (early stop: {training['stopped_early']}); "
-                 f"best validation at step {training['best_step']}") if self.config["max_steps"] else \
-            f"- no encoder training (max_steps = 0): the base model `{self.config['base_model']}` is exported unchanged"  # fmt: skip
+            lines.append(
+                f"- distilled from a hybrid teacher (BM25 weight {distill['bm25_weight']}, encoder "
+                f"{distill.get('encoder') or self.config['base_model']}, depth {distill['depth']}): "
+                f"{distill['candidates']} ranked candidates per row, weight "
+                f"{distill['weight']}, teacher temperature {distill['teacher_temperature']}"
+            )
+        steps = (
+            (
+                f"- steps: {training['steps']} of {self.config['max_steps']} "
+                f"(early stop: {training['stopped_early']}); best validation at step {training['best_step']}"
+            )
+            if self.config["max_steps"]
+            else (
+                f"- no encoder training (max_steps = 0): the base model `{self.config['base_model']}` "
+                "is exported unchanged"
+            )
+        )
         lines += [
             "",
             "## Training",
@@ -90,12 +103,15 @@ class ModelCard:
             f"device {self.config['device']}, precision {self.config.get('precision', 'fp32')}",
             *_stage2_lines(training.get("stage2"), self.config.get("stage2")),
             "",
-            "## Validation (VALIDATION users' last orders; training never read these users)" if data["queries"] == "orders"
+            "## Validation (VALIDATION users' last orders; training never read these users)"
+            if data["queries"] == "orders"
             else "## Validation (held-out queries training never saw)",
             "| metric | base (step 0) | this model |",
             "|---|---|---|",
-            *(f"| {name} | {self.validation_base.get(name, float('nan')):.4f} | {value:.4f} |"
-              for name, value in self.validation.items()),  # fmt: skip
+            *(
+                f"| {name} | {self.validation_base.get(name, float('nan')):.4f} | {value:.4f} |"
+                for name, value in self.validation.items()
+            ),
         ]
         if self.export:
             onnx, int8 = self.export["onnx"], self.export.get("quantized")
@@ -108,12 +124,16 @@ class ModelCard:
                 f"({onnx['size_mb']} MB)",
             ]
             if int8:
-                lines.append(f"- `{int8['file']}` (int8, dynamic): min cosine {int8['min_cosine']:.4f}, "
-                             f"mean {int8['mean_cosine']:.4f} ({int8['size_mb']} MB)")  # fmt: skip
+                lines.append(
+                    f"- `{int8['file']}` (int8, dynamic): min cosine {int8['min_cosine']:.4f}, "
+                    f"mean {int8['mean_cosine']:.4f} ({int8['size_mb']} MB)"
+                )
             if gate := self.export.get("int8_gate"):
-                lines.append(f"- int8 retrieval gate ({gate['queries']} validation queries, {gate['products']} "
-                             f"candidates): fp32 {gate['fp32']}, int8 {gate['int8']}: "
-                             f"{'accepted' if gate['accepted'] else 'refused'} ({gate['reason']})")  # fmt: skip
+                lines.append(
+                    f"- int8 retrieval gate ({gate['queries']} validation queries, {gate['products']} "
+                    f"candidates): fp32 {gate['fp32']}, int8 {gate['int8']}: "
+                    f"{'accepted' if gate['accepted'] else 'refused'} ({gate['reason']})"
+                )
         return "\n".join([*lines, *_user_model_lines(self.personalization)]) + "\n"
 
 
@@ -122,11 +142,13 @@ def _order_lines(data: dict[str, Any]) -> list[str]:
     if data["queries"] != "orders":
         return []
     counts = data["counts"]
-    return [f"- queries DERIVED from REAL users' orders (the aisle of each product bought, not typed by shoppers): "
-            f"training on {counts['train_users']} TRAIN users' every order; validation on {counts['validation_users']} "
-            f"VALIDATION users' last orders; {counts['test_users']} TEST users held out; "
-            f"{counts['order_lines_dropped_unnamed']} of {counts['order_lines']} order lines dropped for want of a "
-            "product name"]  # fmt: skip
+    return [
+        f"- queries DERIVED from REAL users' orders (the aisle of each product bought, not typed by shoppers): "
+        f"training on {counts['train_users']} TRAIN users' every order; validation on {counts['validation_users']} "
+        f"VALIDATION users' last orders; {counts['test_users']} TEST users held out; "
+        f"{counts['order_lines_dropped_unnamed']} of {counts['order_lines']} order lines dropped for want of a "
+        "product name"
+    ]
 
 
 def _user_model_lines(entry: dict[str, Any] | None) -> list[str]:
@@ -139,9 +161,9 @@ def _user_model_lines(entry: dict[str, Any] | None) -> list[str]:
         "## User model (learned personalization)",
         f"- `{entry['path']}/`: attention over the last {entry['max_history']} purchases with a zero slot, dim "
         f"{entry['dim']} (`users.attention`), on this encoder's vectors",
-        f"- trained on REAL users' orders ({entry['order_lines']}): {entry['train_examples']} examples from every order "
-        f"of {entry['train_users']} TRAIN users, {entry['epochs']} epochs, best epoch {entry['best_epoch']} "
-        f"(0: untrained), {entry['train_s']:.0f} s on {entry['device']}",
+        f"- trained on REAL users' orders ({entry['order_lines']}): {entry['train_examples']} examples from "
+        f"every order of {entry['train_users']} TRAIN users, {entry['epochs']} epochs, best epoch "
+        f"{entry['best_epoch']} (0: untrained), {entry['train_s']:.0f} s on {entry['device']}",
         f"- {entry['products']} products named by the order lines; {entry['order_lines_dropped_unnamed']} of "
         f"{entry['order_lines_read']} lines dropped for want of a name",
         "",
@@ -159,15 +181,18 @@ def _stage2_lines(stage2: dict[str, Any] | None, config: dict[str, Any] | None) 
     if not stage2 or not config:
         return []
     contrast = f" + {config['contrast']} x in-batch contrast" if config.get("contrast") else ""
-    return [f"- stage 2, ROAR{contrast} on graded groups ({stage2['rows']} queries, group size {config['group_size']}, "
-            f"lowest group {config.get('lowest', 'unjudged')}, margin {config['margin']}, lr {config['learning_rate']}): "
-            f"{stage2['steps']} of {config['max_steps']} "
-            f"steps, best validation at stage-2 step {stage2['best_step']} (0: stage 1's weights kept), "
-            f"{stage2['wall_s']:.0f} s"]  # fmt: skip
+    return [
+        f"- stage 2, ROAR{contrast} on graded groups ({stage2['rows']} queries, group size {config['group_size']}, "
+        f"lowest group {config.get('lowest', 'unjudged')}, margin {config['margin']}, lr {config['learning_rate']}): "
+        f"{stage2['steps']} of {config['max_steps']} "
+        f"steps, best validation at stage-2 step {stage2['best_step']} (0: stage 1's weights kept), "
+        f"{stage2['wall_s']:.0f} s"
+    ]
 
 
-def model_card(result: TrainResult, export: ExportReport | None = None,
-               personalization: dict[str, Any] | None = None) -> ModelCard:  # fmt: skip
+def model_card(
+    result: TrainResult, export: ExportReport | None = None, personalization: dict[str, Any] | None = None
+) -> ModelCard:
     """Collect the card of a finished run (its export, and its user model's manifest entry)."""
     config = asdict(result.config)
     data = {"name": result.data.name, "queries": result.config.data.queries, "counts": result.data.report}
@@ -183,16 +208,23 @@ def model_card(result: TrainResult, export: ExportReport | None = None,
     }
     if result.stage2 is not None:
         stage2 = asdict(result.stage2)
-        training["stage2"] = {**{k: v for k, v in stage2.items() if k not in ("history", "log_path")},
-                              "step_log": result.stage2.log_path.name}  # fmt: skip
+        training["stage2"] = {
+            **{k: v for k, v in stage2.items() if k not in ("history", "log_path")},
+            "step_log": result.stage2.log_path.name,
+        }
     exported = None
     if export is not None:
         exported = {key: value for key, value in asdict(export).items() if key != "directory"}
     return ModelCard(
-        data=data, config=config, sampler=asdict(result.sampler), training=training,
-        validation_base=result.history[0].metrics, validation=result.best_validation, export=exported,
+        data=data,
+        config=config,
+        sampler=asdict(result.sampler),
+        training=training,
+        validation_base=result.history[0].metrics,
+        validation=result.best_validation,
+        export=exported,
         personalization=personalization,
-    )  # fmt: skip
+    )
 
 
 def write_model_card(directory: Path, card: ModelCard) -> tuple[Path, Path]:

@@ -34,11 +34,21 @@ from tbhns_opensearch.training.losses import DIRECTIONS, HARDNESS_MODES, LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS
 from tbhns_opensearch.users.sequences import QUERY_FORMS
 
-BATCHINGS = ("shuffled", "taxonomy")  # TrainConfig.batching: shuffled rows, or batches of taxonomy neighbours (topic_batches)
-PRECISIONS = ("fp32", "bf16")  # TrainConfig.precision: float32 steps, or bfloat16 autocast where the device has it natively
+BATCHINGS = (
+    "shuffled",
+    "taxonomy",
+)  # TrainConfig.batching: shuffled rows, or batches of taxonomy neighbours (topic_batches)
+PRECISIONS = (
+    "fp32",
+    "bf16",
+)  # TrainConfig.precision: float32 steps, or bfloat16 autocast where the device has it natively
 QUERY_SOURCES = ("judgments", "generated", "orders")  # or a path to a labelled-queries JSONL
-SAMPLER_PARAMS = {"random": (), "taxonomy": ("leaf", "sibling", "cousin"), "bm25": ("count", "depth"),
-                  "ance": ("count", "depth", "remine_every")}  # fmt: skip
+SAMPLER_PARAMS = {
+    "random": (),
+    "taxonomy": ("leaf", "sibling", "cousin"),
+    "bm25": ("count", "depth"),
+    "ance": ("count", "depth", "remine_every"),
+}
 """The [sampler] keys each sampler reads (besides cosine_threshold, which all use)."""
 
 
@@ -49,12 +59,16 @@ class DataConfig:
     dataset: str = ""  # a public set by name (amazon-uk-toys, icecat, ...); or set `catalog`
     catalog: str = ""  # a catalog file (JSONL, CSV, Parquet) instead of a dataset
     data_dir: str | None = None  # folder of `dataset` [default: ../shared/data/<dataset>]
-    queries: str = "generated"  # "judgments" (the dataset's own), "generated" (querygen), "orders" (aisle queries of [personalization]'s train users) or a labelled-queries JSONL
+    # "judgments" (the dataset's own), "generated" (querygen), "orders" (aisle queries of [personalization]'s train
+    # users) or a labelled-queries JSONL
+    queries: str = "generated"
     judgments: str = ""  # queries="judgments": a judgments file in the dataset's layout [default: the dataset's own]
     catalog_limit: int = 0  # keep a seeded sample of this many products (judged products first); 0 keeps all
     per_product: int = 2  # generated queries: query kinds tried per product
     type_attribute: str = ""  # attribute naming the product type (query generation, induced:attribute taxonomy)
-    taxonomy: str = "catalog"  # catalog, assigned (taxonomy_file), induced:attribute (type_attribute) or induced:clustering
+    taxonomy: str = (
+        "catalog"  # catalog, assigned (taxonomy_file), induced:attribute (type_attribute) or induced:clustering
+    )
     taxonomy_file: str = ""  # taxonomy="assigned": the JSONL `tbhns taxonomy assign` wrote
     taxonomy_levels: int = 2  # induced:clustering: nested cluster levels (1-3)
     min_grade: int = 2  # lowest grade that makes a (query, product) a training positive
@@ -68,34 +82,47 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if bool(self.dataset) == bool(self.catalog):
-            raise ConfigError(f"[data] needs exactly one of dataset or catalog, got dataset={self.dataset!r}, "
-                              f"catalog={self.catalog!r}; e.g. dataset = \"amazon-uk-toys\"")  # fmt: skip
+            raise ConfigError(
+                f"[data] needs exactly one of dataset or catalog, got dataset={self.dataset!r}, "
+                f'catalog={self.catalog!r}; e.g. dataset = "amazon-uk-toys"'
+            )
         if self.queries not in QUERY_SOURCES and not self.queries.endswith(".jsonl"):
             raise ConfigError(f"[data] queries={self.queries!r}: use {' or '.join(QUERY_SOURCES)} or a .jsonl path")
         if self.queries == "judgments" and not self.dataset:
-            raise ConfigError("[data] queries=\"judgments\" needs a dataset with judgments (homedepot, icecat, wands)")
+            raise ConfigError('[data] queries="judgments" needs a dataset with judgments (homedepot, icecat, wands)')
         if self.queries == "orders" and self.dataset != "instacart":
-            raise ConfigError(f"[data] queries=\"orders\" joins order lines with Instacart's catalog, got "
-                              f"dataset={self.dataset!r}; set dataset = \"instacart\"")  # fmt: skip
+            raise ConfigError(
+                f'[data] queries="orders" joins order lines with Instacart\'s catalog, got '
+                f'dataset={self.dataset!r}; set dataset = "instacart"'
+            )
         if self.queries == "orders" and (self.catalog_limit or self.generated_pairs):
-            raise ConfigError(f"[data] queries=\"orders\" keeps the products the order lines name and trains on "
-                              f"their aisle queries only; remove catalog_limit={self.catalog_limit} and "
-                              f"generated_pairs={self.generated_pairs}")  # fmt: skip
+            raise ConfigError(
+                f'[data] queries="orders" keeps the products the order lines name and trains on '
+                f"their aisle queries only; remove catalog_limit={self.catalog_limit} and "
+                f"generated_pairs={self.generated_pairs}"
+            )
         if self.taxonomy not in TAXONOMY_SOURCES:
             raise ConfigError(f"[data] taxonomy={self.taxonomy!r}; use one of {', '.join(TAXONOMY_SOURCES)}")
         if (self.taxonomy == "assigned") != bool(self.taxonomy_file):
-            raise ConfigError(f"[data] taxonomy_file={self.taxonomy_file!r} goes with taxonomy=\"assigned\" and only "
-                              f"with it (got taxonomy={self.taxonomy!r}); write it with `tbhns taxonomy assign`")  # fmt: skip
+            raise ConfigError(
+                f'[data] taxonomy_file={self.taxonomy_file!r} goes with taxonomy="assigned" and only '
+                f"with it (got taxonomy={self.taxonomy!r}); write it with `tbhns taxonomy assign`"
+            )
         if self.taxonomy == "induced:attribute" and not self.type_attribute:
-            raise ConfigError("[data] taxonomy=\"induced:attribute\" needs type_attribute (e.g. \"category\")")
+            raise ConfigError('[data] taxonomy="induced:attribute" needs type_attribute (e.g. "category")')
         if min(self.relevance_threshold, self.min_grade) < 1:  # positives below the threshold are allowed (graded NDCG)
-            raise ConfigError(f"[data] relevance_threshold and min_grade must be >= 1 (grade 0 is irrelevant), got "
-                              f"{self.relevance_threshold} and {self.min_grade}")  # fmt: skip
+            raise ConfigError(
+                f"[data] relevance_threshold and min_grade must be >= 1 (grade 0 is irrelevant), got "
+                f"{self.relevance_threshold} and {self.min_grade}"
+            )
         if self.generated_pairs and self.queries == "generated":
-            raise ConfigError("[data] generated_pairs adds generated queries to real ones; with queries=\"generated\" "
-                              "set per_product instead")  # fmt: skip
-        _check_non_negative("[data]", self, ("catalog_limit", "max_eval_relevant", "max_positives_per_query",
-                                       "generated_pairs"))
+            raise ConfigError(
+                '[data] generated_pairs adds generated queries to real ones; with queries="generated" '
+                "set per_product instead"
+            )
+        _check_non_negative(
+            "[data]", self, ("catalog_limit", "max_eval_relevant", "max_positives_per_query", "generated_pairs")
+        )
 
     @property
     def name(self) -> str:
@@ -115,7 +142,9 @@ class SamplerConfig:
     depth: int = 30  # bm25 / ance: hits searched per query
     remine_every: int = 50  # ance: re-mine negatives from the current encoder every N steps
     cosine_threshold: float = 0.95  # candidates this close to the positive (base-encoder cosine) are near-duplicates
-    alias: str = ""  # bm25 and [distill]: alias of the training catalog on OpenSearch [default: train-<data>-<fingerprint>]
+    alias: str = (
+        ""  # bm25 and [distill]: alias of the training catalog on OpenSearch [default: train-<data>-<fingerprint>]
+    )
 
     def __post_init__(self) -> None:
         if self.name not in SAMPLERS:
@@ -146,7 +175,8 @@ class PreferenceConfig:
     batch_size: int = 16  # queries per step
     group_size: int = 8  # products per query (all grades kept, then sampled; padded)
     unjudged: int = 2  # unjudged products as the lowest group when a query has no product graded 0
-    lowest: str = "unjudged"  # the lowest group when no product is graded 0: "unjudged" (random) or "taxonomy" (stage 1's sampler)
+    # the lowest group when no product is graded 0: "unjudged" (random) or "taxonomy" (stage 1's sampler)
+    lowest: str = "unjudged"
     margin: float = 1.0  # ROAR: logit margin per grade of difference between consecutive groups
     contrast: float = 0.0  # weight of an in-batch contrastive term beside ROAR (each row's top product vs other rows')
     eval_every: int = 50  # validate every N steps of stage 2
@@ -175,8 +205,10 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.depth < 1 or self.teacher_temperature <= 0:
-            raise ConfigError(f"[distill] candidates, depth and teacher_temperature must be positive, got "
-                              f"{self.candidates}, {self.depth}, {self.teacher_temperature}")  # fmt: skip
+            raise ConfigError(
+                f"[distill] candidates, depth and teacher_temperature must be positive, got "
+                f"{self.candidates}, {self.depth}, {self.teacher_temperature}"
+            )
         if not 0 <= self.bm25_weight <= 1:
             raise ConfigError(f"[distill] bm25_weight={self.bm25_weight}: use a weight in [0, 1]")
         _check_non_negative("[distill]", self, ("weight",))
@@ -208,23 +240,33 @@ class PersonalizationTrainConfig:
 
     def __post_init__(self) -> None:
         if not self.order_lines:
-            raise ConfigError("[personalization] needs order_lines, e.g. order_lines = "
-                              "\"../shared/data/instacart-sequences/order_lines.csv\"")  # fmt: skip
-        bad = {name: getattr(self, name) for name in ("max_history", "batch_size")
-               if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int)
-               or getattr(self, name) < (2 if name == "batch_size" else 1)}  # fmt: skip
+            raise ConfigError(
+                "[personalization] needs order_lines, e.g. order_lines = "
+                '"../shared/data/instacart-sequences/order_lines.csv"'
+            )
+        bad = {
+            name: getattr(self, name)
+            for name in ("max_history", "batch_size")
+            if isinstance(getattr(self, name), bool)
+            or not isinstance(getattr(self, name), int)
+            or getattr(self, name) < (2 if name == "batch_size" else 1)
+        }
         if bad:
             raise ConfigError(f"[personalization] {bad}: max_history must be a whole number >= 1 and batch_size >= 2")
         if not (self.learning_rate > 0 and self.temperature > 0):
-            raise ConfigError(f"[personalization] learning_rate={self.learning_rate} and temperature="
-                              f"{self.temperature} must be positive, e.g. 1e-3 and 0.05")  # fmt: skip
+            raise ConfigError(
+                f"[personalization] learning_rate={self.learning_rate} and temperature="
+                f"{self.temperature} must be positive, e.g. 1e-3 and 0.05"
+            )
         _check_non_negative("[personalization]", self, ("epochs", "same_aisle", "sibling_aisles"))
         if self.query_form not in QUERY_FORMS:
             raise ConfigError(f"[personalization] query_form={self.query_form!r}; use one of {', '.join(QUERY_FORMS)}")
         if not (0 < self.validation < 1 and 0 < self.test < 1 and self.validation + self.test < 1):
-            raise ConfigError(f"[personalization] validation={self.validation} and test={self.test}: give shares of "
-                              "users above 0 (validation picks the epoch, test is held out) that leave users for "
-                              "training (sum below 1), e.g. 0.2 and 0.2")  # fmt: skip
+            raise ConfigError(
+                f"[personalization] validation={self.validation} and test={self.test}: give shares of "
+                "users above 0 (validation picks the epoch, test is held out) that leave users for "
+                "training (sum below 1), e.g. 0.2 and 0.2"
+            )
 
 
 @dataclass(frozen=True)
@@ -236,16 +278,26 @@ class TrainConfig:
     base_model: str = "all-MiniLM-L6-v2"  # sentence-transformers path or hub name
     loss: str = "mnrl"  # mnrl (MultipleNegativesRankingLoss), cached_mnrl, or margin (cosine TripletLoss)
     scale: float = 20.0  # mnrl / cached_mnrl: similarity scale (inverse temperature)
-    directions: tuple[str, ...] = ("query_to_doc",)  # mnrl / cached_mnrl: the softmax's terms (DIRECTIONS); all four: GTE's loss
-    hardness_mode: str = "none"  # mnrl / cached_mnrl: negatives whose logit gains hardness_strength x their cosine (HARDNESS_MODES)
+    directions: tuple[str, ...] = (
+        "query_to_doc",
+    )  # mnrl / cached_mnrl: the softmax's terms (DIRECTIONS); all four: GTE's loss
+    hardness_mode: str = (
+        "none"  # mnrl / cached_mnrl: negatives whose logit gains hardness_strength x their cosine (HARDNESS_MODES)
+    )
     hardness_strength: float = 0.0  # mnrl / cached_mnrl: that weight (EmbeddingGemma: 5 on hard negatives)
     margin: float = 0.3  # margin: cosine-distance margin between positive and negative
-    mask_guide: str = "base"  # masked_mnrl: who scores candidates, "base" (frozen base model) or "self" (the model trained)
+    mask_guide: str = (
+        "base"  # masked_mnrl: who scores candidates, "base" (frozen base model) or "self" (the model trained)
+    )
     mask_margin: float = 0.05  # masked_mnrl: negatives the guide scores above (positive - margin) are left out
-    mask_strategy: str = "absolute"  # masked_mnrl: margin in cosine ("absolute") or as a share of the positive's score ("relative")
+    mask_strategy: str = (
+        "absolute"  # masked_mnrl: margin in cosine ("absolute") or as a share of the positive's score ("relative")
+    )
     mini_batch_size: int = 8  # cached_mnrl: rows per forward chunk (memory, not results)
     batch_size: int = 16  # rows per step
-    batching: str = "shuffled"  # "shuffled" rows, or "taxonomy": each batch of rows whose positives are taxonomy neighbours
+    batching: str = (
+        "shuffled"  # "shuffled" rows, or "taxonomy": each batch of rows whose positives are taxonomy neighbours
+    )
     max_steps: int = 200  # optimizer steps; 0 exports the base model unchanged (validated, e.g. under a user model)
     learning_rate: float = 2e-5  # AdamW peak learning rate
     warmup_ratio: float = 0.1  # share of max_steps with linear warmup
@@ -256,36 +308,51 @@ class TrainConfig:
     restore_best: bool = True  # end with the best validated weights (step 0 = base model); false keeps the last step's
     seed: int = 13  # seeds torch, the data order, splits and samplers
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1, mps
-    precision: str = "fp32"  # "bf16": training steps under bfloat16 autocast (a CPU with AMX / AVX-512 BF16, or a bf16 GPU); validation and export stay fp32
+    # "bf16": training steps under bfloat16 autocast (a CPU with AMX / AVX-512 BF16, or a bf16 GPU); validation and
+    # export stay fp32
+    precision: str = "fp32"
     output_dir: str = ""  # where `tbhns train` writes the model [default: runs/train/<config name>]
     quantize: bool = True  # also export an int8 dynamically quantized ONNX variant
     int8_tolerance: float = 0.01  # int8 is accepted when no validation NDCG@10 / R@24 falls more than this vs fp32
     stage2: PreferenceConfig | None = None  # a ROAR stage after this one ([stage2] table); None: one stage
     distill: DistillConfig | None = None  # a hybrid teacher beside the contrastive loss ([distill] table); None: none
-    personalization: PersonalizationTrainConfig | None = None  # a user model after the encoder ([personalization] table)
+    personalization: PersonalizationTrainConfig | None = (
+        None  # a user model after the encoder ([personalization] table)
+    )
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"loss={self.loss!r} is unknown; valid losses: {', '.join(LOSSES)}")
         object.__setattr__(self, "directions", tuple(self.directions))  # a TOML array arrives as a list
         if "query_to_doc" not in self.directions or not set(self.directions) <= set(DIRECTIONS):
-            raise ConfigError(f"directions={list(self.directions)}: list \"query_to_doc\" and any of "
-                              f"{', '.join(DIRECTIONS[1:])}")  # fmt: skip
+            raise ConfigError(
+                f'directions={list(self.directions)}: list "query_to_doc" and any of {", ".join(DIRECTIONS[1:])}'
+            )
         if self.hardness_mode not in HARDNESS_MODES:
-            raise ConfigError(f"hardness_mode={self.hardness_mode!r} is unknown; use one of {', '.join(HARDNESS_MODES)}")
-        tuned = [name for name, on in (("directions", self.directions != ("query_to_doc",)),
-                                       ("hardness_mode", self.hardness_mode != "none")) if on]  # fmt: skip
+            raise ConfigError(
+                f"hardness_mode={self.hardness_mode!r} is unknown; use one of {', '.join(HARDNESS_MODES)}"
+            )
+        tuned = [
+            name
+            for name, on in (
+                ("directions", self.directions != ("query_to_doc",)),
+                ("hardness_mode", self.hardness_mode != "none"),
+            )
+            if on
+        ]
         if tuned and self.loss not in ("mnrl", "cached_mnrl"):
-            raise ConfigError(f"{' and '.join(tuned)}: only with loss \"mnrl\" or \"cached_mnrl\", not {self.loss!r}")
+            raise ConfigError(f'{" and ".join(tuned)}: only with loss "mnrl" or "cached_mnrl", not {self.loss!r}')
         if self.distill and self.loss != "mnrl":
-            raise ConfigError(f"[distill] adds to loss \"mnrl\", not {self.loss!r}; set loss = \"mnrl\"")
+            raise ConfigError(f'[distill] adds to loss "mnrl", not {self.loss!r}; set loss = "mnrl"')
         if self.batching not in BATCHINGS:
             raise ConfigError(f"batching={self.batching!r} is unknown; use one of {', '.join(BATCHINGS)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
         if self.loss == "margin" and self.negatives_per_pair != 1:
-            raise ConfigError(f"loss=\"margin\" takes exactly one negative per row, the {self.sampler.name!r} "
-                              f"sampler gives {self.negatives_per_pair}; set its counts to 1 or use loss=\"mnrl\"")  # fmt: skip
+            raise ConfigError(
+                f'loss="margin" takes exactly one negative per row, the {self.sampler.name!r} '
+                f'sampler gives {self.negatives_per_pair}; set its counts to 1 or use loss="mnrl"'
+            )
         positive = ("batch_size", "max_seq_length", "eval_every", "mini_batch_size")
         bad = {name: getattr(self, name) for name in positive if getattr(self, name) < 1}
         if bad:
@@ -293,12 +360,15 @@ class TrainConfig:
         if self.batch_size < 2:
             raise ConfigError(f"batch_size={self.batch_size}: in-batch negatives need at least 2 rows per batch")
         if not 0 <= self.warmup_ratio < 1 or self.learning_rate <= 0:
-            raise ConfigError(f"need 0 <= warmup_ratio < 1 and learning_rate > 0, got {self.warmup_ratio}, "
-                              f"{self.learning_rate}")  # fmt: skip
+            raise ConfigError(
+                f"need 0 <= warmup_ratio < 1 and learning_rate > 0, got {self.warmup_ratio}, {self.learning_rate}"
+            )
         _check_non_negative("", self, ("max_steps", "patience", "int8_tolerance", "hardness_strength"))
         if self.data.queries == "orders" and self.personalization is None:
-            raise ConfigError("[data] queries=\"orders\" derives queries from the train users of "
-                              "[personalization] order_lines; add that table")  # fmt: skip
+            raise ConfigError(
+                '[data] queries="orders" derives queries from the train users of '
+                "[personalization] order_lines; add that table"
+            )
         if self.personalization is not None and not self.personalization.products:
             folder = dataset_dir("instacart", self.data.data_dir if self.data.dataset == "instacart" else None)
             object.__setattr__(self, "personalization", replace(self.personalization, products=str(folder)))
@@ -336,16 +406,29 @@ def load_train_config(path: str | Path) -> TrainConfig:
     sampler = _build(SamplerConfig, raw.pop("sampler", {}), f"{path} [sampler]")
     stage2 = _build(PreferenceConfig, raw.pop("stage2"), f"{path} [stage2]") if "stage2" in raw else None
     distill = _build(DistillConfig, raw.pop("distill"), f"{path} [distill]") if "distill" in raw else None
-    personalization = (_build(PersonalizationTrainConfig, raw.pop("personalization"), f"{path} [personalization]")
-                       if "personalization" in raw else None)  # fmt: skip
-    config = _build(TrainConfig, {**raw, "data": data, "sampler": sampler, "stage2": stage2, "distill": distill,
-                                  "personalization": personalization}, str(path))  # fmt: skip
+    personalization = (
+        _build(PersonalizationTrainConfig, raw.pop("personalization"), f"{path} [personalization]")
+        if "personalization" in raw
+        else None
+    )
+    config = _build(
+        TrainConfig,
+        {
+            **raw,
+            "data": data,
+            "sampler": sampler,
+            "stage2": stage2,
+            "distill": distill,
+            "personalization": personalization,
+        },
+        str(path),
+    )
     return config if config.output_dir else replace(config, output_dir=str(Path("runs") / "train" / path.stem))
 
 
 def _build(cls: type, values: Any, where: str) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: missing or not a table; e.g. [data] with dataset = \"icecat\"")
+        raise ConfigError(f'{where}: missing or not a table; e.g. [data] with dataset = "icecat"')
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:

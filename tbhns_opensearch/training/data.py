@@ -21,10 +21,11 @@ seeded hash of the user id (`users.sequences.user_split`, the user model's split
 a product a TRAIN user bought, that product), graded by how often train users bought it, so `min_grade` = 2
 trains on products bought twice or more, with one training row per purchase (a product bought often is a
 positive often: the popularity within an aisle is what a query without a user can learn), and
-`max_positives_per_query` keeps the most bought products of each aisle; validation and test are the validation and test users' whole LAST
-orders, one query per (user, aisle), relevant = that order's products in the aisle (the evaluation protocol of
-`users.sequences`). The queries are DERIVED from categories, not typed by shoppers, so they are labelled
-"generated". `validation`, `test`, `unseen_products` and `max_eval_relevant` do not apply (the split is by user).
+`max_positives_per_query` keeps the most bought products of each aisle; validation and test are the validation
+and test users' whole LAST orders, one query per (user, aisle), relevant = that order's products in the aisle
+(the evaluation protocol of `users.sequences`). The queries are DERIVED from categories, not typed by shoppers,
+so they are labelled "generated". `validation`, `test`, `unseen_products` and `max_eval_relevant` do not apply
+(the split is by user).
 
 Example:
     >>> data = prepare_data(DataConfig(dataset="icecat", queries="judgments", test=0.3), seed=13)  # doctest: +SKIP
@@ -44,13 +45,13 @@ from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import read_dataset
 from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.errors import ConfigError, TrainingError
+from tbhns_opensearch.eval.queries import LabelledQuery, load_labelled_queries, query_key
+from tbhns_opensearch.eval.splits import split_assignment, split_by_query
 from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.taxonomy import Taxonomy
 from tbhns_opensearch.taxonomy_assign import read_assignments, with_assigned_paths
 from tbhns_opensearch.training.config import DataConfig, PersonalizationTrainConfig
 from tbhns_opensearch.training.examples import TrainingPair, make_pairs
-from tbhns_opensearch.eval.queries import LabelledQuery, load_labelled_queries, query_key
-from tbhns_opensearch.eval.splits import split_assignment, split_by_query
 from tbhns_opensearch.training.querygen import generate_queries
 from tbhns_opensearch.users.sequences import (
     QUERY_FORMS,
@@ -106,18 +107,24 @@ def prepare_data(config: DataConfig, seed: int, orders: PersonalizationTrainConf
     `orders` is the run's `[personalization]` table, which `queries = "orders"` reads."""
     if config.queries == "orders":
         if orders is None:
-            raise ConfigError("[data] queries=\"orders\" needs the [personalization] table (order_lines)")
+            raise ConfigError('[data] queries="orders" needs the [personalization] table (order_lines)')
         return order_data(config, orders)
     products = _read_products(config)
-    judgments = [] if config.queries == "generated" else load_labelled_queries(config.queries, config.dataset, config.data_dir, config.judgments)
+    judgments = (
+        []
+        if config.queries == "generated"
+        else load_labelled_queries(config.queries, config.dataset, config.data_dir, config.judgments)
+    )
     products = _sample(products, {j.product_id for j in judgments}, config.catalog_limit, seed)
     if config.queries == "generated":
         judgments = _generated(config, products, seed)
     known = {p.id for p in products}
     kept = [j for j in judgments if j.product_id in known]
     if not kept:
-        raise TrainingError(f"none of the {len(judgments)} labelled queries names a product of the catalog "
-                            f"({len(products)} products); check that queries and catalog match")  # fmt: skip
+        raise TrainingError(
+            f"none of the {len(judgments)} labelled queries names a product of the catalog "
+            f"({len(products)} products); check that queries and catalog match"
+        )
     splits = split_by_query(kept, seed=seed, validation=config.validation, test=config.test)
     report: Counter[str] = Counter(products=len(products), judgments_outside_catalog=len(judgments) - len(kept))
     validation = _eval_set(splits.validation, config, report, "validation")
@@ -125,7 +132,9 @@ def prepare_data(config: DataConfig, seed: int, orders: PersonalizationTrainConf
     eval_keys = {query_key(j.query) for j in (*splits.validation, *splits.test)}
     pairs = make_pairs([*splits.train, *_augmentation(config, products, eval_keys, seed)], min_grade=config.min_grade)
     if config.unseen_products:
-        held_out = {pid for split in (validation, test) for grades in split.qrels.values() for pid, g in grades.items() if g}
+        held_out = {
+            pid for split in (validation, test) for grades in split.qrels.values() for pid, g in grades.items() if g
+        }
         report["train_pairs_dropped_unseen"] = sum(p.positive_id in held_out for p in pairs)
         pairs = [p for p in pairs if p.positive_id not in held_out]
     if config.max_positives_per_query:
@@ -133,13 +142,23 @@ def prepare_data(config: DataConfig, seed: int, orders: PersonalizationTrainConf
         report["train_pairs_dropped_cap"] = len(pairs) - len(capped)
         pairs = capped
     if not pairs:
-        raise TrainingError(f"no training pairs are left for {config.name}; lower min_grade={config.min_grade}, "
-                            "set unseen_products=false, or add queries")  # fmt: skip
+        raise TrainingError(
+            f"no training pairs are left for {config.name}; lower min_grade={config.min_grade}, "
+            "set unseen_products=false, or add queries"
+        )
     for source in ("real", "generated"):
         report[f"train_queries_{source}"] = len({query_key(j.query) for j in splits.train if j.source == source})
         report[f"train_pairs_{source}"] = sum(p.source == source for p in pairs)
-    return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report), tuple(splits.train),
-                        split_assignment(splits))
+    return TrainingData(
+        config.name,
+        tuple(products),
+        tuple(pairs),
+        validation,
+        test,
+        dict(report),
+        tuple(splits.train),
+        split_assignment(splits),
+    )
 
 
 def order_data(config: DataConfig, orders: PersonalizationTrainConfig) -> TrainingData:
@@ -155,29 +174,45 @@ def order_data(config: DataConfig, orders: PersonalizationTrainConfig) -> Traini
     catalog = _read_products(config)
     sequences = read_order_sequences(orders.order_lines, catalog)
     products = named_products(sequences.users, catalog)
-    users = {name: select_users(sequences.users, name, seed=orders.seed, validation=orders.validation,
-                                test=orders.test) for name in ("train", "validation", "test")}  # fmt: skip
+    users = {
+        name: select_users(sequences.users, name, seed=orders.seed, validation=orders.validation, test=orders.test)
+        for name in ("train", "validation", "test")
+    }
     text_of = {p.id: QUERY_FORMS[orders.query_form](p.taxonomy_path) for p in products if p.taxonomy_path}
-    bought = Counter((text_of[pid], pid) for user in users["train"]
-                     for pid in (*(p.product_id for p in user.history), *user.targets) if pid in text_of)  # fmt: skip
+    bought = Counter(
+        (text_of[pid], pid)
+        for user in users["train"]
+        for pid in (*(p.product_id for p in user.history), *user.targets)
+        if pid in text_of
+    )
     judgments = tuple(LabelledQuery(text, pid, count, "generated") for (text, pid), count in sorted(bought.items()))
     distinct = make_pairs(judgments, min_grade=config.min_grade)
-    report: Counter[str] = Counter(products=len(products), order_lines=sequences.lines_read,
-                                   order_lines_dropped_unnamed=sequences.lines_dropped,
-                                   **{f"{name}_users": len(group) for name, group in users.items()})  # fmt: skip
+    report: Counter[str] = Counter(
+        products=len(products),
+        order_lines=sequences.lines_read,
+        order_lines_dropped_unnamed=sequences.lines_dropped,
+        **{f"{name}_users": len(group) for name, group in users.items()},
+    )
     if config.max_positives_per_query:
         capped = _most_bought(distinct, bought, config.max_positives_per_query)
         report["train_pairs_dropped_cap"] = len(distinct) - len(capped)
         distinct = capped
     if not distinct:
-        raise TrainingError(f"no training pairs: the {len(users['train'])} train users of {orders.order_lines} "
-                            f"bought no product {config.min_grade} times or more; lower min_grade")  # fmt: skip
+        raise TrainingError(
+            f"no training pairs: the {len(users['train'])} train users of {orders.order_lines} "
+            f"bought no product {config.min_grade} times or more; lower min_grade"
+        )
     pairs = [pair for pair in distinct for _ in range(bought[(pair.query, pair.positive_id)])]  # a row per purchase
     report["train_queries_generated"] = len({p.query for p in pairs})
     report["train_pairs_distinct"] = len(distinct)
     report["train_pairs_generated"] = len(pairs)
-    validation, test = (_last_order_set(users[name], products, orders.query_form, name) for name in ("validation", "test"))
-    report["validation_queries_generated"], report["test_queries_generated"] = len(validation.queries), len(test.queries)
+    validation, test = (
+        _last_order_set(users[name], products, orders.query_form, name) for name in ("validation", "test")
+    )
+    report["validation_queries_generated"], report["test_queries_generated"] = (
+        len(validation.queries),
+        len(test.queries),
+    )
     return TrainingData(config.name, tuple(products), tuple(pairs), validation, test, dict(report), judgments)
 
 
@@ -192,7 +227,9 @@ def sample_texts(data: TrainingData, n: int = 16) -> list[str]:
     return [*list(data.validation.queries.values())[:n], *(p.text_for_embedding() for p in products[:n])]
 
 
-def build_taxonomy(config: DataConfig, products: Sequence[Product], embeddings: np.ndarray | None, seed: int) -> Taxonomy:
+def build_taxonomy(
+    config: DataConfig, products: Sequence[Product], embeddings: np.ndarray | None, seed: int
+) -> Taxonomy:
     """The catalog's own taxonomy, one assigned by `tbhns taxonomy assign` (`taxonomy_file`; only the sampler
     sees it, product texts stay as the catalog has them), or one induced from `type_attribute` or by
     clustering `embeddings`.
@@ -204,14 +241,18 @@ def build_taxonomy(config: DataConfig, products: Sequence[Product], embeddings: 
     if config.taxonomy == "catalog":
         taxonomy = Taxonomy.from_products(products)
     elif config.taxonomy == "assigned":
-        taxonomy = Taxonomy.from_products(with_assigned_paths(products, read_assignments(config.taxonomy_file)), "assigned")
+        taxonomy = Taxonomy.from_products(
+            with_assigned_paths(products, read_assignments(config.taxonomy_file)), "assigned"
+        )
     elif config.taxonomy == "induced:attribute":
         taxonomy = Taxonomy.induced(products, attributes=config.type_attribute)
     else:
         taxonomy = Taxonomy.induced(products, embeddings=embeddings, levels=config.taxonomy_levels, seed=seed)
     if all(taxonomy.is_unknown(p.id) for p in products):
-        raise TrainingError(f"no product of {config.name} has a {config.taxonomy} taxonomy path; use "
-                            "taxonomy=\"induced:clustering\" or \"induced:attribute\" for catalogs without one")  # fmt: skip
+        raise TrainingError(
+            f"no product of {config.name} has a {config.taxonomy} taxonomy path; use "
+            'taxonomy="induced:clustering" or "induced:attribute" for catalogs without one'
+        )
     return taxonomy
 
 
@@ -221,8 +262,9 @@ def _read_products(config: DataConfig) -> list[Product]:
 
 
 def _generated(config: DataConfig, products: Sequence[Product], seed: int) -> list[LabelledQuery]:
-    queries = generate_queries(products, seed=seed, per_product=config.per_product,
-                               type_attribute=config.type_attribute or None)  # fmt: skip
+    queries = generate_queries(
+        products, seed=seed, per_product=config.per_product, type_attribute=config.type_attribute or None
+    )
     return [judgment for query in queries for judgment in query.judgments()]
 
 
@@ -230,7 +272,9 @@ def _augmentation(config: DataConfig, products: list[Product], eval_keys: set[st
     """Generated judgments for `generated_pairs` sampled products (one query each), eval query texts excluded."""
     if not config.generated_pairs:
         return []
-    chosen = sorted(keyed_rng(seed, "augmentation").sample(range(len(products)), min(len(products), config.generated_pairs)))
+    chosen = sorted(
+        keyed_rng(seed, "augmentation").sample(range(len(products)), min(len(products), config.generated_pairs))
+    )
     queries = generate_queries([products[i] for i in chosen], seed=seed, per_product=1, grade_mates=False)
     return [j for query in queries if query_key(query.text) not in eval_keys for j in query.judgments()]
 
@@ -263,8 +307,10 @@ def _eval_set(judgments: Iterable[LabelledQuery], config: DataConfig, report: Co
         else:
             kept[key] = grades
     if not kept:
-        raise TrainingError(f"the {split} split has no query with a product graded >= {config.relevance_threshold}"
-                            f" (max_eval_relevant={config.max_eval_relevant}); raise the {split} fraction")  # fmt: skip
+        raise TrainingError(
+            f"the {split} split has no query with a product graded >= {config.relevance_threshold}"
+            f" (max_eval_relevant={config.max_eval_relevant}); raise the {split} fraction"
+        )
     for source in ("real", "generated"):
         report[f"{split}_queries_{source}"] = sum(sources[key] == source for key in kept)
     return EvalSet({k: texts[k] for k in kept}, kept, {k: sources[k] for k in kept})
@@ -275,12 +321,16 @@ def _last_order_set(users: Sequence[SequenceUser], products: Sequence[Product], 
     in that aisle (grade 1)."""
     queries = sequence_queries(users, products, form)
     if not queries:
-        raise TrainingError(f"the {split} users ({len(users)}) have no last-order product with an aisle; raise the "
-                            f"[personalization] {split} share or check the order lines")  # fmt: skip
+        raise TrainingError(
+            f"the {split} users ({len(users)}) have no last-order product with an aisle; raise the "
+            f"[personalization] {split} share or check the order lines"
+        )
     keys = [f"{q.user_id}/{q.text}" for q in queries]
-    return EvalSet({key: q.text for key, q in zip(keys, queries)},
-                   {key: dict.fromkeys(sorted(q.targets), 1) for key, q in zip(keys, queries)},
-                   dict.fromkeys(keys, "generated"))  # fmt: skip
+    return EvalSet(
+        {key: q.text for key, q in zip(keys, queries)},
+        {key: dict.fromkeys(sorted(q.targets), 1) for key, q in zip(keys, queries)},
+        dict.fromkeys(keys, "generated"),
+    )
 
 
 def _most_bought(pairs: Sequence[TrainingPair], bought: Counter[tuple[str, str]], cap: int) -> list[TrainingPair]:
@@ -288,8 +338,11 @@ def _most_bought(pairs: Sequence[TrainingPair], bought: Counter[tuple[str, str]]
     groups: dict[str, list[TrainingPair]] = defaultdict(list)
     for pair in pairs:
         groups[pair.query].append(pair)
-    return [pair for query in sorted(groups)
-            for pair in sorted(groups[query], key=lambda p: (-bought[(query, p.positive_id)], p.positive_id))[:cap]]  # fmt: skip
+    return [
+        pair
+        for query in sorted(groups)
+        for pair in sorted(groups[query], key=lambda p: (-bought[(query, p.positive_id)], p.positive_id))[:cap]
+    ]
 
 
 def _cap_per_query(pairs: Sequence[TrainingPair], cap: int, seed: int) -> list[TrainingPair]:

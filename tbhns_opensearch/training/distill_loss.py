@@ -43,8 +43,16 @@ class DistilledLoss(nn.Module):
         weight: The distillation term's weight.
     """
 
-    def __init__(self, model: SentenceTransformer, contrastive: nn.Module, *, contrastive_columns: int,
-                 scale: float, teacher_temperature: float, weight: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        contrastive: nn.Module,
+        *,
+        contrastive_columns: int,
+        scale: float,
+        teacher_temperature: float,
+        weight: float,
+    ) -> None:
         from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss
         from sentence_transformers.util import pairwise_cos_sim
 
@@ -54,8 +62,12 @@ class DistilledLoss(nn.Module):
         self.contrastive_columns = contrastive_columns
         self.weight = weight
         self.scale = scale
-        self.kl = DistillKLDivLoss(model, similarity_fct=pairwise_cos_sim, student_temperature=1.0 / scale,
-                                   teacher_temperature=teacher_temperature)  # fmt: skip
+        self.kl = DistillKLDivLoss(
+            model,
+            similarity_fct=pairwise_cos_sim,
+            student_temperature=1.0 / scale,
+            teacher_temperature=teacher_temperature,
+        )
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         from sentence_transformers.base.losses.merged_forward import embed_columns

@@ -58,5 +58,3 @@ def make_pairs(judgments: Iterable[LabelledQuery], *, min_grade: int = 2) -> lis
         for (key, _), j in sorted(best.items())
         if j.grade >= min_grade
     ]
-
-

@@ -48,8 +48,15 @@ class GradedRow:
     grades: tuple[float, ...]
 
 
-def graded_rows(judgments: Iterable[LabelledQuery], texts: Mapping[str, str], *, size: int = 8, unjudged: int = 2,
-                seed: int = 0, lowest: LowestGroup | None = None) -> list[GradedRow]:  # fmt: skip
+def graded_rows(
+    judgments: Iterable[LabelledQuery],
+    texts: Mapping[str, str],
+    *,
+    size: int = 8,
+    unjudged: int = 2,
+    seed: int = 0,
+    lowest: LowestGroup | None = None,
+) -> list[GradedRow]:
     """Build the rows (see the module docstring); `texts` maps every catalog product id to its text; `lowest`
     (default: a seeded random draw from the catalog) proposes the unjudged products of a query's lowest group."""
     if size < 2 or unjudged < 0:
@@ -65,15 +72,22 @@ def graded_rows(judgments: Iterable[LabelledQuery], texts: Mapping[str, str], *,
         grades = dict(by_query[key])
         rng = keyed_rng(seed, "graded", key)
         if 0 not in grades.values() and unjudged:
-            pool = lowest(shown[key], grades) if lowest else rng.sample(catalog, min(len(catalog), unjudged + len(grades)))
+            pool = (
+                lowest(shown[key], grades) if lowest else rng.sample(catalog, min(len(catalog), unjudged + len(grades)))
+            )
             candidates = [pid for pid in pool if pid not in grades and pid in texts]
             grades.update({pid: 0 for pid in candidates[:unjudged]})
         chosen = _round_robin(grades, size, rng)
         if len({grade for _, grade in chosen}) < 2:
             continue
         padding = size - len(chosen)
-        rows.append(GradedRow(shown[key], tuple(texts[pid] for pid, _ in chosen) + ("",) * padding,
-                              tuple(float(g) for _, g in chosen) + (PAD_GRADE,) * padding))  # fmt: skip
+        rows.append(
+            GradedRow(
+                shown[key],
+                tuple(texts[pid] for pid, _ in chosen) + ("",) * padding,
+                tuple(float(g) for _, g in chosen) + (PAD_GRADE,) * padding,
+            )
+        )
     return rows
 
 

@@ -18,15 +18,16 @@ Example:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.encoder import ONNX_INT8_FILE, Encoder, OnnxBackend
 from tbhns_opensearch.eval.metrics import MetricConfig
-from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.eval.queries import LabelledQuery
 from tbhns_opensearch.training.data import EvalSet
 from tbhns_opensearch.training.retrieval import ENCODE_BATCH, ExactIndex, evaluate_ranking
@@ -52,13 +53,18 @@ class Int8Gate:
         return asdict(self)
 
 
-def decide(fp32: dict[str, float], int8: dict[str, float], tolerance: float, *, queries: int, products: int) -> Int8Gate:
+def decide(
+    fp32: dict[str, float], int8: dict[str, float], tolerance: float, *, queries: int, products: int
+) -> Int8Gate:
     """Accept int8 when no gate metric falls by more than `tolerance` against fp32."""
     drops = {metric: fp32[metric] - int8[metric] for metric in GATE_METRICS}
     worst = max(drops, key=lambda metric: drops[metric])
     accepted = drops[worst] <= tolerance
-    reason = (f"every gate metric within {tolerance} of fp32" if accepted else
-              f"{worst} fell by {drops[worst]:.4f} > {tolerance} (fp32 {fp32[worst]:.4f}, int8 {int8[worst]:.4f})")  # fmt: skip
+    reason = (
+        f"every gate metric within {tolerance} of fp32"
+        if accepted
+        else f"{worst} fell by {drops[worst]:.4f} > {tolerance} (fp32 {fp32[worst]:.4f}, int8 {int8[worst]:.4f})"
+    )
     rounded = {name: {m: round(v[m], 4) for m in GATE_METRICS} for name, v in (("fp32", fp32), ("int8", int8))}
     return Int8Gate(rounded["fp32"], rounded["int8"], tolerance, queries, products, accepted, reason)
 
@@ -83,9 +89,12 @@ def measure_int8_gate(
         "fp32": Encoder(str(directory), backend="onnx", batch_size=ENCODE_BATCH).encode,
         "int8": lambda batch: int8.encode(batch, ENCODE_BATCH),
     }
-    means = {name: evaluate_ranking(ExactIndex(tuple(p.id for p in kept), encode(texts)),
-                                    encode(list(split.queries.values())), split, metrics).mean
-             for name, encode in encoders.items()}  # fmt: skip
+    means = {
+        name: evaluate_ranking(
+            ExactIndex(tuple(p.id for p in kept), encode(texts)), encode(list(split.queries.values())), split, metrics
+        ).mean
+        for name, encode in encoders.items()
+    }
     return decide(means["fp32"], means["int8"], tolerance, queries=len(split.queries), products=len(kept))
 
 

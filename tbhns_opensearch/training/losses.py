@@ -24,7 +24,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -36,8 +37,11 @@ if TYPE_CHECKING:
 def _mnrl_options(config: TrainConfig) -> dict[str, Any]:
     """The options `mnrl` and `cached_mnrl` share: directions and hardness weighting."""
     hardness = config.hardness_mode != "none"
-    return {"directions": config.directions, "hardness_mode": config.hardness_mode if hardness else None,
-            "hardness_strength": config.hardness_strength}  # fmt: skip
+    return {
+        "directions": config.directions,
+        "hardness_mode": config.hardness_mode if hardness else None,
+        "hardness_strength": config.hardness_strength,
+    }
 
 
 def _mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
@@ -49,15 +53,17 @@ def _mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
 def _cached_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
-    return CachedMultipleNegativesRankingLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size,
-                                              **_mnrl_options(config))  # fmt: skip
+    return CachedMultipleNegativesRankingLoss(
+        model, scale=config.scale, mini_batch_size=config.mini_batch_size, **_mnrl_options(config)
+    )
 
 
 def _masked_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from tbhns_opensearch.training.masked_loss import MaskedMultipleNegativesRankingLoss
 
-    return MaskedMultipleNegativesRankingLoss(model, guide=config.mask_guide, margin=config.mask_margin,
-                                              strategy=config.mask_strategy, scale=config.scale)  # fmt: skip
+    return MaskedMultipleNegativesRankingLoss(
+        model, guide=config.mask_guide, margin=config.mask_margin, strategy=config.mask_strategy, scale=config.scale
+    )
 
 
 def _margin(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
@@ -87,5 +93,11 @@ def build_loss(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
         return loss
     from tbhns_opensearch.training.distill_loss import DistilledLoss
 
-    return DistilledLoss(model, loss, contrastive_columns=2 + config.negatives_per_pair, scale=config.scale,
-                         teacher_temperature=config.distill.teacher_temperature, weight=config.distill.weight)  # fmt: skip
+    return DistilledLoss(
+        model,
+        loss,
+        contrastive_columns=2 + config.negatives_per_pair,
+        scale=config.scale,
+        teacher_temperature=config.distill.teacher_temperature,
+        weight=config.distill.weight,
+    )

@@ -14,8 +14,8 @@ So a negative (explicit or in-batch) that the guide scores within `margin` of th
 above it, is treated as an unjudged relevant product and left out of the softmax instead of being pushed
 away. The guide is a frozen copy of the base model ("base", the choice of GISTEmbed) or the model being
 trained ("self"). A negative margin masks only candidates scored above the positive by more than |margin|.
-This is sentence-transformers' GISTEmbedLoss rule, extended to any number of negatives per row, without GIST's anchor-anchor terms, with a count of what
-was masked.
+This is sentence-transformers' GISTEmbedLoss rule, extended to any number of negatives per row, without
+GIST's anchor-anchor terms, with a count of what was masked.
 
 Example:
     >>> import torch
@@ -81,8 +81,14 @@ class MaskedMultipleNegativesRankingLoss(nn.Module):
         >>> trainer = SentenceTransformerTrainer(model=model, train_dataset=rows, loss=loss)  # doctest: +SKIP
     """
 
-    def __init__(self, model: SentenceTransformer, guide: str = "base", margin: float = 0.05,
-                 strategy: str = "absolute", scale: float = 20.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        guide: str = "base",
+        margin: float = 0.05,
+        strategy: str = "absolute",
+        scale: float = 20.0,
+    ) -> None:
         super().__init__()
         if guide not in MASK_GUIDES:
             raise ConfigError(f"mask guide {guide!r} is unknown; use one of {', '.join(MASK_GUIDES)}")

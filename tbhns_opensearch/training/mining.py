@@ -105,7 +105,9 @@ def training_alias(name: str, products: Sequence[Product]) -> str:
     return f"train-{slug}-{digest}"
 
 
-def ensure_catalog_index(client: OpenSearch, products: Sequence[Product], alias: str, encoder_name: str, device: str) -> None:
+def ensure_catalog_index(
+    client: OpenSearch, products: Sequence[Product], alias: str, encoder_name: str, device: str
+) -> None:
     """Ingest `products` behind `alias` unless it already holds exactly that many documents."""
     from tbhns_opensearch.encoder import Encoder
     from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
@@ -115,7 +117,9 @@ def ensure_catalog_index(client: OpenSearch, products: Sequence[Product], alias:
     if targets and client.count(index=alias)["count"] == len(products):
         return
     encoder = Encoder(encoder_name, device=device)
-    ingest_products(client, products, encoder, IndexConfig(alias=alias), IngestConfig(rebuild=bool(targets), progress=False))
+    ingest_products(
+        client, products, encoder, IndexConfig(alias=alias), IngestConfig(rebuild=bool(targets), progress=False)
+    )
 
 
 def bm25_hits(client: OpenSearch, alias: str, queries: Sequence[str], depth: int) -> dict[str, list[tuple[str, float]]]:
@@ -136,14 +140,18 @@ def bm25_hits(client: OpenSearch, alias: str, queries: Sequence[str], depth: int
         try:
             responses = client.msearch(body=body)["responses"]
         except TransportError as exc:
-            raise TrainingError(f"BM25 mining on {alias} failed ({exc.status_code}): {exc.error}; is the alias "
-                                "ingested and the cluster up?") from exc  # fmt: skip
+            raise TrainingError(
+                f"BM25 mining on {alias} failed ({exc.status_code}): {exc.error}; is the alias "
+                "ingested and the cluster up?"
+            ) from exc
         for query, response in zip(chunk, responses):
             try:
                 ranked = msearch_item(response)["hits"]["hits"]
             except TransportError as exc:
-                raise TrainingError(f"BM25 search for {query!r} on {alias} failed ({exc.status_code}): {exc.error}; "
-                                    "is the alias ingested?") from exc  # fmt: skip
+                raise TrainingError(
+                    f"BM25 search for {query!r} on {alias} failed ({exc.status_code}): {exc.error}; "
+                    "is the alias ingested?"
+                ) from exc
             hits[query] = [(hit["_id"], hit["_score"]) for hit in ranked]
     return hits
 
@@ -160,8 +168,10 @@ def training_catalog(context: SamplerContext) -> tuple[OpenSearch, str]:
 
     opensearch = context.opensearch or OpenSearchConfig.from_env()
     if not opensearch.url:
-        raise TrainingError("BM25 mining needs OpenSearch: set OPENSEARCH_URL or start a node with "
-                            "`tbhns opensearch start` (the CLI uses the local node)")  # fmt: skip
+        raise TrainingError(
+            "BM25 mining needs OpenSearch: set OPENSEARCH_URL or start a node with "
+            "`tbhns opensearch start` (the CLI uses the local node)"
+        )
     client = make_client(opensearch)
     data = context.data
     alias = context.config.sampler.alias or training_alias(data.name, data.products)
@@ -187,8 +197,13 @@ def _bm25(context: SamplerContext) -> SamplerSetup:
     hits = MinedHits()
     scored = bm25_hits(client, alias, train_queries(context.data), sampler_config.depth)
     hits.update((query, [pid for pid, _ in ranked]) for query, ranked in scored.items())
-    sampler = get_sampler("bm25", search=hits, false_negatives=context.false_negatives,
-                          count=sampler_config.count, depth=sampler_config.depth)  # fmt: skip
+    sampler = get_sampler(
+        "bm25",
+        search=hits,
+        false_negatives=context.false_negatives,
+        count=sampler_config.count,
+        depth=sampler_config.depth,
+    )
     return SamplerSetup(sampler)
 
 
@@ -201,8 +216,13 @@ def _ance(context: SamplerContext) -> SamplerSetup:
         hits.update(zip(queries, index.search(encode_texts(model, queries), sampler_config.depth)))
 
     mine(context.model, ExactIndex(tuple(p.id for p in products), context.base_vectors))
-    sampler = get_sampler("ance", search=hits, false_negatives=context.false_negatives,
-                          count=sampler_config.count, depth=sampler_config.depth)  # fmt: skip
+    sampler = get_sampler(
+        "ance",
+        search=hits,
+        false_negatives=context.false_negatives,
+        count=sampler_config.count,
+        depth=sampler_config.depth,
+    )
     return SamplerSetup(sampler, remine=lambda model: mine(model, product_index(model, products)))
 
 

@@ -79,7 +79,9 @@ class TrainingMonitor(TrainerCallback):
     _stale: int = 0
     _bar: tqdm | None = None
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.write_text("")
         self._started = time.perf_counter()
@@ -97,8 +99,14 @@ class TrainingMonitor(TrainerCallback):
             self.stopped_early = True
             control.should_training_stop = True
 
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-               logs: dict[str, float] | None = None, **kwargs: Any) -> None:  # fmt: skip
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         logs = logs or {}
         if "loss" not in logs:
             return  # the end-of-training summary
@@ -122,7 +130,9 @@ class TrainingMonitor(TrainerCallback):
             best = f"{self.best.metrics[self.select_metric]:.4f}" if self.best else "-"
             self._bar.set_postfix(loss=f"{logs['loss']:.3f}", **{f"best {self.select_metric}": best})
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self._bar is not None:
             self._bar.close()
 
@@ -170,7 +180,9 @@ class NegativeRefresh(TrainerCallback):
     rounds: int = 0
     _epochs: int = 0
 
-    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_epoch_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self._epochs += 1
         if self._epochs > 1:  # the first epoch uses the negatives drawn before training
             self._refresh()

@@ -39,10 +39,10 @@ import numpy as np
 
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import TrainingError
-from tbhns_opensearch.taxonomy import UNKNOWN, NodePath, Taxonomy
-from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.eval.queries import query_key
 from tbhns_opensearch.seeding import keyed_rng
+from tbhns_opensearch.taxonomy import UNKNOWN, NodePath, Taxonomy
+from tbhns_opensearch.training.examples import TrainingPair
 
 TAXONOMY_LEVELS = ("leaf", "sibling", "cousin")
 Search = Callable[[str, int], list[str]]  # (query, k) -> product ids, best first

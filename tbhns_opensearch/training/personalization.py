@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from tbhns_opensearch.catalog import Product
@@ -65,17 +64,29 @@ def train_personalization(config: TrainConfig, directory: Path) -> dict[str, Any
         raise ConfigError("the run has no [personalization] table; add one with order_lines to train a user model")
     catalog = list(read_dataset("instacart", settings.products))
     sequences = read_order_sequences(settings.order_lines, catalog)
-    users = {name: select_users(sequences.users, name, seed=settings.seed, validation=settings.validation,
-                                test=settings.test) for name in ("train", "validation")}  # fmt: skip
-    space = product_space(named_products(sequences.users, catalog), Encoder(str(directory), device=config.device),
-                          settings.query_form)  # fmt: skip
+    users = {
+        name: select_users(
+            sequences.users, name, seed=settings.seed, validation=settings.validation, test=settings.test
+        )
+        for name in ("train", "validation")
+    }
+    space = product_space(
+        named_products(sequences.users, catalog), Encoder(str(directory), device=config.device), settings.query_form
+    )
     examples = order_queries(users["train"], space, form=settings.query_form, every_order=True)
     validation = order_queries(users["validation"], space, form=settings.query_form)
-    _note(f"user model: {len(examples)} examples of {len(users['train'])} TRAIN users, {len(validation)} queries of "
-          f"{len(users['validation'])} VALIDATION users, {settings.epochs} epochs on {config.device}")  # fmt: skip
+    _note(
+        f"user model: {len(examples)} examples of {len(users['train'])} TRAIN users, {len(validation)} queries of "
+        f"{len(users['validation'])} VALIDATION users, {settings.epochs} epochs on {config.device}"
+    )
     with tqdm(total=settings.epochs + 1, desc="user model", unit="epoch") as bar:
-        trained = train_user_model(examples, validation, space, attention_config(settings, space, config.device),
-                                   progress=lambda log: _advance(bar, log))  # fmt: skip
+        trained = train_user_model(
+            examples,
+            validation,
+            space,
+            attention_config(settings, space, config.device),
+            progress=lambda log: _advance(bar, log),
+        )
     save_user_model(trained.model, directory / USER_MODEL_DIR)
     plain, learned = evaluate_model(None, validation, space).mean, trained.log[trained.best_epoch].validation
     entry = {
@@ -123,16 +134,22 @@ def attention_config(settings: PersonalizationTrainConfig, space: ProductSpace, 
     """The user model's training settings from the `[personalization]` table, at the encoder's dimension.
 
     Example:
+        >>> import numpy as np
         >>> space = ProductSpace((Product("1", "Tea"),), np.ones((1, 8), np.float32), {})
         >>> attention_config(PersonalizationTrainConfig(order_lines="o.csv"), space, "cpu").model.dim
         8
     """
     return AttentionTrainConfig(
-        epochs=settings.epochs, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-        temperature=settings.temperature, same_aisle=settings.same_aisle, sibling_aisles=settings.sibling_aisles,
-        seed=settings.seed, device=device,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        temperature=settings.temperature,
+        same_aisle=settings.same_aisle,
+        sibling_aisles=settings.sibling_aisles,
+        seed=settings.seed,
+        device=device,
         model=UserAttentionConfig(dim=int(space.matrix.shape[1]), max_history=settings.max_history),
-    )  # fmt: skip
+    )
 
 
 def _advance(bar: tqdm, log: EpochLog) -> None:

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.encoder.export import ExportReport, export_model, record_int8_gate
 from tbhns_opensearch.eval.splits import write_split
 from tbhns_opensearch.training.card import model_card, write_model_card
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, sample_texts
-from tbhns_opensearch.encoder.export import ExportReport, export_model, record_int8_gate
 from tbhns_opensearch.training.int8_gate import measure_int8_gate
 from tbhns_opensearch.training.personalization import train_personalization
-from tbhns_opensearch.users.attention import USER_MODEL_DIR, delete_user_model
 from tbhns_opensearch.training.trainer import TrainResult, train
+from tbhns_opensearch.users.attention import USER_MODEL_DIR, delete_user_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,11 +50,22 @@ def train_and_export(
     """
     result = train(config, data=data, base_vectors=base_vectors, opensearch=opensearch)
     directory = Path(config.output_dir)
-    report = export_model(result.model, directory, base_model=config.base_model,
-                          sample_texts=sample_texts(result.data), quantize=config.quantize)  # fmt: skip
+    report = export_model(
+        result.model,
+        directory,
+        base_model=config.base_model,
+        sample_texts=sample_texts(result.data),
+        quantize=config.quantize,
+    )
     if report.quantized is not None:
-        gate = measure_int8_gate(directory, result.data.validation, result.data.products, result.metrics,
-                                 config.int8_tolerance, seed=config.seed)  # fmt: skip
+        gate = measure_int8_gate(
+            directory,
+            result.data.validation,
+            result.data.products,
+            result.metrics,
+            config.int8_tolerance,
+            seed=config.seed,
+        )
         report = record_int8_gate(report, config.base_model, gate.to_dict())
     user_model = None
     if config.personalization:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig, evaluate
 from tbhns_opensearch.catalog import Product
 from tbhns_opensearch.encoder import PROGRESS_CHUNK
 from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig, evaluate
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -63,8 +63,13 @@ class ExactIndex:
 
 def encode_texts(model: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:
     """Unit vectors of shape (len(texts), dim) from the model as it is now (no gradient)."""
-    vectors = model.encode(list(texts), batch_size=ENCODE_BATCH, convert_to_numpy=True,
-                           normalize_embeddings=True, show_progress_bar=len(texts) > PROGRESS_CHUNK)  # fmt: skip
+    vectors = model.encode(
+        list(texts),
+        batch_size=ENCODE_BATCH,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        show_progress_bar=len(texts) > PROGRESS_CHUNK,
+    )
     return np.asarray(vectors, dtype=np.float32)
 
 
@@ -73,13 +78,13 @@ def product_index(model: SentenceTransformer, products: Sequence[Product]) -> Ex
     return ExactIndex(tuple(p.id for p in products), encode_texts(model, [p.text_for_embedding() for p in products]))
 
 
-def evaluate_split(
-    model: SentenceTransformer, split: EvalSet, index: ExactIndex, metrics: MetricConfig
-) -> Evaluation:
+def evaluate_split(model: SentenceTransformer, split: EvalSet, index: ExactIndex, metrics: MetricConfig) -> Evaluation:
     """Recall@K, NDCG@10 and MRR of `model` on one split, ranking the whole catalog in `index` exactly.
 
     Example:
-        >>> evaluate_split(model, data.validation, product_index(model, data.products), MetricConfig())  # doctest: +SKIP
+        >>> evaluate_split(  # doctest: +SKIP
+        ...     model, data.validation, product_index(model, data.products), MetricConfig()
+        ... )
     """
     return evaluate_ranking(index, encode_texts(model, list(split.queries.values())), split, metrics)
 

@@ -55,8 +55,10 @@ def roar_loss(scores: Tensor, grades: Tensor, margin: float = 1.0) -> Tensor:
     for row_scores, row_grades in zip(scores, grades):
         present = sorted({float(g) for g in row_grades.tolist() if g != PAD_GRADE}, reverse=True)
         strengths = [_log_mean_exp(row_scores[row_grades == g]) for g in present]
-        pairs = [nn.functional.softplus(margin * (high - low) - (strengths[i] - strengths[i + 1]))
-                 for i, (high, low) in enumerate(zip(present, present[1:]))]  # fmt: skip
+        pairs = [
+            nn.functional.softplus(margin * (high - low) - (strengths[i] - strengths[i + 1]))
+            for i, (high, low) in enumerate(zip(present, present[1:]))
+        ]
         if pairs:
             row_losses.append(torch.stack(pairs).mean())
     if not row_losses:
@@ -113,10 +115,14 @@ class ROARLoss(nn.Module):
 
     Example:
         >>> loss = ROARLoss(model, margin=1.0)  # doctest: +SKIP
-        >>> trainer = SentenceTransformerTrainer(model=model, train_dataset=graded_rows(...), loss=loss)  # doctest: +SKIP
+        >>> trainer = SentenceTransformerTrainer(  # doctest: +SKIP
+        ...     model=model, train_dataset=graded_rows(...), loss=loss
+        ... )
     """
 
-    def __init__(self, model: SentenceTransformer, margin: float = 1.0, scale: float = 20.0, contrast: float = 0.0) -> None:
+    def __init__(
+        self, model: SentenceTransformer, margin: float = 1.0, scale: float = 20.0, contrast: float = 0.0
+    ) -> None:
         super().__init__()
         self.model, self.margin, self.scale, self.contrast = model, margin, scale, contrast
 

@@ -51,8 +51,9 @@ class HybridTeacher:
     count: int
 
     @classmethod
-    def fused(cls, bm25: Mapping[str, RankedList], dense: Mapping[str, RankedList], hybrid: HybridConfig,
-              count: int) -> HybridTeacher:  # fmt: skip
+    def fused(
+        cls, bm25: Mapping[str, RankedList], dense: Mapping[str, RankedList], hybrid: HybridConfig, count: int
+    ) -> HybridTeacher:
         """Fuse each query's BM25 and dense lists as hybrid search does (`fusion.fuse`), keeping its first
         `hybrid.depth` products."""
         ranked = {query: fuse([bm25.get(query, []), hits], hybrid)[: hybrid.depth] for query, hits in dense.items()}
@@ -65,8 +66,10 @@ class HybridTeacher:
             raise TrainingError(f"the teacher has no ranking for {pair.query!r}; build it from every training query")
         pool = [(pid, score) for pid, score in self.ranked[pair.query] if pid != pair.positive_id]
         if len(pool) < self.count:
-            raise TrainingError(f"the hybrid ranks {len(pool)} products besides the positive for {pair.query!r}, "
-                                f"fewer than [distill] candidates = {self.count}; raise depth or lower candidates")  # fmt: skip
+            raise TrainingError(
+                f"the hybrid ranks {len(pool)} products besides the positive for {pair.query!r}, "
+                f"fewer than [distill] candidates = {self.count}; raise depth or lower candidates"
+            )
         rng = keyed_rng(seed, epoch, "teacher", query_key(pair.query), pair.positive_id)
         chosen = sorted(rng.sample(range(len(pool)), self.count))  # keep the fused order: best first
         return tuple(pool[i][0] for i in chosen), (POSITIVE_SCORE, *(pool[i][1] for i in chosen))

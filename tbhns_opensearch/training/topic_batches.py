@@ -73,11 +73,26 @@ class TaxonomyBatchSampler(DefaultBatchSampler):
         seed: With the epoch, seeds the order.
     """
 
-    def __init__(self, dataset: Any, batch_size: int, drop_last: bool, valid_label_columns: list[str] | None = None,
-                 generator: Any = None, seed: int = 0, *, paths: Sequence[NodePath],
-                 texts: Callable[[int], Collection[str]]) -> None:  # fmt: skip
-        super().__init__(dataset, batch_size=batch_size, drop_last=drop_last,
-                         valid_label_columns=valid_label_columns, generator=generator, seed=seed)  # fmt: skip
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns: list[str] | None = None,
+        generator: Any = None,
+        seed: int = 0,
+        *,
+        paths: Sequence[NodePath],
+        texts: Callable[[int], Collection[str]],
+    ) -> None:
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=seed,
+        )
         if len(paths) != len(dataset):
             raise ValueError(f"{len(paths)} taxonomy paths for {len(dataset)} training rows")
         self.paths = paths

@@ -27,21 +27,21 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import load_sentence_transformer, require_native_bf16
 from tbhns_opensearch.errors import ConfigError, TrainingError
+from tbhns_opensearch.eval.metrics import MetricConfig
+from tbhns_opensearch.taxonomy import UNKNOWN
 from tbhns_opensearch.training.batches import NegativeTable
 from tbhns_opensearch.training.config import TrainConfig
-from tbhns_opensearch.taxonomy import UNKNOWN
 from tbhns_opensearch.training.data import TrainingData, build_taxonomy, prepare_data
 from tbhns_opensearch.training.examples import TrainingPair
 from tbhns_opensearch.training.graded import LowestGroup, graded_rows, rows_dataset
@@ -177,7 +177,9 @@ def train(
 
     metrics = MetricConfig(threshold=config.data.relevance_threshold)
     if config.select_metric not in metrics.names:
-        raise ConfigError(f"select_metric={config.select_metric!r} is not computed; use one of {', '.join(metrics.names)}")
+        raise ConfigError(
+            f"select_metric={config.select_metric!r} is not computed; use one of {', '.join(metrics.names)}"
+        )
     if config.precision == "bf16":
         require_native_bf16(config.device, 'precision="bf16"', ConfigError, 'use precision="fp32"')
     set_seed(config.seed)
@@ -186,12 +188,15 @@ def train(
     ids = tuple(p.id for p in data.products)
     base_index = product_index(model, data.products) if base_vectors is None else ExactIndex(ids, base_vectors)
     initial = evaluate_split(model, data.validation, base_index, metrics)
-    false_negatives = FalseNegativeFilter.from_products(data.products, base_index.vectors, config.sampler.cosine_threshold)
+    false_negatives = FalseNegativeFilter.from_products(
+        data.products, base_index.vectors, config.sampler.cosine_threshold
+    )
     context = SamplerContext(config, data, model, base_index.vectors, false_negatives, opensearch)
     setup = build_sampler(context)
     teacher = hybrid_teacher(context, config.distill) if config.distill else None
-    table = NegativeTable(data.train_pairs, data.products, setup.sampler, false_negatives, config.negatives_per_pair,
-                          config.seed, teacher)  # fmt: skip
+    table = NegativeTable(
+        data.train_pairs, data.products, setup.sampler, false_negatives, config.negatives_per_pair, config.seed, teacher
+    )
     table.refresh(epoch=0)
 
     loss = build_loss(model, config)
@@ -207,8 +212,17 @@ def train(
     refresh = NegativeRefresh(table, setup.remine, config.sampler.remine_every)
     batches = _batches(config, setup, table, data, base_index.vectors)
     if config.max_steps:
-        steps, wall_s = _fit(model, config, table.dataset(), loss, [monitor, refresh], config.max_steps,
-                             config.batch_size, config.learning_rate, batches=batches)  # fmt: skip
+        steps, wall_s = _fit(
+            model,
+            config,
+            table.dataset(),
+            loss,
+            [monitor, refresh],
+            config.max_steps,
+            config.batch_size,
+            config.learning_rate,
+            batches=batches,
+        )
     else:
         steps, wall_s = _no_steps(model, monitor)
     best, best_state = monitor.best, monitor.best_state
@@ -219,15 +233,31 @@ def train(
     summary = _summary(config, setup, table, refresh)  # before stage 2, which may draw from the same sampler
     stage2 = _preference_stage(model, config, data, monitor, setup.sampler) if config.stage2 else None
     return TrainResult(
-        config=config, data=data, model=model, steps=steps, best_step=best.step,
-        best_validation=stage2.best_validation if stage2 else best.metrics, history=monitor.history, stopped_early=monitor.stopped_early,
-        wall_s=wall_s, eval_s=monitor.eval_s, sampler=summary, log_path=monitor.log_path,
-        metrics=metrics, loss_counts=dict(monitor.counts), stage2=stage2,
-    )  # fmt: skip
+        config=config,
+        data=data,
+        model=model,
+        steps=steps,
+        best_step=best.step,
+        best_validation=stage2.best_validation if stage2 else best.metrics,
+        history=monitor.history,
+        stopped_early=monitor.stopped_early,
+        wall_s=wall_s,
+        eval_s=monitor.eval_s,
+        sampler=summary,
+        log_path=monitor.log_path,
+        metrics=metrics,
+        loss_counts=dict(monitor.counts),
+        stage2=stage2,
+    )
 
 
-def _preference_stage(model: SentenceTransformer, config: TrainConfig, data: TrainingData,
-                      stage1: TrainingMonitor, sampler: NegativeSampler) -> StageResult:  # fmt: skip
+def _preference_stage(
+    model: SentenceTransformer,
+    config: TrainConfig,
+    data: TrainingData,
+    stage1: TrainingMonitor,
+    sampler: NegativeSampler,
+) -> StageResult:
     """ROAR on graded groups from stage 1's kept weights; ends with its best validated weights (step 0: stage 1's).
     With `lowest = "taxonomy"`, stage 1's `sampler` draws each query's lowest group."""
     from tbhns_opensearch.training.roar import ROARLoss
@@ -237,23 +267,44 @@ def _preference_stage(model: SentenceTransformer, config: TrainConfig, data: Tra
         raise ConfigError("the preference stage needs a [stage2] table")
     texts = {p.id: p.text_for_embedding() for p in data.products}
     lowest = _sampled_lowest(sampler, config.seed) if stage.lowest == "taxonomy" else None
-    rows = graded_rows(data.train_judgments, texts, size=stage.group_size, unjudged=stage.unjudged, seed=config.seed,
-                       lowest=lowest)  # fmt: skip
+    rows = graded_rows(
+        data.train_judgments, texts, size=stage.group_size, unjudged=stage.unjudged, seed=config.seed, lowest=lowest
+    )
     monitor = TrainingMonitor(
-        validate=stage1.validate, log_path=stage1.log_path.with_name(STAGE2_LOG), eval_every=stage.eval_every,
-        patience=config.patience, select_metric=config.select_metric,
+        validate=stage1.validate,
+        log_path=stage1.log_path.with_name(STAGE2_LOG),
+        eval_every=stage.eval_every,
+        patience=config.patience,
+        select_metric=config.select_metric,
         initial=stage1.best_evaluation if config.restore_best else None,
-    )  # fmt: skip
+    )
     loss = ROARLoss(model, margin=stage.margin, scale=config.scale, contrast=stage.contrast)
-    steps, wall_s = _fit(model, config, rows_dataset(rows), loss, [monitor], stage.max_steps, stage.batch_size,
-                         stage.learning_rate, batches="batch_sampler")  # fmt: skip
+    steps, wall_s = _fit(
+        model,
+        config,
+        rows_dataset(rows),
+        loss,
+        [monitor],
+        stage.max_steps,
+        stage.batch_size,
+        stage.learning_rate,
+        batches="batch_sampler",
+    )
     if monitor.best is None or monitor.best_state is None:
         raise TrainingError("the preference stage never started; see the sentence-transformers output above")
     if config.restore_best:
         model.load_state_dict(monitor.best_state)
-    return StageResult(steps=steps, best_step=monitor.best.step, best_validation=monitor.best.metrics,
-                       history=monitor.history, stopped_early=monitor.stopped_early, wall_s=wall_s,
-                       eval_s=monitor.eval_s, rows=len(rows), log_path=monitor.log_path)  # fmt: skip
+    return StageResult(
+        steps=steps,
+        best_step=monitor.best.step,
+        best_validation=monitor.best.metrics,
+        history=monitor.history,
+        stopped_early=monitor.stopped_early,
+        wall_s=wall_s,
+        eval_s=monitor.eval_s,
+        rows=len(rows),
+        log_path=monitor.log_path,
+    )
 
 
 def _sampled_lowest(sampler: NegativeSampler, seed: int) -> LowestGroup:
@@ -268,8 +319,9 @@ def _sampled_lowest(sampler: NegativeSampler, seed: int) -> LowestGroup:
     return draw
 
 
-def _batches(config: TrainConfig, setup: SamplerSetup, table: NegativeTable, data: TrainingData,
-             base_vectors: np.ndarray) -> str | Callable[..., Any]:  # fmt: skip
+def _batches(
+    config: TrainConfig, setup: SamplerSetup, table: NegativeTable, data: TrainingData, base_vectors: np.ndarray
+) -> str | Callable[..., Any]:
     """The trainer's batch sampler for stage 1: shuffled rows with no text twice in a batch (so in-batch
     negatives are never copies of a positive), or, with `batching = "taxonomy"`, batches of taxonomy
     neighbours (`topic_batches`; the sampler's taxonomy, else the one `[data]` names)."""
@@ -282,9 +334,18 @@ def _batches(config: TrainConfig, setup: SamplerSetup, table: NegativeTable, dat
     return partial(TaxonomyBatchSampler, paths=paths, texts=table.row_texts)
 
 
-def _fit(model: SentenceTransformer, config: TrainConfig, dataset: Dataset, loss: nn.Module,
-         callbacks: list[TrainerCallback], max_steps: int, batch_size: int, learning_rate: float, *,
-         batches: str | Callable[..., Any]) -> tuple[int, float]:  # fmt: skip
+def _fit(
+    model: SentenceTransformer,
+    config: TrainConfig,
+    dataset: Dataset,
+    loss: nn.Module,
+    callbacks: list[TrainerCallback],
+    max_steps: int,
+    batch_size: int,
+    learning_rate: float,
+    *,
+    batches: str | Callable[..., Any],
+) -> tuple[int, float]:
     """Run sentence-transformers' trainer on `dataset`; return the steps run and the wall seconds.
 
     `batches`: a `BatchSamplers` value ("no_duplicates"; graded rows repeat their padding, so they take plain
@@ -293,7 +354,10 @@ def _fit(model: SentenceTransformer, config: TrainConfig, dataset: Dataset, loss
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers import PrinterCallback
 
-    with _quiet_libraries(), tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch:  # nothing is saved there (save_strategy)
+    with (
+        _quiet_libraries(),
+        tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch,
+    ):  # nothing is saved there (save_strategy)
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch,
             max_steps=max_steps,
@@ -311,8 +375,9 @@ def _fit(model: SentenceTransformer, config: TrainConfig, dataset: Dataset, loss
             use_cpu=config.device == "cpu",
             bf16=config.precision == "bf16",
         )
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
-                                             callbacks=callbacks)  # fmt: skip
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks
+        )
         trainer.remove_callback(PrinterCallback)  # the monitor writes the step log
         started = time.perf_counter()
         trainer.train()
@@ -325,13 +390,19 @@ def _no_steps(model: SentenceTransformer, monitor: TrainingMonitor) -> tuple[int
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
     with tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch:
-        args, state, control = TrainingArguments(output_dir=scratch, report_to="none"), TrainerState(max_steps=0), TrainerControl()
+        args, state, control = (
+            TrainingArguments(output_dir=scratch, report_to="none"),
+            TrainerState(max_steps=0),
+            TrainerControl(),
+        )
         monitor.on_train_begin(args, state, control, model=model)
         monitor.on_train_end(args, state, control)
     return 0, 0.0
 
 
-def _summary(config: TrainConfig, setup: SamplerSetup, table: NegativeTable, refresh: NegativeRefresh) -> SamplerSummary:
+def _summary(
+    config: TrainConfig, setup: SamplerSetup, table: NegativeTable, refresh: NegativeRefresh
+) -> SamplerSummary:
     log = setup.sampler.log
     counts: Counter[str] = Counter(log.counts)
     if table.fills:

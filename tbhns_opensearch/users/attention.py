@@ -12,10 +12,10 @@ CIKM 2019: attention over the history plus a zero vector):
 `q` is the unit query vector, `h_i` the unit vectors of the last `max_history` purchased products (most
 recent first), `A`, `B` small projections (dim -> k), `r` a bias per recency bucket (`recency_bucket`), `W`
 a (dim, dim) matrix initialised to the identity. All weight on the zero slot gives the plain query exactly
-(bit for bit: the query is returned, not renormalized); an empty history does too. Why this shape: the scaled cosine `s (q . h)` lets an untrained model already
-prefer past purchases close to the query (re-finding products bought before is most of the gain on grocery
-histories); the projections learn query-specific relevance on top; the residual `q + W a` keeps the query
-in charge, and `W = I` starts as a plain sum.
+(bit for bit: the query is returned, not renormalized); an empty history does too. Why this shape: the scaled
+cosine `s (q . h)` lets an untrained model already prefer past purchases close to the query (re-finding
+products bought before is most of the gain on grocery histories); the projections learn query-specific
+relevance on top; the residual `q + W a` keeps the query in charge, and `W = I` starts as a plain sum.
 
 Weights are stored as safetensors (`user_model.safetensors`) beside a JSON config (`user_model.json`):
 no pickle. A model trained for an encoder lives in `<encoder dir>/user_model/` (`user_model_beside`); at
@@ -70,8 +70,9 @@ def recency_bucket(orders_before: int) -> int:
         [0, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
     """
     if isinstance(orders_before, bool) or not isinstance(orders_before, (int, np.integer)) or orders_before < 1:
-        raise PersonalizationError(f"orders_before must be an integer >= 1 (1 = the order just before the "
-                                   f"target), got {orders_before!r}")  # fmt: skip
+        raise PersonalizationError(
+            f"orders_before must be an integer >= 1 (1 = the order just before the target), got {orders_before!r}"
+        )
     return sum(orders_before >= edge for edge in RECENCY_EDGES) - 1
 
 
@@ -129,8 +130,9 @@ class UserAttention(nn.Module):
         with torch.no_grad():
             self.combine.weight.copy_(torch.eye(dim))
 
-    def attention(self, query: torch.Tensor, history: torch.Tensor, buckets: torch.Tensor,
-                  mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def attention(
+        self, query: torch.Tensor, history: torch.Tensor, buckets: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
         """Attention weights over [zero slot, history slots]; rows sum to 1, padded slots get 0.
 
         Args:
@@ -148,8 +150,9 @@ class UserAttention(nn.Module):
         logits = logits.masked_fill(~mask, float("-inf"))
         return torch.softmax(torch.cat([self.zero_slot(query), logits], dim=1), dim=1)  # (batch, 1 + n)
 
-    def forward(self, query: torch.Tensor, history: torch.Tensor, buckets: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, query: torch.Tensor, history: torch.Tensor, buckets: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
         """The personalized unit query vectors, (batch, dim); arguments as in `attention`."""
         weights = self.attention(query, history, buckets, mask)  # (batch, 1 + n)
         attended = torch.einsum("bn,bnd->bd", weights[:, 1:], history)  # (batch, dim); the zero slot adds 0
@@ -157,8 +160,9 @@ class UserAttention(nn.Module):
         return torch.where(weights[:, :1] == 1.0, query, personal)  # all weight on the zero slot: q itself
 
 
-def history_tensors(histories: Sequence[HistoryRows], product_matrix: torch.Tensor,
-                    max_history: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def history_tensors(
+    histories: Sequence[HistoryRows], product_matrix: torch.Tensor, max_history: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Padded model inputs for a batch of histories, each cut to its `max_history` most recent purchases.
 
     Args:
@@ -186,8 +190,13 @@ def history_tensors(histories: Sequence[HistoryRows], product_matrix: torch.Tens
     return history, torch.from_numpy(buckets), torch.from_numpy(mask)
 
 
-def personalize_queries(model: UserAttention, queries: np.ndarray, histories: Sequence[HistoryRows],
-                        product_matrix: np.ndarray, batch_size: int = 512) -> np.ndarray:  # fmt: skip
+def personalize_queries(
+    model: UserAttention,
+    queries: np.ndarray,
+    histories: Sequence[HistoryRows],
+    product_matrix: np.ndarray,
+    batch_size: int = 512,
+) -> np.ndarray:
     """Personalized unit query vectors for many queries, without gradients.
 
     Args:
@@ -213,8 +222,8 @@ def personalize_queries(model: UserAttention, queries: np.ndarray, histories: Se
     out = []
     with torch.no_grad():
         for start in range(0, len(queries), batch_size):
-            query = torch.from_numpy(np.ascontiguousarray(queries[start:start + batch_size], dtype=np.float32))
-            tensors = history_tensors(histories[start:start + batch_size], matrix, model.config.max_history)
+            query = torch.from_numpy(np.ascontiguousarray(queries[start : start + batch_size], dtype=np.float32))
+            tensors = history_tensors(histories[start : start + batch_size], matrix, model.config.max_history)
             out.append(model(query.to(device), *(t.to(device) for t in tensors)).cpu().numpy())  # (chunk, dim)
     return np.concatenate(out) if out else np.zeros((0, matrix.shape[1]), dtype=np.float32)
 
@@ -242,12 +251,22 @@ def personalize_one(model: UserAttention, query: np.ndarray, history: UserHistor
         raise PersonalizationError(
             f"the user model takes {dim}-dimensional vectors, got a query of shape {query.shape} and stored "
             f"history vectors of {history.vectors.shape[1:]}; rebuild the users (`tbhns ingest-users --history`) "
-            "with the encoder the product index was built with, and train the user model for that encoder")  # fmt: skip
+            "with the encoder the product index was built with, and train the user model for that encoder"
+        )
     if cut == 0:
         return query, 0.0
     query_proj, history_proj, recency, zero_weight, zero_bias, combine, scale = (
-        parameter.detach().cpu().numpy() for parameter in (model.query_proj.weight, model.history_proj.weight,
-        model.recency.weight, model.zero_slot.weight, model.zero_slot.bias, model.combine.weight, model.sim_scale))  # fmt: skip
+        parameter.detach().cpu().numpy()
+        for parameter in (
+            model.query_proj.weight,
+            model.history_proj.weight,
+            model.recency.weight,
+            model.zero_slot.weight,
+            model.zero_slot.bias,
+            model.combine.weight,
+            model.sim_scale,
+        )
+    )
     q = np.asarray(query, dtype=np.float32)
     vectors = history.vectors[:cut]  # (n, dim)
     buckets = np.searchsorted(_EDGES, np.asarray(history.orders_before[:cut]), side="right") - 1  # recency_bucket, (n,)
@@ -284,8 +303,10 @@ def save_user_model(model: UserAttention, directory: str | Path) -> Path:
     save_file = _safetensors("save_file")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()},
-              str(directory / WEIGHTS_FILE))  # fmt: skip
+    save_file(
+        {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()},
+        str(directory / WEIGHTS_FILE),
+    )
     (directory / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, **asdict(model.config)}, indent=2) + "\n")
     return directory
 
@@ -314,8 +335,10 @@ def load_user_model(directory: str | Path) -> UserAttention:
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not config_path.is_file() or not weights_path.is_file():
-        raise PersonalizationError(f"{directory} lacks {CONFIG_FILE} or {WEIGHTS_FILE}; write a user model there "
-                                   "with save_user_model (or train one)")  # fmt: skip
+        raise PersonalizationError(
+            f"{directory} lacks {CONFIG_FILE} or {WEIGHTS_FILE}; write a user model there "
+            "with save_user_model (or train one)"
+        )
     stored = json.loads(config_path.read_text())
     if stored.pop("format", None) != FORMAT:
         raise PersonalizationError(f"{config_path} is not a {FORMAT} config; write it with save_user_model")

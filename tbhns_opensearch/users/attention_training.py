@@ -36,7 +36,6 @@ from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig, evaluate
 from tbhns_opensearch.eval.runs import Run
 from tbhns_opensearch.taxonomy import NodePath, Taxonomy
 from tbhns_opensearch.users.attention import (
-    HistoryRows,
     UserAttention,
     UserAttentionConfig,
     history_tensors,
@@ -66,8 +65,10 @@ class ProductSpace:
 
     def __post_init__(self) -> None:
         if len(self.products) != len(self.matrix):
-            raise PersonalizationError(f"{len(self.products)} products for {len(self.matrix)} vectors; give one "
-                                       "vector per product, in the same order")  # fmt: skip
+            raise PersonalizationError(
+                f"{len(self.products)} products for {len(self.matrix)} vectors; give one "
+                "vector per product, in the same order"
+            )
         object.__setattr__(self, "taxonomy", Taxonomy.from_products(self.products))
         object.__setattr__(self, "row_of", {p.id: i for i, p in enumerate(self.products)})
 
@@ -79,10 +80,15 @@ class ProductSpace:
         """(n, dim) float32 vectors of the queries' texts."""
         missing = sorted({q.text for q in queries} - set(self.query_vectors))
         if missing:
-            raise PersonalizationError(f"no vector for query texts {missing[:5]}; encode every aisle text "
-                                       "(and department > aisle) into ProductSpace.query_vectors")  # fmt: skip
-        return np.stack([np.asarray(self.query_vectors[q.text], dtype=np.float32) for q in queries]) if queries \
-            else np.zeros((0, self.matrix.shape[1]), dtype=np.float32)  # fmt: skip
+            raise PersonalizationError(
+                f"no vector for query texts {missing[:5]}; encode every aisle text "
+                "(and department > aisle) into ProductSpace.query_vectors"
+            )
+        return (
+            np.stack([np.asarray(self.query_vectors[q.text], dtype=np.float32) for q in queries])
+            if queries
+            else np.zeros((0, self.matrix.shape[1]), dtype=np.float32)
+        )
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,9 @@ class OrderQuery:
         return f"{self.user_id}/{self.target}/{self.text}"
 
 
-def order_queries(users: Sequence[SequenceUser], space: ProductSpace, *, form: str = "aisle",
-                  every_order: bool = False) -> list[OrderQuery]:  # fmt: skip
+def order_queries(
+    users: Sequence[SequenceUser], space: ProductSpace, *, form: str = "aisle", every_order: bool = False
+) -> list[OrderQuery]:
     """The queries of each user's last order (`every_order=False`, the evaluation protocol) or of every order
     with at least one older order (`every_order=True`, training examples). Products `space` lacks are left
     out; a user's queries come by target (last order first), then text.
@@ -133,14 +140,25 @@ def order_queries(users: Sequence[SequenceUser], space: ProductSpace, *, form: s
                 orders[purchase.orders_before].append(space.row_of[purchase.product_id])
         targets = sorted(t for t in orders if any(o > t for o in orders)) if every_order else [0]
         for target in targets:
-            history = tuple((row, before - target) for before in sorted(o for o in orders if o > target)
-                            for row in orders[before])  # fmt: skip
+            history = tuple(
+                (row, before - target) for before in sorted(o for o in orders if o > target) for row in orders[before]
+            )
             by_text: dict[str, set[int]] = defaultdict(set)
             for row in orders[target]:
                 if row in text_of:
                     by_text[text_of[row]].add(row)
-            out += [OrderQuery(user.user_id, target, text, frozenset(rows), frozenset(orders[target]), history,
-                               user.history_orders - target) for text, rows in sorted(by_text.items())]  # fmt: skip
+            out += [
+                OrderQuery(
+                    user.user_id,
+                    target,
+                    text,
+                    frozenset(rows),
+                    frozenset(orders[target]),
+                    history,
+                    user.history_orders - target,
+                )
+                for text, rows in sorted(by_text.items())
+            ]
     return out
 
 
@@ -160,12 +178,15 @@ class TaxonomyNegatives:
 
     def __init__(self, space: ProductSpace, same_aisle: int = 8, sibling_aisles: int = 4) -> None:
         if same_aisle < 0 or sibling_aisles < 0:
-            raise PersonalizationError(f"same_aisle and sibling_aisles must be >= 0, got {same_aisle}, {sibling_aisles}")
+            raise PersonalizationError(
+                f"same_aisle and sibling_aisles must be >= 0, got {same_aisle}, {sibling_aisles}"
+            )
         self.same_aisle, self.sibling_aisles = same_aisle, sibling_aisles
         tree = space.taxonomy
         self._leaf = [tree.leaf_of(p.id) for p in space.products]
-        self._rows = {node: np.array([space.row_of[p] for p in tree.products_under(node)], dtype=np.int64)
-                      for node in tree.nodes}  # fmt: skip
+        self._rows = {
+            node: np.array([space.row_of[p] for p in tree.products_under(node)], dtype=np.int64) for node in tree.nodes
+        }
         self._siblings = {leaf: [s for s in tree.siblings(leaf) if len(self._rows[s])] for leaf in set(self._leaf)}
 
     @property
@@ -182,8 +203,9 @@ class TaxonomyNegatives:
         """
         leaf = self._leaf[positive]
         same = [self._draw(self._rows[leaf], order, rng) for _ in range(self.same_aisle)]
-        return [self._sibling(leaf, order, rng) if row is None else row for row in same] + \
-            [self._sibling(leaf, order, rng) for _ in range(self.sibling_aisles)]  # fmt: skip
+        return [self._sibling(leaf, order, rng) if row is None else row for row in same] + [
+            self._sibling(leaf, order, rng) for _ in range(self.sibling_aisles)
+        ]
 
     def _sibling(self, leaf: NodePath, order: frozenset[int], rng: np.random.Generator) -> int:
         siblings = self._siblings[leaf]
@@ -207,8 +229,9 @@ class TaxonomyNegatives:
         return rest[rng.integers(len(rest))] if rest else None
 
 
-def draw_examples(examples: Sequence[OrderQuery], indices: Sequence[int], negatives: TaxonomyNegatives, *,
-                  seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def draw_examples(
+    examples: Sequence[OrderQuery], indices: Sequence[int], negatives: TaxonomyNegatives, *, seed: int, epoch: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The positive (one relevant product) and TB-HNS negatives of each chosen example for one epoch,
     keyed by (seed, epoch, example index).
 
@@ -258,11 +281,13 @@ class AttentionTrainConfig:
         if self.epochs < 0 or self.batch_size < 2:
             raise PersonalizationError(f"need epochs >= 0 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
         if not (self.learning_rate > 0 and self.temperature > 0):
-            raise PersonalizationError(f"learning_rate and temperature must be positive, got {self.learning_rate}, "
-                                       f"{self.temperature}")  # fmt: skip
+            raise PersonalizationError(
+                f"learning_rate and temperature must be positive, got {self.learning_rate}, {self.temperature}"
+            )
         if self.select_metric not in METRICS.names:
-            raise PersonalizationError(f"select_metric {self.select_metric!r} is unknown; use one of "
-                                       f"{', '.join(METRICS.names)}")  # fmt: skip
+            raise PersonalizationError(
+                f"select_metric {self.select_metric!r} is unknown; use one of {', '.join(METRICS.names)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -289,9 +314,17 @@ class TrainedUserModel:
         return sum(entry.seconds for entry in self.log if entry.epoch > 0)
 
 
-def run_epoch(model: UserAttention, examples: Sequence[OrderQuery], space: ProductSpace,
-              negatives: TaxonomyNegatives, config: AttentionTrainConfig, *, seed: int, epoch: int,
-              optimizer: torch.optim.Optimizer | None = None) -> float:  # fmt: skip
+def run_epoch(
+    model: UserAttention,
+    examples: Sequence[OrderQuery],
+    space: ProductSpace,
+    negatives: TaxonomyNegatives,
+    config: AttentionTrainConfig,
+    *,
+    seed: int,
+    epoch: int,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> float:
     """Mean contrastive loss over one seeded pass; with `optimizer`, a training step per batch.
 
     Without an optimizer nothing changes (no gradients), so the loss of two models, or of one model before
@@ -305,7 +338,7 @@ def run_epoch(model: UserAttention, examples: Sequence[OrderQuery], space: Produ
     total, batches = 0.0, 0
     with torch.set_grad_enabled(optimizer is not None):
         for start in range(0, len(order), config.batch_size):
-            chosen = order[start:start + config.batch_size]
+            chosen = order[start : start + config.batch_size]
             loss = _batch_loss(model, examples, chosen, queries, matrix, negatives, config, seed=seed, epoch=epoch)
             if optimizer is not None:
                 optimizer.zero_grad()
@@ -316,14 +349,24 @@ def run_epoch(model: UserAttention, examples: Sequence[OrderQuery], space: Produ
     return total / max(batches, 1)
 
 
-def _batch_loss(model: UserAttention, examples: Sequence[OrderQuery], chosen: np.ndarray, queries: torch.Tensor,
-                matrix: torch.Tensor, negatives: TaxonomyNegatives, config: AttentionTrainConfig, *, seed: int,
-                epoch: int) -> torch.Tensor:  # fmt: skip
+def _batch_loss(
+    model: UserAttention,
+    examples: Sequence[OrderQuery],
+    chosen: np.ndarray,
+    queries: torch.Tensor,
+    matrix: torch.Tensor,
+    negatives: TaxonomyNegatives,
+    config: AttentionTrainConfig,
+    *,
+    seed: int,
+    epoch: int,
+) -> torch.Tensor:
     """Softmax cross-entropy of the chosen examples over [in-batch positives, own TB-HNS negatives]."""
     device, batch = matrix.device, [examples[i] for i in chosen]
     positives, hard = draw_examples(examples, chosen, negatives, seed=seed, epoch=epoch)
-    history, buckets, mask = (t.to(device) for t in history_tensors([e.history for e in batch], matrix.cpu(),
-                                                                   model.config.max_history))  # fmt: skip
+    history, buckets, mask = (
+        t.to(device) for t in history_tensors([e.history for e in batch], matrix.cpu(), model.config.max_history)
+    )
     personal = model(queries[torch.from_numpy(chosen).to(device)], history, buckets, mask)  # (batch, dim)
     positive_rows = torch.from_numpy(positives).to(device)
     in_batch = personal @ matrix[positive_rows].T  # (batch, batch); the diagonal is each example's positive
@@ -347,7 +390,7 @@ def exact_run(vectors: np.ndarray, qids: Sequence[str], space: ProductSpace, k: 
     ids, out = space.ids, {}
     k = min(k, len(ids))
     for start in range(0, len(qids), 1024):
-        scores = vectors[start:start + 1024] @ space.matrix.T  # (chunk, n_products)
+        scores = vectors[start : start + 1024] @ space.matrix.T  # (chunk, n_products)
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (chunk, k), unordered
         for row, columns in enumerate(top):
             out[qids[start + row]] = {ids[c]: float(scores[row, c]) for c in columns}
@@ -367,9 +410,13 @@ def evaluate_model(model: UserAttention | None, queries: Sequence[OrderQuery], s
     return evaluate(exact_run(vectors, [q.qid for q in queries], space), qrels_of(queries, space), METRICS)
 
 
-def train_user_model(train: Sequence[OrderQuery], validation: Sequence[OrderQuery], space: ProductSpace,
-                     config: AttentionTrainConfig,
-                     progress: Callable[[EpochLog], None] | None = None) -> TrainedUserModel:  # fmt: skip
+def train_user_model(
+    train: Sequence[OrderQuery],
+    validation: Sequence[OrderQuery],
+    space: ProductSpace,
+    config: AttentionTrainConfig,
+    progress: Callable[[EpochLog], None] | None = None,
+) -> TrainedUserModel:
     """Train a `UserAttention` on `train` examples, keeping the epoch best on `validation` queries.
 
     Args:
@@ -380,12 +427,16 @@ def train_user_model(train: Sequence[OrderQuery], validation: Sequence[OrderQuer
         progress: Called with each epoch's log as it ends (epoch 0: the untrained model).
     """
     if not train or not validation:
-        raise PersonalizationError(f"training needs examples and validation queries, got {len(train)} and "
-                                   f"{len(validation)}; check the split and the query form")  # fmt: skip
+        raise PersonalizationError(
+            f"training needs examples and validation queries, got {len(train)} and "
+            f"{len(validation)}; check the split and the query form"
+        )
     dim = space.matrix.shape[1]
     if config.model.dim != dim:
-        raise PersonalizationError(f"model dim {config.model.dim} differs from the product vectors' {dim}; set "
-                                   "AttentionTrainConfig.model.dim to the encoder's dimension")  # fmt: skip
+        raise PersonalizationError(
+            f"model dim {config.model.dim} differs from the product vectors' {dim}; set "
+            "AttentionTrainConfig.model.dim to the encoder's dimension"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = UserAttention(config.model).to(config.device)

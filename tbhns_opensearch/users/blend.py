@@ -40,8 +40,10 @@ class PersonalizedVector:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS or (self.method == "plain") != self.fallback:
-            raise PersonalizationError(f"method {self.method!r} with fallback={self.fallback}: the method is one of "
-                                       f"{METHODS}, and 'plain' exactly when falling back")  # fmt: skip
+            raise PersonalizationError(
+                f"method {self.method!r} with fallback={self.fallback}: the method is one of "
+                f"{METHODS}, and 'plain' exactly when falling back"
+            )
 
 
 def blend(query_vector: np.ndarray, user_vector: np.ndarray, alpha: float) -> np.ndarray:
@@ -55,15 +57,22 @@ def blend(query_vector: np.ndarray, user_vector: np.ndarray, alpha: float) -> np
     query = np.asarray(query_vector)
     user = np.asarray(user_vector, dtype=query.dtype)
     if query.shape != user.shape:
-        raise PersonalizationError(f"query vector {query.shape} and user vector {user.shape} differ in shape; "
-                            "build user vectors with the encoder the product index was built with")
+        raise PersonalizationError(
+            f"query vector {query.shape} and user vector {user.shape} differ in shape; "
+            "build user vectors with the encoder the product index was built with"
+        )
     mixed = (1.0 - alpha) * query + alpha * user  # (dim,)
     norm = np.linalg.norm(mixed)
     return (mixed / norm).astype(query.dtype) if norm > 0 else query
 
 
-def personalize(query_vector: np.ndarray, user_id: str | None, profile: UserProfile | None,
-                config: PersonalizationConfig, user_model: UserAttention | None = None) -> PersonalizedVector:  # fmt: skip
+def personalize(
+    query_vector: np.ndarray,
+    user_id: str | None,
+    profile: UserProfile | None,
+    config: PersonalizationConfig,
+    user_model: UserAttention | None = None,
+) -> PersonalizedVector:
     """The learned vector (a `user_model` and a stored history), else the blended one, or the plain
     `query_vector` itself (fallback) with the reason.
 
@@ -78,7 +87,8 @@ def personalize(query_vector: np.ndarray, user_id: str | None, profile: UserProf
         >>> q = np.array([1.0, 0.0])
         >>> personalize(q, "u9", None, PersonalizationConfig()).reason
         "unknown user 'u9': no stored history"
-        >>> personalize(q, "u9", UserProfile("u9", np.array([0.0, 1.0]), 5, 0.0, "real"), PersonalizationConfig()).method
+        >>> profile = UserProfile("u9", np.array([0.0, 1.0]), 5, 0.0, "real")
+        >>> personalize(q, "u9", profile, PersonalizationConfig()).method
         'blend'
     """
     if user_id is None:
@@ -87,7 +97,9 @@ def personalize(query_vector: np.ndarray, user_id: str | None, profile: UserProf
         return PersonalizedVector(query_vector, 0.0, True, f"unknown user {user_id!r}: no stored history")
     if profile.event_count < config.min_history:
         return PersonalizedVector(
-            query_vector, 0.0, True,
+            query_vector,
+            0.0,
+            True,
             f"user {user_id!r} has {profile.event_count} events, fewer than min_history={config.min_history}",
         )
     if user_model is not None and profile.history is not None and len(profile.history):

@@ -40,8 +40,10 @@ class UserEvent:
         if not self.user_id or not self.product_id:
             raise PersonalizationError(f"event {self!r} needs a user_id and a product_id")
         if not math.isfinite(self.timestamp):
-            raise PersonalizationError(f"event of user {self.user_id!r} has timestamp {self.timestamp!r}; "
-                                       "give a finite number or an ISO 8601 date")  # fmt: skip
+            raise PersonalizationError(
+                f"event of user {self.user_id!r} has timestamp {self.timestamp!r}; "
+                "give a finite number or an ISO 8601 date"
+            )
 
 
 def read_history(path: str | Path) -> list[UserEvent]:
@@ -68,8 +70,9 @@ def read_history(path: str | Path) -> list[UserEvent]:
         for line, record in records:
             events.append(_event(record, path, line))
     except UnicodeDecodeError as exc:
-        raise PersonalizationError(f"{path}: byte 0x{exc.object[exc.start]:02x} after line {line} is not UTF-8; "
-                                   "save the history as UTF-8") from exc  # fmt: skip
+        raise PersonalizationError(
+            f"{path}: byte 0x{exc.object[exc.start]:02x} after line {line} is not UTF-8; save the history as UTF-8"
+        ) from exc
     except csv.Error as exc:
         raise PersonalizationError(f"{path}:{line + 1}: not CSV ({exc}); fix the line or save the file as CSV") from exc
     return events
@@ -82,7 +85,9 @@ def _jsonl_records(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
                 try:
                     yield number, json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise PersonalizationError(f"{path}:{number}: not a JSON object ({exc.msg}); fix or drop the line") from exc
+                    raise PersonalizationError(
+                        f"{path}:{number}: not a JSON object ({exc.msg}); fix or drop the line"
+                    ) from exc
                 except RecursionError as exc:
                     raise PersonalizationError(f"{path}:{number}: JSON nested too deep; fix or drop the line") from exc
 
@@ -116,10 +121,14 @@ def _timestamp(value: object, path: Path, line: int) -> float:
         pass
     else:
         if not math.isfinite(number):
-            raise PersonalizationError(f"{path}:{line}: timestamp {value!r} is not a finite number; "
-                                       "give epoch seconds, an order number or an ISO 8601 date")  # fmt: skip
+            raise PersonalizationError(
+                f"{path}:{line}: timestamp {value!r} is not a finite number; "
+                "give epoch seconds, an order number or an ISO 8601 date"
+            )
         return number
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError as exc:
-        raise PersonalizationError(f"{path}:{line}: timestamp {value!r} is neither a number nor an ISO 8601 date") from exc
+        raise PersonalizationError(
+            f"{path}:{line}: timestamp {value!r} is neither a number nor an ISO 8601 date"
+        ) from exc

@@ -49,7 +49,9 @@ class PersonalizationConfig:
         pairs = self.event_weights.items() if isinstance(self.event_weights, Mapping) else self.event_weights
         weights = tuple(sorted((str(name), float(weight)) for name, weight in pairs))
         if not weights or any(weight <= 0 or not math.isfinite(weight) for _, weight in weights):
-            raise PersonalizationError(f"event_weights must give each event type a positive weight, got {dict(weights)}")
+            raise PersonalizationError(
+                f"event_weights must give each event type a positive weight, got {dict(weights)}"
+            )
         object.__setattr__(self, "event_weights", weights)
         if self.half_life is not None and not self.half_life > 0:
             raise PersonalizationError(f"half_life must be positive (or None for no decay), got {self.half_life!r}")
@@ -57,7 +59,9 @@ class PersonalizationConfig:
             raise PersonalizationError(f"min_history must be an integer >= 1, got {self.min_history!r}")
         check_alpha(self.alpha)
         if isinstance(self.history_size, bool) or not isinstance(self.history_size, int) or self.history_size < 0:
-            raise PersonalizationError(f"history_size must be an integer >= 0 (0: store no history), got {self.history_size!r}")
+            raise PersonalizationError(
+                f"history_size must be an integer >= 0 (0: store no history), got {self.history_size!r}"
+            )
 
     @property
     def weights(self) -> dict[str, float]:
@@ -89,11 +93,15 @@ class UserHistory:
         object.__setattr__(self, "orders_before", tuple(int(n) for n in self.orders_before))
         object.__setattr__(self, "vectors", np.ascontiguousarray(self.vectors, dtype=np.float32))
         if self.vectors.ndim != 2 or not len(self.ids) == len(self.orders_before) == self.vectors.shape[0]:
-            raise PersonalizationError(f"a history needs one orders_before and one vector row per product id: got "
-                                       f"{len(self.ids)} ids, {len(self.orders_before)} orders_before and vectors of "
-                                       f"shape {self.vectors.shape}")  # fmt: skip
+            raise PersonalizationError(
+                f"a history needs one orders_before and one vector row per product id: got "
+                f"{len(self.ids)} ids, {len(self.orders_before)} orders_before and vectors of "
+                f"shape {self.vectors.shape}"
+            )
         if any(n < 1 for n in self.orders_before):
-            raise PersonalizationError(f"history orders_before must be >= 1 (1: the latest order), got {self.orders_before}")
+            raise PersonalizationError(
+                f"history orders_before must be >= 1 (1: the latest order), got {self.orders_before}"
+            )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -104,7 +112,10 @@ class UserHistory:
         without its vectors reuses a history already held when the digests agree.
 
         Example:
-            >>> UserHistory(("p1",), (1,), np.float32([[1, 0]])).digest == UserHistory(("p1",), (2,), np.float32([[1, 0]])).digest
+            >>> (
+            ...     UserHistory(("p1",), (1,), np.float32([[1, 0]])).digest
+            ...     == UserHistory(("p1",), (2,), np.float32([[1, 0]])).digest
+            ... )
             False
         """
         digest = hashlib.sha256(json.dumps([self.ids, self.orders_before]).encode())
@@ -115,7 +126,8 @@ class UserHistory:
         if not isinstance(other, UserHistory):
             return NotImplemented
         return (self.ids, self.orders_before) == (other.ids, other.orders_before) and np.array_equal(
-            self.vectors, other.vectors)  # fmt: skip
+            self.vectors, other.vectors
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,13 +155,21 @@ class UserProfile:
         """Same user, events, vector and history (arrays compared by value).
 
         Example:
-            >>> UserProfile("u", np.float32([0.6, 0.8]), 3, 1.0, "real") == UserProfile("u", np.float32([0.6, 0.8]), 3, 1.0, "real")
+            >>> (
+            ...     UserProfile("u", np.float32([0.6, 0.8]), 3, 1.0, "real")
+            ...     == UserProfile("u", np.float32([0.6, 0.8]), 3, 1.0, "real")
+            ... )
             True
         """
         if not isinstance(other, UserProfile):
             return NotImplemented
         same_history = (self.user_id, self.event_count, self.last_event, self.source, self.history) == (
-            other.user_id, other.event_count, other.last_event, other.source, other.history)  # fmt: skip
+            other.user_id,
+            other.event_count,
+            other.last_event,
+            other.source,
+            other.history,
+        )
         return same_history and np.array_equal(self.vector, other.vector)
 
 
@@ -184,11 +204,14 @@ def build_user_profiles(
     for user_id, history in by_user.items():
         sources = {event.source for event in history}
         if len(sources) > 1:
-            raise PersonalizationError(f"user {user_id!r} mixes real and simulated events; give simulated users own ids")
+            raise PersonalizationError(
+                f"user {user_id!r} mixes real and simulated events; give simulated users own ids"
+            )
         last = max(event.timestamp for event in history)
         matrix = np.stack([np.asarray(product_vectors[event.product_id], dtype=np.float64) for event in history])
-        event_weights = np.array([weights[event.event] * _decay(last - event.timestamp, config.half_life)
-                                  for event in history])  # (n,)
+        event_weights = np.array(
+            [weights[event.event] * _decay(last - event.timestamp, config.half_life) for event in history]
+        )  # (n,)
         profiles[user_id] = UserProfile(
             user_id=user_id,
             vector=_normalize(event_weights @ matrix),  # (dim,)
@@ -196,13 +219,15 @@ def build_user_profiles(
             last_event=last,
             source=sources.pop(),
             history=_last_products(history, orders[user_id], product_vectors, config.history_size)
-            if config.history_size else None,
+            if config.history_size
+            else None,
         )
     return profiles
 
 
-def _last_products(events: Sequence[UserEvent], orders: Iterable[float], product_vectors: Mapping[str, np.ndarray],
-                   size: int) -> UserHistory:  # fmt: skip
+def _last_products(
+    events: Sequence[UserEvent], orders: Iterable[float], product_vectors: Mapping[str, np.ndarray], size: int
+) -> UserHistory:
     """The `size` latest of one user's `events` (input order within a timestamp) as a `UserHistory`; `orders`:
     every timestamp of the user (an order's products may all lack vectors).
 

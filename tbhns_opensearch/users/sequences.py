@@ -44,8 +44,17 @@ from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.sources import HeldOutUser, UserQuery, aisle_queries
 
-ORDER_LINE_COLUMNS = ("order_id", "user_id", "order_number", "order_dow", "order_hour_of_day",
-                      "days_since_prior_order", "product_id", "add_to_cart_order", "reordered")  # fmt: skip
+ORDER_LINE_COLUMNS = (
+    "order_id",
+    "user_id",
+    "order_number",
+    "order_dow",
+    "order_hour_of_day",
+    "days_since_prior_order",
+    "product_id",
+    "add_to_cart_order",
+    "reordered",
+)
 REQUIRED_COLUMNS = ("order_id", "user_id", "order_number", "days_since_prior_order", "product_id", "add_to_cart_order")
 SPLITS = ("train", "validation", "test", "all")
 QUERY_FORMS: dict[str, Callable[[tuple[str, ...]], str]] = {
@@ -173,7 +182,7 @@ def cut_history(user: SequenceUser, last_orders: int) -> SequenceUser:
 
 
 def user_split(user_id: str, *, seed: int = 0, validation: float = 0.2, test: float = 0.2) -> str:
-    """"train", "validation" or "test" for a user, by a seeded hash of the id alone (stable whatever other
+    """ "train", "validation" or "test" for a user, by a seeded hash of the id alone (stable whatever other
     users are present); the shares are expectations, not exact counts.
 
     Example:
@@ -182,14 +191,17 @@ def user_split(user_id: str, *, seed: int = 0, validation: float = 0.2, test: fl
         (True, True)
     """
     if not (0 <= validation < 1 and 0 <= test < 1 and validation + test < 1):
-        raise PersonalizationError(f"validation={validation} and test={test} must be fractions in [0, 1) that "
-                                   "leave users for training (sum below 1); lower them")  # fmt: skip
+        raise PersonalizationError(
+            f"validation={validation} and test={test} must be fractions in [0, 1) that "
+            "leave users for training (sum below 1); lower them"
+        )
     draw = keyed_rng(seed, "sequence-split", user_id).random()
     return "test" if draw < test else "validation" if draw < test + validation else "train"
 
 
-def select_users(users: Sequence[SequenceUser], split: str, *, seed: int = 0, validation: float = 0.2,
-                 test: float = 0.2) -> list[SequenceUser]:  # fmt: skip
+def select_users(
+    users: Sequence[SequenceUser], split: str, *, seed: int = 0, validation: float = 0.2, test: float = 0.2
+) -> list[SequenceUser]:
     """The users of one split ("train", "validation", "test") or every user ("all"), in their given order.
 
     Example:
@@ -242,14 +254,18 @@ def sequence_queries(
 def _order_rows(path: Path) -> Iterable[tuple[int, dict[str, str]]]:
     """(file line, row) for each data line; the header is line 1."""
     if not path.is_file():
-        raise PersonalizationError(f"order-lines file {str(path)!r} does not exist; pass a CSV with the columns "
-                                   f"{', '.join(ORDER_LINE_COLUMNS)}")  # fmt: skip
+        raise PersonalizationError(
+            f"order-lines file {str(path)!r} does not exist; pass a CSV with the columns "
+            f"{', '.join(ORDER_LINE_COLUMNS)}"
+        )
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise PersonalizationError(f"{path}:1: the header lacks columns {missing} (has {reader.fieldnames}); "
-                                       f"write the header {','.join(ORDER_LINE_COLUMNS)}")  # fmt: skip
+            raise PersonalizationError(
+                f"{path}:1: the header lacks columns {missing} (has {reader.fieldnames}); "
+                f"write the header {','.join(ORDER_LINE_COLUMNS)}"
+            )
         for row in reader:
             yield reader.line_num, row
 
@@ -268,10 +284,13 @@ def _parse_line(path: Path, line: int, row: dict[str, str]) -> _Line:
         except ValueError:
             days = math.nan
         if not (math.isfinite(days) and days >= 0):
-            raise PersonalizationError(f"{path}:{line}: field days_since_prior_order is {gap!r}; give a number of "
-                                       "days >= 0, or leave it empty (the first order, or an unknown gap)")  # fmt: skip
-    return _Line(row["order_id"], order_number, days, row["product_id"],
-                 _whole(path, line, row, "add_to_cart_order", minimum=1))  # fmt: skip
+            raise PersonalizationError(
+                f"{path}:{line}: field days_since_prior_order is {gap!r}; give a number of "
+                "days >= 0, or leave it empty (the first order, or an unknown gap)"
+            )
+    return _Line(
+        row["order_id"], order_number, days, row["product_id"], _whole(path, line, row, "add_to_cart_order", minimum=1)
+    )
 
 
 def _whole(path: Path, line: int, row: dict[str, str], name: str, minimum: int) -> int:
@@ -300,12 +319,14 @@ class _OrderCheck:
             raise PersonalizationError(
                 f"{self.path}:{line}: order {parsed.order_id!r} has user_id {user_id!r} and order_number "
                 f"{parsed.order_number}, but line {known[2]} gives user_id {known[0]!r} and order_number {known[1]}; "
-                "give every line of an order the same user_id and order_number")  # fmt: skip
+                "give every line of an order the same user_id and order_number"
+            )
         order_id = self.order_of.setdefault((user_id, parsed.order_number), parsed.order_id)
         if order_id != parsed.order_id:
             raise PersonalizationError(
                 f"{self.path}:{line}: field order_number is {parsed.order_number} for order {parsed.order_id!r} of "
-                f"user {user_id!r}, which order {order_id!r} already has; give each order of a user its own number")
+                f"user {user_id!r}, which order {order_id!r} already has; give each order of a user its own number"
+            )
 
 
 def _sequence_user(user_id: str, lines: list[_Line], named: set[str]) -> SequenceUser:
@@ -316,9 +337,13 @@ def _sequence_user(user_id: str, lines: list[_Line], named: set[str]) -> Sequenc
         later, gap = days_before.get(number + 1), gap_of.get(number + 1)
         days_before[number] = None if later is None or gap is None else later + gap
     ordered = sorted(lines, key=lambda line: (line.order_number, line.add_to_cart_order))
-    history = tuple(PastPurchase(line.product_id, last - line.order_number, days_before[line.order_number])
-                    for line in ordered if line.order_number < last and line.product_id in named)  # fmt: skip
-    targets = tuple(dict.fromkeys(
-        line.product_id for line in ordered if line.order_number == last and line.product_id in named))
+    history = tuple(
+        PastPurchase(line.product_id, last - line.order_number, days_before[line.order_number])
+        for line in ordered
+        if line.order_number < last and line.product_id in named
+    )
+    targets = tuple(
+        dict.fromkeys(line.product_id for line in ordered if line.order_number == last and line.product_id in named)
+    )
     target_order = next(line.order_id for line in lines if line.order_number == last)
     return SequenceUser(user_id, history, target_order, targets, len({line.order_number for line in lines}) - 1)

@@ -40,7 +40,6 @@ import numpy as np
 
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import PersonalizationError
-
 from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.users.events import UserEvent
 
@@ -83,7 +82,7 @@ def instacart_holdout(directory: str | Path, holdout_fraction: float = 0.5) -> l
         last_basket = [event for event in events if event.timestamp == last_order]
         held = max(1, math.ceil(len(last_basket) * holdout_fraction))
         history = tuple(events[: len(events) - held])
-        targets = tuple(dict.fromkeys(event.product_id for event in events[len(events) - held:]))
+        targets = tuple(dict.fromkeys(event.product_id for event in events[len(events) - held :]))
         held_out.append(HeldOutUser(user_id, history, targets))
     return held_out
 
@@ -116,7 +115,9 @@ def aisle_queries(users: Sequence[HeldOutUser], aisle_of: Mapping[str, str]) -> 
     return queries
 
 
-def split_users(users: Sequence[HeldOutUser], validation_share: float, seed: int = 0) -> tuple[list[HeldOutUser], list[HeldOutUser]]:
+def split_users(
+    users: Sequence[HeldOutUser], validation_share: float, seed: int = 0
+) -> tuple[list[HeldOutUser], list[HeldOutUser]]:
     """(validation, test) users by a seeded hash of the user id: stable whatever other users are present.
 
     Example:
@@ -141,8 +142,10 @@ def _instacart_purchases(directory: Path) -> dict[str, list[UserEvent]]:
             user_id, order_number = orders[row["order_id"]]
             lines[user_id].append((order_number, int(row["add_to_cart_order"]), row["product_id"]))
     return {
-        user_id: [UserEvent(user_id, product_id, "purchase", float(order_number))
-                  for order_number, _, product_id in sorted(items)]
+        user_id: [
+            UserEvent(user_id, product_id, "purchase", float(order_number))
+            for order_number, _, product_id in sorted(items)
+        ]
         for user_id, items in lines.items()
     }
 
@@ -186,15 +189,23 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         if self.users < 0 or not 0 <= self.min_events <= self.max_events:
-            raise PersonalizationError(f"need users >= 0 and 0 <= min_events <= max_events, got users={self.users}, "
-                                f"min_events={self.min_events}, max_events={self.max_events}")
+            raise PersonalizationError(
+                f"need users >= 0 and 0 <= min_events <= max_events, got users={self.users}, "
+                f"min_events={self.min_events}, max_events={self.max_events}"
+            )
         if self.preferred_categories < 1 or self.category_depth < 1:
-            raise PersonalizationError("preferred_categories and category_depth must be >= 1, got "
-                                f"{self.preferred_categories} and {self.category_depth}")
+            raise PersonalizationError(
+                "preferred_categories and category_depth must be >= 1, got "
+                f"{self.preferred_categories} and {self.category_depth}"
+            )
         if not 0.0 <= self.focus <= 1.0 or self.term_boost < 1.0:
-            raise PersonalizationError(f"focus must be in [0, 1] and term_boost >= 1, got {self.focus}, {self.term_boost}")
+            raise PersonalizationError(
+                f"focus must be in [0, 1] and term_boost >= 1, got {self.focus}, {self.term_boost}"
+            )
         if not self.event_mix or any(p < 0 for _, p in self.event_mix) or sum(p for _, p in self.event_mix) <= 0:
-            raise PersonalizationError(f"event_mix needs non-negative probabilities with a positive sum, got {self.event_mix}")
+            raise PersonalizationError(
+                f"event_mix needs non-negative probabilities with a positive sum, got {self.event_mix}"
+            )
 
 
 @dataclass(frozen=True)
@@ -229,16 +240,22 @@ def simulate_users(products: Sequence[Product], config: SimulationConfig) -> lis
     return [_simulate_user(index, products, nodes, eligible, config) for index in range(config.users)]
 
 
-def _simulate_user(index: int, products: Sequence[Product], nodes: dict[tuple[str, ...], list[Product]],
-                   eligible: list[tuple[str, ...]], config: SimulationConfig) -> SimulatedUser:
+def _simulate_user(
+    index: int,
+    products: Sequence[Product],
+    nodes: dict[tuple[str, ...], list[Product]],
+    eligible: list[tuple[str, ...]],
+    config: SimulationConfig,
+) -> SimulatedUser:
     rng = keyed_rng(config.seed, "user", index)
     user_id = f"sim-{index:05d}"
     preferred = tuple(rng.sample(eligible, config.preferred_categories))
     node_weights = np.random.default_rng(rng.getrandbits(32)).dirichlet(np.ones(len(preferred)))
     terms = sorted({term for node in preferred for product in nodes[node] for term in _terms(product)})
     term = rng.choice(terms) if terms else None
-    in_node_weights = [[config.term_boost if term in _terms(product) else 1.0 for product in nodes[node]]
-                       for node in preferred]
+    in_node_weights = [
+        [config.term_boost if term in _terms(product) else 1.0 for product in nodes[node]] for node in preferred
+    ]
     event_types = [name for name, _ in config.event_mix]
     event_probabilities = [probability for _, probability in config.event_mix]
     events = []

@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -74,16 +74,20 @@ def user_document(profile: UserProfile, updated: datetime) -> dict[str, Any]:
     Example:
         >>> history = UserHistory(("p7",), (1,), np.float32([[0.0, 1.0]]))
         >>> profile = UserProfile("u1", np.array([0.6, 0.8]), 3, 12.0, "real", history)
-        >>> document = user_document(profile, datetime(2025, 1, 1, tzinfo=timezone.utc))
+        >>> document = user_document(profile, datetime(2025, 1, 1, tzinfo=UTC))
         >>> document["history_ids"], document["history_orders"], profile_from_document(document).history == history
         (['p7'], [1], True)
     """
-    history = {} if profile.history is None else {
-        "history_ids": list(profile.history.ids),
-        "history_orders": list(profile.history.orders_before),
-        "history_bytes": vector_bytes(profile.history.vectors),  # (n, dim) row-major
-        "history_digest": profile.history.digest,
-    }  # fmt: skip
+    history = (
+        {}
+        if profile.history is None
+        else {
+            "history_ids": list(profile.history.ids),
+            "history_orders": list(profile.history.orders_before),
+            "history_bytes": vector_bytes(profile.history.vectors),  # (n, dim) row-major
+            "history_digest": profile.history.digest,
+        }
+    )
     return {
         "user_id": profile.user_id,
         "vector_bytes": vector_bytes(profile.vector),
@@ -134,8 +138,10 @@ def _history_from_document(source: Mapping[str, Any], known: UserHistory | None)
     ids, dim = source["history_ids"], int(source["dimension"])
     vectors = decode_vector(source["history_bytes"])  # (n * dim,)
     if vectors.size != len(ids) * dim:
-        raise PersonalizationError(f"user {source['user_id']!r}: the stored history has {len(ids)} ids of dimension "
-                                   f"{dim} but {vectors.size} vector values; re-run `tbhns ingest-users --history`")  # fmt: skip
+        raise PersonalizationError(
+            f"user {source['user_id']!r}: the stored history has {len(ids)} ids of dimension "
+            f"{dim} but {vectors.size} vector values; re-run `tbhns ingest-users --history`"
+        )
     return UserHistory(tuple(ids), tuple(source["history_orders"]), vectors.reshape(len(ids), dim))
 
 
@@ -145,16 +151,22 @@ def ensure_users_index(client: OpenSearch, name: str) -> bool:
     overwrite products by id); it gets the template's fields it lacks (only ever added, so always safe)."""
     template = load_template("users")
     if client.indices.exists_alias(name=name):
-        raise IngestError(f"--users-index {name} is an alias (of {', '.join(sorted(client.indices.get_alias(name=name)))}), "
-                          "not a users index; pass a name of its own, e.g. --users-index users")  # fmt: skip
+        raise IngestError(
+            f"--users-index {name} is an alias (of {', '.join(sorted(client.indices.get_alias(name=name)))}), "
+            "not a users index; pass a name of its own, e.g. --users-index users"
+        )
     if client.indices.exists(index=name):
         _check_users_index(client, name, template)
         try:
-            client.indices.put_mapping(index=name, body={"_meta": template["mappings"]["_meta"],
-                                                         "properties": template["mappings"]["properties"]})  # fmt: skip
+            client.indices.put_mapping(
+                index=name,
+                body={"_meta": template["mappings"]["_meta"], "properties": template["mappings"]["properties"]},
+            )
         except TransportError as exc:
-            raise IngestError(f"users index {name} does not take the users template's fields ({exc.info or exc}); "
-                              "write the users to a new index (--users-index) or delete this one") from exc
+            raise IngestError(
+                f"users index {name} does not take the users template's fields ({exc.info or exc}); "
+                "write the users to a new index (--users-index) or delete this one"
+            ) from exc
         return False
     try:
         client.indices.create(index=name, body=template)
@@ -172,9 +184,11 @@ def _check_users_index(client: OpenSearch, name: str, template: dict[str, Any]) 
     fields = set(mapping.get("properties", {}))
     marked = mapping.get("_meta", {}).get("kind") == USERS_KIND
     if not marked and not ("user_id" in fields and fields <= set(template["mappings"]["properties"])):
-        raise IngestError(f"index {name} was not made by `tbhns ingest-users` (its fields: "
-                          f"{', '.join(sorted(fields)[:8]) or 'none'}); writing users there would mix them with its "
-                          "documents: pass a users index of its own, e.g. --users-index users")  # fmt: skip
+        raise IngestError(
+            f"index {name} was not made by `tbhns ingest-users` (its fields: "
+            f"{', '.join(sorted(fields)[:8]) or 'none'}); writing users there would mix them with its "
+            "documents: pass a users index of its own, e.g. --users-index users"
+        )
 
 
 def get_user_profile(client: OpenSearch, users_index: str, user_id: str) -> UserProfile | None:
@@ -241,8 +255,7 @@ def list_users(client: OpenSearch, users_index: str, size: int = 200) -> list[St
         >>> list_users(client, "users", size=2)  # doctest: +SKIP
         [StoredUser(user_id='u7', event_count=41), StoredUser(user_id='u2', event_count=12)]
     """
-    body = {"size": size, "_source": ["user_id", "event_count"],
-            "sort": [{"event_count": "desc"}, {"user_id": "asc"}]}  # fmt: skip
+    body = {"size": size, "_source": ["user_id", "event_count"], "sort": [{"event_count": "desc"}, {"user_id": "asc"}]}
     try:
         hits = client.search(index=users_index, body=body)["hits"]["hits"]
     except NotFoundError:
@@ -256,14 +269,20 @@ def fetch_product_vectors(client: OpenSearch, alias: str, product_ids: Iterable[
     ids = sorted(set(product_ids))
     vectors: dict[str, np.ndarray] = {}
     for start in range(0, len(ids), VECTOR_CHUNK):
-        chunk = ids[start:start + VECTOR_CHUNK]
-        body = {"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}},
-                "docvalue_fields": ["embedding_bytes"]}  # fmt: skip
+        chunk = ids[start : start + VECTOR_CHUNK]
+        body = {
+            "size": len(chunk),
+            "_source": False,
+            "query": {"ids": {"values": chunk}},
+            "docvalue_fields": ["embedding_bytes"],
+        }
         try:
             response = client.search(index=alias, body=body)
         except TransportError as exc:
-            raise IngestError(f"cannot read product vectors from {alias}: {exc.info or exc}; "
-                              "ingest the catalog first (`tbhns ingest`) or pass --alias") from exc
+            raise IngestError(
+                f"cannot read product vectors from {alias}: {exc.info or exc}; "
+                "ingest the catalog first (`tbhns ingest`) or pass --alias"
+            ) from exc
         for hit in response["hits"]["hits"]:
             if "embedding_bytes" in hit.get("fields", {}):
                 vectors[hit["_id"]] = decode_vector(hit["fields"]["embedding_bytes"][0])
@@ -279,9 +298,11 @@ def write_user_profiles(client: OpenSearch, users_index: str, profiles: Iterable
 
 def _bulk_profiles(client: OpenSearch, users_index: str, profiles: Iterable[UserProfile]) -> int:
     """`write_user_profiles` into an index `ensure_users_index` has already checked."""
-    updated = datetime.now(timezone.utc)
-    actions = ({"_index": users_index, "_id": profile.user_id, "_source": user_document(profile, updated)}
-               for profile in profiles)
+    updated = datetime.now(UTC)
+    actions = (
+        {"_index": users_index, "_id": profile.user_id, "_source": user_document(profile, updated)}
+        for profile in profiles
+    )
     written, failures = helpers.bulk(client, actions, raise_on_error=False, chunk_size=500)
     if failures:
         raise IngestError(f"{len(failures)} user profiles were not written to {users_index}", list(failures))
@@ -316,8 +337,9 @@ def ingest_users(
         encoded = encoder.encode([product.text_for_embedding() for product in to_encode])  # (n, dim)
         vectors.update({product.id: vector for product, vector in zip(to_encode, encoded)})
     rejected = sorted({event.user_id for event in events if not storable_user_id(event.user_id)})
-    profiles = build_user_profiles([event for event in events if storable_user_id(event.user_id)], vectors,
-                                   config.personalization)  # fmt: skip
+    profiles = build_user_profiles(
+        [event for event in events if storable_user_id(event.user_id)], vectors, config.personalization
+    )
     written = _bulk_profiles(client, config.users_index, profiles.values())  # the index was checked first
     min_history = config.personalization.min_history
     return UsersSummary(

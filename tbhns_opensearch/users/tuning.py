@@ -57,12 +57,13 @@ def recall_at_k(
     """
     if len(product_ids) != len(product_matrix):
         raise PersonalizationError(f"{len(product_ids)} product ids for {len(product_matrix)} product vectors")
-    queries = np.stack([personalize(case.query_vector, case.user_id, case.profile, config).vector
-                        for case in cases]).astype(np.float32)  # (n_cases, dim)
+    queries = np.stack(
+        [personalize(case.query_vector, case.user_id, case.profile, config).vector for case in cases]
+    ).astype(np.float32)  # (n_cases, dim)
     recalls = np.zeros(len(cases))
     k = min(k, len(product_ids))
     for start in range(0, len(cases), 1024):
-        scores = queries[start:start + 1024] @ product_matrix.T  # (chunk, n_products)
+        scores = queries[start : start + 1024] @ product_matrix.T  # (chunk, n_products)
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (chunk, k)
         for row, indices in enumerate(top):
             case = cases[start + row]
@@ -87,7 +88,9 @@ def tune_alpha(
     """
     if not cases:
         raise PersonalizationError("tune_alpha needs at least one validation case")
-    recall = {float(alpha): float(recall_at_k(cases, product_ids, product_matrix, replace(config, alpha=alpha), k).mean())
-              for alpha in grid}
+    recall = {
+        float(alpha): float(recall_at_k(cases, product_ids, product_matrix, replace(config, alpha=alpha), k).mean())
+        for alpha in grid
+    }
     best = max(sorted(recall), key=lambda alpha: recall[alpha])
     return AlphaTuning(best_alpha=best, recall=recall, k=k)

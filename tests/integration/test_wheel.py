@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from tbhns_opensearch.cluster.node import LocalNode, NodeConfig, default_cache_dir
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES, ROOT
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 PORT = 9271
 
 
@@ -32,8 +31,12 @@ def run(*command: str | Path, cwd: Path, timeout: int = 900) -> str:
 
 def test_a_wheel_installed_outside_the_checkout_starts_a_node_ingests_and_searches(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a clean copy: setuptools' build/ in a checkout can hold stale modules
-    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "runs", "*.egg-info", "__pycache__", ".pytest_cache"))  # fmt: skip
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "*.egg-info", "__pycache__", ".pytest_cache"),
+    )
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", source, cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("tbhns_opensearch-*.whl")
     run(sys.executable, "-m", "venv", tmp_path / "venv", cwd=tmp_path)
@@ -42,8 +45,12 @@ def test_a_wheel_installed_outside_the_checkout_starts_a_node_ingests_and_search
     if wheels.is_dir():
         run(*pip, "--find-links", wheels, "torch==2.13.0", cwd=tmp_path)
     run(*pip, wheel, cwd=tmp_path)
-    page = run(tmp_path / "venv" / "bin" / "python", "-c", "from tbhns_opensearch.api.app import PAGE; "
-               "print(sorted(p.name for p in PAGE.iterdir()))", cwd=tmp_path)  # fmt: skip
+    page = run(
+        tmp_path / "venv" / "bin" / "python",
+        "-c",
+        "from tbhns_opensearch.api.app import PAGE; print(sorted(p.name for p in PAGE.iterdir()))",
+        cwd=tmp_path,
+    )
     assert all(name in page for name in ("index.html", "page.js", "page.css")), page  # the comparison page ships
     user = tmp_path / "elsewhere"
     user.mkdir()
@@ -53,8 +60,23 @@ def test_a_wheel_installed_outside_the_checkout_starts_a_node_ingests_and_search
     try:
         run(tbhns, "ingest", "catalog.jsonl", "--alias", "wheel-products", "--port", PORT, cwd=user)
         for mode in ("bm25", "semantic", "personalized", "hybrid"):
-            hits = json.loads(run(tbhns, "search", "wooden train set", "--mode", mode, "--alias", "wheel-products",
-                                  "--port", PORT, "--k", "5", "--json", cwd=user))  # fmt: skip
+            hits = json.loads(
+                run(
+                    tbhns,
+                    "search",
+                    "wooden train set",
+                    "--mode",
+                    mode,
+                    "--alias",
+                    "wheel-products",
+                    "--port",
+                    PORT,
+                    "--k",
+                    "5",
+                    "--json",
+                    cwd=user,
+                )
+            )
             assert len(hits["hits"]) == 5, (mode, hits)
     finally:
         (default_cache_dir() / "nodes" / str(PORT) / "node.pid").unlink(missing_ok=True)  # as if its pid file was lost

@@ -1,15 +1,15 @@
 """Taxonomy on a hand-made tree; distances computed by hand.
 
-    root
-    ├── Toys
-    │   ├── Puzzles        (p: sits at the internal node)
-    │   │   ├── Jigsaws       j1 j2
-    │   │   └── Brain Teasers b1
-    │   └── Games
-    │       └── Board Games   g1
-    ├── Sports
-    │   └── Kites            k1
-    └── <unknown>            u1 u2
+root
+├── Toys
+│   ├── Puzzles        (p: sits at the internal node)
+│   │   ├── Jigsaws       j1 j2
+│   │   └── Brain Teasers b1
+│   └── Games
+│       └── Board Games   g1
+├── Sports
+│   └── Kites            k1
+└── <unknown>            u1 u2
 """
 
 import numpy as np

@@ -16,13 +16,15 @@ from tbhns_opensearch.taxonomy_assign import (
     write_assignments,
 )
 
-TREE = CategoryTree.parse([
-    "# Google_Product_Taxonomy_Version: 2021-09-21",
-    "1 - Hardware",
-    "2 - Hardware > Tools",
-    "3 - Hardware > Fasteners",
-    "4 - Toys",
-])  # fmt: skip
+TREE = CategoryTree.parse(
+    [
+        "# Google_Product_Taxonomy_Version: 2021-09-21",
+        "1 - Hardware",
+        "2 - Hardware > Tools",
+        "3 - Hardware > Fasteners",
+        "4 - Toys",
+    ]
+)
 # Node vectors in TREE.nodes order: Hardware, Hardware > Tools, Hardware > Fasteners, Toys.
 NODES = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.8, -0.6, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
 
@@ -34,8 +36,11 @@ def unit(*values: float) -> list[float]:
 
 def test_parse_reads_google_lines_and_plain_paths_and_adds_parents():
     assert TREE.nodes == (("Hardware",), ("Hardware", "Tools"), ("Hardware", "Fasteners"), ("Toys",))
-    assert CategoryTree.parse(["Garden > Hoses > Reels"]).nodes == (("Garden",), ("Garden", "Hoses"),
-                                                                   ("Garden", "Hoses", "Reels"))  # fmt: skip
+    assert CategoryTree.parse(["Garden > Hoses > Reels"]).nodes == (
+        ("Garden",),
+        ("Garden", "Hoses"),
+        ("Garden", "Hoses", "Reels"),
+    )
     assert TREE.texts()[1] == "Hardware > Tools"
     with pytest.raises(CatalogError, match=r"<lines>:1: empty category name in 'A >  > B'"):
         CategoryTree.parse(["A >  > B"])
@@ -79,16 +84,37 @@ def test_cli_places_products_of_a_catalog_under_a_taxonomy_file(tmp_path):
     from tbhns_opensearch.cli import cli
 
     catalog = tmp_path / "catalog.jsonl"
-    catalog.write_text("".join(json.dumps({"id": pid, "title": title}) + "\n" for pid, title in [
-        ("1", "20V cordless drill with 2 batteries"), ("2", "50 ft garden hose with spray nozzle"),
-        ("3", "plush teddy bear for toddlers")]))  # fmt: skip
+    catalog.write_text(
+        "".join(
+            json.dumps({"id": pid, "title": title}) + "\n"
+            for pid, title in [
+                ("1", "20V cordless drill with 2 batteries"),
+                ("2", "50 ft garden hose with spray nozzle"),
+                ("3", "plush teddy bear for toddlers"),
+            ]
+        )
+    )
     taxonomy = tmp_path / "taxonomy.txt"
-    taxonomy.write_text("Hardware\nHardware > Power Tools\nHardware > Power Tools > Drills\nHome & Garden\n"
-                        "Home & Garden > Lawn & Garden > Watering & Irrigation > Garden Hoses\nToys & Games\n"
-                        "Toys & Games > Toys > Dolls, Playsets & Toy Figures > Stuffed Animals\n")  # fmt: skip
+    taxonomy.write_text(
+        "Hardware\nHardware > Power Tools\nHardware > Power Tools > Drills\nHome & Garden\n"
+        "Home & Garden > Lawn & Garden > Watering & Irrigation > Garden Hoses\nToys & Games\n"
+        "Toys & Games > Toys > Dolls, Playsets & Toy Figures > Stuffed Animals\n"
+    )
     out = tmp_path / "assigned.jsonl"
-    result = CliRunner().invoke(cli, ["taxonomy", "assign", str(catalog), "--taxonomy-file", str(taxonomy),
-                                      "--out", str(out), "--min-confidence", "0.5"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "taxonomy",
+            "assign",
+            str(catalog),
+            "--taxonomy-file",
+            str(taxonomy),
+            "--out",
+            str(out),
+            "--min-confidence",
+            "0.5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     paths = read_assignments(out)
     assert paths["1"][:2] == ("Hardware", "Power Tools")

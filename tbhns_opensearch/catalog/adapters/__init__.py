@@ -113,6 +113,14 @@ def _checked_dir(adapter: DatasetAdapter, directory: Path) -> Path:
 
 
 __all__ = [
-    "ADAPTERS", "DATA_DIR_ENV", "DatasetAdapter", "data_root", "WandsQuery", "dataset_dir", "get_adapter",
-    "load_judgments", "load_wands_queries", "read_dataset",
+    "ADAPTERS",
+    "DATA_DIR_ENV",
+    "DatasetAdapter",
+    "data_root",
+    "WandsQuery",
+    "dataset_dir",
+    "get_adapter",
+    "load_judgments",
+    "load_wands_queries",
+    "read_dataset",
 ]

@@ -84,8 +84,12 @@ def parse_category_tree(value: Any, title: str) -> tuple[str, ...]:
         return ()
     elements = _literal(value, "product_category_tree", 'a list of names, e.g. ["A >> B >> C"]')
     if not isinstance(elements, list) or not all(isinstance(e, str) for e in elements):
-        raise RecordError("product_category_tree", value, "tree is not a list of names",
-                          'write it as a list of names, e.g. ["A >> B >> C"]')
+        raise RecordError(
+            "product_category_tree",
+            value,
+            "tree is not a list of names",
+            'write it as a list of names, e.g. ["A >> B >> C"]',
+        )
     path = [" ".join(part.split()) for element in elements for part in element.split(TREE_SEPARATOR) if part.strip()]
     if path and _repeats_name(path[-1], title):
         path.pop()
@@ -107,10 +111,17 @@ def parse_specifications(value: Any) -> dict[str, Any]:
         parsed = parsed["product_specification"]
     entries = [parsed] if isinstance(parsed, dict) else parsed
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise RecordError("product_specifications", value, "specifications are not key/value pairs",
-                          "write them as a list of {'key': ..., 'value': ...}")
-    return {str(e["key"]).strip(): e["value"] for e in entries
-            if not is_missing(e.get("key")) and not is_missing(e.get("value"))}
+        raise RecordError(
+            "product_specifications",
+            value,
+            "specifications are not key/value pairs",
+            "write them as a list of {'key': ..., 'value': ...}",
+        )
+    return {
+        str(e["key"]).strip(): e["value"]
+        for e in entries
+        if not is_missing(e.get("key")) and not is_missing(e.get("value"))
+    }
 
 
 def _literal(value: Any, field: str, expected: str) -> Any:
@@ -123,8 +134,9 @@ def _literal(value: Any, field: str, expected: str) -> Any:
     try:
         return ast.literal_eval(value)  # evaluates literals only, never code
     except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-        raise RecordError(field, value, f"not a JSON or Python literal ({type(exc).__name__})",
-                          f"write it as {expected}") from exc
+        raise RecordError(
+            field, value, f"not a JSON or Python literal ({type(exc).__name__})", f"write it as {expected}"
+        ) from exc
 
 
 def _repeats_name(element: str, title: str) -> bool:

@@ -48,8 +48,10 @@ def homedepot_product(record: dict[str, Any]) -> Product:
         >>> homedepot_product({"product_uid": "100001", "product_title": "Simpson Strong-Tie 12-Gauge Angle"}).title
         'Simpson Strong-Tie 12-Gauge Angle'
     """
-    return Product(id=parse_id(record.get("product_uid"), "product_uid"),
-                   title=parse_title(record.get("product_title"), "product_title"))  # fmt: skip
+    return Product(
+        id=parse_id(record.get("product_uid"), "product_uid"),
+        title=parse_title(record.get("product_title"), "product_title"),
+    )
 
 
 def homedepot_grade(mean: float) -> int:
@@ -73,14 +75,18 @@ def read_homedepot_judgments(path: str | Path) -> list[Judgment]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CatalogError(f"Home Depot judgments file {str(path)!r} does not exist; pass a CSV with the columns "
-                           f"id,{','.join(JUDGMENT_COLUMNS)}")  # fmt: skip
+        raise CatalogError(
+            f"Home Depot judgments file {str(path)!r} does not exist; pass a CSV with the columns "
+            f"id,{','.join(JUDGMENT_COLUMNS)}"
+        )
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in JUDGMENT_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise CatalogError(f"{path}: missing column(s) {missing} (has {reader.fieldnames}); Home Depot "
-                               f"judgments need the columns id,{','.join(JUDGMENT_COLUMNS)}")  # fmt: skip
+            raise CatalogError(
+                f"{path}: missing column(s) {missing} (has {reader.fieldnames}); Home Depot "
+                f"judgments need the columns id,{','.join(JUDGMENT_COLUMNS)}"
+            )
         return [_judgment(row, f"{path}:{reader.line_num}") for row in reader]
 
 
@@ -93,8 +99,9 @@ def _judgment(row: dict[str, str], where: str) -> Judgment:
     except (TypeError, ValueError):
         mean = math.nan
     if not 1.0 <= mean <= 3.0:
-        raise CatalogError(f"{where}: relevance {row['relevance']!r} is not a raters' mean between 1 and 3; "
-                           f"fix or drop the row")  # fmt: skip
+        raise CatalogError(
+            f"{where}: relevance {row['relevance']!r} is not a raters' mean between 1 and 3; fix or drop the row"
+        )
     return Judgment(query, product_id, homedepot_grade(mean))
 
 

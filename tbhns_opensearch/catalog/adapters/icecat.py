@@ -31,14 +31,18 @@ def icecat_rows(directory: Path) -> Iterator[RawRow]:
             raise CatalogError(f"{path}: not a zip of JSON arrays ({exc}); download the file again") from exc
         for source, array in arrays:
             if not isinstance(array, list):
-                raise CatalogError(f"{source}: holds a {type(array).__name__}, not a JSON array of products; "
-                                   f"download the file again")
+                raise CatalogError(
+                    f"{source}: holds a {type(array).__name__}, not a JSON array of products; download the file again"
+                )
             for number, record in enumerate(array, start=1):
                 if isinstance(record, dict):
                     yield RawRow(source, number, record)
                 else:
-                    yield RawRow(source, number, error=RecordError(
-                        "(record)", record, "array element is not an object", "remove the element"))
+                    yield RawRow(
+                        source,
+                        number,
+                        error=RecordError("(record)", record, "array element is not an object", "remove the element"),
+                    )
 
 
 def icecat_product(record: dict[str, Any]) -> Product:

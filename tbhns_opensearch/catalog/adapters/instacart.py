@@ -27,9 +27,11 @@ def instacart_rows(directory: Path) -> Iterator[RawRow]:
     departments = _names(directory / "departments.csv", "department_id", "department")
     for row in read_csv_rows(directory / "products.csv"):
         if row.record is not None:
-            record = {**row.record,
-                      "aisle": aisles.get(row.record.get("aisle_id", "")),
-                      "department": departments.get(row.record.get("department_id", ""))}
+            record = {
+                **row.record,
+                "aisle": aisles.get(row.record.get("aisle_id", "")),
+                "department": departments.get(row.record.get("department_id", "")),
+            }
             row = RawRow(row.source, row.line, record)
         yield row
 
@@ -44,8 +46,9 @@ def instacart_product(record: dict[str, Any]) -> Product:
     """
     for level in ("department", "aisle"):
         if record.get(level) is None:
-            raise RecordError(f"{level}_id", record.get(f"{level}_id"), f"unknown {level} id",
-                              f"use an id listed in {level}s.csv")
+            raise RecordError(
+                f"{level}_id", record.get(f"{level}_id"), f"unknown {level} id", f"use an id listed in {level}s.csv"
+            )
     path = (record["department"], record["aisle"])
     return Product(
         id=parse_id(record.get("product_id"), "product_id"),
@@ -58,8 +61,10 @@ def _names(path: Path, id_column: str, name_column: str) -> dict[str, str]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not {id_column, name_column} <= set(reader.fieldnames or []):
-            raise CatalogError(f"{path}: needs columns {id_column!r} and {name_column!r}, has "
-                               f"{reader.fieldnames}; use the file as published by Instacart")
+            raise CatalogError(
+                f"{path}: needs columns {id_column!r} and {name_column!r}, has "
+                f"{reader.fieldnames}; use the file as published by Instacart"
+            )
         return {row[id_column].strip(): parse_text(row[name_column]) for row in reader}
 
 

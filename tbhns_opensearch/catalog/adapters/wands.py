@@ -90,8 +90,10 @@ def parse_features(value: Any) -> dict[str, str]:
 
 def load_wands_queries(directory: Path) -> list[WandsQuery]:
     """The queries of `query.csv` (query_id, query, query_class), in file order."""
-    return [WandsQuery(row["query_id"], row["query"], row["query_class"])
-            for _, row in _tsv(directory / QUERIES_FILE, ("query_id", "query", "query_class"))]
+    return [
+        WandsQuery(row["query_id"], row["query"], row["query_class"])
+        for _, row in _tsv(directory / QUERIES_FILE, ("query_id", "query", "query_class"))
+    ]
 
 
 def wands_judgments(labels: Path) -> list[Judgment]:
@@ -103,11 +105,14 @@ def wands_judgments(labels: Path) -> list[Judgment]:
         where = f"{labels}:{line}"
         query_id, label = row["query_id"], row["label"]
         if query_id not in queries:
-            raise CatalogError(f"{where}: query_id {query_id!r} is not in {QUERIES_FILE}; "
-                               f"use the query.csv published with this label.csv")
+            raise CatalogError(
+                f"{where}: query_id {query_id!r} is not in {QUERIES_FILE}; "
+                f"use the query.csv published with this label.csv"
+            )
         if label not in LABEL_GRADES:
-            raise CatalogError(f"{where}: label {label!r} is not one of {sorted(LABEL_GRADES)}; "
-                               f"use the label.csv as published")
+            raise CatalogError(
+                f"{where}: label {label!r} is not one of {sorted(LABEL_GRADES)}; use the label.csv as published"
+            )
         judgments.append(Judgment(queries[query_id], row["product_id"], LABEL_GRADES[label]))
     return judgments
 
@@ -119,8 +124,10 @@ def _tsv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, 
         reader = csv.DictReader(handle, delimiter="\t")
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
-            raise CatalogError(f"{path}: missing column(s) {missing} (has {reader.fieldnames}); "
-                               f"WANDS files are tab-separated with the published headers")
+            raise CatalogError(
+                f"{path}: missing column(s) {missing} (has {reader.fieldnames}); "
+                f"WANDS files are tab-separated with the published headers"
+            )
         for row in reader:
             yield reader.line_num, {name: (value or "").strip() for name, value in row.items() if name}
 

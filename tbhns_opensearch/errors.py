@@ -45,6 +45,10 @@ class EncoderMismatchError(SearchError):
     """The query encoder makes vectors of another dimension than the product index holds."""
 
 
+class EvaluationError(TbhnsError):
+    """Labelled queries, a split, a run, a qrels file, a metric setting or a paired test is invalid (`eval`)."""
+
+
 class TrainingError(TbhnsError):
     """Training data or a training run is invalid."""
 

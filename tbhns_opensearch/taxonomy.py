@@ -34,7 +34,7 @@ from tbhns_opensearch.errors import TrainingError
 NodePath = tuple[str, ...]
 ROOT: NodePath = ()
 UNKNOWN: NodePath = ("<unknown>",)
-SOURCES = ("catalog", "assigned", "induced:attribute", "induced:clustering")
+TAXONOMY_SOURCES = ("catalog", "assigned", "induced:attribute", "induced:clustering")  # where the paths came from
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class Taxonomy:
     _subtree: dict[NodePath, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise TrainingError(f"unknown taxonomy source {self.source!r}; use one of {', '.join(SOURCES)}")
+        if self.source not in TAXONOMY_SOURCES:
+            raise TrainingError(f"unknown taxonomy source {self.source!r}; use one of {', '.join(TAXONOMY_SOURCES)}")
         children: dict[NodePath, set[NodePath]] = defaultdict(set)
         direct: dict[NodePath, list[str]] = defaultdict(list)
         subtree: dict[NodePath, list[str]] = defaultdict(list)

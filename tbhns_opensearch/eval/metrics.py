@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import ranx
 
-from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.errors import EvaluationError
 from tbhns_opensearch.eval.runs import Qrels, Run, ranking
 
 GAINS: dict[str, str] = {"linear": "ndcg", "exponential": "ndcg_burges"}
@@ -60,14 +60,14 @@ class MetricConfig:
     def __post_init__(self) -> None:
         cutoffs = (*self.recall_ks, self.ndcg_k, self.mrr_k, self.judged_k)
         if not self.recall_ks or any(not isinstance(k, int) or k < 1 for k in cutoffs):
-            raise BenchError(
+            raise EvaluationError(
                 f"Cut-offs must be positive integers, got recall_ks={self.recall_ks!r}, "
                 f"ndcg_k={self.ndcg_k!r}, mrr_k={self.mrr_k!r}, judged_k={self.judged_k!r}."
             )
         if not isinstance(self.threshold, int) or self.threshold < 1:
-            raise BenchError(f"threshold must be an integer grade >= 1, got {self.threshold!r}.")
+            raise EvaluationError(f"threshold must be an integer grade >= 1, got {self.threshold!r}.")
         if self.gain not in GAINS:
-            raise BenchError(f"Unknown NDCG gain {self.gain!r}; use one of: {', '.join(GAINS)}.")
+            raise EvaluationError(f"Unknown NDCG gain {self.gain!r}; use one of: {', '.join(GAINS)}.")
 
     @property
     def recall_names(self) -> tuple[str, ...]:
@@ -149,7 +149,7 @@ def evaluate(
         run = condense(run, qrels)
     queries = sorted(qid for qid, docs in qrels.items() if any(g >= config.threshold for g in docs.values()))
     if not queries:
-        raise BenchError(
+        raise EvaluationError(
             f"No query in the qrels ({len(qrels)} queries) has a document with grade >= "
             f"{config.threshold}; check the qrels file or lower MetricConfig.threshold."
         )

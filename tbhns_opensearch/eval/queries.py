@@ -10,9 +10,9 @@ from pathlib import Path
 
 from tbhns_opensearch.catalog.adapters import load_judgments
 from tbhns_opensearch.catalog.judgments import Judgment
-from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.errors import EvaluationError
 
-SOURCES = ("real", "generated")
+LABELLED_QUERY_SOURCES = ("real", "generated")  # who wrote the query: a dataset's shoppers, or `querygen`
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,14 @@ class LabelledQuery(Judgment):
     source: str = "real"
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise TrainingError(f"judgment source {self.source!r} is unknown; use one of {', '.join(SOURCES)}")
+        if self.source not in LABELLED_QUERY_SOURCES:
+            raise EvaluationError(
+                f"judgment source {self.source!r} is unknown; use one of {', '.join(LABELLED_QUERY_SOURCES)}"
+            )
         if not query_key(self.query):
-            raise TrainingError(f"judgment for product {self.product_id!r} has an empty query; drop it")
+            raise EvaluationError(f"judgment for product {self.product_id!r} has an empty query; drop it")
         if isinstance(self.grade, bool) or not isinstance(self.grade, int) or self.grade < 0:
-            raise TrainingError(f"grade {self.grade!r} for query {self.query!r} must be an integer >= 0")
+            raise EvaluationError(f"grade {self.grade!r} for query {self.query!r} must be an integer >= 0")
 
     @classmethod
     def from_judgment(cls, judgment: Judgment, source: str = "real") -> LabelledQuery:
@@ -73,7 +75,7 @@ def read_labelled_queries(path: str | Path) -> list[LabelledQuery]:
             try:
                 judgments.append(LabelledQuery(**json.loads(line)))
             except (json.JSONDecodeError, TypeError) as exc:
-                raise TrainingError(
+                raise EvaluationError(
                     f"{path}:{number} is not a labelled query ({exc}); "
                     "each line needs query, product_id, grade and source"
                 ) from exc
@@ -98,7 +100,7 @@ def load_labelled_queries(
     if queries != "judgments":
         return read_labelled_queries(queries)
     if not dataset:
-        raise TrainingError(
+        raise EvaluationError(
             'queries="judgments" reads a dataset\'s judgments; name the dataset whose layout they have '
             "(icecat, wands, homedepot) or give a labelled-queries JSONL instead"
         )

@@ -24,7 +24,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
-from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.errors import EvaluationError
 
 _T = TypeVar("_T")
 
@@ -54,7 +54,7 @@ class DataSource(str, Enum):
             return cls(value)
         except ValueError:
             valid = ", ".join(m.value for m in cls)
-            raise BenchError(f"Unknown data source {value!r}; use one of: {valid}.") from None
+            raise EvaluationError(f"Unknown data source {value!r}; use one of: {valid}.") from None
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,9 @@ class RankedRun:
 
     def __post_init__(self) -> None:
         if not self.name or any(c.isspace() for c in self.name):
-            raise BenchError(f"Run name must be non-empty without whitespace, got {self.name!r}.")
+            raise EvaluationError(f"Run name must be non-empty without whitespace, got {self.name!r}.")
         if not self.mode:
-            raise BenchError(f"Run {self.name!r} needs a mode (e.g. 'bm25', 'knn', 'hybrid').")
+            raise EvaluationError(f"Run {self.name!r} needs a mode (e.g. 'bm25', 'knn', 'hybrid').")
         object.__setattr__(self, "source", DataSource.parse(self.source))
 
 
@@ -114,7 +114,7 @@ def write_run(path: str | Path, run: Mapping[str, Mapping[str, float]], name: st
         # file: "q1 Q0 d1 1 2.0 bm25"
     """
     if not name or any(c.isspace() for c in name):
-        raise BenchError(f"Run name must be non-empty without whitespace, got {name!r}.")
+        raise EvaluationError(f"Run name must be non-empty without whitespace, got {name!r}.")
     _check_ids(run)
     lines = [
         f"{qid} Q0 {docid} {rank} {float(score)!r} {name}"
@@ -137,7 +137,7 @@ def read_run(path: str | Path) -> Run:
         _number(int, rank, path, lineno, "rank")
         docs = run.setdefault(qid, {})
         if docid in docs:
-            raise BenchError(
+            raise EvaluationError(
                 f"{path}:{lineno}: document {docid!r} appears twice for query {qid!r}; deduplicate the run."
             )
         docs[docid] = _number(float, score, path, lineno, "score")
@@ -167,7 +167,9 @@ def read_qrels(path: str | Path) -> Qrels:
         qid, _, docid, grade = fields
         docs = qrels.setdefault(qid, {})
         if docid in docs:
-            raise BenchError(f"{path}:{lineno}: document {docid!r} is judged twice for query {qid!r}; keep one grade.")
+            raise EvaluationError(
+                f"{path}:{lineno}: document {docid!r} is judged twice for query {qid!r}; keep one grade."
+            )
         docs[docid] = _number(int, grade, path, lineno, "grade")
     return qrels
 
@@ -201,7 +203,7 @@ def read_ranked_run(path: str | Path) -> RankedRun:
     """
     meta_path = _meta_path(path)
     if not meta_path.is_file():
-        raise BenchError(
+        raise EvaluationError(
             f"No metadata {meta_path} next to run {path}; write runs with write_ranked_run, "
             "or build RankedRun(name, read_run(path), mode=..., source=...) yourself."
         )
@@ -224,7 +226,7 @@ def _check_ids(table: Mapping[str, Mapping[str, float]]) -> None:
     for qid, docs in table.items():
         for text in (qid, *docs):
             if not text or any(c.isspace() for c in text):
-                raise BenchError(
+                raise EvaluationError(
                     f"TREC files are whitespace-separated, so ids must be non-empty without "
                     f"whitespace; got {text!r} (query {qid!r}). Map query texts to ids such as "
                     "'q0001' first."
@@ -235,14 +237,14 @@ def _records(path: str | Path, width: int, layout: str) -> list[tuple[int, list[
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise BenchError(f"Cannot read {path}: {exc}.") from exc
+        raise EvaluationError(f"Cannot read {path}: {exc}.") from exc
     records = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) != width:
-            raise BenchError(f"{path}:{lineno}: expected {width} fields ({layout}), got {len(fields)}: {line!r}.")
+            raise EvaluationError(f"{path}:{lineno}: expected {width} fields ({layout}), got {len(fields)}: {line!r}.")
         records.append((lineno, fields))
     return records
 
@@ -252,4 +254,4 @@ def _number(kind: Callable[[str], _T], text: str, path: str | Path, lineno: int,
         return kind(text)
     except ValueError:
         name = getattr(kind, "__name__", "a number")
-        raise BenchError(f"{path}:{lineno}: {what} must be {name}, got {text!r}.") from None
+        raise EvaluationError(f"{path}:{lineno}: {what} must be {name}, got {text!r}.") from None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
-from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.errors import EvaluationError
 
 _CELLS_PER_BATCH = 2_000_000  # resample rows are drawn in batches of at most this many values
 _TIE = 1e-12  # differences below this are float noise (scores are in [0, 1])
@@ -90,15 +90,15 @@ def paired_test(
     """
     if set(baseline) != set(system):
         only_b, only_s = sorted(set(baseline) - set(system)), sorted(set(system) - set(baseline))
-        raise BenchError(
+        raise EvaluationError(
             f"Paired test needs the same queries in both systems; only in {baseline_name}: "
             f"{only_b[:5]}, only in {system_name}: {only_s[:5]} (first 5 shown). "
             "Evaluate both runs against the same qrels."
         )
     if len(baseline) < 2:
-        raise BenchError(f"Paired test needs at least 2 queries, got {len(baseline)}.")
+        raise EvaluationError(f"Paired test needs at least 2 queries, got {len(baseline)}.")
     if not 0 < alpha < 1 or not 0 < confidence < 1 or n_resamples < 1:
-        raise BenchError(
+        raise EvaluationError(
             f"Need 0 < alpha < 1, 0 < confidence < 1 and n_resamples >= 1; got alpha={alpha}, "
             f"confidence={confidence}, n_resamples={n_resamples}."
         )
@@ -168,7 +168,7 @@ def adjust(tests: Sequence[PairedTest], method: str = "holm", alpha: float | Non
         >>> family = adjust([paired_test(bm25, knn), paired_test(bm25, hybrid)], "holm")  # doctest: +SKIP
     """
     if method not in CORRECTIONS:
-        raise BenchError(f"Unknown correction {method!r}; use one of: {', '.join(CORRECTIONS)}.")
+        raise EvaluationError(f"Unknown correction {method!r}; use one of: {', '.join(CORRECTIONS)}.")
     adjusted = CORRECTIONS[method]([t.p_rand for t in tests])
     return [
         replace(
@@ -205,14 +205,14 @@ def compare_to_baseline(
         ...                     "bm25", ["ndcg@10"])  # doctest: +SKIP
     """
     if baseline not in per_query:
-        raise BenchError(f"Baseline {baseline!r} is not among the systems: {', '.join(per_query)}.")
+        raise EvaluationError(f"Baseline {baseline!r} is not among the systems: {', '.join(per_query)}.")
     tests = []
     for metric in metrics:
         for name, scores in per_query.items():
             if name == baseline:
                 continue
             if metric not in scores or metric not in per_query[baseline]:
-                raise BenchError(
+                raise EvaluationError(
                     f"Metric {metric!r} is missing for {name!r} or {baseline!r}; available: {', '.join(scores)}."
                 )
             tests.append(

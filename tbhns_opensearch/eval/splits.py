@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbhns_opensearch.errors import BenchError, TrainingError
+from tbhns_opensearch.errors import EvaluationError
 from tbhns_opensearch.eval.queries import LabelledQuery, query_key
 from tbhns_opensearch.seeding import keyed_rng
 
@@ -41,11 +41,11 @@ def split_by_query(
     """
     for name, fraction in (("validation", validation), ("test", test)):
         if not 0 <= fraction < 1:
-            raise TrainingError(f"{name}={fraction} must be a fraction in [0, 1)")
+            raise EvaluationError(f"{name}={fraction} must be a fraction in [0, 1)")
     keys = sorted({query_key(j.query) for j in judgments})
     n_test, n_validation = (max(1, round(len(keys) * f)) if f else 0 for f in (test, validation))
     if n_test + n_validation >= len(keys):
-        raise TrainingError(
+        raise EvaluationError(
             f"{len(keys)} distinct queries cannot fill test={test} and validation={validation} and leave "
             "queries for training; add queries or lower the fractions"
         )
@@ -93,7 +93,7 @@ def read_split(path: str | Path) -> dict[str, str]:
     try:
         queries = json.loads(Path(path).read_text())["queries"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BenchError(
+        raise EvaluationError(
             f"{path} is not a split file ({exc}); point split_file at the split.json that "
             "`tbhns train` wrote beside its model"
         ) from exc
@@ -111,7 +111,7 @@ def select_split(judgments: Sequence[LabelledQuery], assignment: Mapping[str, st
     """
     chosen = [j for j in judgments if assignment.get(query_digest(j.query)) == name]
     if not chosen:
-        raise BenchError(
+        raise EvaluationError(
             f"no query of the {len(judgments)} judgments is in the {name!r} split of the split file; "
             "check that the file was written for these queries"
         )

@@ -29,7 +29,7 @@ from typing import Any
 
 from tbhns_opensearch.catalog.adapters import dataset_dir
 from tbhns_opensearch.errors import ConfigError
-from tbhns_opensearch.taxonomy import SOURCES as TAXONOMY_SOURCES
+from tbhns_opensearch.taxonomy import TAXONOMY_SOURCES
 from tbhns_opensearch.training.losses import DIRECTIONS, HARDNESS_MODES, LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS
 from tbhns_opensearch.users.sequences import QUERY_FORMS

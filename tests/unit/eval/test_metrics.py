@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.errors import EvaluationError
 from tbhns_opensearch.eval.metrics import MetricConfig, condense, evaluate, judged_at_k
 
 # q1 ranks d1..d5, q2 ranks e1..e5 (scores descending). "q4" is only in the run (ignored);
@@ -91,9 +91,9 @@ def test_judged_at_k_divides_by_k():
 
 
 def test_bad_config_and_empty_qrels_fail_clearly():
-    with pytest.raises(BenchError, match="linear, exponential"):
+    with pytest.raises(EvaluationError, match="linear, exponential"):
         MetricConfig(gain="log")
-    with pytest.raises(BenchError, match="threshold"):
+    with pytest.raises(EvaluationError, match="threshold"):
         MetricConfig(threshold=0)
-    with pytest.raises(BenchError, match="grade >= 1"):
+    with pytest.raises(EvaluationError, match="grade >= 1"):
         evaluate(RUN, {"q1": {"d1": 0}})

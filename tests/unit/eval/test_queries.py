@@ -1,7 +1,7 @@
 import pytest
 
 from tbhns_opensearch.catalog.judgments import Judgment
-from tbhns_opensearch.errors import TrainingError
+from tbhns_opensearch.errors import EvaluationError, TrainingError
 from tbhns_opensearch.eval.queries import LabelledQuery, query_key, read_labelled_queries, write_labelled_queries
 from tbhns_opensearch.eval.splits import split_by_query
 from tbhns_opensearch.training.examples import make_pairs
@@ -33,11 +33,11 @@ def test_duplicate_judgments_keep_the_highest_grade_and_prefer_real() -> None:
 def test_invalid_inputs_are_rejected() -> None:
     with pytest.raises(TrainingError, match="min_grade=0"):
         make_pairs([], min_grade=0)
-    with pytest.raises(TrainingError, match="source 'fake'"):
+    with pytest.raises(EvaluationError, match="source 'fake'"):
         LabelledQuery("q", "p", 1, source="fake")
-    with pytest.raises(TrainingError, match="grade -1"):
+    with pytest.raises(EvaluationError, match="grade -1"):
         LabelledQuery("q", "p", -1)
-    with pytest.raises(TrainingError, match="empty query"):
+    with pytest.raises(EvaluationError, match="empty query"):
         LabelledQuery("  ", "p", 1)
 
 
@@ -69,7 +69,7 @@ def test_split_groups_query_variants() -> None:
 
 
 def test_split_needs_enough_queries() -> None:
-    with pytest.raises(TrainingError, match="2 distinct queries"):
+    with pytest.raises(EvaluationError, match="2 distinct queries"):
         split_by_query(_judgments(2), seed=0)
 
 
@@ -78,7 +78,7 @@ def test_labelled_queries_round_trip_through_jsonl(tmp_path) -> None:
     write_labelled_queries(tmp_path / "j.jsonl", judgments)
     assert read_labelled_queries(tmp_path / "j.jsonl") == judgments
     (tmp_path / "bad.jsonl").write_text('{"query": "q"}\n')
-    with pytest.raises(TrainingError, match="bad.jsonl:1 is not a labelled query"):
+    with pytest.raises(EvaluationError, match="bad.jsonl:1 is not a labelled query"):
         read_labelled_queries(tmp_path / "bad.jsonl")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.errors import EvaluationError
 from tbhns_opensearch.eval.runs import (
     DataSource,
     RankedRun,
@@ -70,30 +70,30 @@ def test_ranked_run_round_trip_keeps_labels(tmp_path):
 def test_read_run_rejects_bad_lines(tmp_path, text, message):
     path = tmp_path / "bad.trec"
     path.write_text(text)
-    with pytest.raises(BenchError, match=message):
+    with pytest.raises(EvaluationError, match=message):
         read_run(path)
 
 
 def test_read_qrels_rejects_non_integer_grade(tmp_path):
     path = tmp_path / "bad.qrels"
     path.write_text("q1 0 d1 Exact\n")
-    with pytest.raises(BenchError, match=r"bad.qrels:1: grade must be int"):
+    with pytest.raises(EvaluationError, match=r"bad.qrels:1: grade must be int"):
         read_qrels(path)
 
 
 def test_unknown_source_lists_valid_ones():
-    with pytest.raises(BenchError, match="real, generated, simulated"):
+    with pytest.raises(EvaluationError, match="real, generated, simulated"):
         RankedRun("x", {}, mode="bm25", source="synthetic")
 
 
 def test_ids_with_whitespace_are_rejected(tmp_path):
-    with pytest.raises(BenchError, match="'usb cable'"):
+    with pytest.raises(EvaluationError, match="'usb cable'"):
         write_qrels(tmp_path / "x.qrels", {"usb cable": {"d1": 1}})
-    with pytest.raises(BenchError, match="without whitespace"):
+    with pytest.raises(EvaluationError, match="without whitespace"):
         write_run(tmp_path / "x.trec", {"q1": {"d 1": 1.0}}, "bm25")
 
 
 def test_read_ranked_run_without_metadata_says_what_to_do(tmp_path):
     write_run(tmp_path / "r.trec", {"q1": {"d1": 1.0}}, "r")
-    with pytest.raises(BenchError, match="write_ranked_run"):
+    with pytest.raises(EvaluationError, match="write_ranked_run"):
         read_ranked_run(tmp_path / "r.trec")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tbhns_opensearch.errors import BenchError
+from tbhns_opensearch.errors import EvaluationError
 from tbhns_opensearch.eval.significance import adjust, bonferroni, cluster_means, compare_to_baseline, holm, paired_test
 
 
@@ -62,7 +62,7 @@ def test_adjust_sets_family_p_values():
     assert [t.correction for t in tests] == ["bonferroni", "bonferroni"]
     assert tests[0].p_adjusted == pytest.approx(min(1.0, 2 * tests[0].p_rand))
     assert tests[1].p_adjusted == 1.0
-    with pytest.raises(BenchError, match="holm, bonferroni"):
+    with pytest.raises(EvaluationError, match="holm, bonferroni"):
         adjust(tests, "fdr")
 
 
@@ -81,7 +81,7 @@ def test_compare_to_baseline_builds_one_family():
 
 
 def test_unpaired_queries_are_rejected():
-    with pytest.raises(BenchError, match="same queries"):
+    with pytest.raises(EvaluationError, match="same queries"):
         paired_test({"q1": 0.1, "q2": 0.2}, {"q1": 0.1, "q3": 0.2})
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlsplit
 
 from tbhns_opensearch.errors import ConfigError
 
@@ -24,6 +27,30 @@ def _flag(name: str, value: str) -> bool:
     return spelled in _TRUE
 
 
+class ClusterAuth(StrEnum):
+    """How requests to the cluster authenticate (OPENSEARCH_AUTH)."""
+
+    BASIC = "basic"  # OPENSEARCH_USER and OPENSEARCH_PASSWORD when set, else none
+    SIGV4 = "sigv4"  # AWS Signature Version 4: Amazon OpenSearch Service and Serverless
+
+
+AWS_SERVICES = ("es", "aoss")  # OpenSearch Service domains, OpenSearch Serverless collections
+_AWS_ENDPOINT = re.compile(r"[^.]+\.(?P<region>[a-z0-9-]+)\.(?P<service>es|aoss)\.amazonaws\.com")
+
+
+def aws_endpoint(url: str | None) -> tuple[str, str] | None:
+    """The (region, service) an AWS-provided OpenSearch endpoint names in its host, or None for any other host.
+
+    Example:
+        >>> aws_endpoint("https://search-shop-abc123.eu-west-1.es.amazonaws.com")
+        ('eu-west-1', 'es')
+        >>> aws_endpoint("https://k7x2.us-east-1.aoss.amazonaws.com"), aws_endpoint("https://search.example.com")
+        (('us-east-1', 'aoss'), None)
+    """
+    match = _AWS_ENDPOINT.fullmatch(urlsplit(url or "").hostname or "")
+    return (match["region"], match["service"]) if match else None
+
+
 @dataclass(frozen=True)
 class OpenSearchConfig:
     """How to reach an existing cluster; `url=None` means: start the local node."""
@@ -36,6 +63,9 @@ class OpenSearchConfig:
     timeout_s: float = 30.0  # OPENSEARCH_TIMEOUT: per-request timeout in seconds
     http_compress: bool | None = None  # OPENSEARCH_HTTP_COMPRESS: gzip bodies; unset: only to non-loopback hosts
     pool_maxsize: int = 10  # OPENSEARCH_POOL_MAXSIZE: connections kept open; one per concurrent request of a process
+    auth: ClusterAuth = ClusterAuth.BASIC  # OPENSEARCH_AUTH: basic (user and password, or none) or sigv4 (AWS)
+    aws_region: str | None = None  # OPENSEARCH_AWS_REGION, else the endpoint's, AWS_REGION, AWS_DEFAULT_REGION (sigv4)
+    aws_service: str = "es"  # OPENSEARCH_AWS_SERVICE: es (OpenSearch Service) or aoss (Serverless); sigv4 only
 
     def __post_init__(self) -> None:
         if self.url and not self.url.startswith(("http://", "https://")):
@@ -46,11 +76,44 @@ class OpenSearchConfig:
             raise ConfigError(
                 f"OPENSEARCH_POOL_MAXSIZE must be a positive number of connections, got {self.pool_maxsize}"
             )
+        try:
+            object.__setattr__(self, "auth", ClusterAuth(str(self.auth).strip().lower()))
+        except ValueError:
+            valid = ", ".join(mode.value for mode in ClusterAuth)
+            raise ConfigError(f"OPENSEARCH_AUTH must be one of {valid}, got {self.auth!r}") from None
+        if self.auth is ClusterAuth.SIGV4:
+            self._check_sigv4()
+
+    def _check_sigv4(self) -> None:
+        """SigV4 needs an endpoint, a region and a known service, and signs alone: no basic credentials beside it."""
+        if not self.url:
+            raise ConfigError(
+                "OPENSEARCH_AUTH=sigv4 needs OPENSEARCH_URL: the domain or collection endpoint, "
+                "e.g. https://search-shop-abc123.eu-west-1.es.amazonaws.com"
+            )
+        if self.user is not None or "@" in (urlsplit(self.url).netloc):
+            raise ConfigError(
+                "OPENSEARCH_AUTH=sigv4 signs with AWS credentials, not a user and password: unset "
+                "OPENSEARCH_USER and OPENSEARCH_PASSWORD and take any user:password@ out of OPENSEARCH_URL "
+                "(or set OPENSEARCH_AUTH=basic)"
+            )
+        if not self.aws_region:
+            raise ConfigError(
+                "OPENSEARCH_AUTH=sigv4 needs the cluster's AWS region: set OPENSEARCH_AWS_REGION "
+                "(or AWS_REGION / AWS_DEFAULT_REGION), e.g. eu-west-1"
+            )
+        if self.aws_service not in AWS_SERVICES:
+            raise ConfigError(
+                f"OPENSEARCH_AWS_SERVICE must be es (OpenSearch Service) or aoss (OpenSearch Serverless), "
+                f"got {self.aws_service!r}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OpenSearchConfig:
         """Read OPENSEARCH_URL, OPENSEARCH_USER, OPENSEARCH_PASSWORD, OPENSEARCH_CA_CERTS, OPENSEARCH_VERIFY_CERTS,
-        OPENSEARCH_TIMEOUT, OPENSEARCH_HTTP_COMPRESS and OPENSEARCH_POOL_MAXSIZE."""
+        OPENSEARCH_TIMEOUT, OPENSEARCH_HTTP_COMPRESS and OPENSEARCH_POOL_MAXSIZE; with OPENSEARCH_AUTH=sigv4 also
+        OPENSEARCH_AWS_REGION (else the region in an *.es/aoss.amazonaws.com URL, else AWS_REGION, else
+        AWS_DEFAULT_REGION) and OPENSEARCH_AWS_SERVICE (else aoss for an *.aoss.amazonaws.com URL, else es)."""
         env = os.environ if env is None else env
         verify = _flag("OPENSEARCH_VERIFY_CERTS", env.get("OPENSEARCH_VERIFY_CERTS", "true"))
         compress = env.get("OPENSEARCH_HTTP_COMPRESS", "").strip()  # empty: unset, the loopback rule decides
@@ -73,7 +136,25 @@ class OpenSearchConfig:
             timeout_s=timeout_s,
             http_compress=_flag("OPENSEARCH_HTTP_COMPRESS", compress) if compress else None,
             pool_maxsize=int(pool),
+            **cls._aws_from_env(env),
         )
+
+    @staticmethod
+    def _aws_from_env(env: Mapping[str, str]) -> dict[str, str | None]:
+        """OPENSEARCH_AUTH and, for sigv4, the region and service; the endpoint's own outrank the AWS defaults."""
+        auth = env.get("OPENSEARCH_AUTH", "").strip() or ClusterAuth.BASIC
+        if auth.lower() != ClusterAuth.SIGV4:
+            return {"auth": auth}
+        region, service = aws_endpoint(env.get("OPENSEARCH_URL")) or (None, "es")
+        return {
+            "auth": auth,
+            "aws_region": env.get("OPENSEARCH_AWS_REGION")
+            or region
+            or env.get("AWS_REGION")
+            or env.get("AWS_DEFAULT_REGION")
+            or None,
+            "aws_service": (env.get("OPENSEARCH_AWS_SERVICE") or service).strip().lower(),
+        }
 
     def redacted_url(self) -> str:
         """The URL without credentials, safe for logs."""

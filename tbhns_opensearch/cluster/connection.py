@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,8 @@ from opensearchpy import JSONSerializer, OpenSearch
 from opensearchpy.exceptions import HTTP_EXCEPTIONS, SerializationError, TransportError
 
 from tbhns_opensearch.cluster.node import LocalNode, NodeConfig, with_stored_security
-from tbhns_opensearch.config import OpenSearchConfig
-from tbhns_opensearch.errors import ClusterError
+from tbhns_opensearch.config import ClusterAuth, OpenSearchConfig
+from tbhns_opensearch.errors import ClusterError, ConfigError
 
 
 class FastJSONSerializer(JSONSerializer):
@@ -80,10 +81,50 @@ def msearch_item(response: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _basic_auth(config: OpenSearchConfig) -> tuple[str, str] | None:
+    """The user and password pair, or None for a cluster without security."""
+    return (config.user, config.password) if config.user is not None and config.password is not None else None
+
+
+def _sigv4_auth(config: OpenSearchConfig) -> Any:
+    """opensearch-py's SigV4 signer for the urllib3 connection that `make_client` uses, with credentials from
+    botocore's usual chain (environment, AWS_PROFILE and the shared files, SSO, web identity, container or
+    instance role). The signer takes a frozen copy of them for each request, so expiring ones are refreshed.
+    """
+    try:
+        import botocore.session
+        from botocore.exceptions import BotoCoreError
+    except ImportError:
+        raise ConfigError(
+            "OPENSEARCH_AUTH=sigv4 needs botocore, which is not installed: pip install 'tbhns-opensearch[aws]'"
+        ) from None
+    from opensearchpy import Urllib3AWSV4SignerAuth
+
+    try:
+        credentials = botocore.session.Session().get_credentials()
+    except BotoCoreError as exc:  # a named profile that is missing, half a key pair ...
+        raise ConfigError(f"OPENSEARCH_AUTH=sigv4 could not read the AWS credentials: {exc}") from None
+    if credentials is None:
+        raise ConfigError(
+            "OPENSEARCH_AUTH=sigv4 found no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(and AWS_SESSION_TOKEN for temporary ones) or AWS_PROFILE, or run under an IAM role"
+        )
+    return Urllib3AWSV4SignerAuth(credentials, config.aws_region, config.aws_service)
+
+
+_AUTH: dict[ClusterAuth, Callable[[OpenSearchConfig], Any]] = {
+    ClusterAuth.BASIC: _basic_auth,
+    ClusterAuth.SIGV4: _sigv4_auth,
+}
+"""What `make_client` passes as `http_auth` for each OPENSEARCH_AUTH: a (user, password) pair, a request signer
+or None."""
+
+
 def make_client(config: OpenSearchConfig) -> OpenSearch:
     """An opensearch-py client for `config.url`; constructing it opens no connection. Bodies are gzipped to
     remote hosts only (unless `config.http_compress` says otherwise): on loopback, compressing a bulk request
-    of vectors costs more CPU than the node's indexing of it.
+    of vectors costs more CPU than the node's indexing of it. With `config.auth` sigv4 every request (retries
+    included) is signed for AWS at the moment it is sent, over the body as sent (gzipped or not).
 
     Example:
         >>> make_client(OpenSearchConfig(url="http://127.0.0.1:9200"))  # doctest: +ELLIPSIS
@@ -93,7 +134,7 @@ def make_client(config: OpenSearchConfig) -> OpenSearch:
         raise ClusterError("no cluster URL: set OPENSEARCH_URL or start the local node with `tbhns opensearch start`")
     return OpenSearch(
         hosts=[config.url],
-        http_auth=(config.user, config.password) if config.user else None,
+        http_auth=_AUTH[config.auth](config),
         use_ssl=config.url.startswith("https://"),
         verify_certs=config.verify_certs,
         ssl_show_warn=config.verify_certs,

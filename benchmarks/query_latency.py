@@ -10,7 +10,7 @@ through `--users` users whose histories are `--history` random catalog products 
 simulated; they only need to exist), written to a temporary users index that is deleted at the end. Their
 profiles are reused for `user_ttl_s` (the client's default), except in the row "personalized, profile read",
 which reads the profile on every query (in the same `msearch` as the search, which runs with the profile read
-last and again when the read finds it changed; `SearchClient._personalize`); "hybrid server, depth 100"
+last and again when the read finds it changed; `query.profile_reading`); "hybrid server, depth 100"
 retrieves 100 candidates per sub-query instead of the default 24 (as do the depth 50 and 200 rows); "hybrid
 server, ids + mget" reads the page as indices made before the template's `brand.raw` are read (candidate ids,
 then one `mget`), where the other hybrid server rows read it from doc values in the same request. With
@@ -49,8 +49,8 @@ from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
 from tbhns_opensearch.eval.metrics import MetricConfig, evaluate
 from tbhns_opensearch.eval.significance import adjust, paired_test
+from tbhns_opensearch.query import SearchClient, SearchResponse
 from tbhns_opensearch.query.fusion import HybridConfig
-from tbhns_opensearch.query.service import SearchClient, SearchResponse
 
 RESULTS = Path(__file__).parent / "results" / "query_latency_icecat.md"
 OTHER_DEPTHS = (50, 100, 200)  # hybrid candidates per sub-query besides the default (24 = k, a page)
@@ -84,7 +84,7 @@ def systems(
         },
         "hybrid client": lambda q, i: search.search(q, mode="hybrid", path="client"),
         "hybrid server + user": lambda q, i: search.search(q, mode="hybrid", path="server", user_id=user(i)),
-        **(split_rows(replace_client(search, index=split[1]), split[0]) if split else {}),
+        **(split_rows(replace_client(search, alias=split[1]), split[0]) if split else {}),
     }
 
 
@@ -168,19 +168,21 @@ def shard_quality(one: SearchClient, sharded: SearchClient, shards: int, qrels: 
 class TwoRequestHybrid(SearchClient):
     """A client that reads hybrid pages as it must on indices without the display doc values: ids, then mget."""
 
-    display_doc_values = False  # type: ignore[assignment]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.transport.display_doc_values = False  # as on an index made before the template had them
 
 
 def replace_client(search: SearchClient, kind: type[SearchClient] = SearchClient, **changes: Any) -> SearchClient:
-    """A client like `search` (same cluster, index, users index, encoder and settings) but for `changes`."""
+    """A client like `search` (same cluster, alias, users index, encoder and settings) but for `changes`."""
     settings: dict[str, Any] = {
         "users_index": search.users_index,
         "personalization": search.personalization,
         "hybrid": search.hybrid,
         "cache_size": search.query_encoder.capacity,
     }
-    index = changes.pop("index", search.index)
-    return kind(search.opensearch, index, search.query_encoder.encoder, **(settings | changes))
+    alias = changes.pop("alias", search.alias)
+    return kind(search.opensearch, alias, search.query_encoder.encoder, **(settings | changes))
 
 
 def measure(
@@ -244,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 systems(cached, user_ids, split), queries, queries, args.passes, args.seed
             ),
         }
-        quality = shard_quality(cached, replace_client(cached, index=split[1]), split[0], qrels) if split else []
+        quality = shard_quality(cached, replace_client(cached, alias=split[1]), split[0], qrels) if split else []
     finally:
         client.indices.delete(index=[users_index, *([split[1]] if split else [])], ignore_unavailable=True)
     report = render(

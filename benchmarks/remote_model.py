@@ -34,7 +34,7 @@ from tbhns_opensearch.encoder import Encoder, default_backend
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.remote_model import deploy_remote_encoder, ensure_embedding_pipeline, undeploy
 from tbhns_opensearch.index.templates import IndexConfig
-from tbhns_opensearch.query.service import SearchClient
+from tbhns_opensearch.query import SearchClient
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -17,7 +17,7 @@ from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import IndexConfig
-from tbhns_opensearch.query.service import SearchClient
+from tbhns_opensearch.query import SearchClient
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users

@@ -40,9 +40,10 @@ from tbhns_opensearch.api.users import USER_LISTS, UserTokens, mask_user_id
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
 from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, PersonalizationError, SearchError
+from tbhns_opensearch.query import MODES, SearchClient, SearchResponse
 from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig
-from tbhns_opensearch.query.service import MODES, USER_TTL_S, SearchClient, SearchResponse
+from tbhns_opensearch.query.profile_reading import USER_TTL_S
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 
 MAX_QUERY_LENGTH = 1000  # characters accepted in `query`

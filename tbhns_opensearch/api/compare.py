@@ -23,8 +23,8 @@ from pydantic import BaseModel
 from tbhns_opensearch.errors import SearchError
 from tbhns_opensearch.eval.metrics import MetricConfig, evaluate
 from tbhns_opensearch.eval.queries import LabelledQuery, query_key
+from tbhns_opensearch.query import MODES, SearchClient, SearchResponse
 from tbhns_opensearch.query.builders import Filters
-from tbhns_opensearch.query.service import MODES, SearchClient, SearchResponse
 
 MAX_COLUMNS = 4
 NDCG = MetricConfig(recall_ks=(10,), ndcg_k=10, threshold=1)

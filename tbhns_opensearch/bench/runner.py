@@ -445,7 +445,7 @@ class BenchRun:
 
     def run(self) -> BenchResult:
         from tbhns_opensearch.cluster import make_client
-        from tbhns_opensearch.query.service import SearchClient
+        from tbhns_opensearch.query import SearchClient
 
         config = self.config
         config.check_encoders()
@@ -466,7 +466,7 @@ class BenchRun:
                 users_by_alias[alias] = self._users(client, alias, encoder, query_set)
             search = SearchClient(
                 self.opensearch,
-                index=alias,
+                alias=alias,
                 encoder=encoder,
                 hybrid=spec.hybrid(),
                 user_ttl_s=0.0,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -70,11 +70,22 @@ class HybridConfig:
         60
     """
 
-    fusion: str = "minmax"
-    weights: tuple[float, float] = (0.6, 0.4)
-    rank_constant: int = 60
-    depth: int = 24
-    path: str = "auto"
+    fusion: str = field(
+        default="minmax",
+        metadata={"help": "hybrid fusion: minmax (weighted mean of min-max normalized scores) or rrf"},
+    )
+    weights: tuple[float, float] = field(
+        default=(0.6, 0.4), metadata={"help": "minmax: (bm25, vector) weights, summing to 1; rrf ignores them"}
+    )
+    rank_constant: int = field(default=60, metadata={"help": "rrf: k in 1 / (k + rank)"})
+    depth: int = field(default=24, metadata={"help": "candidates per hybrid sub-query, raised to the page's end"})
+    path: str = field(
+        default="auto",
+        metadata={
+            "help": "where hybrid search fuses: server (hybrid query and search pipeline), client (two queries "
+            "fused here) or auto (server when the cluster has neural-search)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:

@@ -25,7 +25,7 @@ from tbhns_opensearch.api import ServeSettings, create_app
 from tbhns_opensearch.api.background import running_app
 from tbhns_opensearch.api.compare import SystemSpec, judgments_by_query
 from tbhns_opensearch.eval.queries import LabelledQuery, load_labelled_queries, write_labelled_queries
-from tbhns_opensearch.query.service import SearchClient
+from tbhns_opensearch.query import SearchClient
 from tests.helpers import PERSONALIZATION, SLOT_CARS, TRAINS, Env, toys_search_env
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import IngestError, TbhnsError
 from tbhns_opensearch.index.ingest import IngestConfig, IngestSummary, ingest_products
 from tbhns_opensearch.index.templates import IndexConfig
-from tbhns_opensearch.query.service import SearchClient
+from tbhns_opensearch.query import SearchClient
 from tests.helpers import fixture_products
 
 pytestmark = pytest.mark.integration

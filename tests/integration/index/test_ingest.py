@@ -23,8 +23,8 @@ from tbhns_opensearch.index.templates import (
     render_product_template,
     swap_alias,
 )
+from tbhns_opensearch.query import SearchClient
 from tbhns_opensearch.query.builders import build_bm25, build_knn
-from tbhns_opensearch.query.service import SearchClient
 from tbhns_opensearch.users.store import fetch_product_vectors
 from tests.helpers import FIXTURES, fixture_products
 

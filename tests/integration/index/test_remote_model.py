@@ -31,7 +31,7 @@ from tbhns_opensearch.index.remote_model import (
     ensure_embedding_pipeline,
 )
 from tbhns_opensearch.index.templates import IndexConfig
-from tbhns_opensearch.query.service import SearchClient
+from tbhns_opensearch.query import SearchClient
 from tests.helpers import fixture_products
 
 pytestmark = pytest.mark.integration

@@ -28,10 +28,10 @@ from tbhns_opensearch.encoder import Encoder, load_sentence_transformer
 from tbhns_opensearch.errors import EncoderMismatchError, IngestError, SearchError
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import load_template
-from tbhns_opensearch.query import service
+from tbhns_opensearch.query import SearchClient, SearchHit, SearchResponse, profile_reading
 from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HybridConfig
-from tbhns_opensearch.query.service import SearchClient, SearchHit, SearchResponse
+from tbhns_opensearch.query.transport import ProductTransport
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import UserProfile
 from tbhns_opensearch.users.store import (
@@ -173,7 +173,7 @@ def test_a_new_query_reads_the_profile_while_it_is_encoded(env: Env, opensearch_
     search = SearchClient(
         opensearch_config, env.alias, encoder, users_index=env.users_index, personalization=PERSONALIZATION
     )
-    monkeypatch.setattr(service, "get_user_profile", recording_get)
+    monkeypatch.setattr(profile_reading, "get_user_profile", recording_get)
     first = search.search("toy car for a boy", user_id="slotcar-fan", mode="personalized", k=10)
     again = search.search("toy car for a boy", user_id="slotcar-fan", mode="personalized", k=10)
     assert len(readers) == 1 and readers[0].startswith("tbhns-profile")
@@ -318,11 +318,13 @@ def test_hybrid_page_in_one_request_equals_the_two_request_page(
     search = SearchClient(opensearch_config, env.alias, encoder, users_index=env.users_index)
     kwargs = {"mode": "hybrid", "k": 12, "filters": parse_filters(filters), "offset": offset, "path": path}
     search.search(query, **kwargs)  # warm: mapping, plugins and pipeline read once
-    assert search.display_doc_values  # an index made from the template has its display fields as doc values
+    assert search.transport.display_doc_values  # an index made from the template has its display fields as doc values
     sent = _record_requests(search, monkeypatch)
     one = search.search(query, **kwargs)
     assert len(sent) == 1 and sent[0].endswith(endpoint)
-    monkeypatch.setattr(SearchClient, "display_doc_values", property(lambda self: False))  # an index older than that
+    monkeypatch.setattr(
+        ProductTransport, "display_doc_values", property(lambda self: False)
+    )  # an index older than that
     two = search.search(query, **kwargs)
     assert len(sent) == 3 and sent[2].endswith("/_mget")  # ids, then mget
     assert len(one.hits) == 12 and one.hits == two.hits  # same ids, scores, titles, brands, paths and prices
@@ -335,8 +337,10 @@ def test_pages_from_doc_values_equal_pages_from_stored_fields(
 ) -> None:
     search = SearchClient(opensearch_config, env.alias, encoder, users_index=env.users_index)
     from_doc_values = search.search("wooden train", mode=mode, k=12, user_id=user)
-    assert search.display_doc_values
-    monkeypatch.setattr(SearchClient, "display_doc_values", property(lambda self: False))  # an index older than that
+    assert search.transport.display_doc_values
+    monkeypatch.setattr(
+        ProductTransport, "display_doc_values", property(lambda self: False)
+    )  # an index older than that
     from_stored_fields = search.search("wooden train", mode=mode, k=12, user_id=user)
     assert len(from_doc_values.hits) >= 5 and from_doc_values.hits == from_stored_fields.hits
     assert all(hit.title and hit.category_path for hit in from_doc_values.hits)
@@ -388,7 +392,7 @@ def test_pages_follow_on(env: Env, mode: str, path: str | None) -> None:
 @pytest.mark.parametrize("path", ["server", "client"])
 def test_hybrid_on_a_missing_alias_is_a_search_error_naming_it(opensearch_config, encoder, path: str) -> None:
     search = SearchClient(opensearch_config, f"no-such-alias-{uuid.uuid4().hex[:6]}", encoder)
-    with pytest.raises(SearchError, match=rf"{search.index} failed \(404\): index_not_found_exception"):
+    with pytest.raises(SearchError, match=rf"{search.alias} failed \(404\): index_not_found_exception"):
         search.search("train set", mode="hybrid", path=path)
 
 

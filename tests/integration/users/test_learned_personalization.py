@@ -28,8 +28,9 @@ from tbhns_opensearch.api import ServeSettings, create_app
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.encoder import Encoder, resolve_model_path
 from tbhns_opensearch.index.templates import load_template
+from tbhns_opensearch.query import SearchClient, SearchResponse
 from tbhns_opensearch.query.builders import build_knn
-from tbhns_opensearch.query.service import SearchClient, SearchResponse, parse_hits
+from tbhns_opensearch.query.results import parse_hits
 from tbhns_opensearch.users.attention import USER_MODEL_DIR, UserAttention, UserAttentionConfig, save_user_model
 from tbhns_opensearch.users.profiles import UserHistory, UserProfile
 from tbhns_opensearch.users.store import fetch_product_vectors, get_user_profile, write_user_profiles

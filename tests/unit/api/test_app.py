@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from tbhns_opensearch.api import ServeSettings, create_app
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import SearchError
-from tbhns_opensearch.query.service import SearchClient
+from tbhns_opensearch.query import SearchClient
 
 SECRET = "s3cr3t-pw"
 
@@ -146,8 +146,8 @@ def test_cli_choices_match_the_registries() -> None:
     from tbhns_opensearch.api.users import USER_LISTS
     from tbhns_opensearch.cli import cli
     from tbhns_opensearch.encoder import CHOICES
+    from tbhns_opensearch.query import MODES
     from tbhns_opensearch.query.fusion import FUSIONS, HYBRID_PATHS
-    from tbhns_opensearch.query.service import MODES
 
     choices = {
         param.name: list(param.type.choices)
@@ -295,12 +295,14 @@ def test_the_profile_cache_is_bounded_by_the_bytes_of_its_vectors() -> None:
     """Profiles with a 50 x 384 history are ~50 times a plain one's size: the cache holds fewer of them."""
     import numpy as np
 
-    from tbhns_opensearch.query.service import PROFILE_CACHE_BYTES
+    from tbhns_opensearch.query.profile_reading import PROFILE_CACHE_BYTES
     from tbhns_opensearch.users.profiles import UserHistory, UserProfile
 
     client = SearchClient(OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}"))
     history = UserHistory(tuple(f"p{i}" for i in range(50)), (1,) * 50, np.zeros((50, 384), dtype=np.float32))
     for n in range(1000):
-        client._remember(f"u{n}", UserProfile(f"u{n}", np.zeros(384, dtype=np.float32), 50, 0.0, "real", history))
-    assert len(client._profiles) == PROFILE_CACHE_BYTES // (1024 + 384 * 4 + 50 * 384 * 4) == 845
-    assert client._last_profile("u999") is not None and client._last_profile("u0") is None  # the oldest went first
+        client.profiles.remember(
+            f"u{n}", UserProfile(f"u{n}", np.zeros(384, dtype=np.float32), 50, 0.0, "real", history)
+        )
+    assert len(client.profiles.cache) == PROFILE_CACHE_BYTES // (1024 + 384 * 4 + 50 * 384 * 4) == 845
+    assert client.profiles.last("u999") is not None and client.profiles.last("u0") is None  # the oldest went first

@@ -8,7 +8,7 @@ import pytest
 
 from tbhns_opensearch.api.compare import SystemSpec, compare, parse_column
 from tbhns_opensearch.errors import SearchError
-from tbhns_opensearch.query.service import SearchHit, SearchResponse
+from tbhns_opensearch.query import SearchHit, SearchResponse
 
 
 class FakeClient:

@@ -35,7 +35,7 @@ from tbhns_opensearch.training.negatives import FalseNegativeFilter, NegativeSam
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from tbhns_opensearch.training.teacher import HybridTeacher
+    from tbhns_opensearch.training.experimental.teacher import HybridTeacher
 
 _FILL_TRIES = 50  # random draws per missing negative before giving up
 

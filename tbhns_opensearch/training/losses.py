@@ -59,7 +59,7 @@ def _cached_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
 
 
 def _masked_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
-    from tbhns_opensearch.training.masked_loss import MaskedMultipleNegativesRankingLoss
+    from tbhns_opensearch.training.experimental.masked_loss import MaskedMultipleNegativesRankingLoss
 
     return MaskedMultipleNegativesRankingLoss(
         model, guide=config.mask_guide, margin=config.mask_margin, strategy=config.mask_strategy, scale=config.scale
@@ -91,7 +91,7 @@ def build_loss(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     loss = LOSSES[config.loss](model, config)
     if config.distill is None:
         return loss
-    from tbhns_opensearch.training.distill_loss import DistilledLoss
+    from tbhns_opensearch.training.experimental.distill_loss import DistilledLoss
 
     return DistilledLoss(
         model,

@@ -44,13 +44,13 @@ from tbhns_opensearch.training.batches import NegativeTable
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, build_taxonomy, prepare_data
 from tbhns_opensearch.training.examples import TrainingPair
-from tbhns_opensearch.training.graded import LowestGroup, graded_rows, rows_dataset
+from tbhns_opensearch.training.experimental.graded import LowestGroup, graded_rows, rows_dataset
+from tbhns_opensearch.training.experimental.teacher import hybrid_teacher
 from tbhns_opensearch.training.losses import build_loss
 from tbhns_opensearch.training.mining import SamplerContext, SamplerSetup, build_sampler
 from tbhns_opensearch.training.monitor import NegativeRefresh, TrainingMonitor, ValidationPoint
 from tbhns_opensearch.training.negatives import FalseNegativeFilter, NegativeSampler
 from tbhns_opensearch.training.retrieval import ExactIndex, evaluate_split, product_index
-from tbhns_opensearch.training.teacher import hybrid_teacher
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -260,7 +260,7 @@ def _preference_stage(
 ) -> StageResult:
     """ROAR on graded groups from stage 1's kept weights; ends with its best validated weights (step 0: stage 1's).
     With `lowest = "taxonomy"`, stage 1's `sampler` draws each query's lowest group."""
-    from tbhns_opensearch.training.roar import ROARLoss
+    from tbhns_opensearch.training.experimental.roar import ROARLoss
 
     stage = config.stage2
     if stage is None:
@@ -327,7 +327,7 @@ def _batches(
     neighbours (`topic_batches`; the sampler's taxonomy, else the one `[data]` names)."""
     if config.batching == "shuffled":
         return "no_duplicates"
-    from tbhns_opensearch.training.topic_batches import TaxonomyBatchSampler
+    from tbhns_opensearch.training.experimental.topic_batches import TaxonomyBatchSampler
 
     taxonomy = setup.taxonomy or build_taxonomy(config.data, data.products, base_vectors, config.seed)
     paths = [taxonomy.paths.get(pair.positive_id, UNKNOWN) for pair in table.pairs]

@@ -142,9 +142,9 @@ def test_hybrid_teacher_on_the_node_fuses_its_bm25_scores_with_the_encoder(
     from tbhns_opensearch.query.fusion import HybridConfig, fuse
     from tbhns_opensearch.training.config import DataConfig, DistillConfig, SamplerConfig, TrainConfig
     from tbhns_opensearch.training.data import prepare_data
+    from tbhns_opensearch.training.experimental.teacher import hybrid_teacher
     from tbhns_opensearch.training.mining import SamplerContext
     from tbhns_opensearch.training.retrieval import product_index
-    from tbhns_opensearch.training.teacher import hybrid_teacher
     from tbhns_opensearch.training.trainer import load_model
 
     data_config = DataConfig(catalog=str(FIXTURES / "toys_products.jsonl"), queries="generated", catalog_limit=60)

@@ -13,12 +13,12 @@ from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.query.fusion import HybridConfig, fuse
 from tbhns_opensearch.training.batches import NegativeTable
 from tbhns_opensearch.training.config import DistillConfig, load_train_config
-from tbhns_opensearch.training.distill_loss import DistilledLoss
 from tbhns_opensearch.training.examples import TrainingPair
+from tbhns_opensearch.training.experimental.distill_loss import DistilledLoss
+from tbhns_opensearch.training.experimental.teacher import POSITIVE_SCORE, HybridTeacher, hybrid_teacher
 from tbhns_opensearch.training.losses import LOSSES, build_loss
 from tbhns_opensearch.training.mining import SamplerContext
 from tbhns_opensearch.training.negatives import FalseNegativeFilter, get_sampler
-from tbhns_opensearch.training.teacher import POSITIVE_SCORE, HybridTeacher, hybrid_teacher
 from tbhns_opensearch.training.trainer import load_model
 from tests.unit.training.test_trainer import _config
 

@@ -10,7 +10,7 @@ import torch
 
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.training.card import model_card
-from tbhns_opensearch.training.masked_loss import MaskedMultipleNegativesRankingLoss, false_negative_mask
+from tbhns_opensearch.training.experimental.masked_loss import MaskedMultipleNegativesRankingLoss, false_negative_mask
 from tbhns_opensearch.training.trainer import load_model, train
 from tests.unit.training.test_trainer import _config, _pair_loss
 

@@ -14,8 +14,8 @@ from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.eval.queries import LabelledQuery, write_labelled_queries
 from tbhns_opensearch.training.card import model_card
 from tbhns_opensearch.training.config import DataConfig, PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
-from tbhns_opensearch.training.graded import graded_rows, rows_dataset
-from tbhns_opensearch.training.roar import PAD_GRADE, ROARLoss, in_batch_contrast, roar_loss
+from tbhns_opensearch.training.experimental.graded import graded_rows, rows_dataset
+from tbhns_opensearch.training.experimental.roar import PAD_GRADE, ROARLoss, in_batch_contrast, roar_loss
 from tbhns_opensearch.training.trainer import load_model, train
 from tests.helpers import FIXTURES
 

@@ -8,7 +8,7 @@ import random
 import numpy as np
 
 from tbhns_opensearch.taxonomy import NodePath
-from tbhns_opensearch.training.topic_batches import TaxonomyBatchSampler, distinct_batches, taxonomy_order
+from tbhns_opensearch.training.experimental.topic_batches import TaxonomyBatchSampler, distinct_batches, taxonomy_order
 
 TREE = [(top, mid, leaf) for top in "ABCD" for mid in "xyz" for leaf in "123"]
 

@@ -29,7 +29,7 @@ from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.errors import TrainingError
 from tbhns_opensearch.eval.queries import LabelledQuery, query_key
 from tbhns_opensearch.seeding import keyed_rng
-from tbhns_opensearch.training.roar import PAD_GRADE
+from tbhns_opensearch.training.experimental.roar import PAD_GRADE
 
 if TYPE_CHECKING:
     from datasets import Dataset

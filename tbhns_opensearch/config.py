@@ -159,3 +159,17 @@ class OpenSearchConfig:
     def redacted_url(self) -> str:
         """The URL without credentials, safe for logs."""
         return (self.url or "").split("@")[-1]
+
+    def access_hint(self) -> str:
+        """What to check when the cluster answers 401 or 403, for this way of authenticating.
+
+        Example:
+            >>> OpenSearchConfig(url="http://localhost:9200").access_hint()
+            'check OPENSEARCH_USER and OPENSEARCH_PASSWORD'
+        """
+        if self.auth is ClusterAuth.SIGV4:
+            return (
+                "check that the AWS identity botocore found may call this cluster (the domain's access policy, or "
+                "the collection's data access policy for Serverless) and OPENSEARCH_AWS_REGION / _SERVICE"
+            )
+        return "check OPENSEARCH_USER and OPENSEARCH_PASSWORD"

@@ -164,7 +164,7 @@ class ProductTransport:
                 + ("; for TLS, OPENSEARCH_CA_CERTS must name the cluster's CA" if isinstance(exc, SSLError) else "")
             ) from exc
         except TransportError as exc:
-            hint = "; check OPENSEARCH_USER and OPENSEARCH_PASSWORD" if exc.status_code in (401, 403) else ""
+            hint = f"; {self.opensearch.access_hint()}" if exc.status_code in (401, 403) else ""
             raise SearchError(f"{action} failed ({exc.status_code}): {exc.error}{hint}") from exc
 
 

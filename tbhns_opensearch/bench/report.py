@@ -10,7 +10,7 @@ Example:
     >>> tests = compare_to_baseline({s.name: s.evaluation.per_query for s in (bm25, knn)},
     ...                             "bm25", ["ndcg@10", "recall@100"])  # doctest: +SKIP
     >>> write_report(BenchResult("BM25 vs kNN", "WANDS", (bm25, knn), "bm25", tuple(tests)),
-    ...              "benchmarks/results/wands")  # doctest: +SKIP
+    ...              "runs/bench/wands")  # doctest: +SKIP
 """
 
 from __future__ import annotations

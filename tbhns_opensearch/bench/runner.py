@@ -1,7 +1,7 @@
 """Run every system of a benchmark config through the real OpenSearch and write the report.
 
-Same catalog, same cluster, same queries for every system; queries come from a held-out split that training
-never saw (the split is recomputed with the trainer's seed and fractions, so both sides agree).
+Same catalog, same cluster, same queries for every system; queries come from the split training held out,
+as training wrote it (a model's `split.json`) or makes it (a training config): `bench.held_out`.
 """
 
 from __future__ import annotations
@@ -21,17 +21,25 @@ from typing import Any
 from tqdm import tqdm
 
 from tbhns_opensearch.bench.breakdown import HISTORY_EDGES, check_history_edges, history_bucket, query_shape
+from tbhns_opensearch.bench.held_out import (
+    NO_SOURCE,
+    check_agreement,
+    config_source,
+    file_source,
+    held_out,
+    model_sources,
+    model_split_files,
+)
 from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_report
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
 from tbhns_opensearch.catalog.judgments import graded_qrels
-from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.eval.queries import load_labelled_queries
 from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write_ranked_run
 from tbhns_opensearch.eval.significance import cluster_means, compare_to_baseline
-from tbhns_opensearch.eval.splits import read_split, select_split, split_by_query
 from tbhns_opensearch.index.documents import catalog_fingerprint
 from tbhns_opensearch.index.templates import IndexConfig, load_template
 from tbhns_opensearch.query.fusion import HybridConfig, bm25_weighted
@@ -48,16 +56,22 @@ from tbhns_opensearch.users.sources import HeldOutUser, UserQuery, aisle_queries
 
 
 @dataclass(frozen=True)
-class SystemSpec:
-    """One system: a search mode with an encoder (none for bm25)."""
+class BenchSystem:
+    """One benchmarked system (`[[systems]]` in a config): a search mode with an encoder (none for bm25)."""
 
-    name: str
-    mode: str  # bm25, semantic, personalized, hybrid
-    encoder: str = ""  # sentence-transformers dir or name; empty for bm25
-    personalize: bool = True  # send the query's user (configs with [users]); false: a plain hybrid
-    hybrid_depth: int = 0  # hybrid: candidates per sub-query (at least the config's depth); 0: HybridConfig's
-    hybrid_bm25_weight: float | None = (
-        None  # hybrid min-max: the BM25 weight (the vector's: 1 - it); None: HybridConfig's
+    name: str = field(metadata={"help": "what the report and the runs call the system"})
+    mode: str = field(metadata={"help": "search mode: bm25, semantic, personalized or hybrid"})
+    encoder: str = field(default="", metadata={"help": "sentence-transformers directory or name; empty for bm25"})
+    personalize: bool = field(
+        default=True, metadata={"help": "send the query's user (configs with [users]); false: a plain search"}
+    )
+    hybrid_depth: int = field(
+        default=0,
+        metadata={"help": "hybrid: candidates per sub-query (at least the config's depth); 0: HybridConfig's"},
+    )
+    hybrid_bm25_weight: float | None = field(
+        default=None,
+        metadata={"help": "hybrid min-max: the BM25 weight (the vector's: 1 - it); None: HybridConfig's"},
     )
 
     def __post_init__(self) -> None:
@@ -71,7 +85,7 @@ class SystemSpec:
         """The hybrid settings this system overrides; None: `HybridConfig`'s defaults.
 
         Example:
-            >>> SystemSpec("h", "hybrid", hybrid_depth=24, hybrid_bm25_weight=0.6).hybrid().weights
+            >>> BenchSystem("h", "hybrid", hybrid_depth=24, hybrid_bm25_weight=0.6).hybrid().weights
             (0.6, 0.4)
         """
         changes: dict[str, Any] = {"depth": self.hybrid_depth} if self.hybrid_depth else {}
@@ -101,18 +115,32 @@ class UsersSpec:
     `alpha` is tuned on the validation users by the offline studies (`benchmarks/personalization_*.py`).
     """
 
-    source: str = "instacart"  # the catalog that names the products (Instacart is the only real users set)
-    order_lines: str = ""  # order-lines CSV (sequences layout): the whole-last-order protocol
-    holdout: float = 0.5  # without order_lines: share of the last order held out
-    validation_share: float = 0.3  # without order_lines: share of users in validation (the rest: test)
-    validation: float = 0.2  # with order_lines: share of users in validation (select_users)
-    test: float = 0.2  # with order_lines: share of users in test (the rest: train)
-    seed: int = 0  # the user split's seed
-    min_history: int = 3  # fewer purchases: the plain query (fallback)
-    half_life: float = 5.0  # recency half-life, in orders
-    alpha: float = 0.4  # weight of the user vector (fixed blend)
-    history_buckets: tuple[int, ...] = ()  # lower bounds of the history-length buckets after 0 [default:
-    # (5, 20) orders with order_lines, else (1, 5) purchases]
+    source: str = field(
+        default="instacart",
+        metadata={"help": "the catalog that names the products (Instacart is the only real users set)"},
+    )
+    order_lines: str = field(
+        default="", metadata={"help": "order-lines CSV (sequences layout): the whole-last-order protocol"}
+    )
+    holdout: float = field(default=0.5, metadata={"help": "without order_lines: share of the last order held out"})
+    validation_share: float = field(
+        default=0.3, metadata={"help": "without order_lines: share of users in validation (the rest: test)"}
+    )
+    validation: float = field(
+        default=0.2, metadata={"help": "with order_lines: share of users in validation (select_users)"}
+    )
+    test: float = field(default=0.2, metadata={"help": "with order_lines: share of users in test (the rest: train)"})
+    seed: int = field(default=0, metadata={"help": "the user split's seed"})
+    min_history: int = field(default=3, metadata={"help": "fewer purchases: the plain query (fallback)"})
+    half_life: float = field(default=5.0, metadata={"help": "recency half-life, in orders"})
+    alpha: float = field(default=0.4, metadata={"help": "weight of the user vector (fixed blend)"})
+    history_buckets: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": "lower bounds of the history-length buckets after 0 "
+            "[default: (5, 20) orders with order_lines, else (1, 5) purchases]"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.source != "instacart":
@@ -143,32 +171,66 @@ class UsersSpec:
 class BenchConfig:
     """A benchmark: which catalog, which labelled queries, which systems."""
 
-    title: str
-    systems: tuple[SystemSpec, ...]
-    catalog: str = ""  # a dataset name (icecat, amazon-uk-toys, ...) or a catalog file
-    queries: str = "judgments"  # "judgments" (the dataset's own) or a labelled-queries JSONL
-    judgments: str = ""  # queries="judgments": a file in the dataset's layout [default: the dataset's own]
-    source: str = "real"  # real | generated | simulated: where the queries came from
-    split: str = "test"  # evaluate this split: validation, test, or all (no split)
-    split_file: str = ""  # the split.json `tbhns train` wrote beside its model: evaluate exactly its `split`
-    split_seed: int = 13  # without split_file: split_by_query with this seed and these fractions
-    validation_fraction: float = 0.15
-    test_fraction: float = 0.3
-    threshold: int = 1  # grade >= threshold counts as relevant for Recall and MRR
-    depth: int = 100  # hits kept per query
-    concurrency: tuple[int, ...] = (1, 4)  # client threads for the QPS measurement
-    qps_queries: int = 500  # queries sent per QPS measurement (the first ones, in query id order)
-    primary_metric: str = "ndcg@10"  # metric of the breakdown tables and delta plots
-    baselines: tuple[str, ...] = ("bm25",)  # significance families: each system vs each of these
-    breakdown: tuple[str, ...] = ()  # query groups to break results down by: names in BREAKDOWNS
-    data_dir: str | None = None
-    training_config: str | None = None  # take catalog and held-out split from this `tbhns train` config
-    users: UsersSpec | None = None  # queries come from real users' held-out purchases
+    title: str = field(metadata={"help": "the report's title"})
+    systems: tuple[BenchSystem, ...] = field(metadata={"help": "the systems compared ([[systems]] tables)"})
+    catalog: str = field(
+        default="", metadata={"help": "a dataset name (icecat, amazon-uk-toys, ...) or a catalog file"}
+    )
+    queries: str = field(
+        default="judgments", metadata={"help": '"judgments" (the dataset\'s own) or a labelled-queries JSONL'}
+    )
+    judgments: str = field(
+        default="",
+        metadata={"help": "queries = \"judgments\": a file in the dataset's layout [default: the dataset's own]"},
+    )
+    source: str = field(default="real", metadata={"help": "real, generated or simulated: where the queries came from"})
+    split: str = field(
+        default="test",
+        metadata={"help": "evaluate this split: validation or test (the split training held out), or all"},
+    )
+    split_file: str = field(
+        default="",
+        metadata={"help": "the split.json `tbhns train` wrote beside its model (or that model's directory)"},
+    )
+    split_config: str = field(
+        default="",
+        metadata={
+            "help": "a `tbhns train` config whose run splits these queries (its seed and [data] fractions), "
+            "for systems without a trained model's split.json"
+        },
+    )
+    threshold: int = field(default=1, metadata={"help": "grade >= threshold counts as relevant for Recall and MRR"})
+    depth: int = field(default=100, metadata={"help": "hits kept per query"})
+    concurrency: tuple[int, ...] = field(default=(1, 4), metadata={"help": "client threads for the QPS measurement"})
+    qps_queries: int = field(
+        default=500, metadata={"help": "queries sent per QPS measurement (the first ones, in query id order)"}
+    )
+    primary_metric: str = field(default="ndcg@10", metadata={"help": "metric of the breakdown tables and delta plots"})
+    baselines: tuple[str, ...] = field(
+        default=("bm25",), metadata={"help": "significance families: each system vs each of these"}
+    )
+    breakdown: tuple[str, ...] = field(
+        default=(), metadata={"help": "query groups to break results down by (BREAKDOWNS): top_category, query_shape"}
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "folder of the dataset [default: ../shared/data/<dataset>]"}
+    )
+    training_config: str | None = field(
+        default=None, metadata={"help": "take catalog, queries and held-out split from this `tbhns train` config"}
+    )
+    users: UsersSpec | None = field(
+        default=None, metadata={"help": "queries come from real users' held-out purchases ([users] table)"}
+    )
 
     def __post_init__(self) -> None:
         if self.split not in ("validation", "test", "all") or (self.training_config and self.split == "all"):
             raise BenchError(
                 f"split must be validation, test or all (all not with training_config), got {self.split!r}"
+            )
+        if self.split_config and (self.training_config or self.users):
+            raise BenchError(
+                f"split_config = {self.split_config!r} splits this config's own labelled queries; "
+                f"{'training_config' if self.training_config else '[users]'} brings its split: drop split_config"
             )
         shallow = [system.name for system in self.systems if 0 < system.hybrid_depth < self.depth]
         if shallow:
@@ -191,13 +253,29 @@ class BenchConfig:
         if missing:
             raise BenchError("; ".join(missing))
 
+    def check_split(self) -> None:
+        """Raise a BenchError with the fix when `split` asks for held-out queries and nothing says which
+        (`bench.held_out`): no training_config, split_file or split_config, and no system's model directory
+        holds a split.json.
+
+        Example:
+            >>> BenchConfig("t", (BenchSystem("bm25", "bm25"),), catalog="icecat", split="all").check_split()
+        """
+        sources = (self.training_config, self.split_file, self.split_config, self.users)
+        if self.split != "all" and not any(sources) and not model_split_files(self.system_encoders()):
+            raise BenchError(NO_SOURCE.format(split=self.split))
+
+    def system_encoders(self) -> list[tuple[str, str]]:
+        """(name, encoder) of every system."""
+        return [(system.name, system.encoder) for system in self.systems]
+
     def catalog_name(self) -> str:
         """What index aliases and the report call the catalog: the catalog, else the order-lines file (its
         folder and name), else the training config's name.
 
         Example:
             >>> users = UsersSpec(order_lines="data/instacart-sequences/order_lines.csv")
-            >>> BenchConfig("t", (SystemSpec("bm25", "bm25"),), users=users).catalog_name()
+            >>> BenchConfig("t", (BenchSystem("bm25", "bm25"),), users=users).catalog_name()
             'instacart-sequences-order_lines'
         """
         if self.catalog:
@@ -211,8 +289,15 @@ class BenchConfig:
     def from_toml(cls, path: str | Path) -> BenchConfig:
         """Read a config like `benchmarks/configs/icecat.toml`."""
         raw = tomllib.loads(Path(path).read_text())
+        own_split = [key for key in ("split_seed", "validation_fraction", "test_fraction") if key in raw]
+        if own_split:
+            raise BenchError(
+                f"benchmark config {path}: {', '.join(own_split)}: the benchmark no longer splits queries with "
+                "fractions of its own; the split comes from a trained system's split.json or split_config = \"<the "
+                'tbhns train config>"; drop them'
+            )
         try:
-            systems = tuple(SystemSpec(**system) for system in raw.pop("systems"))
+            systems = tuple(BenchSystem(**system) for system in raw.pop("systems"))
             if "users" in raw:
                 raw["users"] = UsersSpec(**raw["users"])
             if isinstance(raw.get("breakdown"), str):
@@ -239,9 +324,10 @@ class QuerySet:
 
 
 def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
-    """The catalog and the evaluated split: from a training config (the very split `tbhns train` held out),
-    or from the dataset's judgments / a labelled-queries file split with the trainer's seed and fractions,
-    or from real users' held-out purchases (`[users]`)."""
+    """The catalog and the evaluated queries: real users' held-out purchases (`[users]`), or the held-out split
+    of a training config (catalog and queries too), or the dataset's judgments / a labelled-queries file, all
+    of them or the split training held out (`bench.held_out`: a model's split.json or a training config's)."""
+    config.check_split()
     if config.users:
         return load_user_queries(config.users, config.split, config.data_dir)
     if config.training_config:
@@ -250,24 +336,31 @@ def load_inputs(config: BenchConfig) -> tuple[list[Product], QuerySet]:
 
         train_config = load_train_config(config.training_config)
         data = prepare_data(train_config.data, train_config.seed)
-        held_out = getattr(data, config.split)
-        ids = query_ids(list(held_out.queries.values()))
-        texts = {ids[text]: text for text in held_out.queries.values()}
-        qrels = {ids[held_out.queries[key]]: dict(grades) for key, grades in held_out.qrels.items()}
+        evaluated = getattr(data, config.split)
+        check_agreement(
+            evaluated.queries.values(),
+            config.split,
+            f"training_config {config.training_config}",
+            model_sources(config.system_encoders()),
+        )
+        ids = query_ids(list(evaluated.queries.values()))
+        texts = {ids[text]: text for text in evaluated.queries.values()}
+        qrels = {ids[evaluated.queries[key]]: dict(grades) for key, grades in evaluated.qrels.items()}
         return list(data.products), QuerySet(texts, qrels)
     stream = (
         read_dataset(config.catalog, config.data_dir) if config.catalog in ADAPTERS else read_catalog(config.catalog)
     )
+    products = list(stream)
     labelled = load_labelled_queries(config.queries, config.catalog, config.data_dir, config.judgments, config.source)
-    if config.split != "all" and config.split_file:
-        labelled = select_split(labelled, read_split(config.split_file), config.split)
-    elif config.split != "all":
-        splits = split_by_query(
-            labelled, seed=config.split_seed, validation=config.validation_fraction, test=config.test_fraction
-        )
-        labelled = list(getattr(splits, config.split))
+    if config.split != "all":
+        sources = [file_source(config.split_file, f"split_file {config.split_file}")] if config.split_file else []
+        sources += model_sources(config.system_encoders())
+        if config.split_config:
+            data = (config.catalog, config.queries, config.judgments)
+            sources.append(config_source(config.split_config, labelled, {p.id for p in products}, data))
+        labelled = held_out(labelled, config.split, sources)
     ids = query_ids([q.query for q in labelled])
-    return list(stream), QuerySet({qid: text for text, qid in ids.items()}, graded_qrels(labelled, key=ids.__getitem__))
+    return products, QuerySet({qid: text for text, qid in ids.items()}, graded_qrels(labelled, key=ids.__getitem__))
 
 
 def load_user_queries(spec: UsersSpec, split: str, data_dir: str | None) -> tuple[list[Product], QuerySet]:
@@ -394,13 +487,13 @@ BREAKDOWNS: dict[str, Callable[[QuerySet, Sequence[Product]], dict[str, str]]] =
 """Query groups a config can break results down by (`breakdown = [...]`): qid -> group."""
 
 
-def missing_encoder(spec: SystemSpec) -> str | None:
+def missing_encoder(spec: BenchSystem) -> str | None:
     """What is wrong when `spec`'s encoder names a model directory of this project (under `runs/`, or a path
     starting with `/` or `.`) that does not exist, with the command that trains it; None when it exists or
     is a model name.
 
     Example:
-        >>> missing_encoder(SystemSpec("plain", "semantic", encoder="all-MiniLM-L6-v2")) is None
+        >>> missing_encoder(BenchSystem("plain", "semantic", encoder=DEFAULT_ENCODER)) is None
         True
     """
     folder = Path(spec.encoder)
@@ -418,7 +511,7 @@ def alias_for(catalog: str, encoder: str, data_dir: str | None = None) -> str:
     an index built from an older template is never reused.
 
     Example:
-        >>> alias_for("icecat", "all-MiniLM-L6-v2").startswith("bench-icecat-all-minilm-l6-v2-")
+        >>> alias_for("icecat", DEFAULT_ENCODER).startswith("bench-icecat-all-minilm-l6-v2-")
         True
     """
     folder = Path(encoder)
@@ -440,8 +533,10 @@ class BenchRun:
     config: BenchConfig
     opensearch: OpenSearchConfig
     output_dir: Path
-    default_encoder: str = "all-MiniLM-L6-v2"
-    products: list[Product] = field(default_factory=list)  # filled by run()
+    default_encoder: str = field(
+        default=DEFAULT_ENCODER, metadata={"help": "the encoder of systems that name none (bm25: the index's vectors)"}
+    )
+    products: list[Product] = field(default_factory=list, metadata={"help": "the catalog, filled by run()"})
 
     def run(self) -> BenchResult:
         from tbhns_opensearch.cluster import make_client

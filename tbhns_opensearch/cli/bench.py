@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from tbhns_opensearch.cli.app import BACKEND_CHOICE, BATCH_SIZE_HELP, PORT_HELP, cli, cluster_for
+from tbhns_opensearch.config import DEFAULT_ENCODER
 
 
 @cli.group()
@@ -16,7 +18,29 @@ def bench() -> None:
     """Benchmarks: relevance and latency per mode, ingest throughput."""
 
 
-@bench.command("run")
+class ConfigKeysCommand(click.Command):
+    """A command whose --help ends with the keys of a benchmark config: each with the help and default of its
+    field (`bench.runner.BenchConfig`, `BenchSystem` and `UsersSpec`), read when the help is shown."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from tbhns_opensearch.bench.runner import BenchConfig, BenchSystem, UsersSpec
+
+        for title, config in (("Config keys", BenchConfig), ("[[systems]]", BenchSystem), ("[users]", UsersSpec)):
+            with formatter.section(title):
+                formatter.write_dl([(key.name, _key_help(key)) for key in dataclasses.fields(config)])
+
+
+def _key_help(key: dataclasses.Field) -> str:
+    """A config key's help and its default as TOML writes it (none when the key is required, unset by default
+    or its help says the default)."""
+    help_text = key.metadata.get("help", "")
+    if key.default in (dataclasses.MISSING, None) or "[default:" in help_text:
+        return help_text
+    default = list(key.default) if isinstance(key.default, tuple) else key.default
+    return f"{help_text}  [default: {json.dumps(default)}]"
+
+
+@bench.command("run", cls=ConfigKeysCommand)
 @click.argument("config_file", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "output_dir", type=click.Path(path_type=Path), help="[default: runs/bench/<config name>]")
 @click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
@@ -26,7 +50,8 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
 
     output_dir = output_dir or Path("runs") / "bench" / config_file.stem
     config = BenchConfig.from_toml(config_file)
-    config.check_encoders()  # before a node starts
+    config.check_encoders()  # before a node starts: every model directory exists,
+    config.check_split()  # and an evaluated split says where training held it out
     BenchRun(config, cluster_for(port), output_dir).run()
     click.echo((output_dir / "summary.md").read_text())
     click.echo(f"report: {output_dir}")
@@ -36,7 +61,7 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
 @click.option("--dataset", default="icecat", show_default=True, help="public set to ingest")
 @click.option("--data-dir", type=click.Path(path_type=Path))
 @click.option("--limit", type=int, help="only the first N products")
-@click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True)
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="sentence-transformers path or name")
 @click.option(
     "--backend",
     "backends",

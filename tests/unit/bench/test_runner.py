@@ -12,8 +12,8 @@ import pytest
 from tbhns_opensearch.bench.runner import (
     BREAKDOWNS,
     BenchConfig,
+    BenchSystem,
     QuerySet,
-    SystemSpec,
     alias_for,
     load_inputs,
     missing_encoder,
@@ -25,11 +25,11 @@ from tbhns_opensearch.errors import BenchError, PersonalizationError
 from tbhns_opensearch.eval.queries import LabelledQuery, query_key, write_labelled_queries
 from tbhns_opensearch.eval.splits import write_split
 from tbhns_opensearch.training.config import DataConfig
-from tbhns_opensearch.training.data import prepare_data
+from tbhns_opensearch.training.data import TrainingData, prepare_data
 from tbhns_opensearch.users.sequences import user_split
 from tests.helpers import FIXTURES, ROOT
 
-BM25 = (SystemSpec("bm25", "bm25"),)
+BM25 = (BenchSystem("bm25", "bm25"),)
 
 
 def test_query_ids_are_sorted_stable_and_whitespace_free() -> None:
@@ -69,14 +69,14 @@ def test_config_rejects_unknown_split_and_missing_baseline() -> None:
 
 
 def test_a_system_overrides_hybrid_depth_and_bm25_weight_only_where_it_names_them() -> None:
-    assert SystemSpec("h", "hybrid").hybrid() is None  # HybridConfig's defaults
-    tuned = SystemSpec("h", "hybrid", hybrid_depth=24, hybrid_bm25_weight=0.6).hybrid()
+    assert BenchSystem("h", "hybrid").hybrid() is None  # HybridConfig's defaults
+    tuned = BenchSystem("h", "hybrid", hybrid_depth=24, hybrid_bm25_weight=0.6).hybrid()
     assert tuned is not None and (tuned.depth, tuned.weights) == (24, (0.6, 0.4))
-    assert SystemSpec("h", "hybrid", hybrid_bm25_weight=0.0).hybrid().weights == (0.0, 1.0)  # type: ignore[union-attr]
+    assert BenchSystem("h", "hybrid", hybrid_bm25_weight=0.0).hybrid().weights == (0.0, 1.0)  # type: ignore[union-attr]
     with pytest.raises(BenchError, match="hybrid_bm25_weight must be in"):
-        SystemSpec("h", "hybrid", hybrid_bm25_weight=1.5)
+        BenchSystem("h", "hybrid", hybrid_bm25_weight=1.5)
     with pytest.raises(BenchError, match="hybrid_bm25_weight must be in"):
-        SystemSpec("h", "hybrid", hybrid_bm25_weight=-0.5)  # no sentinel: a negative weight is an error
+        BenchSystem("h", "hybrid", hybrid_bm25_weight=-0.5)  # no sentinel: a negative weight is an error
 
 
 def test_shipped_configs_parse() -> None:
@@ -217,14 +217,14 @@ def test_a_missing_model_directory_names_the_system_and_the_command_that_trains_
     monkeypatch.chdir(tmp_path)
     (tmp_path / "training").mkdir()
     (tmp_path / "training" / "seq-combined.toml").write_text("")
-    assert missing_encoder(SystemSpec("combined", "personalized", encoder="runs/train/seq-combined")) == (
+    assert missing_encoder(BenchSystem("combined", "personalized", encoder="runs/train/seq-combined")) == (
         "system 'combined': encoder directory runs/train/seq-combined does not exist; train it first: "
         "tbhns train training/seq-combined.toml"
     )
-    assert "output_dir is runs/train/other" in missing_encoder(SystemSpec("x", "semantic", encoder="runs/train/other"))
+    assert "output_dir is runs/train/other" in missing_encoder(BenchSystem("x", "semantic", encoder="runs/train/other"))
     (tmp_path / "runs" / "train" / "seq-combined").mkdir(parents=True)
-    assert missing_encoder(SystemSpec("combined", "personalized", encoder="runs/train/seq-combined")) is None
-    assert missing_encoder(SystemSpec("plain", "semantic", encoder="sentence-transformers/all-MiniLM-L6-v2")) is None
+    assert missing_encoder(BenchSystem("combined", "personalized", encoder="runs/train/seq-combined")) is None
+    assert missing_encoder(BenchSystem("plain", "semantic", encoder="sentence-transformers/all-MiniLM-L6-v2")) is None
 
 
 def test_bench_run_names_a_missing_model_before_any_node_starts(tmp_path: Path, monkeypatch) -> None:
@@ -241,3 +241,115 @@ def test_bench_run_names_a_missing_model_before_any_node_starts(tmp_path: Path, 
     result = CliRunner().invoke(cli, ["bench", "run", "bench.toml"])
     assert isinstance(result.exception, BenchError)
     assert "system 'learned': encoder directory runs/train/seq does not exist" in str(result.exception)
+
+
+def trained_split(tmp_path: Path, seed: int = 7) -> tuple[str, str, TrainingData]:
+    """A catalog, its labelled queries and the data a `tbhns train` run with `seed` and 0.2 / 0.2 splits makes."""
+    queries = tmp_path / "queries.jsonl"
+    write_labelled_queries(
+        queries, (LabelledQuery.from_judgment(j) for j in read_judgments_csv(FIXTURES / "icecat_judgments.csv"))
+    )
+    catalog = str(FIXTURES / "icecat_products.jsonl")
+    data = prepare_data(
+        DataConfig(catalog=catalog, queries=str(queries), unseen_products=False, validation=0.2, test=0.2), seed=seed
+    )
+    return catalog, str(queries), data
+
+
+def evaluated_keys(config: BenchConfig) -> set[str]:
+    return {query_key(text) for text in load_inputs(config)[1].texts.values()}
+
+
+def assert_held_out(evaluated: set[str], data: TrainingData, split: str) -> None:
+    other = "validation" if split == "test" else "test"
+    assert set(getattr(data, split).queries) <= evaluated
+    assert not evaluated & (set(getattr(data, other).queries) | {query_key(j.query) for j in data.train_judgments})
+
+
+def test_a_trained_systems_split_json_is_the_split_evaluated(tmp_path: Path) -> None:
+    catalog, queries, data = trained_split(tmp_path)
+    model = tmp_path / "runs" / "trained"
+    model.mkdir(parents=True)
+    write_split(model, data.split_of)
+    systems = (*BM25, BenchSystem("trained", "semantic", encoder=str(model)))
+    for split in ("test", "validation"):  # the model's seed and fractions, not fractions of the bench's own
+        config = BenchConfig(title="t", systems=systems, catalog=catalog, queries=queries, split=split)
+        assert_held_out(evaluated_keys(config), data, split)
+
+
+def test_split_config_splits_the_queries_as_its_training_run_does(tmp_path: Path) -> None:
+    catalog, queries, data = trained_split(tmp_path)
+    train = tmp_path / "train.toml"
+    train.write_text(f'seed = 7\n[data]\ncatalog = "{catalog}"\nqueries = "{queries}"\nvalidation = 0.2\ntest = 0.2\n')
+    config = BenchConfig(title="t", systems=BM25, catalog=catalog, queries=queries, split_config=str(train))
+    assert_held_out(evaluated_keys(config), data, "test")
+    other = tmp_path / "other.toml"
+    other.write_text(train.read_text().replace(str(Path(queries).name), "other.jsonl"))
+    with pytest.raises(
+        BenchError, match=r"split_config .*other.toml splits other queries .*; name the training config"
+    ):
+        load_inputs(replace(config, split_config=str(other)))
+
+
+def test_a_model_trained_on_another_split_than_the_evaluated_one_is_refused(tmp_path: Path) -> None:
+    catalog, queries, data = trained_split(tmp_path)
+    model = tmp_path / "runs" / "trained"
+    model.mkdir(parents=True)
+    (tmp_path / "seed-8").mkdir()
+    write_split(model, trained_split(tmp_path / "seed-8", seed=8)[2].split_of)  # another seed: another split
+    split_file = write_split(tmp_path, data.split_of)
+    systems = (*BM25, BenchSystem("trained", "semantic", encoder=str(model)))
+    config = BenchConfig(title="t", systems=systems, catalog=catalog, queries=queries, split_file=str(split_file))
+    with pytest.raises(BenchError, match=r"system 'trained' \(.*split.json\) puts \d+ of the test queries .* in"):
+        load_inputs(config)
+
+
+def test_a_split_without_a_trained_model_or_training_config_is_refused_with_the_fix(tmp_path: Path) -> None:
+    catalog, queries, _ = trained_split(tmp_path)
+    config = BenchConfig(title="t", systems=BM25, catalog=catalog, queries=queries, split="validation")
+    fix = r"split = 'validation' needs the split training held out.* split_config = .* or split = \"all\"$"
+    with pytest.raises(BenchError, match=fix):
+        load_inputs(config)
+    assert evaluated_keys(replace(config, split="all"))  # every query: no split needed
+
+
+def test_a_config_with_fractions_of_its_own_is_told_where_the_split_comes_from(tmp_path: Path) -> None:
+    config = tmp_path / "bench.toml"
+    config.write_text(
+        'title = "t"\ncatalog = "icecat"\nsplit_seed = 13\ntest_fraction = 0.3\n'
+        '[[systems]]\nname = "bm25"\nmode = "bm25"\n'
+    )
+    with pytest.raises(BenchError, match=r"split_seed, test_fraction: .*split.json or split_config = .*; drop them"):
+        BenchConfig.from_toml(config)
+
+
+def test_bench_run_refuses_a_split_without_its_source_before_any_node_starts(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from tbhns_opensearch.cli import bench, cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "cluster_for", lambda port: pytest.fail("a node was started"))
+    Path("bench.toml").write_text('title = "t"\ncatalog = "icecat"\n[[systems]]\nname = "bm25"\nmode = "bm25"\n')
+    result = CliRunner().invoke(cli, ["bench", "run", "bench.toml"])
+    assert isinstance(result.exception, BenchError) and "split = 'test' needs" in str(result.exception)
+
+
+def test_every_shipped_config_that_evaluates_a_split_names_where_it_comes_from() -> None:
+    for path in (ROOT / "benchmarks" / "configs").glob("*.toml"):
+        config = BenchConfig.from_toml(path)
+        if config.split != "all" and not config.users:
+            source = config.training_config or config.split_config
+            assert source and (ROOT / source).is_file(), path.name
+
+
+def test_bench_run_help_lists_the_config_keys_with_the_help_and_default_of_their_fields() -> None:
+    from click.testing import CliRunner
+
+    from tbhns_opensearch.cli import cli
+
+    output = " ".join(CliRunner().invoke(cli, ["bench", "run", "--help"]).output.split())
+    assert 'split evaluate this split: validation or test (the split training held out), or all [default: "test"]' in (
+        output
+    )
+    assert "hybrid_depth hybrid: candidates per sub-query" in output and "alpha weight of the user vector" in output

@@ -37,7 +37,7 @@ import aiohttp
 import httpx
 
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
-from tbhns_opensearch.bench.simulated_users import write_simulated_users
+from tbhns_opensearch.bench.load_test_users import write_load_test_users
 from tbhns_opensearch.cluster import make_client
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.eval.queries import load_labelled_queries
@@ -181,7 +181,7 @@ def main() -> None:
     cluster = make_client(OpenSearchConfig.from_env())
     if args.simulated_users:
         args.users_index = f"load-users-{uuid.uuid4().hex[:8]}"
-        write_simulated_users(cluster, args.alias, args.users_index, args.simulated_users)
+        write_load_test_users(cluster, args.alias, args.users_index, args.simulated_users)
     server = start_server(args)
     base = f"http://127.0.0.1:{args.http_port}"
     try:

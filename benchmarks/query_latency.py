@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tbhns_opensearch.bench.latency import LatencyStats, latency_stats
-from tbhns_opensearch.bench.simulated_users import write_simulated_users
+from tbhns_opensearch.bench.load_test_users import write_load_test_users
 from tbhns_opensearch.catalog.adapters import load_judgments
 from tbhns_opensearch.catalog.judgments import graded_qrels
 from tbhns_opensearch.cluster import make_client
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     qrels = graded_qrels(load_judgments("icecat"))
     queries = sorted(qrels)
     users_index = f"latency-users-{uuid.uuid4().hex[:8]}"
-    user_ids = write_simulated_users(client, args.alias, users_index, args.users, args.history, args.seed)
+    user_ids = write_load_test_users(client, args.alias, users_index, args.users, args.history, args.seed)
     split = (args.split_shards, split_copy(client, args.alias, args.split_shards)) if args.split_shards > 1 else None
     try:
         uncached = SearchClient(opensearch, args.alias, args.encoder, users_index=users_index, cache_size=0)

@@ -16,7 +16,8 @@ events from those preferences, so a catalog with a taxonomy but no users can exe
 3. The event type is drawn from `event_mix`; timestamps advance by one `spacing_s` per event.
 
 Everything is seeded by (seed, user index), so a user is the same whatever the number of users drawn.
-Simulated users must stay apart from real ones in every report.
+Simulated users must stay apart from real ones in every report. (Latency and load tests need profiles that
+only exist, not preferences: `bench.load_test_users` writes users of uniform random histories for them.)
 
 Example:
     >>> from tbhns_opensearch.catalog.product import Product

@@ -1,8 +1,11 @@
-"""Simulated users for latency and load benchmarks: each a history of random catalog products, written to a
-users index, so personalized searches have real profiles to read (marked `simulated`; they only need to exist).
+"""Users for latency and load tests: each a history of random catalog products, written to a users index, so
+personalized searches have real profiles to read (marked `simulated`; they only need to exist).
+
+They have no preferences, so they say nothing about relevance. Users drawn to evaluate personalization, with
+latent category and attribute preferences their events follow, come from `users.sources.simulate_users`.
 
 Example:
-    >>> write_simulated_users(client, "icecat", "latency-users", users=2)  # doctest: +SKIP
+    >>> write_load_test_users(client, "icecat", "latency-users", users=2)  # doctest: +SKIP
     ['simulated-0', 'simulated-1']
 """
 
@@ -19,11 +22,11 @@ from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 SAMPLE = 1000  # products the histories are drawn from (the first hits of a match-all search)
 
 
-def write_simulated_users(
+def write_load_test_users(
     client: OpenSearch, alias: str, users_index: str, users: int = 20, history: int = 10, seed: int = 0
 ) -> list[str]:
-    """Write `users` users of `history` purchases each (seeded draws from `alias`'s products) to `users_index`
-    (created if missing); their ids."""
+    """Write `users` users of `history` purchases each (seeded uniform draws from `alias`'s products) to
+    `users_index` (created if missing); their ids."""
     rng = random.Random(seed)
     sample = [hit["_id"] for hit in client.search(index=alias, body={"size": SAMPLE, "_source": False})["hits"]["hits"]]
     ids = [f"simulated-{u}" for u in range(users)]

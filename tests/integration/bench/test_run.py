@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tbhns_opensearch.bench.runner import alias_for
+from tbhns_opensearch.bench.runner import alias_for, query_ids
 from tbhns_opensearch.catalog import read_judgments_csv, write_catalog_jsonl
+from tbhns_opensearch.catalog.judgments import graded_qrels
+from tbhns_opensearch.config import DEFAULT_ENCODER
+from tbhns_opensearch.encoder import resolve_model_path
 from tbhns_opensearch.eval.queries import LabelledQuery, write_labelled_queries
+from tbhns_opensearch.eval.runs import read_qrels, read_run
+from tbhns_opensearch.eval.splits import split_assignment, split_by_query, write_split
 from tests.helpers import FIXTURES, fixture_products, run_bench
 
 pytestmark = pytest.mark.integration
@@ -70,3 +75,30 @@ def test_bench_rebuilds_an_index_whose_catalog_changed_at_the_same_size(
         os_client.indices.delete(index=f"{alias}*")
     assert index != first_index
     assert title == "Claw hammer, 16 oz"
+
+
+def test_bench_evaluates_the_split_its_trained_systems_model_was_held_out_on(
+    opensearch_config, os_client, tmp_path: Path, monkeypatch
+) -> None:
+    products = fixture_products("icecat_products.jsonl")[:300]
+    known = {p.id for p in products}
+    judgments = [j for j in read_judgments_csv(FIXTURES / "icecat_judgments.csv") if j.product_id in known]
+    labelled = [LabelledQuery.from_judgment(j) for j in judgments]
+    write_catalog_jsonl(products, tmp_path / "split_catalog.jsonl")
+    write_labelled_queries(tmp_path / "queries.jsonl", labelled)
+    model = tmp_path / "runs" / "trained"  # the base model's files, with the split.json a training run wrote
+    model.mkdir(parents=True)
+    for item in Path(resolve_model_path(DEFAULT_ENCODER)).iterdir():
+        (model / item.name).symlink_to(item)
+    splits = split_by_query(labelled, seed=7, validation=0.2, test=0.2)  # a training run's, not the bench's
+    write_split(model, split_assignment(splits))
+    (tmp_path / "bench.toml").write_text(
+        f'title = "split bench"\ncatalog = "{tmp_path / "split_catalog.jsonl"}"\n'
+        f'queries = "{tmp_path / "queries.jsonl"}"\nsplit = "test"\nconcurrency = [1]\nbaselines = ["trained"]\n'
+        f'[[systems]]\nname = "trained"\nmode = "semantic"\nencoder = "{model}"\n'
+    )
+    out = tmp_path / "report"
+    run_bench(tmp_path / "bench.toml", out, opensearch_config, os_client, "bench-split-catalog-*", monkeypatch)
+    ids = query_ids([j.query for j in splits.test])
+    assert read_qrels(out / "runs" / "qrels.txt") == graded_qrels(splits.test, key=ids.__getitem__)
+    assert set(read_run(out / "runs" / "trained.trec")) == set(ids.values())

@@ -123,22 +123,49 @@ class ServeSettings:
     """
 
     opensearch: OpenSearchConfig
-    index: str = "products"
-    users_index: str = "users"
-    encoder: str = DEFAULT_ENCODER
+    index: str = field(default="products", metadata={"help": "product alias"})
+    users_index: str = field(default="users", metadata={"help": "index of user vectors"})
+    encoder: str = field(default=DEFAULT_ENCODER, metadata={"help": "the product index's encoder (path or name)"})
     backend: str | None = None
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
-    user_model: bool = True
-    user_ttl_s: float = USER_TTL_S
-    warm: bool = True
-    name: str = "default"
+    user_model: bool = field(
+        default=True,
+        metadata={
+            "help": "personalize users whose profile stores a history (ingest-users --history) with the learned "
+            "user model in the encoder directory's user_model/ folder; off: always blend"
+        },
+    )
+    user_ttl_s: float = field(
+        default=USER_TTL_S,
+        metadata={
+            "help": "seconds a user's profile is reused before it is read again; 0: read on every search "
+            "(in the search's own request)"
+        },
+    )
+    warm: bool = field(default=True, metadata={"help": "load the encoder at startup, not on the first search"})
+    name: str = field(
+        default="default",
+        metadata={"help": "what the comparison page calls this system (index, encoder, users index), e.g. trained"},
+    )
     systems: tuple[SystemSpec, ...] = ()
     judgments: Judgments | None = None
     embed_token: str | None = field(default=None, repr=False)
-    model_id: str | None = None
-    threads: int = 16
-    user_list: str = "off"
+    model_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "a model deployed in the cluster (`tbhns deploy`): semantic and hybrid searches without a "
+            "user send a `neural` clause and the cluster embeds the query"
+        },
+    )
+    threads: int = field(default=16, metadata={"help": "searches served at once; more wait in the event loop"})
+    user_list: str = field(
+        default="off",
+        metadata={
+            "help": "let the comparison page list users (any client can read the list; for trusted networks): "
+            "ids, or masked labels like al***@***.com; off: no list"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.user_list not in USER_LISTS:

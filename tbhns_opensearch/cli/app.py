@@ -10,8 +10,10 @@ from typing import Any
 
 import click
 
+from tbhns_opensearch.cli.options import field_option
 from tbhns_opensearch.errors import ClusterError, TbhnsError
 
+# NodeConfig.http_port's help, for the --port options that `port_option` does not make yet (bench, train)
 PORT_HELP = "HTTP port of the local node on 127.0.0.1"
 EMBED_TOKEN_ENV = "TBHNS_EMBED_TOKEN"  # bearer token of `tbhns serve`'s /embed, which `tbhns deploy` hands the cluster
 BACKEND_CHOICE = click.Choice(
@@ -25,6 +27,9 @@ BACKEND_OPTION = click.option(
     help="encoder runtime: auto = onnx when the encoder directory has onnx/model.onnx (`tbhns export`), else torch; "
     "when encoding a catalog, torch-bf16 first on a CPU with AMX or AVX-512 BF16; "
     "onnx-int8 only where export measured it within tolerance of fp32",
+)
+DEVICE_OPTION = field_option(
+    "--device", source="tbhns_opensearch.encoder:Encoder.device", help="where the encoder runs, e.g. cpu or cuda"
 )
 BATCH_SIZE_HELP = "texts per encoder batch [default: 128 for torch-bf16, else 32]"  # encoder.DEFAULT_BATCH_SIZES
 
@@ -89,6 +94,11 @@ def cluster_for(port: int, start: bool = True) -> Any:
     from tbhns_opensearch.config import OpenSearchConfig
 
     return resolve_cluster(OpenSearchConfig.from_env(), NodeConfig(http_port=port), start=start)
+
+
+def port_option(note: str = "") -> Callable[[Any], Any]:
+    """`--port`: the local node's HTTP port, default and help from `NodeConfig.http_port`, then `note`."""
+    return field_option("--port", source="tbhns_opensearch.cluster:NodeConfig.http_port", note=note)
 
 
 def catalog_source(command: Callable[..., None]) -> Callable[..., None]:

@@ -9,7 +9,11 @@ from typing import Any
 
 import click
 
-from tbhns_opensearch.cli.app import PORT_HELP, cli
+from tbhns_opensearch.cli.app import cli, port_option
+from tbhns_opensearch.cli.options import field_option
+
+NODE = "tbhns_opensearch.cluster:NodeConfig."  # the `field_option` sources
+DATA_DIR_OPTION = field_option("--data-dir", source=NODE + "data_dir", type=click.Path(path_type=Path))
 
 
 @cli.group()
@@ -17,30 +21,30 @@ def opensearch() -> None:
     """Start, stop or check the local OpenSearch node (from Maven Central artifacts)."""
 
 
-def _node(port: int, data_dir: Path | None, heap: str = "1g", secure: bool = False, ml: bool = False) -> Any:
-    """The local node on `port`; secured when asked, or when its node dir was secured before."""
+def _node(port: int, data_dir: Path | None, **settings: Any) -> Any:
+    """The local node on `port` with `NodeConfig` `settings` (e.g. heap); secured when asked, or when its node
+    dir was secured before."""
     from tbhns_opensearch.cluster import LocalNode, NodeConfig
     from tbhns_opensearch.cluster.node import with_stored_security
 
-    config = NodeConfig(http_port=port, data_dir=data_dir, heap=heap, secure=secure, ml=ml)
-    return LocalNode(with_stored_security(config))
+    return LocalNode(with_stored_security(NodeConfig(http_port=port, data_dir=data_dir, **settings)))
 
 
 @opensearch.command("start")
-@click.option("--port", default=9200, show_default=True, help=PORT_HELP)
-@click.option("--data-dir", type=click.Path(path_type=Path), help="node data, logs and config [default: cache]")
-@click.option("--heap", default="1g", show_default=True, help="JVM heap, e.g. 1g or 2g")
-@click.option(
+@port_option()
+@DATA_DIR_OPTION
+@field_option("--heap", source=NODE + "heap")
+@field_option(
     "--secure",
+    source=NODE + "secure",
     is_flag=True,
-    help="TLS on HTTP and transport and basic auth (security plugin, "
-    "certificates made here); prints the OPENSEARCH_* settings to export",
+    note="; prints the OPENSEARCH_* settings to export",
 )
-@click.option(
+@field_option(
     "--ml",
+    source=NODE + "ml",
     is_flag=True,
-    help="also install ML Commons (363 MB, once), for `tbhns deploy`: the encoder "
-    "as a remote model behind the `neural` query and a `text_embedding` ingest pipeline",
+    note="; the plugin is a large download, once",
 )
 @click.option(
     "--nodes",
@@ -65,7 +69,7 @@ def opensearch_start(port: int, data_dir: Path | None, heap: str, secure: bool, 
             f"stop it with `tbhns opensearch stop --port {port} --nodes {nodes}`"
         )
         return
-    node = _node(port, data_dir, heap, secure, ml)
+    node = _node(port, data_dir, heap=heap, secure=secure, ml=ml)
     first_secure_start = node.config.secure and node.credentials is None
     seconds = node.start()
     click.echo(f"OpenSearch is green at {node.url} ({seconds:.1f}s); data in {node.config.node_dir}")
@@ -76,8 +80,8 @@ def opensearch_start(port: int, data_dir: Path | None, heap: str, secure: bool, 
 
 
 @opensearch.command("stop")
-@click.option("--port", default=9200, show_default=True, help=PORT_HELP)
-@click.option("--data-dir", type=click.Path(path_type=Path))
+@port_option()
+@DATA_DIR_OPTION
 @click.option("--nodes", default=1, show_default=True, type=click.IntRange(1, 9), help="nodes of the cluster on PORT")
 def opensearch_stop(port: int, data_dir: Path | None, nodes: int) -> None:
     """Stop the local node (or the --nodes of a local cluster) cleanly."""
@@ -95,8 +99,8 @@ def opensearch_stop(port: int, data_dir: Path | None, nodes: int) -> None:
 
 
 @opensearch.command("status")
-@click.option("--port", default=9200, show_default=True, help=PORT_HELP)
-@click.option("--data-dir", type=click.Path(path_type=Path))
+@port_option()
+@DATA_DIR_OPTION
 def opensearch_status(port: int, data_dir: Path | None) -> None:
     """Print the local node's pid and cluster health."""
     node = _node(port, data_dir)

@@ -11,11 +11,11 @@ import click
 from tbhns_opensearch.cli.app import (
     BACKEND_OPTION,
     EMBED_TOKEN_ENV,
-    PORT_HELP,
     catalog_products,
     catalog_source,
     cli,
     cluster_for,
+    port_option,
 )
 
 PARITY_PRODUCTS = 100
@@ -34,7 +34,7 @@ PARITY_PRODUCTS = 100
 @catalog_source
 @click.option("--pipeline", help="also create this ingest pipeline (`tbhns ingest --pipeline NAME`)")
 @click.option("--alias", help="make the model the default of `neural` queries on this product alias")
-@click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
+@port_option(" (when OPENSEARCH_URL is unset)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def deploy(
     encoder: str,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from tbhns_opensearch.cli.app import cli
+from tbhns_opensearch.cli.options import field_option
 
 
 @cli.command("export")
@@ -22,7 +23,12 @@ from tbhns_opensearch.cli.app import cli
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), help="folder of the gate dataset [default: ../shared/data/<set>]"
 )
-@click.option("--int8-tolerance", default=0.01, show_default=True, type=click.FloatRange(0, 1))
+@field_option(
+    "--int8-tolerance",
+    source="tbhns_opensearch.training.int8_gate:INT8_TOLERANCE",
+    type=click.FloatRange(0, 1),
+    help="largest drop of any gate metric int8 may show against fp32",
+)
 def export_command(
     encoder: str,
     out: Path,
@@ -31,7 +37,8 @@ def export_command(
     data_dir: Path | None,
     int8_tolerance: float,
 ) -> None:
-    """Export ENCODER (a sentence-transformers folder or name; the default all-MiniLM-L6-v2 is packaged) to OUT:
+    """Export ENCODER (a sentence-transformers folder or name; the other commands' default ships with the package) to
+    OUT:
     the model folder, an ONNX graph checked against torch, and the manifest. `--backend auto` then runs it with
     onnxruntime at ingest and query time. With --int8-gate-dataset, also the int8 graph and its retrieval gate.
 

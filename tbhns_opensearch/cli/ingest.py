@@ -8,7 +8,12 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import BACKEND_OPTION, BATCH_SIZE_HELP, PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_OPTION, BATCH_SIZE_HELP, DEVICE_OPTION, cli, cluster_for, port_option
+from tbhns_opensearch.cli.options import field_option
+from tbhns_opensearch.config import DEFAULT_ENCODER
+
+INDEX = "tbhns_opensearch.index.templates:IndexConfig."  # the `field_option` sources
+INGEST = "tbhns_opensearch.index.ingest:IngestConfig."
 
 
 @cli.command()
@@ -20,42 +25,24 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, BATCH_SIZE_HELP, PORT_HELP,
 @click.option("--data-dir", type=click.Path(path_type=Path), help="folder of --dataset [default: ../shared/data/<set>]")
 @click.option("--mapping", "mapping_file", type=click.Path(exists=True, path_type=Path), help="JSON column mapping")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "tsv", "parquet"]), help="[default: from suffix]")
-@click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="sentence-transformers path or name")
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="sentence-transformers path or name")
 @BACKEND_OPTION
-@click.option("--device", default="cpu", show_default=True)
+@DEVICE_OPTION
 @click.option("--batch-size", type=int, help=BATCH_SIZE_HELP)
-@click.option("--alias", default="products", show_default=True, help="index alias searches use")
-@click.option("--rebuild", is_flag=True, help="fill a new index and swap the alias at the end (zero downtime)")
-@click.option("--engine", default="lucene", show_default=True, type=click.Choice(["lucene", "faiss", "nmslib"]))
-@click.option(
-    "--space-type",
-    default="innerproduct",
-    show_default=True,
-    help="vector similarity; on the unit vectors every encoder here writes, innerproduct ranks as cosinesimil "
-    "without its per-comparison norms",
-)
-@click.option("--m", "hnsw_m", default=16, show_default=True, help="HNSW graph degree")
-@click.option("--ef-construction", default=128, show_default=True)
-@click.option("--ef-search", default=100, show_default=True)
-@click.option(
-    "--shards", default=1, show_default=True, type=click.IntRange(1, 1024), help="primary shards of a new index"
-)
-@click.option(
-    "--replicas",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 16),
-    help="copies of each shard on other nodes (a cluster that loses a node keeps serving)",
-)
+@field_option("--alias", source=INDEX + "alias")
+@field_option("--rebuild", source=INGEST + "rebuild", is_flag=True)
+@field_option("--engine", source=INDEX + "engine", type=click.Choice(["lucene", "faiss", "nmslib"]))
+@field_option("--space-type", source=INDEX + "space_type")
+@field_option("--m", "hnsw_m", source=INDEX + "m")
+@field_option("--ef-construction", source=INDEX + "ef_construction")
+@field_option("--ef-search", source=INDEX + "ef_search")
+@field_option("--shards", source=INDEX + "shards", type=click.IntRange(1, 1024))
+@field_option("--replicas", source=INDEX + "replicas", type=click.IntRange(0, 16))
 @click.option(
     "--rejects", type=click.Path(path_type=Path), help="JSONL of rejected records [default: <catalog>.rejects.jsonl]"
 )
-@click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
-@click.option(
-    "--pipeline",
-    help="let this ingest pipeline embed the products (`tbhns deploy --pipeline`); "
-    "--encoder must be the one the deployed model serves",
-)
+@port_option(" (when OPENSEARCH_URL is unset)")
+@field_option("--pipeline", source=INGEST + "pipeline", note="; --encoder must be the one the deployed model serves")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def ingest(
     catalog: Path | None,

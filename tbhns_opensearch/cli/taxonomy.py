@@ -7,6 +7,10 @@ from pathlib import Path
 import click
 
 from tbhns_opensearch.cli.app import catalog_products, catalog_source, cli
+from tbhns_opensearch.cli.options import field_option
+from tbhns_opensearch.config import DEFAULT_ENCODER
+
+ASSIGN = "tbhns_opensearch.taxonomy_assign:assign_products."  # the `field_option` sources
 
 
 @cli.group()
@@ -22,14 +26,13 @@ def taxonomy() -> None:
     help="`ID - A > B` or `A > B` lines [default: Google's product taxonomy in ../shared/data]",
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="assignments JSONL")
-@click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="sentence-transformers path or name")
-@click.option(
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="sentence-transformers path or name")
+@field_option(
     "--min-confidence",
-    default=0.5,
-    show_default=True,
+    source=ASSIGN + "min_confidence",
     help="lowest step probability; below it: stop (unknown at the top)",
 )
-@click.option("--temperature", default=0.02, show_default=True, help="softmax temperature over children's cosines")
+@field_option("--temperature", source=ASSIGN + "temperature", help="softmax temperature over children's cosines")
 @click.option("--max-seq-length", default=32, show_default=True, help="tokens per product text")
 def taxonomy_assign(
     catalog: Path | None,

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_OPTION, DEVICE_OPTION, cli, cluster_for, port_option
+from tbhns_opensearch.cli.options import field_option
+from tbhns_opensearch.config import DEFAULT_ENCODER
+
+USERS = "tbhns_opensearch.users.store:UsersIngestConfig."  # the `field_option` sources
+PERSONALIZATION = "tbhns_opensearch.users.profiles:PersonalizationConfig."
 
 
 @cli.command("ingest-users")
@@ -21,20 +26,23 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
     type=click.Path(exists=True, path_type=Path),
     help="catalog file: encodes products missing from the index; required by --simulate",
 )
-@click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="the product index's encoder")
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="the product index's encoder")
 @BACKEND_OPTION
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--alias", default="products", show_default=True, help="product alias holding the product vectors")
-@click.option("--users-index", default="users", show_default=True)
-@click.option(
+@DEVICE_OPTION
+@field_option("--alias", source=USERS + "product_alias")
+@field_option("--users-index", source=USERS + "users_index")
+@field_option(
     "--event-weight",
     "event_weights",
+    source=PERSONALIZATION + "event_weights",
+    pick=lambda _: (),  # each event type keeps its default weight unless given here
+    shown=lambda weights: ", ".join(f"{event}={weight:g}" for event, weight in weights.items()),
     multiple=True,
     metavar="EVENT=WEIGHT",
-    help="weight of an event type (default purchase=1, add_to_cart=0.5, click=0.2); repeatable",
+    note="; repeatable",
 )
-@click.option("--half-life", default=30 * 86400.0, show_default=True, help="recency half-life in timestamp units")
-@click.option("--min-history", default=3, show_default=True, help="counted as below min_history in the summary")
+@field_option("--half-life", source=PERSONALIZATION + "half_life")
+@field_option("--min-history", source=PERSONALIZATION + "min_history", note="; counted in the summary")
 @click.option(
     "--history",
     "history_size",
@@ -42,7 +50,7 @@ from tbhns_opensearch.cli.app import BACKEND_OPTION, PORT_HELP, cli, cluster_for
     help="last products stored per user for the learned user model (0: none) [default: the max_history "
     "of the user model in --encoder's user_model/ folder, else 0]",
 )
-@click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
+@port_option(" (when OPENSEARCH_URL is unset)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def ingest_users(
     history: Path | None,

@@ -60,17 +60,35 @@ def default_cache_dir() -> Path:
 class NodeConfig:
     """Settings of the self-started node."""
 
-    http_port: int = 9200  # HTTP port on 127.0.0.1
-    transport_port: int | None = None  # defaults to http_port + 100
-    heap: str = "1g"  # JVM heap; vectors live off-heap in Lucene, 1 GiB serves ~100k products on a 24 GiB box
-    cache_dir: Path = field(default_factory=default_cache_dir)  # downloaded and assembled OpenSearch
-    data_dir: Path | None = None  # node data, logs, config and pid; defaults to <cache_dir>/nodes/<http_port>
-    run_as: str = "nobody"  # OpenSearch refuses to run as root: when root, the node runs as this user
-    start_timeout_s: float = 180.0  # how long to wait for a green cluster
-    secure: bool = False  # TLS on HTTP and transport, basic auth (`cluster.security`)
-    ml: bool = False  # ML Commons installed, for a remote embedding model (`tbhns deploy`)
-    node_name: str = "tbhns-node"
-    cluster_transports: tuple[int, ...] = ()  # transport ports of every node of a multi-node cluster; () = single
+    http_port: int = field(default=9200, metadata={"help": "HTTP port of the local node on 127.0.0.1"})
+    transport_port: int | None = field(default=None, metadata={"help": "transport port [default: HTTP port + 100]"})
+    heap: str = field(default="1g", metadata={"help": "JVM heap, e.g. 1g or 2g (vectors live off-heap in Lucene)"})
+    cache_dir: Path = field(
+        default_factory=default_cache_dir, metadata={"help": "where OpenSearch is downloaded and assembled"}
+    )
+    data_dir: Path | None = field(
+        default=None, metadata={"help": "node data, logs, config and pid [default: <cache dir>/nodes/<HTTP port>]"}
+    )
+    run_as: str = field(
+        default="nobody",
+        metadata={"help": "OpenSearch refuses to run as root: when root, the node runs as this user"},
+    )
+    start_timeout_s: float = field(default=180.0, metadata={"help": "seconds to wait for a green cluster"})
+    secure: bool = field(
+        default=False,
+        metadata={"help": "TLS on HTTP and transport, and basic auth (the security plugin; certificates made here)"},
+    )
+    ml: bool = field(
+        default=False,
+        metadata={
+            "help": "install ML Commons, for the encoder as a remote model (`tbhns deploy`) behind the `neural` "
+            "query and a `text_embedding` ingest pipeline"
+        },
+    )
+    node_name: str = field(default="tbhns-node", metadata={"help": "the node's name in its cluster"})
+    cluster_transports: tuple[int, ...] = field(
+        default=(), metadata={"help": "transport ports of every node of a multi-node cluster; (): a single node"}
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.http_port <= 65535:

@@ -5,8 +5,8 @@ float32 vectors, compared by cosine similarity. Backends, by name (`BACKENDS`):
 
 - `torch`: the sentence-transformers model (any path or hub name);
 - `torch-bf16`: the same model run under bfloat16 autocast, for CPUs that multiply bfloat16 natively (AMX or
-  AVX-512 BF16; refused elsewhere, where torch would emulate it): 1.3-1.8x torch fp32's encode-only rate on
-  our 2-core Xeon, with vectors within 1e-4 cosine of fp32 (weights, pooling and normalization stay float32);
+  AVX-512 BF16; refused elsewhere, where torch would emulate it): a faster encode there than torch fp32's,
+  with vectors close to fp32's (weights, pooling and normalization stay float32);
 - `onnx`: `<dir>/onnx/model.onnx` of a directory written by `tbhns train` (mean pooling and normalization
   are inside the graph), run by onnxruntime with the directory's tokenizer; no torch needed at query time;
 - `onnx-int8`: the same with the dynamically quantized `<dir>/onnx/model_qint8.onnx`, refused unless the
@@ -89,7 +89,7 @@ def load_sentence_transformer(name_or_path: str, device: str) -> SentenceTransfo
 
 def default_backend(name_or_path: str, device: str = "cpu", bulk: bool = False) -> str:
     """What `auto` runs: for `bulk` encoding (catalogs) "torch-bf16" where `device` multiplies bfloat16
-    natively (1.3-2.1x ONNX fp32 there, vectors within 1e-4 cosine); else "onnx" when `name_or_path` is a
+    natively (faster than ONNX fp32 there, with vectors close to fp32's); else "onnx" when `name_or_path` is a
     directory with an ONNX export (the fastest for one short query at a time), else "torch".
 
     Example:

@@ -39,14 +39,23 @@ LATER_FIELDS = ("title_bytes",)
 class IngestConfig:
     """How products are encoded and written."""
 
-    encode_chunk: int = 512  # products encoded per call (sorted by length inside, so larger is faster)
-    bulk_chunk: int = 500  # documents per bulk request
-    max_retries: int = 5  # retries per bulk chunk on 429, with exponential backoff
-    initial_backoff_s: float = 2.0
-    rebuild: bool = False  # write a fresh index and swap the alias at the end (zero downtime)
-    keep_previous: bool = False  # with rebuild: keep the index the alias pointed at before
-    progress: bool = True  # show a progress bar
-    pipeline: str | None = None  # an embedding ingest pipeline (`tbhns deploy --pipeline`): the cluster embeds
+    encode_chunk: int = field(
+        default=512, metadata={"help": "products encoded per call (sorted by length inside, so larger is faster)"}
+    )
+    bulk_chunk: int = field(default=500, metadata={"help": "documents per bulk request"})
+    max_retries: int = field(default=5, metadata={"help": "retries per bulk chunk on 429, with exponential backoff"})
+    initial_backoff_s: float = field(default=2.0, metadata={"help": "seconds before the first retry; doubled after"})
+    rebuild: bool = field(
+        default=False, metadata={"help": "fill a new index and swap the alias at the end (zero downtime)"}
+    )
+    keep_previous: bool = field(
+        default=False, metadata={"help": "with rebuild: keep the index the alias pointed at before"}
+    )
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    pipeline: str | None = field(
+        default=None,
+        metadata={"help": "let this embedding ingest pipeline (`tbhns deploy --pipeline`) embed the products"},
+    )
 
 
 @dataclass

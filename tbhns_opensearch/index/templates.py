@@ -10,7 +10,7 @@ import copy
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,15 +45,28 @@ TEMPLATE_BASE_PRIORITY = 100
 class IndexConfig:
     """Where products are written and how their vectors are indexed."""
 
-    alias: str = "products"  # the name searches use; concrete indices are <alias>-<timestamp>
-    dimension: int = 384  # vector size; taken from the encoder at ingest
-    engine: str = "lucene"  # k-NN engine: lucene (default, in every distribution) or faiss (full distributions)
-    space_type: str = "innerproduct"  # similarity: innerproduct, cosinesimil or l2 (see UNIT_VECTOR_SPACES)
-    m: int = 16  # HNSW graph degree
-    ef_construction: int = 128  # HNSW build-time beam width
-    ef_search: int = 100  # HNSW query-time beam width
-    shards: int = 1
-    replicas: int = 0
+    alias: str = field(
+        default="products", metadata={"help": "the name searches use; concrete indices are <alias>-<timestamp>"}
+    )
+    dimension: int = field(default=384, metadata={"help": "vector size; taken from the encoder at ingest"})
+    engine: str = field(
+        default="lucene",
+        metadata={"help": "k-NN engine: lucene (in every distribution), faiss or nmslib (full distributions)"},
+    )
+    space_type: str = field(
+        default="innerproduct",
+        metadata={
+            "help": "vector similarity: innerproduct, cosinesimil or l2 (nmslib also l1, linf); on the unit vectors "
+            "every encoder here writes, innerproduct ranks as cosinesimil without its per-comparison norms"
+        },
+    )
+    m: int = field(default=16, metadata={"help": "HNSW graph degree"})
+    ef_construction: int = field(default=128, metadata={"help": "HNSW build-time beam width"})
+    ef_search: int = field(default=100, metadata={"help": "HNSW query-time beam width"})
+    shards: int = field(default=1, metadata={"help": "primary shards of a new index"})
+    replicas: int = field(
+        default=0, metadata={"help": "copies of each shard on other nodes (a cluster that loses a node keeps serving)"}
+    )
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -38,12 +38,18 @@ class PersonalizationConfig:
     """
 
     event_weights: Mapping[str, float] | tuple[tuple[str, float], ...] = field(
-        default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS)
+        default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS),
+        metadata={"help": "weight of each event type in the user vector"},
     )
-    half_life: float | None = 30 * 86400.0
-    min_history: int = 3
-    alpha: float = 0.3
-    history_size: int = 0
+    half_life: float | None = field(
+        default=30 * 86400.0,
+        metadata={"help": "recency half-life in timestamp units: an event this much older than the latest counts half"},
+    )
+    min_history: int = field(default=3, metadata={"help": "users with fewer events get the plain query (fallback)"})
+    alpha: float = field(default=0.3, metadata={"help": "user vector weight when personalizing"})
+    history_size: int = field(
+        default=0, metadata={"help": "last products kept per user for the learned user model; 0: none"}
+    )
 
     def __post_init__(self) -> None:
         pairs = self.event_weights.items() if isinstance(self.event_weights, Mapping) else self.event_weights

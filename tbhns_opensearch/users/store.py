@@ -48,9 +48,17 @@ USERS_KIND = "tbhns-users"  # `_meta.kind` of every users index this module made
 class UsersIngestConfig:
     """Where user vectors come from and where they go."""
 
-    product_alias: str = "products"  # product index whose stored embeddings build the user vectors
-    users_index: str = "users"  # index the profiles are written to (created from index_templates/users.json)
-    personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)  # event weights, half-life
+    product_alias: str = field(
+        default="products",
+        metadata={"help": "product alias holding the product vectors the user vectors are built from"},
+    )
+    users_index: str = field(
+        default="users",
+        metadata={"help": "index the profiles are written to (created from index_templates/users.json)"},
+    )
+    personalization: PersonalizationConfig = field(
+        default_factory=PersonalizationConfig, metadata={"help": "event weights, half-life, history size"}
+    )
 
 
 @dataclass

@@ -4,68 +4,47 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import click
 
-from tbhns_opensearch.cli.app import BACKEND_OPTION, EMBED_TOKEN_ENV, PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_OPTION, EMBED_TOKEN_ENV, cli, cluster_for, port_option
+from tbhns_opensearch.cli.options import field_option
+from tbhns_opensearch.config import DEFAULT_ENCODER
+
+SERVE = "tbhns_opensearch.api:ServeSettings."  # the `field_option` sources of the shared options
+HYBRID = "tbhns_opensearch.query:HybridConfig."
+PERSONALIZATION = "tbhns_opensearch.users.profiles:PersonalizationConfig."
+SEARCH = "tbhns_opensearch.query:SearchClient.search."
+WARM_UP = "warm up"  # encoded once before the search, so that the search's own encoding is timed warm
 
 
 def _search_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options `search` and `serve` share: where to search, with which encoder, fusion and personalization."""
     options = [
-        click.option("--alias", default="products", show_default=True, help="product alias"),
-        click.option("--users-index", default="users", show_default=True, help="index of user vectors"),
-        click.option("--encoder", default="all-MiniLM-L6-v2", show_default=True, help="the product index's encoder"),
+        field_option("--alias", source=SERVE + "index"),
+        field_option("--users-index", source=SERVE + "users_index"),
+        field_option("--encoder", source=SERVE + "encoder"),
         BACKEND_OPTION,
-        click.option(
-            "--fusion", default="minmax", show_default=True, type=click.Choice(["minmax", "rrf"]), help="hybrid fusion"
-        ),
-        click.option(
+        field_option("--fusion", source=HYBRID + "fusion", type=click.Choice(["minmax", "rrf"])),
+        field_option(
             "--bm25-weight",
+            source=HYBRID + "weights",
+            pick=lambda weights: weights[0],
             type=click.FloatRange(0.0, 1.0),
-            help="minmax: BM25 weight (vector: 1 - it) "
-            "[default: 0.6, chosen with the depth on validation queries: benchmarks/results/hybrid_depth.md]",
+            help="minmax: BM25 weight (vector: 1 - it)",
         ),
-        click.option(
-            "--path",
-            "hybrid_path",
-            default="auto",
-            show_default=True,
-            type=click.Choice(["auto", "server", "client"]),
-            help="hybrid: where to fuse",
-        ),
-        click.option(
-            "--depth",
-            "hybrid_depth",
-            type=click.IntRange(1, 10_000),
-            help="hybrid: candidates per sub-query, at least the page's end (quality vs latency: "
-            "benchmarks/results/hybrid_depth.md) [default: 24]",
-        ),
-        click.option("--alpha", default=0.3, show_default=True, help="user vector weight when personalizing"),
-        click.option("--min-history", default=3, show_default=True, help="fewer events: plain query (fallback)"),
-        click.option(
-            "--user-model/--no-user-model",
-            default=True,
-            show_default=True,
-            help="personalize users whose profile stores a history (ingest-users --history) with the "
-            "learned user model in the encoder directory's user_model/ folder; off: always blend",
-        ),
-        click.option(
-            "--user-ttl",
-            "user_ttl_s",
-            type=click.FloatRange(0.0),
-            help="seconds a user's profile is reused before it is read again; 0: read on every search "
-            "(in the search's own request) [default: 60]",
-        ),
-        click.option(
-            "--model-id",
-            help="a model deployed in the cluster (`tbhns deploy`): semantic and hybrid "
-            "searches without a user send a `neural` clause and the cluster embeds the query",
-        ),
-        click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)"),
+        field_option("--path", "hybrid_path", source=HYBRID + "path", type=click.Choice(["auto", "server", "client"])),
+        field_option("--depth", "hybrid_depth", source=HYBRID + "depth", type=click.IntRange(1, 10_000)),
+        field_option("--alpha", source=PERSONALIZATION + "alpha"),
+        field_option("--min-history", source=PERSONALIZATION + "min_history"),
+        field_option("--user-model/--no-user-model", source=SERVE + "user_model"),
+        field_option("--user-ttl", "user_ttl_s", source=SERVE + "user_ttl_s", type=click.FloatRange(0.0)),
+        field_option("--model-id", source=SERVE + "model_id"),
+        port_option(" (when OPENSEARCH_URL is unset)"),
     ]
     for option in reversed(options):
         command = option(command)
@@ -124,14 +103,56 @@ def _serve_settings(
     )
 
 
+def _encodes_here(mode: str, user_id: str | None, model_id: str | None, explain: bool) -> bool:
+    """Whether a search encodes its query in this process (`SearchClient`'s modes): every mode but bm25, except
+    semantic searches, and hybrid ones without a user, that a model deployed in the cluster embeds (`--model-id`).
+
+    Example:
+        >>> _encodes_here("semantic", None, None, False), _encodes_here("semantic", None, "m1", False)
+        (True, False)
+    """
+    if mode == "bm25":
+        return False
+    return mode == "personalized" or model_id is None or explain or (mode == "hybrid" and user_id is not None)
+
+
+def _load_models(client: Any, personalizes: bool) -> list[str]:
+    """Load the query encoder (and, for a personalized search, the learned user model beside it) before the
+    search is timed, as `tbhns serve` does at startup; one line each saying how long it took."""
+    started = time.perf_counter()
+    client.query_encoder.encode(WARM_UP)  # loads the model and runs it once
+    encoder = client.query_encoder
+    lines = [f"encoder {encoder.name} ({encoder.encoder.backend}) loaded in {time.perf_counter() - started:.2f} s"]
+    started = time.perf_counter()
+    if personalizes and client.user_model is not None:
+        lines.append(f"user model beside {encoder.name} loaded in {time.perf_counter() - started:.2f} s")
+    return lines
+
+
+def _what_was_timed(encodes: bool, personalizes: bool, in_cluster: bool) -> str:
+    """What a search's `took_ms` covers, in the order the search does it.
+
+    Example:
+        >>> _what_was_timed(True, True, False)
+        'query encoding + user profile read + OpenSearch requests'
+    """
+    steps = ["query encoding"] if encodes else []
+    steps += ["user profile read"] if personalizes else []
+    steps.append("OpenSearch requests" + (" (the cluster embeds the query)" if in_cluster else ""))
+    return " + ".join(steps)
+
+
 @cli.command()
 @click.argument("query")
-@click.option(
-    "--mode", default="hybrid", show_default=True, type=click.Choice(["bm25", "semantic", "personalized", "hybrid"])
+@field_option(
+    "--mode",
+    source=SEARCH + "mode",
+    type=click.Choice(["bm25", "semantic", "personalized", "hybrid"]),
+    help="bm25 (words), semantic (the query's vector), personalized (moved toward the user's) or hybrid (both)",
 )
 @click.option("--user", "user_id", help="personalize for this user id (personalized and hybrid)")
-@click.option("--k", default=24, show_default=True, help="number of hits")
-@click.option("--offset", default=0, show_default=True, help="rank of the first hit (pagination)")
+@field_option("--k", source=SEARCH + "k", help="number of hits")
+@field_option("--offset", source=SEARCH + "offset", help="rank of the first hit (pagination)")
 @click.option(
     "--filter", "filter_specs", multiple=True, help="category=A>B, price=10..50, brand=X or attr=name=value; repeatable"
 )
@@ -149,7 +170,14 @@ def search(
     as_json: bool,
     **options: Any,
 ) -> None:
-    """Print the top hits for QUERY and how they were found (mode, hybrid path, fallback)."""
+    """Print the top hits for QUERY and how they were found (mode, hybrid path, fallback).
+
+    A mode that encodes the query here loads the encoder first (and, for a user, the learned user model beside
+    it) and reports each load on its own line, on stderr. The search's own time follows the hits, with what it
+    covers: query encoding, the user's profile read and the requests to OpenSearch, as this process measured
+    them; being the process's first search, it also includes connecting and one-time reads of the index and
+    cluster setup. With --json, the response alone (its took_ms is the same search time).
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -157,6 +185,11 @@ def search(
 
     filters = parse_filters(filter_specs)  # a bad filter is a usage error (exit 2) before any cluster call
     client = _serve_settings(**options).search_client()
+    encodes = _encodes_here(mode, user_id, options["model_id"], explain)
+    personalizes = user_id is not None and mode in ("personalized", "hybrid")
+    loaded = _load_models(client, personalizes) if encodes else []
+    for line in [] if as_json else loaded:  # --json: the response alone, even where stderr shows beside it
+        click.echo(line, err=True)
     response = client.search(query, user_id=user_id, mode=mode, k=k, filters=filters, offset=offset, explain=explain)
     if as_json:
         click.echo(json.dumps(asdict(response), indent=2, default=str))
@@ -166,7 +199,7 @@ def search(
         how += f", {response.personalization} personalization (alpha {response.alpha:.2f})"
     if response.fallback:
         how += f"; fallback: {response.fallback_reason}"
-    table = Table(title=f"{query[:60]!r}: {how}, {response.took_ms:.0f} ms")
+    table = Table(title=f"{query[:60]!r}: {how}")
     columns = ("rank", "id", "score", *(("bm25", "vector") if explain else ()), "title", "category path")
     for column in columns:
         table.add_column(column)
@@ -176,6 +209,11 @@ def search(
         )
         table.add_row(str(rank), hit.id, f"{hit.score:.4f}", *parts, hit.title[:70], " > ".join(hit.category_path))
     Console().print(table)
+    timed = _what_was_timed(encodes, personalizes, in_cluster=mode != "bm25" and not encodes)
+    click.echo(
+        f"{how}, {response.took_ms:.1f} ms: {timed}, measured in this process (its first search, so also "
+        "connecting and one-time reads of the index and cluster setup)"
+    )
 
 
 @cli.command()
@@ -184,19 +222,15 @@ def search(
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
-@click.option("--no-warm", is_flag=True, help="load the encoder on the first search, not at startup")
-@click.option(
-    "--name",
-    default="default",
-    show_default=True,
-    help="what the comparison page calls --alias with --encoder (e.g. trained)",
-)
+@field_option("--warm/--no-warm", source=SERVE + "warm")
+@field_option("--name", source=SERVE + "name")
 @click.option(
     "--system",
     "systems",
     multiple=True,
     metavar="NAME=ALIAS,ENCODER[,USERS_INDEX]",
-    help="another alias and its encoder for the comparison page (e.g. base=products-base,all-MiniLM-L6-v2); repeatable",
+    help=f"another alias and its encoder for the comparison page (e.g. base=products-base,{DEFAULT_ENCODER}); "
+    "repeatable",
 )
 @click.option(
     "--judgments",
@@ -204,30 +238,22 @@ def search(
     help="grades for the comparison page: a labelled-queries JSONL, or a file in --judgments-dataset's layout",
 )
 @click.option("--judgments-dataset", help="the layout of --judgments when it is not JSONL: icecat, wands or homedepot")
-@click.option(
-    "--threads",
-    default=16,
-    show_default=True,
-    type=click.IntRange(1, 1024),
-    help="searches served at once; more wait in the event loop (benchmarks/results/load_api_icecat.md)",
-)
-@click.option(
+@field_option("--threads", source=SERVE + "threads", type=click.IntRange(1, 1024))
+@field_option(
     "--list-users",
     "user_list",
-    type=click.Choice(["off", "ids", "masked"]),
-    default="off",
-    show_default=True,
+    source=SERVE + "user_list",
+    type=click.Choice(["off", "ids", "masked"]),  # api.users.USER_LISTS
     is_flag=False,
     flag_value="ids",
-    help="let the comparison page list users (any client can read the list; for trusted networks): "
-    "--list-users shows their ids, --list-users masked labels like al***@***.com",
-)  # api.users.USER_LISTS
+    note="; --list-users alone: ids",
+)
 @_search_options
 def serve(
     host: str,
     http_port: int,
     log_level: str,
-    no_warm: bool,
+    warm: bool,
     name: str,
     systems: tuple[str, ...],
     judgments: str | None,
@@ -254,7 +280,7 @@ def serve(
         queries = judgments if judgments.endswith(".jsonl") else "judgments"
         graded = judgments_by_query(load_labelled_queries(queries, judgments_dataset, judgments=judgments))
     settings = replace(
-        _serve_settings(**options, warm=not no_warm),
+        _serve_settings(**options, warm=warm),
         name=name,
         judgments=graded,
         systems=tuple(SystemSpec.parse(spec) for spec in systems),

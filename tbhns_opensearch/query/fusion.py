@@ -59,9 +59,8 @@ class HybridConfig:
         weights: (bm25, vector) weights for minmax, each in [0, 1], summing to 1; RRF ignores them.
         rank_constant: RRF's k in 1 / (k + rank).
         depth: Candidates each sub-query retrieves (OpenSearch `pagination_depth`), raised to a page's end.
-            The defaults, depth 24 with weights (0.6, 0.4), were chosen together on Home Depot validation
-            queries as the best weight of the one depth within 1.5x of BM25's latency; they beat the former
-            (100, (0.3, 0.7)) on held-out queries (benchmarks/results/hybrid_depth.md).
+            The defaults, depth 24 with weights (0.6, 0.4), were chosen together on validation queries within
+            a latency budget (docs/performance.md).
         path: "server" (hybrid query + search pipeline), "client" (two queries fused here) or "auto"
             (server when the cluster has neural-search).
 

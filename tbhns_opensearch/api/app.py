@@ -35,7 +35,7 @@ from opensearchpy.exceptions import TransportError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tbhns_opensearch.api.compare import MAX_COLUMNS, Comparison, Judgments, SystemSpec, compare, parse_column
+from tbhns_opensearch.api.compare import MAX_COLUMNS, ComparedSystem, Comparison, Judgments, compare, parse_column
 from tbhns_opensearch.api.users import USER_LISTS, UserTokens, mask_user_id
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.encoder import DEFAULT_ENCODER
@@ -148,7 +148,7 @@ class ServeSettings:
         default="default",
         metadata={"help": "what the comparison page calls this system (index, encoder, users index), e.g. trained"},
     )
-    systems: tuple[SystemSpec, ...] = ()
+    systems: tuple[ComparedSystem, ...] = ()
     judgments: Judgments | None = None
     embed_token: str | None = field(default=None, repr=False)
     model_id: str | None = field(
@@ -177,11 +177,11 @@ class ServeSettings:
             raise SearchError(f"threads must be at least 1, got {self.threads}")
 
     @property
-    def all_systems(self) -> tuple[SystemSpec, ...]:
+    def all_systems(self) -> tuple[ComparedSystem, ...]:
         """This settings' own system first, then `systems`."""
-        return (SystemSpec(self.name, self.index, self.encoder, self.users_index), *self.systems)
+        return (ComparedSystem(self.name, self.index, self.encoder, self.users_index), *self.systems)
 
-    def search_client(self, system: SystemSpec | None = None) -> SearchClient:
+    def search_client(self, system: ComparedSystem | None = None) -> SearchClient:
         """A (lazy) `SearchClient` for `system` (default: this settings' own) with these settings."""
         system = system or self.all_systems[0]
         opensearch = replace(self.opensearch, pool_maxsize=max(self.opensearch.pool_maxsize, self.threads))

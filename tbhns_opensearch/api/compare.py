@@ -1,6 +1,6 @@
 """The comparison page's backend: one query through up to four (mode, encoder) columns, side by side.
 
-A *system* is a product alias with the encoder it was built with and its users index (`SystemSpec`); the
+A *system* is a product alias with the encoder it was built with and its users index (`ComparedSystem`); the
 server searches one or more of them. A *column* is a mode on a system ("hybrid:trained"). With judgments
 loaded, each hit carries its grade (None: unjudged) and each column its NDCG@10 for the query (linear gain,
 `eval.metrics`, as the benchmark computes it); `moved_by` says how many ranks a hit rose (> 0) or fell
@@ -9,8 +9,8 @@ loaded, each hit carries its grade (None: unjudged) and each column its NDCG@10 
 Example:
     >>> parse_column("hybrid:trained")
     ColumnSpec(mode='hybrid', system='trained')
-    >>> SystemSpec.parse("trained=products-trained,runs/icecat-taxonomy")
-    SystemSpec(name='trained', index='products-trained', encoder='runs/icecat-taxonomy', users_index='users')
+    >>> ComparedSystem.parse("trained=products-trained,runs/icecat-taxonomy")
+    ComparedSystem(name='trained', index='products-trained', encoder='runs/icecat-taxonomy', users_index='users')
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ Judgments = Mapping[str, Mapping[str, int]]
 
 
 @dataclass(frozen=True)
-class SystemSpec:
+class ComparedSystem:
     """A product alias, the encoder it was built with and the users index holding user vectors of that encoder.
 
     Args:
@@ -55,7 +55,7 @@ class SystemSpec:
             raise SearchError(f"system name {self.name!r} must be letters, digits, '-', '_' or '.'")
 
     @classmethod
-    def parse(cls, spec: str) -> SystemSpec:
+    def parse(cls, spec: str) -> ComparedSystem:
         """`NAME=ALIAS,ENCODER[,USERS_INDEX]`, the form `tbhns serve --system` takes."""
         name, _, rest = spec.partition("=")
         parts = [part.strip() for part in rest.split(",")]

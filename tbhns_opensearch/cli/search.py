@@ -270,7 +270,7 @@ def serve(
     import uvicorn
 
     from tbhns_opensearch.api import create_app
-    from tbhns_opensearch.api.compare import SystemSpec, judgments_by_query
+    from tbhns_opensearch.api.compare import ComparedSystem, judgments_by_query
     from tbhns_opensearch.eval.queries import load_labelled_queries
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -283,7 +283,7 @@ def serve(
         _serve_settings(**options, warm=warm),
         name=name,
         judgments=graded,
-        systems=tuple(SystemSpec.parse(spec) for spec in systems),
+        systems=tuple(ComparedSystem.parse(spec) for spec in systems),
         threads=threads,
         user_list=user_list,
     )

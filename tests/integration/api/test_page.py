@@ -23,7 +23,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tbhns_opensearch.api import ServeSettings, create_app
 from tbhns_opensearch.api.background import running_app
-from tbhns_opensearch.api.compare import SystemSpec, judgments_by_query
+from tbhns_opensearch.api.compare import ComparedSystem, judgments_by_query
 from tbhns_opensearch.eval.queries import LabelledQuery, load_labelled_queries, write_labelled_queries
 from tbhns_opensearch.query import SearchClient
 from tests.helpers import PERSONALIZATION, SLOT_CARS, TRAINS, Env, toys_search_env
@@ -60,7 +60,7 @@ def server(env: Env, judged: dict[str, int], opensearch_config, encoder) -> Iter
         warm=False,
         name="trained",
         judgments={QUERY: judged},
-        systems=(SystemSpec("base", env.alias, "all-MiniLM-L6-v2", env.users_index),),
+        systems=(ComparedSystem("base", env.alias, "all-MiniLM-L6-v2", env.users_index),),
     )
     base = SearchClient(
         opensearch_config, env.alias, encoder, users_index=env.users_index, personalization=PERSONALIZATION

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tbhns_opensearch.api.compare import SystemSpec, compare, parse_column
+from tbhns_opensearch.api.compare import ComparedSystem, compare, parse_column
 from tbhns_opensearch.errors import SearchError
 from tbhns_opensearch.query import SearchHit, SearchResponse
 
@@ -38,11 +38,11 @@ def test_bad_columns_are_named(spec: str, message: str) -> None:
 @pytest.mark.parametrize("spec", ["trained", "=a,b", "trained=onlyalias", "trained=a,b,c,d", "bad name=a,b"])
 def test_bad_system_specs_say_the_form(spec: str) -> None:
     with pytest.raises(SearchError, match="NAME=ALIAS,ENCODER|must be letters"):
-        SystemSpec.parse(spec)
+        ComparedSystem.parse(spec)
 
 
 def test_system_spec_with_users_index() -> None:
-    assert SystemSpec.parse("base=products-base, all-MiniLM-L6-v2 ,users-base") == SystemSpec(
+    assert ComparedSystem.parse("base=products-base, all-MiniLM-L6-v2 ,users-base") == ComparedSystem(
         "base", "products-base", "all-MiniLM-L6-v2", "users-base"
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import BACKEND_CHOICE, BATCH_SIZE_HELP, PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import BACKEND_CHOICE, BATCH_SIZE_HELP, cli, cluster_for, port_option
 from tbhns_opensearch.config import DEFAULT_ENCODER
 
 
@@ -43,7 +43,7 @@ def _key_help(key: dataclasses.Field) -> str:
 @bench.command("run", cls=ConfigKeysCommand)
 @click.argument("config_file", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "output_dir", type=click.Path(path_type=Path), help="[default: runs/bench/<config name>]")
-@click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
+@port_option(" (when OPENSEARCH_URL is unset)")
 def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
     """Run every system of CONFIG_FILE on the real cluster; write runs, report.json, summary.md and plots."""
     from tbhns_opensearch.bench.runner import BenchConfig, BenchRun
@@ -59,7 +59,7 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
 
 @bench.command("ingest")
 @click.option("--dataset", default="icecat", show_default=True, help="public set to ingest")
-@click.option("--data-dir", type=click.Path(path_type=Path))
+@click.option("--data-dir", type=click.Path(path_type=Path), help="folder of --dataset [default: ../shared/data/<set>]")
 @click.option("--limit", type=int, help="only the first N products")
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="sentence-transformers path or name")
 @click.option(
@@ -70,9 +70,11 @@ def bench_run(config_file: Path, output_dir: Path | None, port: int) -> None:
     help="encoder runtime; repeat to compare them side by side [default: auto]",
 )
 @click.option("--batch-size", type=int, help=BATCH_SIZE_HELP)
-@click.option("--alias", default="bench-ingest", show_default=True)
+@click.option(
+    "--alias", default="bench-ingest", show_default=True, help="index alias the run writes (rebuilt each run)"
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="also write the table as Markdown")
-@click.option("--port", default=9200, show_default=True, help=PORT_HELP + " (when OPENSEARCH_URL is unset)")
+@port_option(" (when OPENSEARCH_URL is unset)")
 def bench_ingest(
     dataset: str,
     data_dir: Path | None,

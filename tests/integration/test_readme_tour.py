@@ -1,0 +1,92 @@
+"""The README's five-minute tour runs as written, on the real node.
+
+The test finds the README's fenced blocks marked `<!-- tour: runs in tests/integration/test_readme_tour.py -->`
+and runs every `tbhns` command in them, in order, through click's CliRunner with `OPENSEARCH_URL` set to the
+test node and the repository root as the working directory: the ingest of the committed toys catalog, the
+searches in every mode, the simulated users over the same catalog and the personalized searches. The one
+substitution is the alias: the word `toys` in `--alias` / `--users-index` values becomes a fresh name, so
+runs never share an index; everything created under it is deleted at the end. Commands that start a node or
+serve (`tbhns opensearch start`, `tbhns serve`) stay out of marked blocks: the suite's node is already there,
+and tests/unit/test_docs_commands.py parses them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+from click.testing import CliRunner
+
+from tbhns_opensearch.cli import cli
+from tbhns_opensearch.config import OpenSearchConfig
+from tbhns_opensearch.index.templates import IndexConfig
+from tests.helpers import ROOT
+from tests.unit.test_docs_commands import Command, block_commands, fenced_blocks
+
+pytestmark = pytest.mark.integration
+
+README = ROOT / "README.md"
+MARKER = "<!-- tour: runs in tests/integration/test_readme_tour.py -->"
+TOUR_ALIAS = "toys"
+NAMED_BY_ALIAS = ("--alias", "--users-index")
+
+
+def tour_commands() -> list[Command]:
+    """The `tbhns` commands of the README's marked blocks, in the README's order."""
+    return [command for block in fenced_blocks(README) if block.marker == MARKER for command in block_commands(block)]
+
+
+def with_alias(args: tuple[str, ...], alias: str) -> list[str]:
+    """The command's arguments with the tour's alias word replaced in `--alias` and `--users-index` values."""
+    out = list(args)
+    for position, arg in enumerate(out[:-1]):
+        if arg in NAMED_BY_ALIAS:
+            out[position + 1] = re.sub(rf"\b{TOUR_ALIAS}\b", alias, out[position + 1])
+    return out
+
+
+def test_the_tour_covers_what_the_readme_promises() -> None:
+    commands = tour_commands()
+    assert commands, f"no `tbhns` command in a README block marked {MARKER}"
+    names = [command.args[0] for command in commands]
+    assert names.index("ingest") < names.index("search") and "ingest-users" in names
+    modes = {c.args[c.args.index("--mode") + 1] for c in commands if c.args[0] == "search" and "--mode" in c.args}
+    assert modes == {"bm25", "semantic", "personalized", "hybrid"}
+    assert not {"opensearch", "serve"} & {command.args[0] for command in commands}, "the tour must not start anything"
+
+
+def test_the_readme_tour_runs_as_written(
+    opensearch_config: OpenSearchConfig,
+    os_client,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alias = f"tour-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("OPENSEARCH_URL", opensearch_config.url)
+    monkeypatch.chdir(ROOT)
+    fixtures_before = sorted(path.name for path in (ROOT / "tests" / "fixtures").iterdir())
+    outputs: dict[Command, str] = {}
+    try:
+        for command in tour_commands():
+            result = CliRunner().invoke(cli, with_alias(command.args, alias))
+            assert result.exit_code == 0, f"{command.where()}\nexit {result.exit_code}:\n{result.output}"
+            outputs[command] = result.stdout  # stderr (progress bars) is apart, as in a shell
+    finally:
+        os_client.indices.delete(index=f"{alias}-*,users-{alias}", ignore_unavailable=True)
+        os_client.indices.delete_index_template(name=IndexConfig(alias=alias).template_name, ignore=[404])
+    assert sorted(path.name for path in (ROOT / "tests" / "fixtures").iterdir()) == fixtures_before
+
+    for command, output in outputs.items():
+        if command.args[0] == "ingest":
+            assert "read=1500 indexed=1500 rejected=0" in output, output
+        elif command.args[0] == "ingest-users":
+            assert "source=simulated" in output, output
+        elif "--json" in command.args:  # search: the response as JSON
+            response = json.loads(output)
+            assert response["hits"] and response["mode"] == command.args[command.args.index("--mode") + 1], output
+            assert not response["fallback"] and ("--user" not in command.args or response["personalization"]), output
+        else:  # search: a table titled with the mode that answered and how
+            mode = command.args[command.args.index("--mode") + 1]
+            assert f": {mode}" in output and "fallback" not in output, output
+            assert "--user" not in command.args or "personalization" in output, output

@@ -12,6 +12,8 @@ and tests/unit/test_docs_commands.py parses them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import uuid
@@ -22,8 +24,8 @@ from click.testing import CliRunner
 from tbhns_opensearch.cli import cli
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.index.templates import IndexConfig
+from tests.doc_blocks import Block, Command, block_commands, fenced_blocks
 from tests.helpers import ROOT
-from tests.unit.test_docs_commands import Command, block_commands, fenced_blocks
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +47,16 @@ def with_alias(args: tuple[str, ...], alias: str) -> list[str]:
         if arg in NAMED_BY_ALIAS:
             out[position + 1] = re.sub(rf"\b{TOUR_ALIAS}\b", alias, out[position + 1])
     return out
+
+
+def run_python(block: Block, alias: str) -> list[str]:
+    """The lines a python block prints when run as written, on the tour's alias."""
+    code = "\n".join(text for _, text in block.lines)
+    code = re.sub(rf'"(users-)?{TOUR_ALIAS}"', lambda m: f'"{m.group(1) or ""}{alias}"', code)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, f"{block.path}:{block.lines[0][0]}", "exec"), {})
+    return printed.getvalue().splitlines()
 
 
 def test_the_tour_covers_what_the_readme_promises() -> None:
@@ -72,11 +84,20 @@ def test_the_readme_tour_runs_as_written(
             result = CliRunner().invoke(cli, with_alias(command.args, alias))
             assert result.exit_code == 0, f"{command.where()}\nexit {result.exit_code}:\n{result.output}"
             outputs[command] = result.stdout  # stderr (progress bars) is apart, as in a shell
+        printed = [
+            run_python(block, alias)
+            for block in fenced_blocks(README)
+            if block.marker == MARKER and block.language == "python"
+        ]
     finally:
         os_client.indices.delete(index=f"{alias}-*,users-{alias}", ignore_unavailable=True)
         os_client.indices.delete_index_template(name=IndexConfig(alias=alias).template_name, ignore=[404])
     assert sorted(path.name for path in (ROOT / "tests" / "fixtures").iterdir()) == fixtures_before
 
+    assert printed, f"no python block marked {MARKER}"
+    for lines in printed:  # the example prints the mode, path and personalization, then one line per hit
+        mode, _, personalization = lines[0].split()[:3]
+        assert mode == "hybrid" and personalization in ("blend", "learned") and len(lines) >= 2, lines
     for command, output in outputs.items():
         if command.args[0] == "ingest":
             assert "read=1500 indexed=1500 rejected=0" in output, output

@@ -24,7 +24,7 @@ import os
 import platform
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,9 @@ import torch
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.eval.metrics import Evaluation, MetricConfig
 from tbhns_opensearch.eval.significance import PairedTest, adjust, paired_test
-from tbhns_opensearch.training.config import (
-    DistillConfig,
-    PreferenceConfig,
-    SamplerConfig,
-    TrainConfig,
-    load_train_config,
-)
+from tbhns_opensearch.training.config import LossConfig, SamplerConfig, TrainConfig, load_train_config
 from tbhns_opensearch.training.data import prepare_data
+from tbhns_opensearch.training.experimental.config import DistillConfig, ExperimentalConfig, PreferenceConfig
 from tbhns_opensearch.training.losses import DIRECTIONS
 from tbhns_opensearch.training.pipeline import train_and_export
 from tbhns_opensearch.training.retrieval import evaluate_split, product_index
@@ -154,6 +149,10 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
 }
 OWN_DATA = {"min_grade", "generated_pairs"}
 """System overrides of [data]: such a system prepares its own training pairs."""
+LOSS_KEYS = {f.name for f in fields(LossConfig)} - {"name"}
+"""System overrides of [loss] (besides "loss", its name)."""
+EXPERIMENTAL_KEYS = {f.name for f in fields(ExperimentalConfig)}
+"""System overrides of [experimental]."""
 PAIRS = [
     ("taxonomy", "base"),
     ("taxonomy", "random"),
@@ -324,7 +323,7 @@ def compare(
             "eval_every": config.eval_every,
             "seed": config.seed,
             "catalog_limit": config.data.catalog_limit,
-            "loss": config.loss,
+            "loss": config.loss.name,
             "base_model": config.base_model,
             "relevance_threshold": config.data.relevance_threshold,
             "machine": _machine(),
@@ -344,7 +343,8 @@ def system_config(config: TrainConfig, name: str, output_dir: str) -> TrainConfi
     """`config` as system `name` runs it: its sampler and loss; "stage2" adds a ROAR stage ("half": half the steps,
     a quarter of the batch, half the learning rate; or its own `PreferenceConfig` fields; stage 1 keeps its steps),
     "long" gives stage 1 that budget instead;
-    `OWN_DATA` keys change which pairs are training positives (same splits and evaluation)."""
+    `OWN_DATA` keys change which pairs are training positives (same splits and evaluation); `LOSS_KEYS` and "loss"
+    go to [loss], `EXPERIMENTAL_KEYS` to [experimental]."""
     overrides = dict(SYSTEMS[name])
     steps = round(config.max_steps * overrides.pop("steps", 1.0))
     data_overrides = {key: overrides.pop(key) for key in OWN_DATA if key in overrides}
@@ -360,7 +360,18 @@ def system_config(config: TrainConfig, name: str, output_dir: str) -> TrainConfi
         )
     elif stage2:
         overrides["stage2"] = PreferenceConfig(**stage2)
-    return replace(config, max_steps=steps, output_dir=output_dir, **overrides)
+    loss = {key: overrides.pop(key) for key in LOSS_KEYS if key in overrides}
+    if "loss" in overrides:
+        loss["name"] = overrides.pop("loss")
+    experimental = {key: overrides.pop(key) for key in EXPERIMENTAL_KEYS if key in overrides}
+    return replace(
+        config,
+        max_steps=steps,
+        output_dir=output_dir,
+        loss=replace(config.loss, **loss),
+        experimental=replace(config.experimental, **experimental),
+        **overrides,
+    )
 
 
 def saved_row(model_dir: Path, name: str) -> dict[str, Any]:

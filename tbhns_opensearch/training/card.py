@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tbhns_opensearch.training.experimental.card import negatives_lines, training_lines
+
 if TYPE_CHECKING:
     from tbhns_opensearch.encoder.export import ExportReport
     from tbhns_opensearch.training.trainer import TrainResult
@@ -48,7 +50,7 @@ class ModelCard:
             f"# {data['name']} bi-encoder, {sampler['name']} negatives",
             "",
             f"Fine-tuned from `{self.config['base_model']}` with sentence-transformers "
-            f"({self.config['loss']} loss) by `tbhns train`.",
+            f"({self.config['loss']['name']} loss) by `tbhns train`.",
             "",
             "## Data",
             f"- catalog: {data['name']}, {data['counts'].get('products', 0)} products; queries: {data['queries']}",
@@ -70,20 +72,7 @@ class ModelCard:
         ]
         if sampler["remined_at"]:
             lines.append(f"- re-mined at steps {list(sampler['remined_at'])}")
-        counts = training.get("loss_counts") or {}
-        if counts.get("negatives"):
-            lines.append(
-                f"- false-negative mask ({self.config['mask_guide']} guide, {self.config['mask_strategy']} "
-                f"margin {self.config['mask_margin']}): {counts['masked_negatives']} of {counts['negatives']} "
-                f"in-batch and explicit negatives masked ({counts['masked_negatives'] / counts['negatives']:.2%})"
-            )
-        if distill := self.config.get("distill"):
-            lines.append(
-                f"- distilled from a hybrid teacher (BM25 weight {distill['bm25_weight']}, encoder "
-                f"{distill.get('encoder') or self.config['base_model']}, depth {distill['depth']}): "
-                f"{distill['candidates']} ranked candidates per row, weight "
-                f"{distill['weight']}, teacher temperature {distill['teacher_temperature']}"
-            )
+        lines += negatives_lines(self.config, training)
         steps = (
             (
                 f"- steps: {training['steps']} of {self.config['max_steps']} "
@@ -101,7 +90,7 @@ class ModelCard:
             steps,
             f"- wall time: {training['wall_s']:.0f} s ({training['eval_s']:.0f} s of it validation), "
             f"device {self.config['device']}, precision {self.config.get('precision', 'fp32')}",
-            *_stage2_lines(training.get("stage2"), self.config.get("stage2")),
+            *training_lines(self.config, training),
             "",
             "## Validation (VALIDATION users' last orders; training never read these users)"
             if data["queries"] == "orders"
@@ -174,19 +163,6 @@ def _user_model_lines(entry: dict[str, Any] | None) -> list[str]:
         "| metric | plain query | learned personalization |",
         "|---|---|---|",
         *(f"| {name} | {plain[name]:.4f} | {learned[name]:.4f} |" for name in plain),
-    ]
-
-
-def _stage2_lines(stage2: dict[str, Any] | None, config: dict[str, Any] | None) -> list[str]:
-    if not stage2 or not config:
-        return []
-    contrast = f" + {config['contrast']} x in-batch contrast" if config.get("contrast") else ""
-    return [
-        f"- stage 2, ROAR{contrast} on graded groups ({stage2['rows']} queries, group size {config['group_size']}, "
-        f"lowest group {config.get('lowest', 'unjudged')}, margin {config['margin']}, lr {config['learning_rate']}): "
-        f"{stage2['steps']} of {config['max_steps']} "
-        f"steps, best validation at stage-2 step {stage2['best_step']} (0: stage 1's weights kept), "
-        f"{stage2['wall_s']:.0f} s"
     ]
 
 

@@ -1,10 +1,11 @@
 """Training configuration: frozen dataclasses read from a TOML or JSON file in `training/`.
 
-A file has top-level training keys and two tables, `[data]` and `[sampler]`, and optionally `[stage2]`
-(a ROAR preference stage after the contrastive one), `[distill]` (a hybrid teacher beside it) and
-`[personalization]` (a user model trained on order sequences after the encoder, `training.personalization`):
+A file has top-level optimization keys (`TrainConfig`) and the tables `[data]` (`DataConfig`), `[sampler]`
+(`SamplerConfig`) and `[loss]` (`LossConfig`); optionally `[personalization]` (a user model trained on order
+sequences after the encoder, `training.personalization`) and `[experimental]` (options that measured level or
+worse, kept to reproduce those runs: `training.experimental`). Each field's help is its `metadata["help"]`, which
+`tbhns train --help` reads too:
 
-    base_model = "all-MiniLM-L6-v2"
     max_steps = 200
     [data]
     dataset = "amazon-uk-toys"
@@ -13,6 +14,8 @@ A file has top-level training keys and two tables, `[data]` and `[sampler]`, and
     name = "taxonomy"
     leaf = 1
     sibling = 1
+    [loss]
+    name = "mnrl"
 
 Example:
     >>> TrainConfig(data=DataConfig(dataset="icecat", queries="judgments")).negatives_per_pair
@@ -23,25 +26,22 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tbhns_opensearch.catalog.adapters import dataset_dir
+from tbhns_opensearch.config import DEFAULT_ENCODER
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.taxonomy import TAXONOMY_SOURCES
+from tbhns_opensearch.training.experimental.config import ExperimentalConfig
 from tbhns_opensearch.training.losses import DIRECTIONS, HARDNESS_MODES, LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS
+from tbhns_opensearch.training.tables import build_table, check_non_negative
 from tbhns_opensearch.users.sequences import QUERY_FORMS
 
-BATCHINGS = (
-    "shuffled",
-    "taxonomy",
-)  # TrainConfig.batching: shuffled rows, or batches of taxonomy neighbours (topic_batches)
-PRECISIONS = (
-    "fp32",
-    "bf16",
-)  # TrainConfig.precision: float32 steps, or bfloat16 autocast where the device has it natively
+PRECISIONS = ("fp32", "bf16")
+"""TrainConfig.precision: float32 steps, or bfloat16 autocast where the device has it natively."""
 QUERY_SOURCES = ("judgments", "generated", "orders")  # or a path to a labelled-queries JSONL
 SAMPLER_PARAMS = {
     "random": (),
@@ -54,31 +54,72 @@ SAMPLER_PARAMS = {
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which catalog, which queries, and how they are split."""
+    """`[data]`: which catalog, which queries, and how they are split."""
 
-    dataset: str = ""  # a public set by name (amazon-uk-toys, icecat, ...); or set `catalog`
-    catalog: str = ""  # a catalog file (JSONL, CSV, Parquet) instead of a dataset
-    data_dir: str | None = None  # folder of `dataset` [default: ../shared/data/<dataset>]
-    # "judgments" (the dataset's own), "generated" (querygen), "orders" (aisle queries of [personalization]'s train
-    # users) or a labelled-queries JSONL
-    queries: str = "generated"
-    judgments: str = ""  # queries="judgments": a judgments file in the dataset's layout [default: the dataset's own]
-    catalog_limit: int = 0  # keep a seeded sample of this many products (judged products first); 0 keeps all
-    per_product: int = 2  # generated queries: query kinds tried per product
-    type_attribute: str = ""  # attribute naming the product type (query generation, induced:attribute taxonomy)
-    taxonomy: str = (
-        "catalog"  # catalog, assigned (taxonomy_file), induced:attribute (type_attribute) or induced:clustering
+    dataset: str = field(
+        default="", metadata={"help": "a public set by name (amazon-uk-toys, icecat, ...); or set `catalog`"}
     )
-    taxonomy_file: str = ""  # taxonomy="assigned": the JSONL `tbhns taxonomy assign` wrote
-    taxonomy_levels: int = 2  # induced:clustering: nested cluster levels (1-3)
-    min_grade: int = 2  # lowest grade that makes a (query, product) a training positive
-    relevance_threshold: int = 1  # lowest grade that counts as relevant for Recall in validation and test
-    validation: float = 0.1  # fraction of queries in the validation split
-    test: float = 0.1  # fraction of queries in the test split (never read by training)
-    unseen_products: bool = True  # drop training pairs whose positive is relevant to a validation/test query
-    max_eval_relevant: int = 0  # drop validation/test queries with more relevant products than this; 0 keeps all
-    max_positives_per_query: int = 0  # keep at most this many training pairs per query (seeded); 0 keeps all
-    generated_pairs: int = 0  # real queries: also train on generated queries of this many sampled products
+    catalog: str = field(default="", metadata={"help": "a catalog file (JSONL, CSV, Parquet) instead of a dataset"})
+    data_dir: str | None = field(
+        default=None, metadata={"help": "folder of `dataset` [default: ../shared/data/<dataset>]"}
+    )
+    queries: str = field(
+        default="generated",
+        metadata={
+            "help": '"judgments" (the dataset\'s own), "generated" (querygen), "orders" (aisle queries of '
+            "[personalization]'s train users) or a labelled-queries JSONL"
+        },
+    )
+    judgments: str = field(
+        default="",
+        metadata={
+            "help": "queries=\"judgments\": a judgments file in the dataset's layout [default: the dataset's own]"
+        },
+    )
+    catalog_limit: int = field(
+        default=0,
+        metadata={"help": "keep a seeded sample of this many products (judged products first); 0 keeps all"},
+    )
+    per_product: int = field(default=2, metadata={"help": "generated queries: query kinds tried per product"})
+    type_attribute: str = field(
+        default="",
+        metadata={"help": "attribute naming the product type (query generation, induced:attribute taxonomy)"},
+    )
+    taxonomy: str = field(
+        default="catalog",
+        metadata={
+            "help": "catalog, assigned (taxonomy_file), induced:attribute (type_attribute) or induced:clustering"
+        },
+    )
+    taxonomy_file: str = field(
+        default="", metadata={"help": 'taxonomy="assigned": the JSONL `tbhns taxonomy assign` wrote'}
+    )
+    taxonomy_levels: int = field(default=2, metadata={"help": "induced:clustering: nested cluster levels (1-3)"})
+    min_grade: int = field(
+        default=2, metadata={"help": "lowest grade that makes a (query, product) a training positive"}
+    )
+    relevance_threshold: int = field(
+        default=1, metadata={"help": "lowest grade that counts as relevant for Recall in validation and test"}
+    )
+    validation: float = field(default=0.1, metadata={"help": "fraction of queries in the validation split"})
+    test: float = field(
+        default=0.1, metadata={"help": "fraction of queries in the test split (never read by training)"}
+    )
+    unseen_products: bool = field(
+        default=True,
+        metadata={"help": "drop training pairs whose positive is relevant to a validation/test query"},
+    )
+    max_eval_relevant: int = field(
+        default=0,
+        metadata={"help": "drop validation/test queries with more relevant products than this; 0 keeps all"},
+    )
+    max_positives_per_query: int = field(
+        default=0, metadata={"help": "keep at most this many training pairs per query (seeded); 0 keeps all"}
+    )
+    generated_pairs: int = field(
+        default=0,
+        metadata={"help": "real queries: also train on generated queries of this many sampled products"},
+    )
 
     def __post_init__(self) -> None:
         if bool(self.dataset) == bool(self.catalog):
@@ -120,7 +161,7 @@ class DataConfig:
                 '[data] generated_pairs adds generated queries to real ones; with queries="generated" '
                 "set per_product instead"
             )
-        _check_non_negative(
+        check_non_negative(
             "[data]", self, ("catalog_limit", "max_eval_relevant", "max_positives_per_query", "generated_pairs")
         )
 
@@ -132,24 +173,35 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """Which negative sampler (`negatives.SAMPLERS`) and its parameters."""
+    """`[sampler]`: which negative sampler (`negatives.SAMPLERS`) and its parameters."""
 
-    name: str = "taxonomy"  # random (in-batch only), taxonomy (TB-HNS), bm25 or ance
-    leaf: int = 1  # taxonomy: negatives from the positive's leaf
-    sibling: int = 1  # taxonomy: negatives under the parent, outside the leaf
-    cousin: int = 0  # taxonomy: negatives under the grandparent, outside the parent
-    count: int = 2  # bm25 / ance: negatives per pair
-    depth: int = 30  # bm25 / ance: hits searched per query
-    remine_every: int = 50  # ance: re-mine negatives from the current encoder every N steps
-    cosine_threshold: float = 0.95  # candidates this close to the positive (base-encoder cosine) are near-duplicates
-    alias: str = (
-        ""  # bm25 and [distill]: alias of the training catalog on OpenSearch [default: train-<data>-<fingerprint>]
+    name: str = field(default="taxonomy", metadata={"help": "random (in-batch only), taxonomy (TB-HNS), bm25 or ance"})
+    leaf: int = field(default=1, metadata={"help": "taxonomy: negatives from the positive's leaf"})
+    sibling: int = field(default=1, metadata={"help": "taxonomy: negatives under the parent, outside the leaf"})
+    cousin: int = field(default=0, metadata={"help": "taxonomy: negatives under the grandparent, outside the parent"})
+    count: int = field(default=2, metadata={"help": "bm25 / ance: negatives per pair"})
+    depth: int = field(default=30, metadata={"help": "bm25 / ance: hits searched per query"})
+    remine_every: int = field(
+        default=50, metadata={"help": "ance: re-mine negatives from the current encoder every N steps"}
+    )
+    cosine_threshold: float = field(
+        default=0.95,
+        metadata={
+            "help": "candidates this close to the positive (base-encoder cosine) are near-duplicates, never negatives"
+        },
+    )
+    alias: str = field(
+        default="",
+        metadata={
+            "help": "bm25 and [experimental.distill]: alias of the training catalog on OpenSearch "
+            "[default: train-<data>-<fingerprint>]"
+        },
     )
 
     def __post_init__(self) -> None:
         if self.name not in SAMPLERS:
             raise ConfigError(f"[sampler] name={self.name!r} is unknown; valid names: {', '.join(SAMPLERS)}")
-        _check_non_negative("[sampler]", self, ("leaf", "sibling", "cousin", "count", "depth", "remine_every"))
+        check_non_negative("[sampler]", self, ("leaf", "sibling", "cousin", "count", "depth", "remine_every"))
 
     @property
     def params(self) -> dict[str, float]:
@@ -162,56 +214,74 @@ class SamplerConfig:
         return {"random": 0, "taxonomy": self.leaf + self.sibling + self.cousin}.get(self.name, self.count)
 
 
-LOWEST_GROUPS = ("unjudged", "taxonomy")
-"""Where ROAR's lowest group comes from when a query has no product graded 0."""
-
-
 @dataclass(frozen=True)
-class PreferenceConfig:
-    """Stage 2 (`[stage2]`): ROAR on graded groups, after the contrastive stage, from its best weights."""
+class LossConfig:
+    """`[loss]`: which training loss (`losses.LOSSES`) and its parameters.
 
-    max_steps: int = 100  # optimizer steps of stage 2
-    learning_rate: float = 1e-5  # AdamW peak learning rate of stage 2
-    batch_size: int = 16  # queries per step
-    group_size: int = 8  # products per query (all grades kept, then sampled; padded)
-    unjudged: int = 2  # unjudged products as the lowest group when a query has no product graded 0
-    # the lowest group when no product is graded 0: "unjudged" (random) or "taxonomy" (stage 1's sampler)
-    lowest: str = "unjudged"
-    margin: float = 1.0  # ROAR: logit margin per grade of difference between consecutive groups
-    contrast: float = 0.0  # weight of an in-batch contrastive term beside ROAR (each row's top product vs other rows')
-    eval_every: int = 50  # validate every N steps of stage 2
+    Example:
+        >>> LossConfig(name="cached_mnrl", mini_batch_size=4).scale
+        20.0
+    """
+
+    name: str = field(
+        default="mnrl",
+        metadata={
+            "help": "mnrl (MultipleNegativesRankingLoss), cached_mnrl (the same, gradient-cached) or margin (cosine "
+            "TripletLoss); masked_mnrl is experimental ([experimental] mask_*)"
+        },
+    )
+    scale: float = field(
+        default=20.0,
+        metadata={"help": "mnrl / cached_mnrl / masked_mnrl: similarity scale (inverse temperature)"},
+    )
+    directions: tuple[str, ...] = field(
+        default=("query_to_doc",),
+        metadata={"help": "mnrl / cached_mnrl: the softmax's terms (losses.DIRECTIONS); all four: GTE's loss"},
+    )
+    hardness_mode: str = field(
+        default="none",
+        metadata={
+            "help": "mnrl / cached_mnrl: which negatives' logits gain hardness_strength x their cosine "
+            "(losses.HARDNESS_MODES)"
+        },
+    )
+    hardness_strength: float = field(
+        default=0.0, metadata={"help": "mnrl / cached_mnrl: that weight (EmbeddingGemma: 5 on hard negatives)"}
+    )
+    margin: float = field(
+        default=0.3, metadata={"help": "margin: cosine-distance margin between positive and negative"}
+    )
+    mini_batch_size: int = field(
+        default=8, metadata={"help": "cached_mnrl: rows per forward chunk (memory, not results)"}
+    )
 
     def __post_init__(self) -> None:
-        positive = ("max_steps", "batch_size", "eval_every", "learning_rate")
-        bad = {name: getattr(self, name) for name in positive if getattr(self, name) <= 0}
-        if bad or self.group_size < 2:
-            raise ConfigError(f"[stage2] {bad or {'group_size': self.group_size}} must be positive (group_size >= 2)")
-        _check_non_negative("[stage2]", self, ("unjudged", "margin", "contrast"))
-        if self.lowest not in LOWEST_GROUPS:
-            raise ConfigError(f"[stage2] lowest = {self.lowest!r}: use one of {', '.join(LOWEST_GROUPS)}")
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """`[distill]`: beside the contrastive loss, pull the student toward the hybrid's ranking of each training
-    query (`teacher.HybridTeacher`, `distill_loss.DistilledLoss`)."""
-
-    candidates: int = 4  # hybrid-ranked products per row the teacher scores (besides the positive)
-    depth: int = 24  # hits per sub-query of the teacher's hybrid (BM25 and the encoder), and the fused products kept
-    bm25_weight: float = 0.6  # the teacher hybrid's BM25 weight (the served default); the encoder gets the rest
-    weight: float = 1.0  # the distillation term's weight beside the contrastive loss (1: the same gradient scale)
-    teacher_temperature: float = 0.1  # softmax temperature over the teacher's fused scores (in [0, 1])
-    encoder: str = ""  # the teacher hybrid's encoder (a model path or name) [default: base_model, as it starts]
-
-    def __post_init__(self) -> None:
-        if self.candidates < 1 or self.depth < 1 or self.teacher_temperature <= 0:
+        if self.name not in LOSSES:
+            raise ConfigError(f"loss={self.name!r} is unknown; valid losses: {', '.join(LOSSES)} ([loss] name)")
+        object.__setattr__(self, "directions", tuple(self.directions))  # a TOML array arrives as a list
+        if "query_to_doc" not in self.directions or not set(self.directions) <= set(DIRECTIONS):
             raise ConfigError(
-                f"[distill] candidates, depth and teacher_temperature must be positive, got "
-                f"{self.candidates}, {self.depth}, {self.teacher_temperature}"
+                f'[loss] directions={list(self.directions)}: list "query_to_doc" and any of {", ".join(DIRECTIONS[1:])}'
             )
-        if not 0 <= self.bm25_weight <= 1:
-            raise ConfigError(f"[distill] bm25_weight={self.bm25_weight}: use a weight in [0, 1]")
-        _check_non_negative("[distill]", self, ("weight",))
+        if self.hardness_mode not in HARDNESS_MODES:
+            raise ConfigError(
+                f"[loss] hardness_mode={self.hardness_mode!r} is unknown; use one of {', '.join(HARDNESS_MODES)}"
+            )
+        tuned = [
+            name
+            for name, on in (
+                ("directions", self.directions != ("query_to_doc",)),
+                ("hardness_mode", self.hardness_mode != "none"),
+            )
+            if on
+        ]
+        if tuned and self.name not in ("mnrl", "cached_mnrl"):
+            raise ConfigError(
+                f'[loss] {" and ".join(tuned)}: only with loss "mnrl" or "cached_mnrl", not {self.name!r}'
+            )
+        if self.mini_batch_size < 1:
+            raise ConfigError(f"[loss] {{'mini_batch_size': {self.mini_batch_size}}} must be at least 1")
+        check_non_negative("[loss]", self, ("hardness_strength",))
 
 
 @dataclass(frozen=True)
@@ -224,19 +294,37 @@ class PersonalizationTrainConfig:
         50
     """
 
-    order_lines: str = ""  # order-lines CSV in Instacart's layout (users.sequences.ORDER_LINE_COLUMNS)
-    products: str = ""  # folder of Instacart's products.csv that names the lines [default: [data]'s instacart folder]
-    max_history: int = 50  # purchases the model attends to, most recent first
-    epochs: int = 6  # passes over the training examples (the best validation epoch is kept; 0: untrained)
-    batch_size: int = 256  # examples per step; the others' positives are in-batch negatives
-    learning_rate: float = 1e-3  # Adam's
-    temperature: float = 0.05  # softmax temperature of the contrastive loss
-    same_aisle: int = 8  # TB-HNS negatives per example from the positive's aisle
-    sibling_aisles: int = 4  # TB-HNS negatives per example from the other aisles of its department
-    query_form: str = "aisle"  # query text: "aisle" or "path" (department > aisle); derived, not typed
-    seed: int = 0  # seeds the user split, the weights and every draw
-    validation: float = 0.2  # share of users in the validation split (users.sequences.user_split)
-    test: float = 0.2  # share of users held out for testing (never read by training)
+    order_lines: str = field(
+        default="", metadata={"help": "order-lines CSV in Instacart's layout (users.sequences.ORDER_LINE_COLUMNS)"}
+    )
+    products: str = field(
+        default="",
+        metadata={
+            "help": "folder of Instacart's products.csv that names the lines [default: [data]'s instacart folder]"
+        },
+    )
+    max_history: int = field(default=50, metadata={"help": "purchases the model attends to, most recent first"})
+    epochs: int = field(
+        default=6,
+        metadata={"help": "passes over the training examples (the best validation epoch is kept; 0: untrained)"},
+    )
+    batch_size: int = field(
+        default=256, metadata={"help": "examples per step; the others' positives are in-batch negatives"}
+    )
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam's learning rate"})
+    temperature: float = field(default=0.05, metadata={"help": "softmax temperature of the contrastive loss"})
+    same_aisle: int = field(default=8, metadata={"help": "TB-HNS negatives per example from the positive's aisle"})
+    sibling_aisles: int = field(
+        default=4, metadata={"help": "TB-HNS negatives per example from the other aisles of its department"}
+    )
+    query_form: str = field(
+        default="aisle", metadata={"help": 'query text: "aisle" or "path" (department > aisle); derived, not typed'}
+    )
+    seed: int = field(default=0, metadata={"help": "seeds the user split, the weights and every draw"})
+    validation: float = field(
+        default=0.2, metadata={"help": "share of users in the validation split (users.sequences.user_split)"}
+    )
+    test: float = field(default=0.2, metadata={"help": "share of users held out for testing (never read by training)"})
 
     def __post_init__(self) -> None:
         if not self.order_lines:
@@ -258,7 +346,7 @@ class PersonalizationTrainConfig:
                 f"[personalization] learning_rate={self.learning_rate} and temperature="
                 f"{self.temperature} must be positive, e.g. 1e-3 and 0.05"
             )
-        _check_non_negative("[personalization]", self, ("epochs", "same_aisle", "sibling_aisles"))
+        check_non_negative("[personalization]", self, ("epochs", "same_aisle", "sibling_aisles"))
         if self.query_form not in QUERY_FORMS:
             raise ConfigError(f"[personalization] query_form={self.query_form!r}; use one of {', '.join(QUERY_FORMS)}")
         if not (0 < self.validation < 1 and 0 < self.test < 1 and self.validation + self.test < 1):
@@ -271,89 +359,67 @@ class PersonalizationTrainConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training run: data, sampler, model, loss and optimization."""
+    """A training run: data, sampler, loss, model and optimization (the top-level keys of the file)."""
 
-    data: DataConfig
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    base_model: str = "all-MiniLM-L6-v2"  # sentence-transformers path or hub name
-    loss: str = "mnrl"  # mnrl (MultipleNegativesRankingLoss), cached_mnrl, or margin (cosine TripletLoss)
-    scale: float = 20.0  # mnrl / cached_mnrl: similarity scale (inverse temperature)
-    directions: tuple[str, ...] = (
-        "query_to_doc",
-    )  # mnrl / cached_mnrl: the softmax's terms (DIRECTIONS); all four: GTE's loss
-    hardness_mode: str = (
-        "none"  # mnrl / cached_mnrl: negatives whose logit gains hardness_strength x their cosine (HARDNESS_MODES)
+    data: DataConfig = field(metadata={"help": "[data]: the catalog, the queries and their split"})
+    sampler: SamplerConfig = field(
+        default_factory=SamplerConfig, metadata={"help": "[sampler]: the negative sampler and its parameters"}
     )
-    hardness_strength: float = 0.0  # mnrl / cached_mnrl: that weight (EmbeddingGemma: 5 on hard negatives)
-    margin: float = 0.3  # margin: cosine-distance margin between positive and negative
-    mask_guide: str = (
-        "base"  # masked_mnrl: who scores candidates, "base" (frozen base model) or "self" (the model trained)
+    loss: LossConfig = field(default_factory=LossConfig, metadata={"help": "[loss]: the loss and its parameters"})
+    base_model: str = field(default=DEFAULT_ENCODER, metadata={"help": "sentence-transformers path or hub name"})
+    batch_size: int = field(default=16, metadata={"help": "rows per step"})
+    max_steps: int = field(
+        default=200,
+        metadata={"help": "optimizer steps; 0 exports the base model unchanged (validated, e.g. under a user model)"},
     )
-    mask_margin: float = 0.05  # masked_mnrl: negatives the guide scores above (positive - margin) are left out
-    mask_strategy: str = (
-        "absolute"  # masked_mnrl: margin in cosine ("absolute") or as a share of the positive's score ("relative")
+    learning_rate: float = field(default=2e-5, metadata={"help": "AdamW peak learning rate"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of max_steps with linear warmup"})
+    max_seq_length: int = field(default=64, metadata={"help": "tokens per text (short keeps CPU training fast)"})
+    eval_every: int = field(default=50, metadata={"help": "validate every N steps (and at step 0 and the last step)"})
+    patience: int = field(
+        default=3,
+        metadata={"help": "stop after this many validations without improvement; 0 never stops early"},
     )
-    mini_batch_size: int = 8  # cached_mnrl: rows per forward chunk (memory, not results)
-    batch_size: int = 16  # rows per step
-    batching: str = (
-        "shuffled"  # "shuffled" rows, or "taxonomy": each batch of rows whose positives are taxonomy neighbours
+    select_metric: str = field(default="recall@24", metadata={"help": "validation metric that picks the best step"})
+    restore_best: bool = field(
+        default=True,
+        metadata={"help": "end with the best validated weights (step 0 = base model); false keeps the last step's"},
     )
-    max_steps: int = 200  # optimizer steps; 0 exports the base model unchanged (validated, e.g. under a user model)
-    learning_rate: float = 2e-5  # AdamW peak learning rate
-    warmup_ratio: float = 0.1  # share of max_steps with linear warmup
-    max_seq_length: int = 64  # tokens per text (short keeps CPU training fast)
-    eval_every: int = 50  # validate every N steps (and at step 0 and the last step)
-    patience: int = 3  # stop after this many validations without improvement; 0 never stops early
-    select_metric: str = "recall@24"  # validation metric that picks the best step
-    restore_best: bool = True  # end with the best validated weights (step 0 = base model); false keeps the last step's
-    seed: int = 13  # seeds torch, the data order, splits and samplers
-    device: str = "cpu"  # torch device: cpu, cuda, cuda:1, mps
-    # "bf16": training steps under bfloat16 autocast (a CPU with AMX / AVX-512 BF16, or a bf16 GPU); validation and
-    # export stay fp32
-    precision: str = "fp32"
-    output_dir: str = ""  # where `tbhns train` writes the model [default: runs/train/<config name>]
-    quantize: bool = True  # also export an int8 dynamically quantized ONNX variant
-    int8_tolerance: float = 0.01  # int8 is accepted when no validation NDCG@10 / R@24 falls more than this vs fp32
-    stage2: PreferenceConfig | None = None  # a ROAR stage after this one ([stage2] table); None: one stage
-    distill: DistillConfig | None = None  # a hybrid teacher beside the contrastive loss ([distill] table); None: none
-    personalization: PersonalizationTrainConfig | None = (
-        None  # a user model after the encoder ([personalization] table)
+    seed: int = field(default=13, metadata={"help": "seeds torch, the data order, splits and samplers"})
+    device: str = field(default="cpu", metadata={"help": "torch device: cpu, cuda, cuda:1, mps"})
+    precision: str = field(
+        default="fp32",
+        metadata={
+            "help": "fp32, or bf16: training steps under bfloat16 autocast, on a CPU with AMX / AVX-512 BF16 or a "
+            "bf16 GPU (refused elsewhere); validation and export stay fp32"
+        },
+    )
+    output_dir: str = field(
+        default="", metadata={"help": "the model directory `tbhns train` writes; empty: runs/train/<config name>"}
+    )
+    quantize: bool = field(default=True, metadata={"help": "also export an int8 dynamically quantized ONNX variant"})
+    int8_tolerance: float = field(
+        default=0.01,
+        metadata={"help": "int8 is accepted when no validation NDCG@10 / R@24 falls more than this vs fp32"},
+    )
+    personalization: PersonalizationTrainConfig | None = field(
+        default=None, metadata={"help": "[personalization]: a user model trained after the encoder; None: none"}
+    )
+    experimental: ExperimentalConfig = field(
+        default_factory=ExperimentalConfig,
+        metadata={"help": "[experimental]: options that measured level or worse, kept for reproduction"},
     )
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss={self.loss!r} is unknown; valid losses: {', '.join(LOSSES)}")
-        object.__setattr__(self, "directions", tuple(self.directions))  # a TOML array arrives as a list
-        if "query_to_doc" not in self.directions or not set(self.directions) <= set(DIRECTIONS):
-            raise ConfigError(
-                f'directions={list(self.directions)}: list "query_to_doc" and any of {", ".join(DIRECTIONS[1:])}'
-            )
-        if self.hardness_mode not in HARDNESS_MODES:
-            raise ConfigError(
-                f"hardness_mode={self.hardness_mode!r} is unknown; use one of {', '.join(HARDNESS_MODES)}"
-            )
-        tuned = [
-            name
-            for name, on in (
-                ("directions", self.directions != ("query_to_doc",)),
-                ("hardness_mode", self.hardness_mode != "none"),
-            )
-            if on
-        ]
-        if tuned and self.loss not in ("mnrl", "cached_mnrl"):
-            raise ConfigError(f'{" and ".join(tuned)}: only with loss "mnrl" or "cached_mnrl", not {self.loss!r}')
-        if self.distill and self.loss != "mnrl":
-            raise ConfigError(f'[distill] adds to loss "mnrl", not {self.loss!r}; set loss = "mnrl"')
-        if self.batching not in BATCHINGS:
-            raise ConfigError(f"batching={self.batching!r} is unknown; use one of {', '.join(BATCHINGS)}")
+        self.experimental.check_loss(self.loss.name)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
-        if self.loss == "margin" and self.negatives_per_pair != 1:
+        if self.loss.name == "margin" and self.negatives_per_pair != 1:
             raise ConfigError(
-                f'loss="margin" takes exactly one negative per row, the {self.sampler.name!r} '
-                f'sampler gives {self.negatives_per_pair}; set its counts to 1 or use loss="mnrl"'
+                f'[loss] name="margin" takes exactly one negative per row, the {self.sampler.name!r} '
+                f'sampler gives {self.negatives_per_pair}; set its counts to 1 or use name = "mnrl"'
             )
-        positive = ("batch_size", "max_seq_length", "eval_every", "mini_batch_size")
+        positive = ("batch_size", "max_seq_length", "eval_every")
         bad = {name: getattr(self, name) for name in positive if getattr(self, name) < 1}
         if bad:
             raise ConfigError(f"{bad} must be at least 1")
@@ -363,7 +429,7 @@ class TrainConfig:
             raise ConfigError(
                 f"need 0 <= warmup_ratio < 1 and learning_rate > 0, got {self.warmup_ratio}, {self.learning_rate}"
             )
-        _check_non_negative("", self, ("max_steps", "patience", "int8_tolerance", "hardness_strength"))
+        check_non_negative("", self, ("max_steps", "patience", "int8_tolerance"))
         if self.data.queries == "orders" and self.personalization is None:
             raise ConfigError(
                 '[data] queries="orders" derives queries from the train users of '
@@ -387,6 +453,18 @@ class TrainConfig:
         return replace(self, **{key: value for key, value in overrides.items() if value is not None})
 
 
+MOVED_KEYS = {
+    "loss": "[loss] as name",  # a string; [loss] is the table
+    **dict.fromkeys(
+        ("scale", "directions", "hardness_mode", "hardness_strength", "margin", "mini_batch_size"), "[loss]"
+    ),
+    **dict.fromkeys(("batching", "mask_guide", "mask_margin", "mask_strategy"), "[experimental]"),
+    "stage2": "[experimental.stage2]",
+    "distill": "[experimental.distill]",
+}
+"""Top-level keys and tables of older configs -> the table they moved to."""
+
+
 def load_train_config(path: str | Path) -> TrainConfig:
     """Read a TOML or JSON training config; unknown keys and bad values raise `ConfigError`.
 
@@ -402,44 +480,38 @@ def load_train_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"training config {str(path)!r} does not exist; see training/*.toml") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"training config {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
-    data = _build(DataConfig, raw.pop("data", None), f"{path} [data]")
-    sampler = _build(SamplerConfig, raw.pop("sampler", {}), f"{path} [sampler]")
-    stage2 = _build(PreferenceConfig, raw.pop("stage2"), f"{path} [stage2]") if "stage2" in raw else None
-    distill = _build(DistillConfig, raw.pop("distill"), f"{path} [distill]") if "distill" in raw else None
+    _refuse_moved_keys(raw, path)
+    data = build_table(DataConfig, raw.pop("data", None), f"{path} [data]")
+    sampler = build_table(SamplerConfig, raw.pop("sampler", {}), f"{path} [sampler]")
+    loss = build_table(LossConfig, raw.pop("loss", {}), f"{path} [loss]")
+    experimental = ExperimentalConfig.from_table(raw.pop("experimental", {}), f"{path} [experimental]")
     personalization = (
-        _build(PersonalizationTrainConfig, raw.pop("personalization"), f"{path} [personalization]")
+        build_table(PersonalizationTrainConfig, raw.pop("personalization"), f"{path} [personalization]")
         if "personalization" in raw
         else None
     )
-    config = _build(
-        TrainConfig,
-        {
-            **raw,
-            "data": data,
-            "sampler": sampler,
-            "stage2": stage2,
-            "distill": distill,
-            "personalization": personalization,
-        },
-        str(path),
-    )
+    tables = {
+        "data": data,
+        "sampler": sampler,
+        "loss": loss,
+        "experimental": experimental,
+        "personalization": personalization,
+    }
+    config = build_table(TrainConfig, {**raw, **tables}, str(path))
     return config if config.output_dir else replace(config, output_dir=str(Path("runs") / "train" / path.stem))
 
 
-def _build(cls: type, values: Any, where: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f'{where}: missing or not a table; e.g. [data] with dataset = "icecat"')
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+def _refuse_moved_keys(raw: dict[str, Any], path: Path) -> None:
+    """One `ConfigError` naming every key of an older layout and the table it moved to (`MOVED_KEYS`)."""
+    moved = [key for key in raw if key in MOVED_KEYS and not (key == "loss" and isinstance(raw[key], dict))]
+    if moved:
+        named = ", ".join(_moved(key, raw[key]) for key in moved)
+        raise ConfigError(f"{path}: {named}; move each there (training/*.toml show the layout)")
 
 
-def _check_non_negative(where: str, config: object, names: tuple[str, ...]) -> None:
-    bad = {name: getattr(config, name) for name in names if getattr(config, name) < 0}
-    if bad:
-        raise ConfigError(f"{where} {bad} must be >= 0".strip())
+def _moved(key: str, value: Any) -> str:
+    """One moved key, as the error names it: 'loss = "mnrl" moved to [loss] as name = "mnrl"', '[stage2] moved to
+    [experimental.stage2]', 'scale moved to [loss]'."""
+    if key == "loss":
+        return f"loss = {json.dumps(value)} moved to [loss] as name = {json.dumps(value)}"
+    return f"{f'[{key}]' if isinstance(value, dict) else key} moved to {MOVED_KEYS[key]}"

@@ -5,8 +5,8 @@ Rows are (anchor, positive, negative_1, ..., negative_n):
   other row's positive and negatives (in-batch negatives).
 - `cached_mnrl`: the same loss with gradient caching (GradCache), so large batches fit in memory; results
   match `mnrl` for the same batch.
-- `masked_mnrl`: `mnrl` whose softmax leaves out negatives that a guide (the frozen base model or the model
-  itself) scores within `mask_margin` of the row's positive (`masked_loss`, arXiv 2606.01504 stage 1).
+- `masked_mnrl` (experimental): `mnrl` whose softmax leaves out negatives that a guide (the frozen base model or
+  the model itself) scores within `mask_margin` of the row's positive (`experimental.masked_loss`).
 - `margin`: TripletLoss on cosine distance, max(0, d(a, p) - d(a, n) + margin); one negative per row.
 
 `mnrl` and `cached_mnrl` take `directions` (`DIRECTIONS`): beside query -> documents, the softmax may also hold
@@ -15,7 +15,9 @@ are GTE's "improved contrastive loss" (Li et al. 2023), which sentence-transform
 `hardness_mode` / `hardness_strength` (`HARDNESS_MODES`): a negative's logit gains strength x its cosine, so the
 closest negatives weigh more in the softmax.
 
-`build_loss` wraps the named loss in `distill_loss.DistilledLoss` when the config has a `[distill]` table.
+Each builder takes the whole `TrainConfig` and reads its `[loss]` table (`config.loss`). `build_loss` gives the
+loss a run trains with: the named one, passed through the experimental hook (`experimental.hooks.Experiments.loss`:
+with `[experimental.distill]`, plus the hybrid teacher's distillation term).
 
 Example:
     >>> sorted(LOSSES)
@@ -27,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tbhns_opensearch.training.experimental.hooks import Experiments, masked_mnrl
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from torch import nn
@@ -36,40 +40,33 @@ if TYPE_CHECKING:
 
 def _mnrl_options(config: TrainConfig) -> dict[str, Any]:
     """The options `mnrl` and `cached_mnrl` share: directions and hardness weighting."""
-    hardness = config.hardness_mode != "none"
+    loss = config.loss
+    hardness = loss.hardness_mode != "none"
     return {
-        "directions": config.directions,
-        "hardness_mode": config.hardness_mode if hardness else None,
-        "hardness_strength": config.hardness_strength,
+        "directions": loss.directions,
+        "hardness_mode": loss.hardness_mode if hardness else None,
+        "hardness_strength": loss.hardness_strength,
     }
 
 
 def _mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    return MultipleNegativesRankingLoss(model, scale=config.scale, **_mnrl_options(config))
+    return MultipleNegativesRankingLoss(model, scale=config.loss.scale, **_mnrl_options(config))
 
 
 def _cached_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
     return CachedMultipleNegativesRankingLoss(
-        model, scale=config.scale, mini_batch_size=config.mini_batch_size, **_mnrl_options(config)
-    )
-
-
-def _masked_mnrl(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
-    from tbhns_opensearch.training.experimental.masked_loss import MaskedMultipleNegativesRankingLoss
-
-    return MaskedMultipleNegativesRankingLoss(
-        model, guide=config.mask_guide, margin=config.mask_margin, strategy=config.mask_strategy, scale=config.scale
+        model, scale=config.loss.scale, mini_batch_size=config.loss.mini_batch_size, **_mnrl_options(config)
     )
 
 
 def _margin(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
 
-    return TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=config.margin)
+    return TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=config.loss.margin)
 
 
 HARDNESS_MODES = ("none", "hard_negatives", "in_batch_negatives", "all_negatives")
@@ -81,23 +78,12 @@ DIRECTIONS = ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")
 LOSSES: dict[str, Callable[[SentenceTransformer, TrainConfig], nn.Module]] = {
     "mnrl": _mnrl,
     "cached_mnrl": _cached_mnrl,
-    "masked_mnrl": _masked_mnrl,
+    "masked_mnrl": masked_mnrl,
     "margin": _margin,
 }
 
 
 def build_loss(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
-    """The loss `config.loss` names, plus the hybrid teacher's distillation term with `[distill]`."""
-    loss = LOSSES[config.loss](model, config)
-    if config.distill is None:
-        return loss
-    from tbhns_opensearch.training.experimental.distill_loss import DistilledLoss
-
-    return DistilledLoss(
-        model,
-        loss,
-        contrastive_columns=2 + config.negatives_per_pair,
-        scale=config.scale,
-        teacher_temperature=config.distill.teacher_temperature,
-        weight=config.distill.weight,
-    )
+    """The loss a run trains with: the one `config.loss.name` names, through the experimental hook (with
+    `[experimental.distill]`, plus the hybrid teacher's distillation term)."""
+    return Experiments(config).loss(model, LOSSES[config.loss.name](model, config))

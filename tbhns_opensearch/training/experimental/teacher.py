@@ -1,7 +1,7 @@
 """A hybrid teacher for distillation: the product's own hybrid ranking (BM25 + an encoder) of each training query.
 
 For every training query the teacher holds the first `depth` products that hybrid search would return with
-the base model (or `[distill] encoder`, e.g. a model trained before): BM25's top `depth` hits (with scores,
+the base model (or `[experimental.distill] encoder`, e.g. a model trained before): BM25's top `depth` hits (with scores,
 from OpenSearch) and the encoder's top `depth` (exact cosines), min-max fused with the served weights
 (`query.fusion`, 0.6 / 0.4). A training row draws `count` candidates from that list (seeded; never the row's
 own positive) and the teacher's scores for (positive, candidates): the labelled positive scores 1.0, the top
@@ -33,7 +33,7 @@ from tbhns_opensearch.training.mining import SamplerContext, bm25_hits, train_qu
 from tbhns_opensearch.training.retrieval import ExactIndex, encode_texts, product_index
 
 if TYPE_CHECKING:
-    from tbhns_opensearch.training.config import DistillConfig
+    from tbhns_opensearch.training.experimental.config import DistillConfig
 
 POSITIVE_SCORE = 1.0  # the teacher's score for a row's labelled positive: the top of any min-max fused list
 

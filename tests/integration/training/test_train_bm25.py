@@ -120,7 +120,7 @@ def test_train_command_with_a_hybrid_teacher_distills_from_bm25_on_the_node(
         f"""[sampler]
 name = "random"
 alias = "{index_config.alias}"
-[distill]
+[experimental.distill]
 candidates = 3
 depth = 8
 """,
@@ -128,7 +128,7 @@ depth = 8
     )
     assert os_client.count(index=index_config.alias)["count"] == 60  # the teacher's BM25 ran on the node
     card = json.loads((out / "model_card.json").read_text())
-    assert card["config"]["distill"]["candidates"] == 3 and card["training"]["steps"] == 2
+    assert card["config"]["experimental"]["distill"]["candidates"] == 3 and card["training"]["steps"] == 2
     assert (
         "distilled from a hybrid teacher (BM25 weight 0.6, encoder all-MiniLM-L6-v2, depth 8): 3 ranked candidates"
         in (out / "MODEL_CARD.md").read_text()
@@ -140,8 +140,9 @@ def test_hybrid_teacher_on_the_node_fuses_its_bm25_scores_with_the_encoder(
     opensearch_config, os_client, index_config, encoder: str
 ) -> None:  # type: ignore[no-untyped-def]
     from tbhns_opensearch.query.fusion import HybridConfig, fuse
-    from tbhns_opensearch.training.config import DataConfig, DistillConfig, SamplerConfig, TrainConfig
+    from tbhns_opensearch.training.config import DataConfig, SamplerConfig, TrainConfig
     from tbhns_opensearch.training.data import prepare_data
+    from tbhns_opensearch.training.experimental.config import DistillConfig, ExperimentalConfig
     from tbhns_opensearch.training.experimental.teacher import hybrid_teacher
     from tbhns_opensearch.training.mining import SamplerContext
     from tbhns_opensearch.training.retrieval import product_index
@@ -152,14 +153,14 @@ def test_hybrid_teacher_on_the_node_fuses_its_bm25_scores_with_the_encoder(
         data=data_config,
         sampler=SamplerConfig(name="random", alias=index_config.alias),
         max_seq_length=16,
-        distill=DistillConfig(candidates=2, depth=5, encoder=encoder),
+        experimental=ExperimentalConfig(distill=DistillConfig(candidates=2, depth=5, encoder=encoder)),
     )
     data, model = prepare_data(config.data, config.seed), load_model(config)
     index = product_index(model, data.products)
     context = SamplerContext(
         config, data, model, index.vectors, FalseNegativeFilter.from_products(data.products), opensearch_config
     )
-    teacher = hybrid_teacher(context, config.distill)
+    teacher = hybrid_teacher(context, config.experimental.distill)  # type: ignore[arg-type]
     query = data.train_pairs[0].query
     bm25 = bm25_hits(os_client, index_config.alias, [query], 5)[query]
     dense = index.search_scored(model.encode([query], normalize_embeddings=True), 5)[0]

@@ -55,15 +55,16 @@ def test_seed_systems_change_the_training_seed_not_the_data(script: ModuleType) 
 
 def test_roar_system_adds_a_second_stage_of_half_the_steps(script: ModuleType) -> None:
     config = script.system_config(BASE, "taxonomy-masked-roar", "out/r")
-    assert config.max_steps == 300 and config.loss == "masked_mnrl"
-    assert config.stage2 is not None and config.stage2.max_steps == 150
+    assert config.max_steps == 300 and config.loss.name == "masked_mnrl"
+    assert config.experimental.stage2 is not None and config.experimental.stage2.max_steps == 150
 
 
 def test_recipe_roar_system_takes_its_own_stage2_fields(script: ModuleType) -> None:
     config = script.system_config(BASE, "taxonomy-batch256-roar", "out/r")
-    assert (config.max_steps, config.batch_size, config.loss) == (75, 256, "mnrl")
-    assert config.stage2 is not None
-    assert (config.stage2.max_steps, config.stage2.batch_size, config.stage2.learning_rate) == (117, 64, 5e-5)
+    assert (config.max_steps, config.batch_size, config.loss.name) == (75, 256, "mnrl")
+    stage2 = config.experimental.stage2
+    assert stage2 is not None
+    assert (stage2.max_steps, stage2.batch_size, stage2.learning_rate) == (117, 64, 5e-5)
 
 
 def _card(directory: Path, pairs: int) -> Path:
@@ -173,4 +174,5 @@ def test_then_distill_system_starts_from_the_recipe_model_with_a_hybrid_teacher(
     config = script.system_config(BASE, "taxonomy-batch256-then-distill", "out/d")
     assert config.base_model == str(script.MODELS / "homedepot-taxonomy-batch256-bf16")
     assert (config.max_steps, config.batch_size, config.learning_rate, config.negatives_per_pair) == (25, 256, 5e-5, 0)
-    assert config.distill is not None and config.distill.candidates == 4 and not config.distill.encoder
+    distill = config.experimental.distill
+    assert distill is not None and distill.candidates == 4 and not distill.encoder

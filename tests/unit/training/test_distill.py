@@ -12,8 +12,9 @@ from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.query.fusion import HybridConfig, fuse
 from tbhns_opensearch.training.batches import NegativeTable
-from tbhns_opensearch.training.config import DistillConfig, load_train_config
+from tbhns_opensearch.training.config import load_train_config
 from tbhns_opensearch.training.examples import TrainingPair
+from tbhns_opensearch.training.experimental.config import DistillConfig, ExperimentalConfig
 from tbhns_opensearch.training.experimental.distill_loss import DistilledLoss
 from tbhns_opensearch.training.experimental.teacher import POSITIVE_SCORE, HybridTeacher, hybrid_teacher
 from tbhns_opensearch.training.losses import LOSSES, build_loss
@@ -82,9 +83,14 @@ def test_rows_with_a_teacher_carry_candidate_columns_after_the_negatives_and_a_l
 
 def test_distill_config_is_read_from_its_table_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "run.toml"
-    path.write_text('loss = "mnrl"\n[data]\ndataset = "icecat"\n[distill]\ncandidates = 6\nweight = 0.5\n')
-    assert load_train_config(path).distill == DistillConfig(candidates=6, weight=0.5)
-    path.write_text('loss = "margin"\n[data]\ndataset = "icecat"\n[sampler]\nleaf = 1\nsibling = 0\n[distill]\n')
+    path.write_text(
+        '[data]\ndataset = "icecat"\n[loss]\nname = "mnrl"\n[experimental.distill]\ncandidates = 6\nweight = 0.5\n'
+    )
+    assert load_train_config(path).experimental.distill == DistillConfig(candidates=6, weight=0.5)
+    path.write_text(
+        '[data]\ndataset = "icecat"\n[sampler]\nleaf = 1\nsibling = 0\n[loss]\nname = "margin"\n'
+        "[experimental.distill]\n"
+    )
     with pytest.raises(ConfigError, match=r'\[distill\] adds to loss "mnrl", not \'margin\''):
         load_train_config(path)
     with pytest.raises(ConfigError, match=r"\[distill\] bm25_weight=1.5: use a weight in \[0, 1\]"):
@@ -92,7 +98,10 @@ def test_distill_config_is_read_from_its_table_and_checked(tmp_path: Path) -> No
 
 
 def test_the_distilled_loss_is_the_contrastive_loss_plus_the_scaled_kl_to_the_teacher(tmp_path: Path) -> None:
-    config = _config(tmp_path, distill=DistillConfig(candidates=2, weight=0.5, teacher_temperature=0.1))
+    config = _config(
+        tmp_path,
+        experimental=ExperimentalConfig(distill=DistillConfig(candidates=2, weight=0.5, teacher_temperature=0.1)),
+    )
     model = load_model(config)
     loss = build_loss(model, config)
     assert isinstance(loss, DistilledLoss)
@@ -121,7 +130,7 @@ def test_the_distilled_loss_is_the_contrastive_loss_plus_the_scaled_kl_to_the_te
 
 def test_a_teacher_without_opensearch_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENSEARCH_URL", raising=False)
-    config = _config(tmp_path, distill=DistillConfig())
+    config = _config(tmp_path, experimental=ExperimentalConfig(distill=DistillConfig()))
     context = SamplerContext(config, None, None, None, None, OpenSearchConfig())  # type: ignore[arg-type]
     with pytest.raises(TrainingError, match="BM25 mining needs OpenSearch: set OPENSEARCH_URL or start a node"):
-        hybrid_teacher(context, config.distill)  # type: ignore[arg-type]
+        hybrid_teacher(context, config.experimental.distill)  # type: ignore[arg-type]

@@ -10,6 +10,8 @@ import torch
 
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.training.card import model_card
+from tbhns_opensearch.training.config import LossConfig
+from tbhns_opensearch.training.experimental.config import ExperimentalConfig
 from tbhns_opensearch.training.experimental.masked_loss import MaskedMultipleNegativesRankingLoss, false_negative_mask
 from tbhns_opensearch.training.trainer import load_model, train
 from tests.unit.training.test_trainer import _config, _pair_loss
@@ -47,7 +49,11 @@ def test_relative_margin_scales_with_the_positive_and_never_masks_the_positive()
 
 
 def test_loss_equals_mnrl_over_the_unmasked_candidates(tmp_path: Path):
-    config = _config(tmp_path, loss="masked_mnrl", mask_guide="self", mask_margin=0.0)
+    config = _config(
+        tmp_path,
+        loss=LossConfig(name="masked_mnrl"),
+        experimental=ExperimentalConfig(mask_guide="self", mask_margin=0.0),
+    )
     model = load_model(config)
     loss = MaskedMultipleNegativesRankingLoss(model, guide="self", margin=0.0)
     features = [
@@ -68,7 +74,11 @@ def test_loss_equals_mnrl_over_the_unmasked_candidates(tmp_path: Path):
 
 
 def test_a_few_masked_steps_lower_the_loss_and_the_card_counts_the_masked(tmp_path: Path):
-    config = _config(tmp_path, loss="masked_mnrl", mask_guide="base", mask_margin=0.1)
+    config = _config(
+        tmp_path,
+        loss=LossConfig(name="masked_mnrl"),
+        experimental=ExperimentalConfig(mask_guide="base", mask_margin=0.1),
+    )
     result = train(config)
     assert _pair_loss(result.model, config) < _pair_loss(load_model(config), config)
     lines = [json.loads(line) for line in result.log_path.read_text().splitlines()]

@@ -13,7 +13,8 @@ from tbhns_opensearch.catalog.judgments import read_judgments_csv
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.eval.queries import LabelledQuery, write_labelled_queries
 from tbhns_opensearch.training.card import model_card
-from tbhns_opensearch.training.config import DataConfig, PreferenceConfig, SamplerConfig, TrainConfig, load_train_config
+from tbhns_opensearch.training.config import DataConfig, SamplerConfig, TrainConfig, load_train_config
+from tbhns_opensearch.training.experimental.config import ExperimentalConfig, PreferenceConfig
 from tbhns_opensearch.training.experimental.graded import graded_rows, rows_dataset
 from tbhns_opensearch.training.experimental.roar import PAD_GRADE, ROARLoss, in_batch_contrast, roar_loss
 from tbhns_opensearch.training.trainer import load_model, train
@@ -99,9 +100,10 @@ def test_the_lowest_group_comes_from_the_callable_without_judged_or_unknown_prod
 def test_stage2_table_is_read_and_checked(tmp_path: Path):
     path = tmp_path / "two.toml"
     path.write_text(
-        'max_steps = 3\n[data]\ndataset = "icecat"\nqueries = "judgments"\n[stage2]\nmax_steps = 7\nmargin = 0.5\n'
+        'max_steps = 3\n[data]\ndataset = "icecat"\nqueries = "judgments"\n'
+        "[experimental.stage2]\nmax_steps = 7\nmargin = 0.5\n"
     )
-    assert load_train_config(path).stage2 == PreferenceConfig(max_steps=7, margin=0.5)
+    assert load_train_config(path).experimental.stage2 == PreferenceConfig(max_steps=7, margin=0.5)
     with pytest.raises(ConfigError, match=r"\[stage2\]"):
         PreferenceConfig(group_size=1)
     with pytest.raises(ConfigError, match=r"lowest = 'bm25'.*unjudged, taxonomy"):
@@ -136,7 +138,9 @@ def two_stage(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
         warmup_ratio=0.0,
         restore_best=False,
         output_dir=str(tmp),
-        stage2=PreferenceConfig(max_steps=4, batch_size=4, group_size=4, eval_every=4, learning_rate=1e-4),
+        experimental=ExperimentalConfig(
+            stage2=PreferenceConfig(max_steps=4, batch_size=4, group_size=4, eval_every=4, learning_rate=1e-4)
+        ),
     )
     return config, train(config)
 
@@ -194,7 +198,7 @@ def test_roar_with_taxonomy_lowest_group_and_contrast_runs_and_the_card_says_so(
         learning_rate=1e-4,
         warmup_ratio=0.0,
         output_dir=str(tmp_path / "out"),
-        stage2=stage2,
+        experimental=ExperimentalConfig(stage2=stage2),
     )
     result = train(config)
     assert result.stage2 is not None and result.stage2.steps == 2 and result.stage2.rows > 0

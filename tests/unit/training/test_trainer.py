@@ -14,6 +14,7 @@ from tbhns_opensearch.encoder import native_bf16
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.training.config import DataConfig, SamplerConfig, TrainConfig
 from tbhns_opensearch.training.data import prepare_data
+from tbhns_opensearch.training.experimental.config import ExperimentalConfig
 from tbhns_opensearch.training.losses import DIRECTIONS, LOSSES
 from tbhns_opensearch.training.trainer import TrainResult, load_model, train
 from tests.helpers import FIXTURES
@@ -69,9 +70,13 @@ def test_a_few_steps_lower_the_training_loss(trained) -> None:  # type: ignore[n
 
 def test_directions_and_hardness_reach_the_loss(trained) -> None:  # type: ignore[no-untyped-def]
     config, result = trained
-    gte = replace(config, directions=DIRECTIONS)  # GTE's loss: every softmax also holds other queries / products
+    gte = replace(
+        config, loss=replace(config.loss, directions=DIRECTIONS)
+    )  # GTE's loss: every softmax also holds other queries / products
     assert _pair_loss(result.model, gte) > _pair_loss(result.model, config) > 0
-    hard = replace(config, hardness_mode="in_batch_negatives", hardness_strength=5.0)  # closer negatives weigh more
+    hard = replace(  # closer negatives weigh more
+        config, loss=replace(config.loss, hardness_mode="in_batch_negatives", hardness_strength=5.0)
+    )
     assert _pair_loss(result.model, hard) > _pair_loss(result.model, config)
 
 
@@ -116,8 +121,10 @@ def test_unknown_precision_names_the_valid_ones(tmp_path: Path) -> None:
 
 
 def test_taxonomy_batches_train_and_an_unknown_batching_is_named(tmp_path: Path) -> None:
-    config = _config(tmp_path, batching="taxonomy", sampler=SamplerConfig(name="random"))  # taxonomy from [data]
+    config = _config(  # taxonomy from [data]
+        tmp_path, experimental=ExperimentalConfig(batching="taxonomy"), sampler=SamplerConfig(name="random")
+    )
     result = train(config)
     assert result.steps == 5 and _pair_loss(result.model, config) < _pair_loss(load_model(config), config)
     with pytest.raises(ConfigError, match="batching='topics' is unknown; use one of shuffled, taxonomy"):
-        _config(tmp_path, batching="topics")
+        _config(tmp_path, experimental=ExperimentalConfig(batching="topics"))

@@ -1,0 +1,131 @@
+"""One training stage: sentence-transformers' trainer on a dataset with a loss and callbacks (`fit`), or no step at
+all (`no_steps`), and what a stage reports (`StageResult`). The trainer runs stage 1 with them; an experimental
+second stage (`experimental.preference`) runs the same way."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+    from torch import nn
+    from transformers import TrainerCallback
+
+    from tbhns_opensearch.training.config import TrainConfig
+    from tbhns_opensearch.training.monitor import TrainingMonitor, ValidationPoint
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageResult:
+    """One training stage: its steps, best step and validations.
+
+    Args:
+        steps: Optimizer steps run (fewer than max_steps after early stopping).
+        best_step: The best validated step (0: the weights the stage started from).
+        best_validation: Validation means of the weights the stage ends with.
+        history: Every validation.
+        wall_s: Seconds from the start of the stage to its end, validation included.
+        eval_s: The validation share of `wall_s`.
+        log_path: The stage's per-step JSONL log.
+        rows: Training rows the stage drew from (the preference stage's graded groups).
+    """
+
+    steps: int
+    best_step: int
+    best_validation: dict[str, float]
+    history: list[ValidationPoint]
+    stopped_early: bool
+    wall_s: float
+    eval_s: float
+    log_path: Path
+    rows: int = 0
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """transformers and sentence-transformers log errors only while training; their levels come back after."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, library = hf_logging.get_verbosity(), logging.getLogger("sentence_transformers")
+    level = library.level
+    hf_logging.set_verbosity_error()
+    library.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        library.setLevel(level)
+
+
+def fit(
+    model: SentenceTransformer,
+    config: TrainConfig,
+    dataset: Dataset,
+    loss: nn.Module,
+    callbacks: list[TrainerCallback],
+    max_steps: int,
+    batch_size: int,
+    learning_rate: float,
+    *,
+    batches: str | Callable[..., Any],
+) -> tuple[int, float]:
+    """Run sentence-transformers' trainer on `dataset`; return the steps run and the wall seconds.
+
+    `batches`: a `BatchSamplers` value ("no_duplicates"; graded rows repeat their padding, so they take plain
+    "batch_sampler" batches) or a batch sampler factory (`experimental.hooks.Experiments.batches`).
+    """
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from transformers import PrinterCallback
+
+    with (
+        quiet_libraries(),
+        tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch,
+    ):  # nothing is saved there (save_strategy)
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch,
+            max_steps=max_steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=learning_rate,
+            warmup_steps=config.warmup_ratio,  # a float below 1 is a share of max_steps
+            seed=config.seed,
+            data_seed=config.seed,
+            batch_sampler=batches,
+            logging_steps=1,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=config.device == "cpu",
+            bf16=config.precision == "bf16",
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks
+        )
+        trainer.remove_callback(PrinterCallback)  # the monitor writes the step log
+        started = time.perf_counter()
+        trainer.train()
+        return trainer.state.global_step, time.perf_counter() - started
+
+
+def no_steps(model: SentenceTransformer, monitor: TrainingMonitor) -> tuple[int, float]:
+    """`max_steps = 0`: the monitor validates and logs the base model as step 0, and no step is taken, so the
+    base weights are exported unchanged."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    with tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch:
+        args, state, control = (
+            TrainingArguments(output_dir=scratch, report_to="none"),
+            TrainerState(max_steps=0),
+            TrainerControl(),
+        )
+        monitor.on_train_begin(args, state, control, model=model)
+        monitor.on_train_end(args, state, control)
+    return 0, 0.0

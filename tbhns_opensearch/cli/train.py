@@ -6,28 +6,32 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import PORT_HELP, cli, cluster_for
+from tbhns_opensearch.cli.app import cli, cluster_for, port_option
+from tbhns_opensearch.cli.options import field_option
+
+TRAIN = "tbhns_opensearch.training.config:TrainConfig."  # the `field_option` sources: the config's own fields
+
+
+def _override(flag: str, name: str, **attrs: object):  # type: ignore[no-untyped-def]
+    """`flag` overrides the config's `name`: help from `TrainConfig.name`; left unset, the config's value stands."""
+    return field_option(
+        flag,
+        name,
+        source=TRAIN + name,
+        pick=lambda _: None,
+        show_default=False,
+        note=" [default: the config's]",
+        **attrs,
+    )
 
 
 @cli.command("train")
 @click.argument("config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--device", help="torch device: cpu, cuda, cuda:1, mps [default: the config's, cpu]")
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "bf16"]),
-    help="bf16: steps under bfloat16 autocast, on a CPU with AMX / AVX-512 BF16 or a bf16 GPU "
-    "[default: the config's, fp32]",
-)
-@click.option("--max-steps", type=int, help="optimizer steps [default: the config's]")
-@click.option(
-    "--output",
-    "output_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="model directory [default: the config's output_dir, else runs/train/<config name>]",
-)
-@click.option(
-    "--port", default=9200, show_default=True, help=PORT_HELP + " (bm25 sampler, when OPENSEARCH_URL is unset)"
-)
+@_override("--device", "device")
+@_override("--precision", "precision")
+@_override("--max-steps", "max_steps", type=int)
+@_override("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path))
+@port_option(note=" (bm25 sampler, when OPENSEARCH_URL is unset)")
 def train_command(
     config_file: Path,
     device: str | None,

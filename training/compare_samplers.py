@@ -8,7 +8,7 @@ step it was reached at (steps-to-best-validation; 0 means no step beat the base 
 and where the negatives came from. Paired randomization tests (eval.significance.paired_test, Holm-corrected
 per dataset) compare taxonomy with the base model, with random and with bm25 on the test queries.
 
-    OPENSEARCH_URL=http://127.0.0.1:9250 python training/compare_samplers.py            # both sets, ~30 min
+    OPENSEARCH_URL=http://127.0.0.1:9250 python training/compare_samplers.py            # every dataset
     python training/compare_samplers.py --datasets icecat --samplers random taxonomy --steps 40
 
 Writes benchmarks/results/samplers_<dataset>.md and .json, and saves each trained model (best validation
@@ -84,9 +84,9 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     # negatives weigh more; on Home Depot masking them away hurt, so does leaning on them help?
     "taxonomy-batch256-scale40": {**RECIPE_BF16, "scale": 40.0},
     # arXiv 2606.01504's mask on the recipe, at GISTEmbed's margin 0: only negatives the base model scores above the
-    # row's own positive are left out (margin 0.05 at batch 64 masked 2.4% and cost 0.018 NDCG@10)
+    # row's own positive are left out (margin 0.05 at batch 64 cost NDCG@10: docs/training.md)
     "taxonomy-batch256-masked0": {**RECIPE_BF16, **MASK, "mask_margin": 0.0},
-    # the other way round: masking a row's few hardest negatives costs ~0.018 NDCG@10, so do more of them help?
+    # the other way round: masking a row's few hardest negatives cost NDCG@10, so do more of them help?
     # twice the taxonomy negatives per row (2 leaf + 2 sibling), the recipe's pass, bf16 steps
     "taxonomy-batch256-neg4": {**RECIPE_BF16, "sampler": SamplerConfig(name="taxonomy", leaf=2, sibling=2, cousin=0)},
     # the loss lever: GTE's improved contrastive loss (sentence-transformers' MNRL with all four directions): each
@@ -94,7 +94,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     # pushed from the other rows' products, in one softmax; the recipe's pass, bf16 steps
     "taxonomy-batch256-gte": {**RECIPE_BF16, "directions": DIRECTIONS},
     # the hardness lever (EmbeddingGemma): each explicit taxonomy negative's logit gains 5 x its cosine, so the
-    # closest ones weigh more, in-batch negatives untouched; masking those few cost ~0.018, does stressing them help?
+    # closest ones weigh more, in-batch negatives untouched; masking those few cost NDCG@10, does stressing them help?
     "taxonomy-batch256-hard5": {**RECIPE_BF16, "hardness_mode": "hard_negatives", "hardness_strength": 5.0},
     # the input-length lever: 6% of Home Depot titles run past 32 tokens (their size, colour or pack count is cut);
     # 48 tokens holds 99.9% of them, in training and in the saved model alike; the recipe's pass, bf16 steps
@@ -109,8 +109,8 @@ SYSTEMS: dict[str, dict[str, Any]] = {  # TrainConfig overrides per system; "lon
     "taxonomy-batch256-distill": {**RECIPE_BF16, "distill": DistillConfig(candidates=4, teacher_temperature=0.2)},
     # the same as a short second stage: from the recipe's model (base_model), 25 steps of 256 rows, each row its query,
     # positive and 4 of the hybrid's first 24 products served with that model (a stronger teacher than the base
-    # model's hybrid: Home Depot test NDCG@10 0.418 vs 0.399 through the node); in-batch negatives, half the lr.
-    # A whole recipe pass with 4 candidates per row costs ~3x the recipe's steps on 2 cores; this costs a third of it
+    # model's hybrid through the node); in-batch negatives, half the lr. A whole recipe pass with 4 candidates per row
+    # costs several times the recipe's steps; this short stage costs a fraction of it
     "taxonomy-batch256-then-distill": {
         "base_model": str(MODELS / "homedepot-taxonomy-batch256-bf16"),
         "sampler": RANDOM,
@@ -197,7 +197,7 @@ SEED_POOLS = {
     "random-batch256-bf16 seeds 13+14": ("random-batch256-bf16", "random-batch256-bf16-seed14"),
 }
 """A system over several training seeds, scored per query by the mean of its seed runs (when all of them ran)."""
-SETTINGS = {  # per dataset, the same for every sampler; sized so both sets finish in ~30 min on 2 CPU cores
+SETTINGS = {  # per dataset, the same for every sampler; sized for a CPU-only machine
     "amazon-uk-toys": {"max_steps": 120, "eval_every": 40, "max_seq_length": 64, "catalog_limit": 3000},
     "icecat": {"max_steps": 80, "eval_every": 40, "max_seq_length": 32, "catalog_limit": 3000},
     "homedepot": {
@@ -209,7 +209,7 @@ SETTINGS = {  # per dataset, the same for every sampler; sized so both sets fini
         "learning_rate": 5e-5,
     },  # the budget every committed Home Depot comparison ran at
 }
-"""Icecat texts carry descriptions, so a row costs ~3x a toys row at 64 tokens: fewer steps, 32 tokens."""
+"""Icecat texts carry descriptions, so a row costs more than a toys row at 64 tokens: fewer steps, 32 tokens."""
 METRICS = ("recall@24", "ndcg@10")
 QUERY_NOTES = {
     "generated": "GENERATED queries (querygen: title fragments, brand + type, category names); test queries' "

@@ -4,7 +4,7 @@ tolerance of the fp32 graph on the run's validation queries.
 Both graphs rank the same candidate catalog exactly (every judged product of the queries plus a seeded sample
 of the rest, at most `max_products`) for every query: a training run's validation queries (`tbhns train`), or
 a dataset's judged queries (`tbhns export --int8-gate-dataset`). The int8 graph is accepted when,
-for each metric in `GATE_METRICS`, fp32 minus int8 is at most `tolerance` (absolute, 0.01 by default). The
+for each metric in `GATE_METRICS`, fp32 minus int8 is at most `tolerance` (absolute; `TrainConfig.int8_tolerance`). The
 decision and both sets of figures go into the manifest (`INT8_GATE`), where `Encoder(backend="onnx-int8")`
 reads it: a refused graph stays on disk but no command will run it.
 

@@ -43,7 +43,6 @@ from tbhns_opensearch.training.monitor import NegativeRefresh, TrainingMonitor
 from tbhns_opensearch.training.negatives import FalseNegativeFilter
 from tbhns_opensearch.training.retrieval import ExactIndex, evaluate_split, product_index
 from tbhns_opensearch.training.stage import StageResult, fit, no_steps
-from tbhns_opensearch.training.stage import quiet_libraries as _quiet_libraries  # noqa: F401 (tests import it here)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -31,11 +31,11 @@ def test_reading_a_csv_catalog_puts_the_csv_field_limit_back(tmp_path: Path) -> 
 def test_training_quiets_library_logs_only_while_it_runs() -> None:
     from transformers.utils import logging as hf_logging
 
-    from tbhns_opensearch.training.trainer import _quiet_libraries
+    from tbhns_opensearch.training.stage import quiet_libraries
 
     library = logging.getLogger("sentence_transformers")
     library.setLevel(logging.INFO)
     before = hf_logging.get_verbosity()
-    with _quiet_libraries():
+    with quiet_libraries():
         assert library.level == logging.ERROR
     assert (library.level, hf_logging.get_verbosity()) == (logging.INFO, before)

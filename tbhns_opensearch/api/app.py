@@ -123,7 +123,7 @@ class ServeSettings:
     """
 
     opensearch: OpenSearchConfig
-    index: str = field(default="products", metadata={"help": "product alias"})
+    alias: str = field(default="products", metadata={"help": "product alias"})
     users_index: str = field(default="users", metadata={"help": "index of user vectors"})
     encoder: str = field(default=DEFAULT_ENCODER, metadata={"help": "the product index's encoder (path or name)"})
     backend: str | None = None
@@ -179,7 +179,7 @@ class ServeSettings:
     @property
     def all_systems(self) -> tuple[ComparedSystem, ...]:
         """This settings' own system first, then `systems`."""
-        return (ComparedSystem(self.name, self.index, self.encoder, self.users_index), *self.systems)
+        return (ComparedSystem(self.name, self.alias, self.encoder, self.users_index), *self.systems)
 
     def search_client(self, system: ComparedSystem | None = None) -> SearchClient:
         """A (lazy) `SearchClient` for `system` (default: this settings' own) with these settings."""
@@ -187,7 +187,7 @@ class ServeSettings:
         opensearch = replace(self.opensearch, pool_maxsize=max(self.opensearch.pool_maxsize, self.threads))
         return SearchClient(
             opensearch,
-            system.index,
+            system.alias,
             system.encoder,
             users_index=system.users_index,
             backend=self.backend if system.name == self.name else None,
@@ -369,7 +369,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info(
             "searching %s at %s with encoder %s",
-            settings.index,
+            settings.alias,
             settings.opensearch.redacted_url(),
             client.query_encoder.name,
         )
@@ -562,7 +562,7 @@ def create_app(
     def compare_options() -> dict[str, Any]:
         return {
             "systems": [
-                {"name": system.name, "index": system.index, "encoder": system.encoder}
+                {"name": system.name, "index": system.alias, "encoder": system.encoder}
                 for system in settings.all_systems
             ],
             "modes": list(MODES),

@@ -10,7 +10,7 @@ Example:
     >>> parse_column("hybrid:trained")
     ColumnSpec(mode='hybrid', system='trained')
     >>> ComparedSystem.parse("trained=products-trained,runs/icecat-taxonomy")
-    ComparedSystem(name='trained', index='products-trained', encoder='runs/icecat-taxonomy', users_index='users')
+    ComparedSystem(name='trained', alias='products-trained', encoder='runs/icecat-taxonomy', users_index='users')
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ class ComparedSystem:
 
     Args:
         name: What the page calls it ("base", "trained"): letters, digits, "-", "_" and ".".
-        index: Product alias.
+        alias: Product alias.
         encoder: Encoder name or exported directory.
         users_index: Users index written with this encoder's product vectors.
     """
 
     name: str
-    index: str
+    alias: str
     encoder: str
     users_index: str = "users"
 

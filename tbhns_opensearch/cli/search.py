@@ -25,7 +25,7 @@ WARM_UP = "warm up"  # encoded once before the search, so that the search's own 
 def _search_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options `search` and `serve` share: where to search, with which encoder, fusion and personalization."""
     options = [
-        field_option("--alias", source=SERVE + "index"),
+        field_option("--alias", source=SERVE + "alias"),
         field_option("--users-index", source=SERVE + "users_index"),
         field_option("--encoder", source=SERVE + "encoder"),
         BACKEND_OPTION,
@@ -89,7 +89,7 @@ def _serve_settings(
 
     return ServeSettings(
         cluster_for(port, start=False),
-        index=alias,
+        alias=alias,
         users_index=users_index,
         encoder=encoder,
         backend=backend,

@@ -55,7 +55,7 @@ def judged(env: Env, tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]
 def server(env: Env, judged: dict[str, int], opensearch_config, encoder) -> Iterator[str]:  # type: ignore[no-untyped-def]
     settings = ServeSettings(
         opensearch_config,
-        index=env.alias,
+        alias=env.alias,
         users_index=env.users_index,
         warm=False,
         name="trained",

@@ -24,7 +24,7 @@ def env(os_client, opensearch_config, encoder):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def api_schema(env, opensearch_config):  # type: ignore[no-untyped-def]
-    settings_ = ServeSettings(opensearch_config, index=env.alias, users_index=env.users_index, warm=False)
+    settings_ = ServeSettings(opensearch_config, alias=env.alias, users_index=env.users_index, warm=False)
     return schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_, search_client=env.search))
 
 

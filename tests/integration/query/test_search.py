@@ -484,7 +484,7 @@ def test_a_users_index_with_a_conflicting_field_is_a_clear_error(os_client) -> N
 
 def test_http_search_and_health_on_the_real_node(env: Env, opensearch_config, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")  # what a server logs
-    app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=env.search)
+    app = create_app(ServeSettings(opensearch_config, alias=env.alias, warm=False), search_client=env.search)
     with TestClient(app) as http:
         got = http.get("/search", params={"query": "hornby locomotive", "k": 5, "filter": ["brand=Hornby"]})
         assert got.status_code == 200, got.text
@@ -515,7 +515,7 @@ def test_a_price_beyond_float32_is_a_usage_error_in_the_cli_and_a_422_over_http(
         "error: price filter '1e39..' must be MIN..MAX, MIN.. or ..MAX with finite numbers "
         "within ±3.4e+38 (a float32), e.g. price=10..50"
     )
-    app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=env.search)
+    app = create_app(ServeSettings(opensearch_config, alias=env.alias, warm=False), search_client=env.search)
     with TestClient(app) as http:
         for mode in MODES:
             got = http.get("/search", params={"query": "car", "mode": mode, "filter": "price=1e39.."})
@@ -525,7 +525,7 @@ def test_a_price_beyond_float32_is_a_usage_error_in_the_cli_and_a_422_over_http(
 def test_the_page_lists_users_only_when_asked_and_masked_ones_by_token(env: Env, opensearch_config) -> None:
     def options(user_list: str) -> tuple[TestClient, dict]:  # type: ignore[type-arg]
         settings = ServeSettings(
-            opensearch_config, index=env.alias, users_index=env.users_index, warm=False, user_list=user_list
+            opensearch_config, alias=env.alias, users_index=env.users_index, warm=False, user_list=user_list
         )
         http = TestClient(create_app(settings, search_client=env.search))
         got = http.get("/compare/options")
@@ -559,7 +559,7 @@ def test_a_search_while_shards_are_unavailable_is_a_503_with_retry_after(os_clie
     )
     try:
         app = create_app(
-            ServeSettings(opensearch_config, index=index, warm=False),
+            ServeSettings(opensearch_config, alias=index, warm=False),
             search_client=SearchClient(opensearch_config, index, encoder),
         )
         with TestClient(app) as http:
@@ -575,7 +575,7 @@ def test_a_user_vector_of_another_dimension_is_a_clear_http_error(env: Env, os_c
     write_user_profiles(
         os_client, env.users_index, [UserProfile("other-encoder", np.array([0.6, 0.8]), 9, 1.0, "real")]
     )
-    app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=env.search)
+    app = create_app(ServeSettings(opensearch_config, alias=env.alias, warm=False), search_client=env.search)
     try:
         with TestClient(app) as http:
             got = http.post("/search", json={"query": "car", "mode": "personalized", "user_id": "other-encoder"})
@@ -596,7 +596,7 @@ def test_an_encoder_of_another_dimension_is_a_clear_error_at_search_and_over_htt
     search = SearchClient(opensearch_config, env.alias, Encoder(str(tmp_path / "small")))
     with pytest.raises(EncoderMismatchError, match=r"makes 16-dimensional vectors but .* holds 384-dimensional"):
         search.search("car", mode="semantic")
-    app = create_app(ServeSettings(opensearch_config, index=env.alias, warm=False), search_client=search)
+    app = create_app(ServeSettings(opensearch_config, alias=env.alias, warm=False), search_client=search)
     with TestClient(app) as http:
         for mode in ("semantic", "hybrid", "personalized"):
             got = http.post("/search", json={"query": "car", "mode": mode, "user_id": "slotcar-fan"})

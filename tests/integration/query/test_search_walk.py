@@ -58,7 +58,7 @@ def _walk(app: TestClient, params: dict[str, Any]) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("path", ["server", "client"])
 def test_one_personalized_hybrid_search_walks_down_the_query_package(env: Env, opensearch_config, path: str) -> None:
-    settings = ServeSettings(opensearch_config, index=env.alias, users_index=env.users_index, warm=False)
+    settings = ServeSettings(opensearch_config, alias=env.alias, users_index=env.users_index, warm=False)
     params = {"query": "toy car for a boy", "user_id": "slotcar-fan", "mode": "hybrid", "path": path, "k": 5}
     edges = _walk(TestClient(create_app(settings, search_client=env.search)), params)
     within = [(caller, callee) for caller, callee in edges if caller in LAYER]

@@ -218,7 +218,7 @@ def test_the_http_api_answers_as_the_python_client(opensearch_config, learned: L
     """The app's own client (from ServeSettings: the encoder directory, user model "auto") and the Python one."""
     settings = ServeSettings(
         opensearch_config,
-        index=learned.env.alias,
+        alias=learned.env.alias,
         users_index=learned.users_index,
         encoder=str(learned.model_dir),
         personalization=PERSONALIZATION,

@@ -19,6 +19,12 @@ Batch sizes default per backend (`DEFAULT_BATCH_SIZES`): bfloat16 units fill bet
 Texts are encoded longest first in batches of similar length (as sentence-transformers does), so padding
 costs little, and returned in input order.
 
+Catalog encoding fans out with one setting: `workers=N` (N processes on the CPU, each on its share of the
+cores) or a device list `device="cuda:0,cuda:1"` (one process per device); see `encoder.pool`. Results keep
+the input order; `encode_batches` streams chunks through the workers for ingest. One worker (the default)
+encodes in this process, exactly as before. Close a fanned-out encoder (`close()` or a with-block) to stop
+its workers.
+
 The `tbhns_manifest.json` beside an exported model (written by `export`, read by `Encoder.manifest`) says what
 an index and a query encoder must agree on: dimension and space type.
 """
@@ -27,15 +33,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import re
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
 from tbhns_opensearch.config import DEFAULT_ENCODER
+from tbhns_opensearch.encoder.pool import EncoderPool, WorkerSettings
 from tbhns_opensearch.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -47,6 +56,8 @@ ONNX_INT8_FILE = "onnx/model_qint8.onnx"
 PROGRESS_CHUNK = 4096  # texts per progress update (each chunk is sorted by length on its own)
 ONNX_OUTPUT = "sentence_embedding"  # the graph's one output: (batch, dim), unit rows
 INT8_GATE = "int8_gate"  # manifest key: the int8 graph's retrieval metrics against fp32, and whether it passed
+DEVICE_NAME = re.compile(r"cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?")  # what an entry of a device list may be
+K = TypeVar("K")
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -306,9 +317,64 @@ def read_manifest(name_or_path: str) -> dict[str, Any]:
         raise EncoderError(f"{path} is not valid JSON ({exc}); export the model again") from exc
 
 
+def worker_devices(device: str, workers: int) -> list[str]:
+    """The device of each encoder process: the entries of a comma list (one process each), else `device`
+    `workers` times. Raises EncoderError naming the fix for a bad count, a malformed list, a list with another
+    worker count, or a CUDA device this machine lacks.
+
+    Example:
+        >>> worker_devices("cpu", 1), worker_devices("cpu", 2)
+        (['cpu'], ['cpu', 'cpu'])
+        >>> worker_devices("cuda:0,gpu1", 1)  # doctest: +NORMALIZE_WHITESPACE
+        Traceback (most recent call last):
+        ...
+        tbhns_opensearch.errors.EncoderError: --device 'cuda:0,gpu1': 'gpu1' is not a device; pass one device
+        (cpu, cuda, cuda:1) or a comma list of devices, one encoder process each (cuda:0,cuda:1)
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise EncoderError(
+            f"--encode-workers {workers!r}: encoder processes must be 1 or more; pass 1 to encode in this "
+            "process or N > 1 for N processes"
+        )
+    if "," not in device:
+        return [device] * workers
+    devices = [entry.strip() for entry in device.split(",")]
+    for entry in devices:
+        if not DEVICE_NAME.fullmatch(entry):
+            raise EncoderError(
+                f"--device {device!r}: {entry!r} is not a device; pass one device (cpu, cuda, cuda:1) or a comma "
+                "list of devices, one encoder process each (cuda:0,cuda:1)"
+            )
+    if workers not in (1, len(devices)):
+        raise EncoderError(
+            f"--encode-workers {workers} with --device {device!r}: a device list starts one encoder process per "
+            "device; pass either the list or --encode-workers"
+        )
+    _require_cuda_devices(device, [entry for entry in devices if entry.startswith("cuda")])
+    return devices
+
+
+def _require_cuda_devices(device: str, cuda: list[str]) -> None:
+    """Raise EncoderError unless every `cuda` entry of the list `device` names a CUDA device of this machine."""
+    if not cuda:
+        return
+    import torch
+
+    count = torch.cuda.device_count()  # asks the driver without starting CUDA here (the workers start it)
+    for entry in cuda:
+        index = int(entry.partition(":")[2] or 0)
+        if index >= count:
+            have = f"cuda:0 to cuda:{count - 1}" if count else "no CUDA device"
+            raise EncoderError(
+                f"--device {device!r}: {entry!r} is not on this machine, which has {have}; list only its devices, "
+                "or use --encode-workers N for N processes on the CPU"
+            )
+
+
 @dataclass
 class Encoder:
-    """An encoder that returns normalized float32 vectors, run by torch or onnxruntime (`BACKENDS`).
+    """An encoder that returns normalized float32 vectors, run by torch or onnxruntime (`BACKENDS`), in this
+    process or fanned out over worker processes (`workers`, or a device list; `encoder.pool`).
 
     Example:
         >>> encoder = Encoder("all-MiniLM-L6-v2")  # doctest: +SKIP
@@ -318,27 +384,50 @@ class Encoder:
         (1, 384)
         >>> Encoder("runs/train/toys", backend="auto", bulk=True).backend  # doctest: +SKIP
         'torch-bf16'
+        >>> with Encoder(workers=2) as encoder:  # two processes, each on half the cores  # doctest: +SKIP
+        ...     encoder.encode(["usb-c cable", "lego set"]).shape
+        (2, 384)
     """
 
     name_or_path: str = DEFAULT_ENCODER
-    device: str = "cpu"
+    device: str = field(
+        default="cpu",
+        metadata={
+            "help": "where the encoder runs (cpu, cuda, cuda:1); a comma list (cuda:0,cuda:1) encodes the catalog "
+            "in one process per listed device"
+        },
+    )
     batch_size: int | None = None  # None: the backend's `DEFAULT_BATCH_SIZES` entry, else 32
     backend: str = "torch"  # a name in BACKENDS, or "auto" (see `default_backend`)
     max_seq_length: int | None = None  # torch backend: tokens per text; None keeps the model's own
     bulk: bool = False  # encodes catalogs, not single queries: lets "auto" choose torch-bf16
+    workers: int = field(
+        default=1,
+        metadata={
+            "help": "encoder processes for the catalog, each on its share of the CPU cores (a --device list "
+            "starts one per device instead); 1 encodes in this process"
+        },
+    )
+    devices: list[str] = field(init=False, repr=False, compare=False)  # one per encoder process
+    pool: EncoderPool | None = field(init=False, default=None, repr=False, compare=False)  # with several
 
     def __post_init__(self) -> None:
+        self.devices = worker_devices(self.device, self.workers)
         if self.backend == "auto":
-            self.backend = default_backend(self.name_or_path, self.device, self.bulk)
+            self.backend = default_backend(self.name_or_path, self.devices[0], self.bulk)
         if self.backend not in BACKENDS:
             raise EncoderError(f"unknown encoder backend {self.backend!r}; valid backends: {', '.join(CHOICES)}")
         if self.batch_size is None:
             self.batch_size = DEFAULT_BATCH_SIZES.get(self.backend, 32)
+        if len(self.devices) > 1:  # nothing starts until the first encode
+            settings = WorkerSettings(self.name_or_path, self.backend, self.batch_size, self.max_seq_length)
+            self.pool = EncoderPool(settings, self.devices)
+            weakref.finalize(self, self.pool.close)  # an encoder dropped unclosed still stops its workers
 
     @cached_property
     def runtime(self) -> Backend:
-        """The loaded backend (loaded on first use)."""
-        runtime = BACKENDS[self.backend](self.name_or_path, self.device)
+        """The loaded backend in this process (loaded on first use), on the first device."""
+        runtime = BACKENDS[self.backend](self.name_or_path, self.devices[0])
         if self.max_seq_length and isinstance(runtime, TorchBackend):
             runtime.model.max_seq_length = self.max_seq_length
         return runtime
@@ -350,9 +439,10 @@ class Encoder:
             raise EncoderError(f"the {self.backend!r} backend has no SentenceTransformer; use backend='torch'")
         return self.runtime.model
 
-    @property
+    @cached_property
     def dimension(self) -> int:
-        return self.runtime.dimension
+        """The vector dimension; fanned out, a worker's (starting the workers, so a bad device fails here)."""
+        return self.pool.dimension() if self.pool is not None else self.runtime.dimension
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
@@ -360,16 +450,49 @@ class Encoder:
         return read_manifest(self.name_or_path)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, progress: str = "") -> np.ndarray:
-        """Encode `texts` into an array of shape (len(texts), dimension), rows of unit length. With `progress`
-        (a label), a bar on stderr counts the texts, in chunks of `PROGRESS_CHUNK`."""
+        """Encode `texts` into an array of shape (len(texts), dimension), rows of unit length, in input order.
+        With `progress` (a label), a bar on stderr counts the texts, in chunks of `PROGRESS_CHUNK`; fanned out,
+        the texts go to the workers in chunks of at most `PROGRESS_CHUNK`."""
         texts, size = list(texts), batch_size or self.batch_size
-        if not progress or len(texts) <= PROGRESS_CHUNK:
+        if self.pool is None and (not progress or len(texts) <= PROGRESS_CHUNK):
             return self.runtime.encode(texts, size).astype(np.float32, copy=False)  # (n, dim)
         from tqdm import tqdm
 
-        chunks = []
-        with tqdm(total=len(texts), desc=f"encoding {progress}", unit="texts") as bar:
-            for start in range(0, len(texts), PROGRESS_CHUNK):
-                chunks.append(self.runtime.encode(texts[start : start + PROGRESS_CHUNK], size))
-                bar.update(len(chunks[-1]))
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        step = min(PROGRESS_CHUNK, -(-len(texts) // len(self.devices))) or 1  # fanned out: every worker busy
+        chunks = ((start, texts[start : start + step]) for start in range(0, len(texts), step))
+        parts = [np.zeros((0, self.dimension), dtype=np.float32)]
+        with tqdm(total=len(texts), desc=f"encoding {progress}", unit="texts", disable=not progress) as bar:
+            for _, vectors in self.encode_batches(chunks, size):
+                parts.append(vectors)
+                bar.update(len(vectors))
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def encode_batches(
+        self, batches: Iterable[tuple[K, Sequence[str]]], batch_size: int | None = None
+    ) -> Iterator[tuple[K, np.ndarray]]:
+        """(key, vectors of shape (len(texts), dimension)) for each (key, texts) of `batches`, in their order.
+        In this process one `encode` per batch; fanned out, the workers encode up to two batches each ahead of
+        what is yielded (`pool.IN_FLIGHT_PER_WORKER`), so reading `batches` runs ahead by as much, no more.
+
+        Example:
+            >>> with Encoder(workers=2) as encoder:  # doctest: +SKIP
+            ...     [(key, v.shape) for key, v in encoder.encode_batches([("a", ["usb"]), ("b", ["lego", "car"])])]
+            [('a', (1, 384)), ('b', (2, 384))]
+        """
+        if self.pool is None:
+            for key, texts in batches:
+                yield key, self.encode(texts, batch_size)
+            return
+        for key, vectors in self.pool.map(batches, batch_size or self.batch_size):
+            yield key, vectors.astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (a later encode starts them again); nothing to do in-process."""
+        if self.pool is not None:
+            self.pool.close()
+
+    def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -390,13 +390,7 @@ class Encoder:
     """
 
     name_or_path: str = DEFAULT_ENCODER
-    device: str = field(
-        default="cpu",
-        metadata={
-            "help": "where the encoder runs (cpu, cuda, cuda:1); a comma list (cuda:0,cuda:1) encodes the catalog "
-            "in one process per listed device"
-        },
-    )
+    device: str = "cpu"  # a comma list (cuda:0,cuda:1): one encoder process per listed device (`worker_devices`)
     batch_size: int | None = None  # None: the backend's `DEFAULT_BATCH_SIZES` entry, else 32
     backend: str = "torch"  # a name in BACKENDS, or "auto" (see `default_backend`)
     max_seq_length: int | None = None  # torch backend: tokens per text; None keeps the model's own

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
-from tbhns_opensearch.cli.app import BACKEND_OPTION, BATCH_SIZE_HELP, DEVICE_OPTION, cli, cluster_for, port_option
+from tbhns_opensearch.cli.app import BACKEND_OPTION, BATCH_SIZE_HELP, cli, cluster_for, port_option
 from tbhns_opensearch.cli.options import field_option
 from tbhns_opensearch.config import DEFAULT_ENCODER
 
 INDEX = "tbhns_opensearch.index.templates:IndexConfig."  # the `field_option` sources
 INGEST = "tbhns_opensearch.index.ingest:IngestConfig."
+ENCODER = "tbhns_opensearch.encoder:Encoder."
 
 
 @cli.command()
@@ -27,7 +28,13 @@ INGEST = "tbhns_opensearch.index.ingest:IngestConfig."
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "tsv", "parquet"]), help="[default: from suffix]")
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="sentence-transformers path or name")
 @BACKEND_OPTION
-@DEVICE_OPTION
+@field_option(
+    "--device",
+    source=ENCODER + "device",
+    help="where the encoder runs, e.g. cpu or cuda; a comma list (cuda:0,cuda:1) encodes the catalog in one "
+    "process per listed device",
+)
+@field_option("--encode-workers", "encode_workers", source=ENCODER + "workers")
 @click.option("--batch-size", type=int, help=BATCH_SIZE_HELP)
 @field_option("--alias", source=INDEX + "alias")
 @field_option("--rebuild", source=INGEST + "rebuild", is_flag=True)
@@ -53,6 +60,7 @@ def ingest(
     encoder: str,
     backend: str,
     device: str,
+    encode_workers: int,
     batch_size: int | None,
     alias: str,
     rebuild: bool,
@@ -79,6 +87,10 @@ def ingest(
 
     if (catalog is None) == (dataset is None):
         raise click.UsageError("give either a CATALOG file or --dataset NAME")
+    # checked before any node starts; its worker processes (with several) start at the first encode
+    product_encoder = Encoder(
+        encoder, device=device, batch_size=batch_size, backend=backend, bulk=True, workers=encode_workers
+    )
     rejects = rejects or Path(f"{catalog or dataset}.rejects.jsonl")
     check_rejects_path(rejects)  # refused before any index is made: never a file the command did not write
     if dataset:
@@ -97,13 +109,10 @@ def ingest(
         replicas=replicas,
     )
     client = make_client(cluster_for(port))
-    summary = ingest_products(
-        client,
-        stream,
-        Encoder(encoder, device=device, batch_size=batch_size, backend=backend, bulk=True),
-        index_config,
-        IngestConfig(rebuild=rebuild, pipeline=pipeline),
-    )
+    with product_encoder:  # stops the worker processes, however the ingest ends
+        summary = ingest_products(
+            client, stream, product_encoder, index_config, IngestConfig(rebuild=rebuild, pipeline=pipeline)
+        )
     report = {
         "index": summary.index,
         "alias": alias,

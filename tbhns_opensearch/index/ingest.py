@@ -1,10 +1,11 @@
 """Encode products and bulk-write them behind the product alias, encoding and writing at the same time.
 
-The main thread encodes chunks of products while a writer thread streams the previous chunks to OpenSearch
-with opensearch-py's `streaming_bulk` (retries with backoff on 429). Document ids are product ids, so a rerun
-after a crash overwrites instead of duplicating. A new index (the first ingest, or `rebuild`) gets the alias
-only once it is complete and refreshed, and never when nothing was indexed; indices that killed runs left
-behind the alias are deleted when the next new index is made.
+The main thread encodes chunks of products (itself, or through the encoder's worker processes when it fans
+out: `Encoder(workers=N)` or a device list, which hand the chunks back in catalog order) while a writer thread
+streams the previous chunks to OpenSearch with opensearch-py's `streaming_bulk` (retries with backoff on 429).
+Document ids are product ids, so a rerun after a crash overwrites instead of duplicating. A new index (the first
+ingest, or `rebuild`) gets the alias only once it is complete and refreshed, and never when nothing was indexed;
+indices that killed runs left behind the alias are deleted when the next new index is made.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import OpenSearchException, TransportError
 from tqdm import tqdm
@@ -142,12 +145,13 @@ def _fill(
     writer = threading.Thread(target=_write, args=(client, index, chunks, config, summary, errors), daemon=True)
     writer.start()
     try:
-        for batch in _batched(products, config.encode_chunk):
-            if errors:  # the writer failed: whatever is encoded now would be thrown away
-                break
-            digest.add(batch)
-            chunks.put(_documents(batch, encoder, config.pipeline, unmapped))
-            summary.read += len(batch)
+        with closing(_encoded(_batched(products, config.encode_chunk), encoder, config.pipeline)) as encoded:
+            for batch, vectors in encoded:  # in catalog order, however many processes encode
+                if errors:  # the writer failed: whatever is encoded now would be thrown away
+                    break
+                digest.add(batch)
+                chunks.put(_documents(batch, vectors, unmapped))
+                summary.read += len(batch)
     finally:
         chunks.put(_DONE)
         writer.join()
@@ -195,16 +199,27 @@ def _describe(error: BaseException) -> str:
     return f"{kind} ({detail})" if isinstance(detail, str) and detail != kind else kind
 
 
-def _documents(
-    batch: list[Product], encoder: Encoder, pipeline: str | None, unmapped: frozenset[str] = frozenset()
-) -> list[tuple[str, dict[str, Any]]]:
-    """(id, document) of each product: with its vector, or with the text the `pipeline` embeds; without the
-    `unmapped` fields (those an index made by an older template lacks: its strict mapping would refuse them)."""
-    texts = [product.text_for_embedding() for product in batch]
+def _encoded(
+    batches: Iterable[list[Product]], encoder: Encoder, pipeline: str | None
+) -> Iterator[tuple[list[Product], np.ndarray | None]]:
+    """Each batch with its vectors (len(batch), dim), in the order of `batches` (`Encoder.encode_batches`: a
+    fanned-out encoder's workers encode a few batches ahead); with a `pipeline`, None: the cluster embeds."""
     if pipeline:
-        documents = [product_document(product, None) | {TEXT_FIELD: text} for product, text in zip(batch, texts)]
+        yield from ((batch, None) for batch in batches)
+        return
+    yield from encoder.encode_batches((batch, [product.text_for_embedding() for product in batch]) for batch in batches)
+
+
+def _documents(
+    batch: list[Product], vectors: np.ndarray | None, unmapped: frozenset[str] = frozenset()
+) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) of each product: with its row of `vectors`, or (None: an embedding pipeline's ingest) with
+    the text the pipeline embeds; without the `unmapped` fields (those an index made by an older template lacks:
+    its strict mapping would refuse them)."""
+    if vectors is None:
+        documents = [product_document(product, None) | {TEXT_FIELD: product.text_for_embedding()} for product in batch]
     else:
-        documents = [product_document(product, vector) for product, vector in zip(batch, encoder.encode(texts))]
+        documents = [product_document(product, vector) for product, vector in zip(batch, vectors)]
     if unmapped:  # only for an index made by an older template; every other ingest sends the documents as made
         documents = [{k: v for k, v in document.items() if k not in unmapped} for document in documents]
     return [(product.id, document) for product, document in zip(batch, documents)]

@@ -201,6 +201,9 @@ class BenchConfig:
     )
     threshold: int = field(default=1, metadata={"help": "grade >= threshold counts as relevant for Recall and MRR"})
     depth: int = field(default=100, metadata={"help": "hits kept per query"})
+    encode_workers: int = field(
+        default=1, metadata={"help": "encoder processes for the catalog's ingest (Encoder.workers; 1: in process)"}
+    )
     concurrency: tuple[int, ...] = field(default=(1, 4), metadata={"help": "client threads for the QPS measurement"})
     qps_queries: int = field(
         default=500, metadata={"help": "queries sent per QPS measurement (the first ones, in query id order)"}
@@ -241,6 +244,10 @@ class BenchConfig:
         unknown = [name for name in self.breakdown if name not in BREAKDOWNS]
         if unknown:
             raise BenchError(f"unknown breakdown {unknown}; valid breakdowns are {sorted(BREAKDOWNS)}")
+        if isinstance(self.encode_workers, bool) or not isinstance(self.encode_workers, int) or self.encode_workers < 1:
+            raise BenchError(
+                f"encode_workers = {self.encode_workers!r}: give 1 or more encoder processes (1: in process)"
+            )
         names = [system.name for system in self.systems]
         missing = [name for name in self.baselines if name not in names]
         if missing:
@@ -652,11 +659,8 @@ class BenchRun:
         alias = alias_for(self.config.catalog_name(), encoder, self.config.data_dir)
         if stored_fingerprint(client, alias) == fingerprint:
             return alias
-        ingest_products(
-            client,
-            self.products,
-            Encoder(encoder, backend="auto", bulk=True),
-            IndexConfig(alias=alias),
-            IngestConfig(rebuild=True),
-        )
+        with Encoder(encoder, backend="auto", bulk=True, workers=self.config.encode_workers) as catalog_encoder:
+            ingest_products(
+                client, self.products, catalog_encoder, IndexConfig(alias=alias), IngestConfig(rebuild=True)
+            )
         return alias

@@ -353,3 +353,32 @@ def test_bench_run_help_lists_the_config_keys_with_the_help_and_default_of_their
         output
     )
     assert "hybrid_depth hybrid: candidates per sub-query" in output and "alpha weight of the user vector" in output
+
+
+def test_encode_workers_reach_the_catalog_encoder_and_a_bad_count_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """`encode_workers` fans the catalog's ingest out (Encoder.workers), and the encoder is closed after it."""
+    from tbhns_opensearch import encoder as encoder_module
+    from tbhns_opensearch.bench.runner import BenchRun
+    from tbhns_opensearch.config import OpenSearchConfig
+    from tbhns_opensearch.index import ingest
+
+    made: list[dict[str, object]] = []
+
+    class Recorded:
+        def __init__(self, name: str, **settings: object) -> None:
+            made.append({"name": name, **settings, "closed": False})
+
+        def __enter__(self) -> Recorded:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            made[-1]["closed"] = True
+
+    monkeypatch.setattr(encoder_module, "Encoder", Recorded)
+    monkeypatch.setattr(ingest, "stored_fingerprint", lambda client, alias: None)
+    monkeypatch.setattr(ingest, "ingest_products", lambda client, products, encoder, *_: None)
+    config = BenchConfig(title="t", systems=BM25, catalog="icecat", split="all", encode_workers=2)
+    BenchRun(config, OpenSearchConfig(url="http://127.0.0.1:9"), tmp_path)._ensure_ingested(None, "m", "fp")
+    assert made == [{"name": "m", "backend": "auto", "bulk": True, "workers": 2, "closed": True}]
+    with pytest.raises(BenchError, match=r"encode_workers = 0: give 1 or more encoder processes"):
+        BenchConfig(title="t", systems=BM25, catalog="icecat", split="all", encode_workers=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from tests.helpers import ROOT
@@ -13,5 +14,6 @@ def test_no_package_imports_one_above_it() -> None:
     done = subprocess.run(
         [Path(sys.executable).parent / "lint-imports", "--no-cache"], cwd=ROOT, capture_output=True, text=True
     )
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
     assert done.returncode == 0, done.stdout[-3000:]
-    assert "1 kept, 0 broken" in done.stdout
+    assert f"{len(contracts)} kept, 0 broken" in done.stdout

@@ -61,6 +61,8 @@ def test_a_path_becomes_an_encoder_lazily(tmp_path) -> None:
 class LengthRuntime:
     """A backend stand-in: one-hot of each text's length; records the size of every call."""
 
+    dimension = 8  # every backend declares its vector dimension
+
     def __init__(self) -> None:
         self.calls: list[int] = []
 

@@ -15,13 +15,22 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from tbhns_opensearch.cli import cli
+from tbhns_opensearch.cluster.node import default_cache_dir
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.index.templates import IndexConfig
 from tests.doc_blocks import Block, Command, block_commands, fenced_blocks
@@ -59,6 +68,77 @@ def run_python(block: Block, alias: str) -> list[str]:
     return printed.getvalue().splitlines()
 
 
+def readme_commands(name: str) -> list[Command]:
+    """Every README command `tbhns NAME ...` (marked or not), in order."""
+    return [command for block in fenced_blocks(README) for command in block_commands(block) if command.args[0] == name]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def with_option(args: list[str], option: str, value: str) -> list[str]:
+    """`args` with `option`'s value set to `value` (added when the command leaves it to its default)."""
+    if option in args:
+        position = args.index(option) + 1
+        return [*args[:position], value, *args[position + 1 :]]
+    return [*args, option, value]
+
+
+def serve_as_written(commands: list[Command], alias: str, cluster_url: str) -> dict[str, object]:
+    """Run the README's `tbhns serve` (its alias renamed, on a free HTTP port) as a process of its own, ask it the
+    README's search (`curl .../search?query=board+game&mode=hybrid&k=5`), then stop it."""
+    (command,) = commands
+    port = free_port()
+    args = with_option(with_alias(command.args, alias), "--http-port", str(port))
+    env = {**os.environ, "OPENSEARCH_URL": cluster_url}
+    server = subprocess.Popen(  # the installed entry point, as a user runs it
+        [str(Path(sys.executable).parent / "tbhns"), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert server.poll() is None, f"{command.where()} exited: {server.communicate()[1][-2000:]}"
+        url = f"http://127.0.0.1:{port}/search?query=board+game&mode=hybrid&k=5"
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return {"status": response.status, "hits": json.loads(response.read())["hits"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def test_the_readme_node_commands_run_as_written_on_a_free_port() -> None:
+    """`tbhns opensearch start`, `status` and `stop` of the README on a free port (the README's 9200 may be
+    someone's node): the node starts and answers, and after stop it is gone; its data folder is removed."""
+    commands = readme_commands("opensearch")
+    assert [command.args[1] for command in commands] == ["start", "status", "stop"]
+    port = str(free_port())
+    data_dir = default_cache_dir() / "nodes" / port
+    assert not data_dir.exists(), f"{data_dir} is someone else's"
+    try:
+        for command in commands:
+            result = CliRunner().invoke(cli, with_option(list(command.args), "--port", port))
+            assert result.exit_code == 0, f"{command.where()}\nexit {result.exit_code}:\n{result.output}"
+            if command.args[1] == "status":
+                assert json.loads(result.output)["health"]["status"] in ("green", "yellow"), result.output
+        gone = CliRunner().invoke(cli, ["opensearch", "status", "--port", port])
+        assert gone.exit_code == 1 and json.loads(gone.output)["health"] is None, gone.output
+    finally:
+        CliRunner().invoke(cli, ["opensearch", "stop", "--port", port])
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def test_the_tour_covers_what_the_readme_promises() -> None:
     commands = tour_commands()
     assert commands, f"no `tbhns` command in a README block marked {MARKER}"
@@ -89,11 +169,13 @@ def test_the_readme_tour_runs_as_written(
             for block in fenced_blocks(README)
             if block.marker == MARKER and block.language == "python"
         ]
+        served = serve_as_written(readme_commands("serve"), alias, opensearch_config.url)
     finally:
         os_client.indices.delete(index=f"{alias}-*,users-{alias}", ignore_unavailable=True)
         os_client.indices.delete_index_template(name=IndexConfig(alias=alias).template_name, ignore=[404])
     assert sorted(path.name for path in (ROOT / "tests" / "fixtures").iterdir()) == fixtures_before
 
+    assert served["status"] == 200 and served["hits"], served  # the README's curl of the served API
     assert printed, f"no python block marked {MARKER}"
     for lines in printed:  # the example prints the mode, path and personalization, then one line per hit
         mode, _, personalization = lines[0].split()[:3]

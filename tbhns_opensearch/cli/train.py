@@ -32,6 +32,12 @@ def _override(flag: str, name: str, **attrs: object):  # type: ignore[no-untyped
 @_override("--max-steps", "max_steps", type=int)
 @_override("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path))
 @port_option(note=" (bm25 sampler, when OPENSEARCH_URL is unset)")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="continue from the newest checkpoint in <output>/checkpoints (checkpoint_every) after a kill; the config "
+    "must be the one that saved it",
+)
 def train_command(
     config_file: Path,
     device: str | None,
@@ -39,6 +45,7 @@ def train_command(
     max_steps: int | None,
     output_dir: Path | None,
     port: int,
+    resume: bool,
 ) -> None:
     """Train an encoder from CONFIG_FILE (training/*.toml); write the model, ONNX export and model card, and with a
     [personalization] table the user model beside it (max_steps = 0 keeps the base encoder)."""
@@ -48,7 +55,13 @@ def train_command(
     config = load_train_config(config_file).with_overrides(
         device=device, precision=precision, max_steps=max_steps, output_dir=str(output_dir) if output_dir else None
     )
-    trained = train_and_export(config, opensearch=cluster_for(port) if config.sampler.name == "bm25" else None)
+    if resume:  # a missing or foreign checkpoint is refused here, before anything loads
+        from tbhns_opensearch.training.checkpoints import find_checkpoint
+
+        checkpoint = find_checkpoint(config)
+        click.echo(f"resuming from {checkpoint} (step {checkpoint.name.split('-')[-1]} of {config.max_steps})")
+    opensearch = cluster_for(port) if config.sampler.name == "bm25" else None
+    trained = train_and_export(config, opensearch=opensearch, resume=resume)
     result, report, directory = trained.result, trained.export, trained.directory
     metric = config.select_metric
     click.echo(

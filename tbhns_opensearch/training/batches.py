@@ -95,6 +95,30 @@ class NegativeTable:
                 chosen += self._fill(pair, chosen, epoch)
             self.negatives[row] = tuple(chosen)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every row's current draws and the sampler's log as JSON values, for a checkpoint: a resumed run trains
+        on the negatives the interrupted one had drawn (`load_state_dict`), and its card counts the same levels."""
+        return {
+            "negatives": [list(ids) for ids in self.negatives],
+            "fills": self.fills,
+            "candidates": [list(ids) for ids in self.candidates],
+            "labels": [list(scores) for scores in self.labels],
+            "log": self.sampler.log.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the draws and the sampler's log with a checkpoint's (`state_dict`) of the same rows."""
+        if len(state["negatives"]) != len(self.pairs):
+            raise TrainingError(
+                f"the checkpoint holds negatives for {len(state['negatives'])} rows, this run has "
+                f"{len(self.pairs)}; resume with the data the checkpoint was trained on"
+            )
+        self.negatives = [tuple(ids) for ids in state["negatives"]]
+        self.fills = state["fills"]
+        self.candidates = [tuple(ids) for ids in state["candidates"]]
+        self.labels = [tuple(scores) for scores in state["labels"]]
+        self.sampler.log.load_state_dict(state["log"])
+
     def dataset(self) -> Dataset:
         """Columns anchor, positive and (through the transform) negative_1..negative_count, then with a teacher
         candidate_1..candidate_m and label."""

@@ -397,6 +397,14 @@ class TrainConfig:
     output_dir: str = field(
         default="", metadata={"help": "the model directory `tbhns train` writes; empty: runs/train/<config name>"}
     )
+    checkpoint_every: int = field(
+        default=0,
+        metadata={
+            "help": "save a checkpoint every N steps in <output_dir>/checkpoints (weights, optimizer, scheduler, RNG "
+            "states, the negatives' position, the best step so far), which `tbhns train --resume` continues from; "
+            "the newest and the best are kept; 0: none"
+        },
+    )
     quantize: bool = field(default=True, metadata={"help": "also export an int8 dynamically quantized ONNX variant"})
     int8_tolerance: float = field(
         default=0.01,
@@ -429,7 +437,7 @@ class TrainConfig:
             raise ConfigError(
                 f"need 0 <= warmup_ratio < 1 and learning_rate > 0, got {self.warmup_ratio}, {self.learning_rate}"
             )
-        check_non_negative("", self, ("max_steps", "patience", "int8_tolerance"))
+        check_non_negative("", self, ("max_steps", "patience", "int8_tolerance", "checkpoint_every"))
         if self.data.queries == "orders" and self.personalization is None:
             raise ConfigError(
                 '[data] queries="orders" derives queries from the train users of '

@@ -21,7 +21,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +57,14 @@ class MinedHits:
             raise TrainingError(f"no mined hits for query {query!r}; mine every training query before sampling")
         return self.hits[query][:k]
 
+    def state_dict(self) -> dict[str, Any]:
+        """The hits as JSON values, for a checkpoint (ANCE's hits come from the weights they were mined with)."""
+        return {"hits": self.hits}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the hits with a checkpoint's (`state_dict`)."""
+        self.hits = {query: list(ids) for query, ids in state["hits"].items()}
+
 
 @dataclass(frozen=True)
 class SamplerContext:
@@ -81,11 +89,13 @@ class SamplerContext:
 
 @dataclass(frozen=True)
 class SamplerSetup:
-    """A ready sampler; `remine` (ANCE) refreshes its hits from the current model; `taxonomy` when it uses one."""
+    """A ready sampler; `remine` (ANCE) refreshes its hits from the current model, `hits` (ANCE) are those hits,
+    which a checkpoint keeps; `taxonomy` when it uses one."""
 
     sampler: NegativeSampler
     remine: Callable[[SentenceTransformer], None] | None = None
     taxonomy: Taxonomy | None = None
+    hits: MinedHits | None = None
 
 
 def build_sampler(context: SamplerContext) -> SamplerSetup:
@@ -223,7 +233,7 @@ def _ance(context: SamplerContext) -> SamplerSetup:
         count=sampler_config.count,
         depth=sampler_config.depth,
     )
-    return SamplerSetup(sampler, remine=lambda model: mine(model, product_index(model, products)))
+    return SamplerSetup(sampler, remine=lambda model: mine(model, product_index(model, products)), hits=hits)
 
 
 FACTORIES: dict[str, Callable[[SamplerContext], SamplerSetup]] = {

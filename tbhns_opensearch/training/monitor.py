@@ -9,6 +9,10 @@ validations without improvement, and writes one JSON line per step:
 
 `wall_s` counts from the start of training and includes validation; `eval_s` is the validation share, so
 training time alone is `wall_s - eval_s`. Lines without "validation" are steps that were not validated.
+
+Both callbacks hand their state to a checkpoint (`state_dict`, as JSON values; the best weights are the
+checkpoint's to save) and take it back on resume (`load_state_dict`): the monitor then keeps the log's lines up
+to the checkpoint's step and goes on from there, without validating step 0 again.
 """
 
 from __future__ import annotations
@@ -78,10 +82,15 @@ class TrainingMonitor(TrainerCallback):
     _pending: dict[str, float] | None = None
     _stale: int = 0
     _bar: tqdm | None = None
+    _step: int = 0
+    _resumed_wall_s: float | None = None  # set by `load_state_dict`
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if self._resumed_wall_s is not None:
+            self._resume(state)
+            return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.write_text("")
         self._started = time.perf_counter()
@@ -91,7 +100,7 @@ class TrainingMonitor(TrainerCallback):
         self._pending = None
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        step = state.global_step
+        step = self._step = state.global_step
         if step % self.eval_every and step < state.max_steps:
             return
         self._check(kwargs["model"], step)
@@ -140,6 +149,41 @@ class TrainingMonitor(TrainerCallback):
     def steps_to_best(self) -> int:
         return self.best.step if self.best else 0
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where the monitor stands, as JSON values: validations, best step, patience left, times, counts (the
+        best weights, `best_state`, are the checkpoint's to save)."""
+        return {
+            "step": self._step,
+            "history": [[point.step, point.metrics] for point in self.history],
+            "best": self.best.step if self.best else None,
+            "stale": self._stale,
+            "stopped_early": self.stopped_early,
+            "wall_s": time.perf_counter() - self._started,
+            "eval_s": self.eval_s,
+            "counts": dict(self.counts),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], best_state: dict[str, Tensor] | None = None) -> None:
+        """Take a checkpoint's state (`state_dict`) and best weights; training then resumes after its step."""
+        self.history = [ValidationPoint(step, metrics) for step, metrics in state["history"]]
+        self.best = next((p for p in self.history if p.step == state["best"]), None)
+        self.best_state, self.best_evaluation = best_state, None  # a later stage validates the best weights again
+        self._stale, self.stopped_early = state["stale"], state["stopped_early"]
+        self.eval_s, self.counts = state["eval_s"], Counter(state["counts"])
+        self._step, self._resumed_wall_s = state["step"], state["wall_s"]
+
+    def _resume(self, state: TrainerState) -> None:
+        """on_train_begin of a resumed run: the log keeps its lines up to the checkpoint's step (the interrupted
+        run may have gone further), times go on from the checkpoint's."""
+        lines = self.log_path.read_text(encoding="utf-8").splitlines() if self.log_path.exists() else []
+        kept = [line for line in lines if json.loads(line)["step"] <= self._step]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        self._started = time.perf_counter() - (self._resumed_wall_s or 0.0)
+        self._bar = tqdm(
+            total=state.max_steps, initial=self._step, desc="training", unit="step", disable=not self.progress
+        )
+
     def _check(self, model: SentenceTransformer, step: int, evaluation: Evaluation | None = None) -> None:
         if self._bar is not None and evaluation is None:
             self._bar.set_postfix_str(f"validating step {step}")
@@ -179,10 +223,15 @@ class NegativeRefresh(TrainerCallback):
     remined_at: list[int] = field(default_factory=list)
     rounds: int = 0
     _epochs: int = 0
+    _resumed: bool = False
 
     def on_epoch_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if self._resumed:
+            self._resumed = False
+            if state.global_step % len(kwargs["train_dataloader"]):  # the trainer's steps per epoch
+                return  # resumed inside an epoch that had begun: the table holds its negatives
         self._epochs += 1
         if self._epochs > 1:  # the first epoch uses the negatives drawn before training
             self._refresh()
@@ -194,6 +243,15 @@ class NegativeRefresh(TrainerCallback):
         self.remine(kwargs["model"])
         self.remined_at.append(step)
         self._refresh()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Refreshes so far (the round the table's negatives were drawn with), as JSON values."""
+        return {"rounds": self.rounds, "epochs": self._epochs, "remined_at": list(self.remined_at)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take a checkpoint's state (`state_dict`); the table's draws come back with the table's own."""
+        self.rounds, self._epochs, self.remined_at = state["rounds"], state["epochs"], list(state["remined_at"])
+        self._resumed = True
 
     def _refresh(self) -> None:
         self.rounds += 1

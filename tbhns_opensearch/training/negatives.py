@@ -89,6 +89,20 @@ class LevelLog:
         if len(self.records) < self.max_records:
             self.records.append(SampleRecord(pair.query, pair.positive_id, levels, requested))
 
+    def state_dict(self) -> dict[str, Any]:
+        """The log as JSON values, for a checkpoint (`load_state_dict` reads it back)."""
+        return {
+            "counts": dict(self.counts),
+            "short": self.short,
+            "records": [[r.query, r.positive_id, list(r.levels), r.requested] for r in self.records],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the log with a checkpoint's (`state_dict`)."""
+        self.counts = Counter(state["counts"])
+        self.short = state["short"]
+        self.records = [SampleRecord(query, pid, tuple(levels), n) for query, pid, levels, n in state["records"]]
+
 
 @dataclass(frozen=True, eq=False)
 class FalseNegativeFilter:

@@ -38,8 +38,9 @@ def train_and_export(
     data: TrainingData | None = None,
     base_vectors: np.ndarray | None = None,
     opensearch: OpenSearchConfig | None = None,
+    resume: bool = False,
 ) -> TrainedModel:
-    """Train `config` (see `trainer.train` for `data`, `base_vectors` and `opensearch`) and write
+    """Train `config` (see `trainer.train` for `data`, `base_vectors`, `opensearch` and `resume`) and write
     `config.output_dir`: sentence-transformers files, `onnx/`, `tbhns_manifest.json`, the model card and
     `split.json` (which `tbhns bench` reads with `split_file`); with `[personalization]`, the user model
     trained on the exported encoder's vectors in `user_model/` (`personalization.train_personalization`).
@@ -48,7 +49,7 @@ def train_and_export(
         >>> train_and_export(load_train_config("training/icecat-taxonomy.toml")).directory  # doctest: +SKIP
         PosixPath('runs/train/icecat-taxonomy')
     """
-    result = train(config, data=data, base_vectors=base_vectors, opensearch=opensearch)
+    result = train(config, data=data, base_vectors=base_vectors, opensearch=opensearch, resume=resume)
     directory = Path(config.output_dir)
     report = export_model(
         result.model,

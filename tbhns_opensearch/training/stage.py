@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import TrainerCallback
 
+    from tbhns_opensearch.training.checkpoints import Checkpoints
     from tbhns_opensearch.training.config import TrainConfig
     from tbhns_opensearch.training.monitor import TrainingMonitor, ValidationPoint
 
@@ -76,21 +77,27 @@ def fit(
     learning_rate: float,
     *,
     batches: str | Callable[..., Any],
+    checkpoints: Checkpoints | None = None,
 ) -> tuple[int, float]:
-    """Run sentence-transformers' trainer on `dataset`; return the steps run and the wall seconds.
+    """Run sentence-transformers' trainer on `dataset`; return the steps run and the wall seconds (with
+    `checkpoints` resuming, the steps and seconds of the run before the checkpoint count too).
 
     `batches`: a `BatchSamplers` value ("no_duplicates"; graded rows repeat their padding, so they take plain
     "batch_sampler" batches) or a batch sampler factory (`experimental.hooks.Experiments.batches`).
+    `checkpoints`: save a checkpoint every `checkpoints.every` steps in `checkpoints.directory`, and resume from
+    `checkpoints.resume_from` (`training.checkpoints`); None saves nothing.
     """
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers import PrinterCallback
 
+    every = checkpoints.every if checkpoints is not None else 0
+    save: dict[str, Any] = {"save_strategy": "steps", "save_steps": every} if every else {"save_strategy": "no"}
     with (
         quiet_libraries(),
         tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch,
-    ):  # nothing is saved there (save_strategy)
+    ):  # without checkpoints nothing is saved there (save_strategy)
         args = SentenceTransformerTrainingArguments(
-            output_dir=scratch,
+            output_dir=str(checkpoints.directory) if checkpoints is not None else scratch,
             max_steps=max_steps,
             per_device_train_batch_size=batch_size,
             learning_rate=learning_rate,
@@ -99,7 +106,7 @@ def fit(
             data_seed=config.seed,
             batch_sampler=batches,
             logging_steps=1,
-            save_strategy="no",
+            **save,
             eval_strategy="no",
             report_to="none",
             disable_tqdm=True,
@@ -107,12 +114,18 @@ def fit(
             bf16=config.precision == "bf16",
         )
         trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            loss=loss,
+            callbacks=[*callbacks, checkpoints] if checkpoints is not None else callbacks,
         )
         trainer.remove_callback(PrinterCallback)  # the monitor writes the step log
         started = time.perf_counter()
-        trainer.train()
-        return trainer.state.global_step, time.perf_counter() - started
+        resume_from = checkpoints.resume_from if checkpoints is not None else None
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        before = checkpoints.resumed_wall_s if checkpoints is not None else 0.0
+        return trainer.state.global_step, before + time.perf_counter() - started
 
 
 def no_steps(model: SentenceTransformer, monitor: TrainingMonitor) -> tuple[int, float]:

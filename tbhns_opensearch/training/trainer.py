@@ -8,6 +8,8 @@ batch and in-batch negatives are never copies of a row's positive). `monitor.Tra
 `eval_every` steps, stops early and writes the per-step log; at the end the best validated weights are
 restored (the base weights when no step beat them; `restore_best = false` keeps the last step's instead).
 With `max_steps = 0` no step is taken: the base model is validated (step 0) and kept unchanged.
+With `checkpoint_every` the trainer saves checkpoints in `<output_dir>/checkpoints` and `resume=True` continues
+from the newest one, to the weights, best step and card of a run never interrupted (`checkpoints`).
 
 The experimental options (`[experimental]`: a hybrid teacher's candidates in each row, batches of taxonomy
 neighbours, a second ROAR stage from the kept weights) come in through one seam, `experimental.hooks.Experiments`,
@@ -34,6 +36,7 @@ from tbhns_opensearch.encoder import load_sentence_transformer, require_native_b
 from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.training.batches import NegativeTable
+from tbhns_opensearch.training.checkpoints import Stateful, find_checkpoint, plan_checkpoints
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, prepare_data
 from tbhns_opensearch.training.experimental.hooks import Experiments
@@ -108,6 +111,7 @@ def train(
     base_vectors: np.ndarray | None = None,
     opensearch: OpenSearchConfig | None = None,
     log_path: Path | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train one model (see the module docstring).
 
@@ -118,6 +122,8 @@ def train(
             share between runs; default: encoded here.
         opensearch: The cluster for the bm25 sampler (default: OPENSEARCH_URL).
         log_path: The per-step JSONL log; default `<output_dir>/train_log.jsonl`.
+        resume: Continue from the newest checkpoint of the run (`checkpoints.find_checkpoint`; the config must
+            be the one that saved it), to the same weights, best step and card as a run never interrupted.
     """
     from transformers import set_seed
 
@@ -128,13 +134,14 @@ def train(
         )
     if config.precision == "bf16":
         require_native_bf16(config.device, 'precision="bf16"', ConfigError, 'use precision="fp32"')
+    resume_from = find_checkpoint(config) if resume else None
     set_seed(config.seed)
     experiments = Experiments(config)
     model = load_model(config)
     data = data or prepare_data(config.data, config.seed, config.personalization)
     ids = tuple(p.id for p in data.products)
     base_index = product_index(model, data.products) if base_vectors is None else ExactIndex(ids, base_vectors)
-    initial = evaluate_split(model, data.validation, base_index, metrics)
+    initial = None if resume_from else evaluate_split(model, data.validation, base_index, metrics)  # else restored
     false_negatives = FalseNegativeFilter.from_products(
         data.products, base_index.vectors, config.sampler.cosine_threshold
     )
@@ -157,8 +164,13 @@ def train(
         step_counts=getattr(loss, "pop_counts", None),
     )
     refresh = NegativeRefresh(table, setup.remine, config.sampler.remine_every)
+    parts: dict[str, Stateful] = {"table": table, "refresh": refresh, **({"hits": setup.hits} if setup.hits else {})}
+    checkpoints = plan_checkpoints(config, data, parts, monitor, resume_from)
     batches = experiments.batches(setup.taxonomy, table, data, base_index.vectors)
-    if config.max_steps:
+    if checkpoints is not None and checkpoints.finished(config.max_steps):  # killed after training, e.g. exporting
+        checkpoints.load_weights(model)
+        steps, wall_s = checkpoints.resumed_step, checkpoints.resumed_wall_s
+    elif config.max_steps:
         steps, wall_s = fit(
             model,
             config,
@@ -169,6 +181,7 @@ def train(
             config.batch_size,
             config.learning_rate,
             batches=batches,
+            checkpoints=checkpoints,
         )
     else:
         steps, wall_s = no_steps(model, monitor)

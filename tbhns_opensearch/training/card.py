@@ -89,7 +89,8 @@ class ModelCard:
             "## Training",
             steps,
             f"- wall time: {training['wall_s']:.0f} s ({training['eval_s']:.0f} s of it validation), "
-            f"device {self.config['device']}, precision {self.config.get('precision', 'fp32')}",
+            f"device {self.config['device']}, precision {self.config.get('precision', 'fp32')}"
+            f"{_processes(self.config, training.get('processes', 1))}",
             *training_lines(self.config, training),
             "",
             "## Validation (VALIDATION users' last orders; training never read these users)"
@@ -124,6 +125,16 @@ class ModelCard:
                     f"{'accepted' if gate['accepted'] else 'refused'} ({gate['reason']})"
                 )
         return "\n".join([*lines, *_user_model_lines(self.personalization)]) + "\n"
+
+
+def _processes(config: dict[str, Any], processes: int) -> str:
+    """How many processes trained the model (`training.distributed`), and whether the loss gathered their rows."""
+    if processes < 2:
+        return ""
+    loss = config["loss"]
+    gathered = loss.get("gather_across_devices") and loss["name"] in ("mnrl", "cached_mnrl")
+    negatives = "in-batch negatives gathered across them" if gathered else "in-batch negatives within each"
+    return f", {processes} processes (batch_size {config['batch_size']} split over them, {negatives})"
 
 
 def _order_lines(data: dict[str, Any]) -> list[str]:
@@ -181,6 +192,7 @@ def model_card(
         "relevance_threshold": result.metrics.threshold,
         "step_log": result.log_path.name,
         "loss_counts": result.loss_counts,
+        "processes": result.processes,
     }
     if result.stage2 is not None:
         stage2 = asdict(result.stage2)

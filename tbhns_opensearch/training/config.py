@@ -254,6 +254,13 @@ class LossConfig:
     mini_batch_size: int = field(
         default=8, metadata={"help": "cached_mnrl: rows per forward chunk (memory, not results)"}
     )
+    gather_across_devices: bool = field(
+        default=True,
+        metadata={
+            "help": "mnrl / cached_mnrl on several processes (torchrun, --nproc): every process's rows are in-batch "
+            "negatives of every query (the loss sees the whole batch, as in one process); false: each process's own"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.name not in LOSSES:

@@ -13,7 +13,8 @@ Rows are (anchor, positive, negative_1, ..., negative_n):
 query -> other queries, document -> queries and document -> other documents, in one joint softmax; all four
 are GTE's "improved contrastive loss" (Li et al. 2023), which sentence-transformers implements. They also take
 `hardness_mode` / `hardness_strength` (`HARDNESS_MODES`): a negative's logit gains strength x its cosine, so the
-closest negatives weigh more in the softmax.
+closest negatives weigh more in the softmax. On several processes (`distributed`) they gather every process's rows
+(`gather_across_devices`), so each query's softmax holds the whole batch's.
 
 Each builder takes the whole `TrainConfig` and reads its `[loss]` table (`config.loss`). `build_loss` gives the
 loss a run trains with: the named one, passed through the experimental hook (`experimental.hooks.Experiments.loss`:
@@ -29,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tbhns_opensearch.training.distributed import world_size
 from tbhns_opensearch.training.experimental.hooks import Experiments, masked_mnrl
 
 if TYPE_CHECKING:
@@ -39,13 +41,16 @@ if TYPE_CHECKING:
 
 
 def _mnrl_options(config: TrainConfig) -> dict[str, Any]:
-    """The options `mnrl` and `cached_mnrl` share: directions and hardness weighting."""
+    """The options `mnrl` and `cached_mnrl` share: directions, hardness weighting and, on several processes
+    (`distributed`), in-batch negatives gathered across them."""
     loss = config.loss
     hardness = loss.hardness_mode != "none"
+    gather = {"gather_across_devices": True} if loss.gather_across_devices and world_size() > 1 else {}
     return {
         "directions": loss.directions,
         "hardness_mode": loss.hardness_mode if hardness else None,
         "hardness_strength": loss.hardness_strength,
+        **gather,
     }
 
 

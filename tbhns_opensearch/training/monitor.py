@@ -61,6 +61,8 @@ class TrainingMonitor(TrainerCallback):
         step_counts: Returns counts since its last call (the masked loss's masked negatives), added to each
             step's line and summed in `counts`.
         progress: Show a progress bar (steps, loss, last validation) on stderr.
+        share: Hands the early-stop decision of each validation to the other processes of a distributed run
+            (`distributed.share_flag`; they follow it with `FollowStop`).
     """
 
     validate: Validate
@@ -71,6 +73,7 @@ class TrainingMonitor(TrainerCallback):
     initial: Evaluation | None = None
     step_counts: Callable[[], dict[str, int]] | None = None
     progress: bool = True
+    share: Callable[[bool], bool] = bool  # one process: the decision as it is
     counts: Counter[str] = field(default_factory=Counter)
     history: list[ValidationPoint] = field(default_factory=list)
     best: ValidationPoint | None = None
@@ -104,7 +107,7 @@ class TrainingMonitor(TrainerCallback):
         if step % self.eval_every and step < state.max_steps:
             return
         self._check(kwargs["model"], step)
-        if self.patience and self._stale >= self.patience:
+        if self.share(bool(self.patience) and self._stale >= self.patience):
             self.stopped_early = True
             control.should_training_stop = True
 
@@ -202,6 +205,27 @@ class TrainingMonitor(TrainerCallback):
     def _write(self, line: dict[str, Any]) -> None:
         with self.log_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
+
+
+@dataclass
+class FollowStop(TrainerCallback):
+    """A distributed run's processes other than rank 0: at each of the monitor's validation steps, take its
+    early-stop decision (`share`, the same call as `TrainingMonitor.share`) and stop with it.
+
+    Args:
+        eval_every: The monitor's `eval_every`.
+        share: Receives rank 0's decision (`distributed.share_flag`).
+    """
+
+    eval_every: int
+    share: Callable[[bool], bool]
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        step = state.global_step
+        if step % self.eval_every and step < state.max_steps:
+            return  # no validation at this step: nothing to share
+        if self.share(False):
+            control.should_training_stop = True
 
 
 @dataclass

@@ -13,6 +13,7 @@ from tbhns_opensearch.eval.splits import write_split
 from tbhns_opensearch.training.card import model_card, write_model_card
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, sample_texts
+from tbhns_opensearch.training.distributed import barrier, finish
 from tbhns_opensearch.training.int8_gate import measure_int8_gate
 from tbhns_opensearch.training.personalization import train_personalization
 from tbhns_opensearch.training.trainer import TrainResult, train
@@ -39,17 +40,22 @@ def train_and_export(
     base_vectors: np.ndarray | None = None,
     opensearch: OpenSearchConfig | None = None,
     resume: bool = False,
-) -> TrainedModel:
+) -> TrainedModel | None:
     """Train `config` (see `trainer.train` for `data`, `base_vectors`, `opensearch` and `resume`) and write
     `config.output_dir`: sentence-transformers files, `onnx/`, `tbhns_manifest.json`, the model card and
     `split.json` (which `tbhns bench` reads with `split_file`); with `[personalization]`, the user model
     trained on the exported encoder's vectors in `user_model/` (`personalization.train_personalization`).
+    In a distributed run only rank 0 writes, while the others wait for it; they return None.
 
     Example:
         >>> train_and_export(load_train_config("training/icecat-taxonomy.toml")).directory  # doctest: +SKIP
         PosixPath('runs/train/icecat-taxonomy')
     """
     result = train(config, data=data, base_vectors=base_vectors, opensearch=opensearch, resume=resume)
+    if result is None:  # another process of a distributed run: rank 0 writes the model
+        barrier()
+        finish()
+        return None
     directory = Path(config.output_dir)
     report = export_model(
         result.model,
@@ -75,4 +81,6 @@ def train_and_export(
         delete_user_model(directory / USER_MODEL_DIR)
     write_model_card(directory, model_card(result, report, user_model))
     write_split(directory, result.data.split_of)
+    barrier()  # the other processes of a distributed run exit once the model is written
+    finish()
     return TrainedModel(result, report, directory, user_model)

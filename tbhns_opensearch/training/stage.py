@@ -5,13 +5,17 @@ second stage (`experimental.preference`) runs the same way."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tbhns_opensearch.training.distributed import WholeBatches, World, batch_sampler_class, row_log
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -86,16 +90,24 @@ def fit(
     "batch_sampler" batches) or a batch sampler factory (`experimental.hooks.Experiments.batches`).
     `checkpoints`: save a checkpoint every `checkpoints.every` steps in `checkpoints.directory`, and resume from
     `checkpoints.resume_from` (`training.checkpoints`); None saves nothing.
+    On several processes (`distributed`) each batch of `batch_size` rows is drawn whole and split between them
+    (`split_batches`); every batch is full (`distributed.WholeBatches`).
     """
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers import PrinterCallback
 
     every = checkpoints.every if checkpoints is not None else 0
     save: dict[str, Any] = {"save_strategy": "steps", "save_steps": every} if every else {"save_strategy": "no"}
+    world = World.from_env()
+    if world.distributed:  # whole batches, split between the processes
+        batches = functools.partial(WholeBatches, inner=batch_sampler_class(batches))
+    split: dict[str, Any] = {"accelerator_config": {"split_batches": True}} if world.distributed else {}
     with (
         quiet_libraries(),
+        warnings.catch_warnings(),  # the libraries' deprecations of their own internals (DDP's broadcast_buffers)
         tempfile.TemporaryDirectory(prefix="tbhns-train-") as scratch,
     ):  # without checkpoints nothing is saved there (save_strategy)
+        warnings.simplefilter("ignore", FutureWarning)
         args = SentenceTransformerTrainingArguments(
             output_dir=str(checkpoints.directory) if checkpoints is not None else scratch,
             max_steps=max_steps,
@@ -107,6 +119,7 @@ def fit(
             batch_sampler=batches,
             logging_steps=1,
             **save,
+            **split,
             eval_strategy="no",
             report_to="none",
             disable_tqdm=True,
@@ -121,6 +134,7 @@ def fit(
             callbacks=[*callbacks, checkpoints] if checkpoints is not None else callbacks,
         )
         trainer.remove_callback(PrinterCallback)  # the monitor writes the step log
+        trainer.data_collator = row_log(trainer.data_collator, world)  # itself unless TBHNS_DEBUG_ROWS is set
         started = time.perf_counter()
         resume_from = checkpoints.resume_from if checkpoints is not None else None
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

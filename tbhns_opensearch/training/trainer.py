@@ -10,6 +10,8 @@ restored (the base weights when no step beat them; `restore_best = false` keeps 
 With `max_steps = 0` no step is taken: the base model is validated (step 0) and kept unchanged.
 With `checkpoint_every` the trainer saves checkpoints in `<output_dir>/checkpoints` and `resume=True` continues
 from the newest one, to the weights, best step and card of a run never interrupted (`checkpoints`).
+Under torchrun the run trains one model on several processes (`distributed`): each takes its share of every
+batch, rank 0 alone validates and keeps the best weights, and the others return None.
 
 The experimental options (`[experimental]`: a hybrid teacher's candidates in each row, batches of taxonomy
 neighbours, a second ROAR stage from the kept weights) come in through one seam, `experimental.hooks.Experiments`,
@@ -39,10 +41,11 @@ from tbhns_opensearch.training.batches import NegativeTable
 from tbhns_opensearch.training.checkpoints import Stateful, find_checkpoint, plan_checkpoints
 from tbhns_opensearch.training.config import TrainConfig
 from tbhns_opensearch.training.data import TrainingData, prepare_data
+from tbhns_opensearch.training.distributed import World, barrier, check_distributed, main_first, share_flag, start
 from tbhns_opensearch.training.experimental.hooks import Experiments
 from tbhns_opensearch.training.losses import build_loss
 from tbhns_opensearch.training.mining import SamplerContext, SamplerSetup, build_sampler
-from tbhns_opensearch.training.monitor import NegativeRefresh, TrainingMonitor
+from tbhns_opensearch.training.monitor import FollowStop, NegativeRefresh, TrainingMonitor
 from tbhns_opensearch.training.negatives import FalseNegativeFilter
 from tbhns_opensearch.training.retrieval import ExactIndex, evaluate_split, product_index
 from tbhns_opensearch.training.stage import StageResult, fit, no_steps
@@ -86,6 +89,7 @@ class TrainResult(StageResult):
     Args:
         loss_counts: What the loss counted over the run (masked_mnrl: masked and seen negatives).
         stage2: The preference stage, when the config has one; the model then has its best weights.
+        processes: The processes that trained it (`distributed`; 1: this one alone).
     """
 
     config: TrainConfig
@@ -95,6 +99,7 @@ class TrainResult(StageResult):
     metrics: MetricConfig = field(default_factory=MetricConfig)
     loss_counts: dict[str, int] = field(default_factory=dict)
     stage2: StageResult | None = None
+    processes: int = 1
 
 
 def load_model(config: TrainConfig) -> SentenceTransformer:
@@ -112,8 +117,9 @@ def train(
     opensearch: OpenSearchConfig | None = None,
     log_path: Path | None = None,
     resume: bool = False,
-) -> TrainResult:
-    """Train one model (see the module docstring).
+) -> TrainResult | None:
+    """Train one model (see the module docstring); None on the processes of a distributed run other than rank 0,
+    which holds the result (`distributed`).
 
     Args:
         config: The run.
@@ -134,20 +140,25 @@ def train(
         )
     if config.precision == "bf16":
         require_native_bf16(config.device, 'precision="bf16"', ConfigError, 'use precision="fp32"')
+    world = World.from_env()
+    check_distributed(config, world.size)
     resume_from = find_checkpoint(config) if resume else None
+    start(world, config.device)
     set_seed(config.seed)
     experiments = Experiments(config)
     model = load_model(config)
     data = data or prepare_data(config.data, config.seed, config.personalization)
     ids = tuple(p.id for p in data.products)
     base_index = product_index(model, data.products) if base_vectors is None else ExactIndex(ids, base_vectors)
-    initial = None if resume_from else evaluate_split(model, data.validation, base_index, metrics)  # else restored
+    validates = world.main and not resume_from  # else rank 0 validates / the checkpoint holds it
+    initial = evaluate_split(model, data.validation, base_index, metrics) if validates else None
     false_negatives = FalseNegativeFilter.from_products(
         data.products, base_index.vectors, config.sampler.cosine_threshold
     )
     context = SamplerContext(config, data, model, base_index.vectors, false_negatives, opensearch)
-    setup = build_sampler(context)
-    teacher = experiments.teacher(context)
+    with main_first(world):  # rank 0 ingests a catalog the bm25 sampler or the teacher searches, then the others
+        setup = build_sampler(context)
+        teacher = experiments.teacher(context)
     table = NegativeTable(
         data.train_pairs, data.products, setup.sampler, false_negatives, config.negatives_per_pair, config.seed, teacher
     )
@@ -162,10 +173,20 @@ def train(
         select_metric=config.select_metric,
         initial=initial,
         step_counts=getattr(loss, "pop_counts", None),
+        share=share_flag,
     )
+    follow = None if world.main else FollowStop(config.eval_every, share_flag)  # the other ranks: its stop only
     refresh = NegativeRefresh(table, setup.remine, config.sampler.remine_every)
     parts: dict[str, Stateful] = {"table": table, "refresh": refresh, **({"hits": setup.hits} if setup.hits else {})}
-    checkpoints = plan_checkpoints(config, data, parts, monitor, resume_from)
+    checkpoints = plan_checkpoints(
+        config,
+        data,
+        parts,
+        monitor if world.main else None,
+        resume_from,
+        main=world.main,
+        barrier=barrier if world.distributed else None,
+    )
     batches = experiments.batches(setup.taxonomy, table, data, base_index.vectors)
     if checkpoints is not None and checkpoints.finished(config.max_steps):  # killed after training, e.g. exporting
         checkpoints.load_weights(model)
@@ -176,15 +197,17 @@ def train(
             config,
             table.dataset(),
             loss,
-            [monitor, refresh],
+            [follow or monitor, refresh],
             config.max_steps,
             config.batch_size,
             config.learning_rate,
             batches=batches,
             checkpoints=checkpoints,
         )
-    else:
+    elif world.main:
         steps, wall_s = no_steps(model, monitor)
+    if not world.main:
+        return None
     best, best_state = monitor.best, monitor.best_state
     if best is None or best_state is None:  # on_train_begin validates step 0, so this means train() never began
         raise TrainingError("the trainer never started; see the sentence-transformers output above")
@@ -208,6 +231,7 @@ def train(
         metrics=metrics,
         loss_counts=dict(monitor.counts),
         stage2=stage2,
+        processes=world.size,
     )
 
 

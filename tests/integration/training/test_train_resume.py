@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from tests.helpers import FIXTURES
+from tests.integration.training.tiny_runs import tiny_config
 
 pytestmark = pytest.mark.integration
 TBHNS = Path(sys.executable).parent / "tbhns"
@@ -25,27 +25,7 @@ WEIGHT_TOLERANCE = 1e-6  # observed 0.0 on CPU: the resumed run repeats the same
 def _config(tmp_path: Path) -> Path:
     """10 steps of 16 rows over 108 training pairs (7 steps an epoch, so the negatives are re-drawn at step 8),
     validated every 2 steps, a checkpoint every 3."""
-    config = tmp_path / "tiny.toml"
-    config.write_text(f"""
-batch_size = 16
-max_steps = 10
-max_seq_length = 16
-eval_every = 2
-checkpoint_every = 3
-select_metric = "ndcg@10"
-learning_rate = 1e-4
-warmup_ratio = 0.0
-patience = 0
-quantize = false
-[data]
-catalog = "{FIXTURES / "toys_products.jsonl"}"
-queries = "generated"
-catalog_limit = 150
-relevance_threshold = 2
-max_eval_relevant = 5
-max_positives_per_query = 1
-""")
-    return config
+    return tiny_config(tmp_path, batch_size=16, max_steps=10, eval_every=2, checkpoint_every=3)
 
 
 def _train(config: Path, out: Path, *flags: str) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,7 @@ Run (about 20 minutes on 2 shared CPU cores):
 
 import argparse
 import copy
+import os
 import platform
 import shlex
 import sys
@@ -477,9 +478,10 @@ def _render(
         "set once, not tuned.",
         f"- wall time: training **{trained.train_seconds:.0f} s** ({trained.train_seconds - refreshing:.0f} s of "
         f"steps, {refreshing:.0f} s re-encoding {len(trained.space.products):,} products after each epoch); "
-        f"whole script {seconds:.0f} s; cpu, {args.threads} torch threads, {platform.machine()}, 2 cores shared "
-        "with other jobs (a CI run and another training job).",
-        f"- epoch kept: **{trained.best_epoch}** (validation Recall@24); saved to `{save_dir}` (git-ignored).",
+        f"whole script {seconds:.0f} s; cpu, {args.threads} torch threads, {platform.machine()}, "
+        f"{os.cpu_count()} cores visible, load average {os.getloadavg()[0]:.1f} at the end.",
+        f"- epoch kept: **{trained.best_epoch}** (validation Recall@24); saved to "
+        f"`{os.path.relpath(save_dir)}` (git-ignored).",
         "",
         "| epoch | training loss | validation R@10 | R@24 | R@100 | NDCG@10 | step s | refresh s |",
         "|---|---|---|---|---|---|---|---|",

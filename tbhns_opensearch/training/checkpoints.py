@@ -91,10 +91,16 @@ def data_digest(data: TrainingData) -> str:
 
 def saved_checkpoints(directory: Path) -> list[Path]:
     """The complete checkpoints in `directory` (those with `tbhns_state.json`), oldest step first."""
+    found = [path for path in checkpoint_folders(directory) if (path / STATE_FILE).is_file()]
+    return sorted(found, key=lambda path: _step(path) or 0)
+
+
+def checkpoint_folders(directory: Path) -> list[Path]:
+    """The trainer's `checkpoint-<step>` folders in `directory`, complete or not: the only paths a run removes
+    there (anything else in the folder is left alone)."""
     if not directory.is_dir():
         return []
-    found = [path for path in directory.glob(f"{PREFIX}*") if _step(path) is not None and (path / STATE_FILE).is_file()]
-    return sorted(found, key=lambda path: _step(path) or 0)
+    return [path for path in directory.iterdir() if _step(path) is not None and path.is_dir()]
 
 
 def find_checkpoint(config: TrainConfig) -> Path:
@@ -138,7 +144,7 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
 
 def clear_checkpoints(directory: Path) -> None:
     """Remove the checkpoints an earlier run left in `directory` (a run that starts at step 0 supersedes them)."""
-    for path in directory.glob(f"{PREFIX}*") if directory.is_dir() else ():
+    for path in checkpoint_folders(directory):
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -271,7 +277,7 @@ class Checkpoints(TrainerCallback):
     def _prune(self, newest: Path) -> None:
         """Keep the newest checkpoint and the one saved at the best step; remove the others."""
         best = self.monitor.best.step if self.monitor is not None and self.monitor.best else None
-        for path in self.directory.glob(f"{PREFIX}*"):
+        for path in checkpoint_folders(self.directory):
             if path != newest and _step(path) != best:
                 shutil.rmtree(path, ignore_errors=True)
 

@@ -20,6 +20,7 @@ from tbhns_opensearch.training.checkpoints import (
     STATE_FILE,
     Checkpoints,
     checkpoints_dir,
+    clear_checkpoints,
     data_digest,
     find_checkpoint,
     fingerprint,
@@ -172,6 +173,31 @@ def test_checkpoints_other_than_the_newest_and_the_best_are_pruned(tmp_path: Pat
     checkpoints = Checkpoints(directory, 2, config, DATA, {}, monitor=_Best(4))  # type: ignore[arg-type]
     checkpoints._prune(directory / "checkpoint-8")
     assert sorted(path.name for path in directory.iterdir()) == ["checkpoint-4", "checkpoint-8"]
+
+
+def test_pruning_and_a_fresh_start_remove_only_the_trainers_checkpoint_folders(tmp_path: Path) -> None:
+    """Whatever else is in the checkpoints folder (a file or folder of the user's named like one) is not the run's."""
+    config = _config(tmp_path)
+    directory = checkpoints_dir(config)
+    for step in (2, 4, 6):
+        (directory / f"checkpoint-{step}").mkdir(parents=True)
+    (directory / "checkpoint-notes").mkdir()
+    (directory / "checkpoint-9.txt").write_text("mine")
+    (directory / "checkpoint-10").write_text("a file, not a checkpoint folder")
+    Checkpoints(directory, 2, config, DATA, {}, monitor=_Best(2))._prune(directory / "checkpoint-6")  # type: ignore[arg-type]
+    assert sorted(path.name for path in directory.iterdir()) == [
+        "checkpoint-10",
+        "checkpoint-2",
+        "checkpoint-6",
+        "checkpoint-9.txt",
+        "checkpoint-notes",
+    ]
+    clear_checkpoints(directory)
+    assert sorted(path.name for path in directory.iterdir()) == [
+        "checkpoint-10",
+        "checkpoint-9.txt",
+        "checkpoint-notes",
+    ]
 
 
 def test_resume_takes_the_newest_complete_checkpoint(tmp_path: Path) -> None:

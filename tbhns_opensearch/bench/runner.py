@@ -9,11 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from tbhns_opensearch.bench.held_out import (
     model_sources,
     model_split_files,
 )
+from tbhns_opensearch.bench.passes import WARM_UP_QUERIES, SystemUnderTest, measure_qps, run_interleaved
 from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_report
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
@@ -38,7 +37,7 @@ from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.eval.queries import load_labelled_queries
-from tbhns_opensearch.eval.runs import Qrels, RankedRun, Run, write_qrels, write_ranked_run
+from tbhns_opensearch.eval.runs import Qrels, RankedRun, write_qrels, write_ranked_run
 from tbhns_opensearch.eval.significance import cluster_means, compare_to_baseline
 from tbhns_opensearch.index.documents import catalog_fingerprint
 from tbhns_opensearch.index.templates import IndexConfig, load_template
@@ -438,44 +437,6 @@ def query_ids(texts: Sequence[str]) -> dict[str, str]:
     return {text: f"q{number:04d}" for number, text in enumerate(sorted(set(texts)), start=1)}
 
 
-@dataclass(frozen=True)
-class SystemRun:
-    """One pass of every query: the run, per-query latencies (seconds), how many queries fell back and how
-    many were personalized by each method ("blend", "learned")."""
-
-    run: Run
-    latencies: list[float]
-    fallbacks: int
-    methods: Counter[str] = field(default_factory=Counter)
-
-
-def run_system(
-    search: Any, texts: dict[str, str], mode: str, depth: int, user_of: dict[str, str] | None = None
-) -> SystemRun:
-    """Each query once through `search.search` (as its user, when `user_of` names one), sequentially."""
-    user_of = user_of or {}
-    run: Run = {}
-    latencies = []
-    fallbacks = 0
-    methods: Counter[str] = Counter()
-    for qid, text in tqdm(texts.items(), desc=mode, unit="q", leave=False):
-        started = time.perf_counter()
-        response = search.search(text, user_id=user_of.get(qid), mode=mode, k=depth)
-        latencies.append(time.perf_counter() - started)
-        run[qid] = {hit.id: hit.score for hit in response.hits}
-        fallbacks += response.fallback
-        methods.update([response.personalization] if response.personalization else [])
-    return SystemRun(run, latencies, fallbacks, methods)
-
-
-def measure_qps(search: Any, queries: Sequence[tuple[str, str | None]], mode: str, clients: int, depth: int) -> float:
-    """Queries per second with `clients` concurrent threads sending all (text, user id) `queries`."""
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(lambda query: search.search(query[0], user_id=query[1], mode=mode, k=depth), queries))
-    return len(queries) / (time.perf_counter() - started)
-
-
 def top_category_groups(qrels: Qrels, products: Sequence[Product]) -> dict[str, str]:
     """Each query's group: the most common top-level category among its relevant products."""
     top = {p.id: (p.taxonomy_path[0] if p.taxonomy_path else "(none)") for p in products}
@@ -559,11 +520,11 @@ class BenchRun:
         runs_dir = self.output_dir / "runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
         write_qrels(runs_dir / "qrels.txt", qrels)
-        systems = []
         users_by_alias: dict[str, dict[str, Any]] = {}  # systems sharing an encoder share its user profiles
-        for spec in tqdm(config.systems, desc="systems", unit="system"):
+        under_test, aliases = [], {}
+        for spec in tqdm(config.systems, desc="indices", unit="system"):
             encoder = spec.encoder or self.default_encoder
-            alias = self._ensure_ingested(client, encoder, fingerprint)
+            aliases[spec.name] = alias = self._ensure_ingested(client, encoder, fingerprint)
             if alias not in users_by_alias:
                 users_by_alias[alias] = self._users(client, alias, encoder, query_set)
             search = SearchClient(
@@ -575,13 +536,14 @@ class BenchRun:
                 **users_by_alias[alias],
             )  # a profile read per query
             user_of = query_set.user_of if spec.personalize else {}
-            run_system(search, dict(list(texts.items())[:5]), spec.mode, config.depth, user_of)  # warm-up
-            passed = run_system(search, texts, spec.mode, config.depth, user_of)
-            sample = [(texts[qid], user_of.get(qid)) for qid in sorted(texts)[: config.qps_queries]]
-            qps = {
-                f"qps@{n}": f"{measure_qps(search, sample, spec.mode, n, config.depth):.1f}" for n in config.concurrency
-            }
-            metadata = {"alias": alias, **qps, "fallback_queries": str(passed.fallbacks)}
+            under_test.append(SystemUnderTest(spec.name, search, spec.mode, user_of))
+        passes = run_interleaved(under_test, texts, config.depth)
+        sample = sorted(texts)[: config.qps_queries]
+        systems = []
+        for spec, system in zip(config.systems, under_test):
+            passed = passes[spec.name]
+            qps = {f"qps@{n}": f"{measure_qps(system, sample, texts, n, config.depth):.1f}" for n in config.concurrency}
+            metadata = {"alias": aliases[spec.name], **qps, "fallback_queries": str(passed.fallbacks)}
             if passed.methods:
                 metadata["personalization"] = ", ".join(f"{method} {n}" for method, n in sorted(passed.methods.items()))
             ranked = RankedRun(spec.name, passed.run, spec.mode, config.source, encoder=spec.encoder, metadata=metadata)
@@ -609,6 +571,10 @@ class BenchRun:
                 f"ef_search={index.ef_search}"
             ),
             "profiles": "read on every personalized query (SearchClient user_ttl_s = 0)",
+            "latency": (
+                f"one client thread; the systems take turns query by query (query i starts at system i mod "
+                f"{len(under_test)}), after {WARM_UP_QUERIES} untimed queries each"
+            ),
             "hybrid": (
                 f"{hybrid.fusion}, weights (bm25, vector) {hybrid.weights}, {max(hybrid.depth, config.depth)} "
                 f"candidates per sub-query (the default {hybrid.depth}, raised to the {config.depth} hits kept) "

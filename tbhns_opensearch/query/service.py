@@ -44,7 +44,7 @@ from tbhns_opensearch.users.store import StoredUser, list_users
 
 if TYPE_CHECKING:  # torch is imported only when an encoder or a user model is loaded
     from tbhns_opensearch.encoder import Encoder
-    from tbhns_opensearch.users.attention import UserAttention
+    from tbhns_opensearch.users.attention import QueryTimeUserModel, UserAttention
 
 MAX_WINDOW = 10_000  # OpenSearch's default index.max_result_window: offset + k may not exceed it
 
@@ -116,13 +116,15 @@ class SearchClient:
         self._user_model = user_model
 
     @cached_property
-    def user_model(self) -> UserAttention | None:
-        """The learned user model (loaded on first use for "auto"), or None: personalized searches blend."""
+    def user_model(self) -> QueryTimeUserModel | None:
+        """The learned user model at query time (loaded on first use for "auto"), or None: personalized searches
+        blend."""
         if self._user_model != "auto":
-            return self._user_model
+            return None if self._user_model is None else self._user_model.at_query_time()
         from tbhns_opensearch.users.attention import user_model_beside
 
-        return user_model_beside(self.query_encoder.name)
+        model = user_model_beside(self.query_encoder.name)
+        return None if model is None else model.at_query_time()
 
     @property
     def client(self) -> OpenSearch:

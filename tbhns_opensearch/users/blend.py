@@ -13,7 +13,7 @@ from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserProfile, check_alpha
 
 if TYPE_CHECKING:  # torch is imported only where a user model is loaded
-    from tbhns_opensearch.users.attention import UserAttention
+    from tbhns_opensearch.users.attention import QueryTimeUserModel
 
 METHODS = ("plain", "blend", "learned")
 """How a personalized vector was made: the plain query (fallback), the fixed blend, the learned user model."""
@@ -71,7 +71,7 @@ def personalize(
     user_id: str | None,
     profile: UserProfile | None,
     config: PersonalizationConfig,
-    user_model: UserAttention | None = None,
+    user_model: QueryTimeUserModel | None = None,
 ) -> PersonalizedVector:
     """The learned vector (a `user_model` and a stored history), else the blended one, or the plain
     `query_vector` itself (fallback) with the reason.
@@ -81,7 +81,7 @@ def personalize(
         user_id: The requested user, or None.
         profile: That user's stored profile, or None when there is none.
         config: `alpha` and `min_history`.
-        user_model: The learned user model (`users.attention.user_model_beside`); None: always blend.
+        user_model: The learned user model at query time (`UserAttention.at_query_time`); None: always blend.
 
     Example:
         >>> q = np.array([1.0, 0.0])
@@ -103,8 +103,6 @@ def personalize(
             f"user {user_id!r} has {profile.event_count} events, fewer than min_history={config.min_history}",
         )
     if user_model is not None and profile.history is not None and len(profile.history):
-        from tbhns_opensearch.users.attention import personalize_one
-
-        vector, weight = personalize_one(user_model, query_vector, profile.history)
+        vector, weight = user_model.personalize(query_vector, profile.history)
         return PersonalizedVector(vector, weight, False, method="learned")
     return PersonalizedVector(blend(query_vector, profile.vector, config.alpha), config.alpha, False, method="blend")

@@ -16,7 +16,6 @@ from tbhns_opensearch.users.attention import (
     UserAttentionConfig,
     history_tensors,
     load_user_model,
-    personalize_one,
     personalize_queries,
     recency_bucket,
     save_user_model,
@@ -163,16 +162,18 @@ def _history(rows: list[int], orders: list[int], matrix: np.ndarray) -> UserHist
 def test_one_query_with_all_weight_on_the_zero_slot_is_the_query_itself() -> None:
     space = _space(CATALOG)
     query = _unit(np.random.default_rng(5).normal(size=DIM))
-    vector, weight = personalize_one(_model(zero_slot=1e4), query, _history([0, 3], [1, 2], space.matrix))
+    vector, weight = _model(zero_slot=1e4).at_query_time().personalize(query, _history([0, 3], [1, 2], space.matrix))
     assert vector is query and weight == 0.0
     empty = UserHistory((), (), np.zeros((0, DIM), dtype=np.float32))
-    assert personalize_one(_model(zero_slot=-1e4), query, empty) == (query, 0.0)
+    assert _model(zero_slot=-1e4).at_query_time().personalize(query, empty) == (query, 0.0)
 
 
 def test_one_query_with_one_product_is_normalize_q_plus_h() -> None:
     space = _space(CATALOG)
     query = _unit(np.random.default_rng(6).normal(size=DIM))
-    vector, weight = personalize_one(_model(zero_slot=-1e4), query, _history([2], [3], space.matrix))  # W = I
+    vector, weight = (
+        _model(zero_slot=-1e4).at_query_time().personalize(query, _history([2], [3], space.matrix))
+    )  # W = I
     np.testing.assert_allclose(vector, _unit(query + space.matrix[2]), atol=1e-6)
     assert weight == 1.0 and vector.dtype == np.float32
 
@@ -186,16 +187,16 @@ def test_one_query_equals_the_batch_forward_and_cuts_to_max_history() -> None:
             parameter.add_(0.3 * torch.randn_like(parameter, generator=torch.Generator().manual_seed(7)))
     query = _unit(np.random.default_rng(7).normal(size=DIM))
     rows, orders = [7, 0, 3, 5, 1, 6, 2], [1, 2, 4, 8, 16, 33, 40]
-    vector, weight = personalize_one(model, query, _history(rows, orders, space.matrix))
+    vector, weight = model.at_query_time().personalize(query, _history(rows, orders, space.matrix))
     expected = personalize_queries(model, query[None], [list(zip(rows, orders))], space.matrix)[0]
     np.testing.assert_allclose(vector, expected, atol=1e-6)
     with torch.no_grad():
         tensors = _tensors([list(zip(rows, orders))], space.matrix)
         zero_slot = model.attention(torch.from_numpy(query[None]), *tensors)[0, 0].item()
     assert weight == pytest.approx(1 - zero_slot, abs=1e-6) and 0 < weight < 1
-    longer = personalize_one(model, query, _history([*rows[:5], 4, 4], [*orders[:5], 1, 1], space.matrix))[0]
+    longer = model.at_query_time().personalize(query, _history([*rows[:5], 4, 4], [*orders[:5], 1, 1], space.matrix))[0]
     np.testing.assert_array_equal(
-        longer, personalize_one(model, query, _history(rows[:5], orders[:5], space.matrix))[0]
+        longer, model.at_query_time().personalize(query, _history(rows[:5], orders[:5], space.matrix))[0]
     )
 
 
@@ -203,9 +204,9 @@ def test_one_query_of_another_dimension_says_to_rebuild_the_users() -> None:
     space = _space(CATALOG)
     query = _unit(np.ones(DIM))
     with pytest.raises(PersonalizationError, match=r"takes 8-dimensional vectors.*\(4,\).*rebuild the users"):
-        personalize_one(_model(), query, UserHistory(("p",), (1,), np.ones((1, 4))))
+        _model().at_query_time().personalize(query, UserHistory(("p",), (1,), np.ones((1, 4))))
     with pytest.raises(PersonalizationError, match=r"query of shape \(4,\)"):
-        personalize_one(_model(), np.ones(4, dtype=np.float32), _history([0], [1], space.matrix))
+        _model().at_query_time().personalize(np.ones(4, dtype=np.float32), _history([0], [1], space.matrix))
 
 
 def test_the_user_model_beside_an_encoder_directory(tmp_path: Path) -> None:
@@ -320,3 +321,17 @@ def test_training_is_deterministic_by_seed(tmp_path: Path) -> None:
     )
     first, second = (train_user_model(train, validation, space, config) for _ in range(2))
     assert [e.loss for e in first.log[1:]] == [e.loss for e in second.log[1:]]
+
+
+def test_the_query_time_model_keeps_the_weights_it_was_made_with() -> None:
+    """A model trained further after `at_query_time` does not move the vectors of the form made before."""
+    space = _space(CATALOG)
+    model = _model(zero_slot=-1e4)
+    query, history = _unit(np.random.default_rng(8).normal(size=DIM)), _history([1, 4], [1, 3], space.matrix)
+    frozen = model.at_query_time()
+    before = frozen.personalize(query, history)[0]
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    np.testing.assert_array_equal(frozen.personalize(query, history)[0], before)
+    assert not np.allclose(model.at_query_time().personalize(query, history)[0], before)

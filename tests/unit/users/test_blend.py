@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tbhns_opensearch.errors import PersonalizationError
-from tbhns_opensearch.users.attention import UserAttention, UserAttentionConfig
+from tbhns_opensearch.users.attention import QueryTimeUserModel, UserAttention, UserAttentionConfig
 from tbhns_opensearch.users.blend import blend, personalize
 from tbhns_opensearch.users.events import UserEvent, read_history
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserHistory, UserProfile, build_user_profiles
@@ -207,8 +207,8 @@ def test_profiles_differ_by_their_history() -> None:
     assert with_history != UserProfile("u1", E2, 3, 0.0, "real", UserHistory(("p1",), (1,), np.float32([E3])))
 
 
-def _user_model(zero_bias: float) -> UserAttention:
-    return UserAttention(UserAttentionConfig(dim=3, key_dim=2, zero_bias=zero_bias)).eval()
+def _user_model(zero_bias: float) -> QueryTimeUserModel:
+    return UserAttention(UserAttentionConfig(dim=3, key_dim=2, zero_bias=zero_bias)).at_query_time()
 
 
 def test_a_user_model_and_a_stored_history_personalize_learned() -> None:

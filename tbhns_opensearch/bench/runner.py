@@ -33,7 +33,7 @@ from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_repor
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
 from tbhns_opensearch.catalog.judgments import graded_qrels
-from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig
+from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig, is_count
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.eval.queries import load_labelled_queries
@@ -243,7 +243,7 @@ class BenchConfig:
         unknown = [name for name in self.breakdown if name not in BREAKDOWNS]
         if unknown:
             raise BenchError(f"unknown breakdown {unknown}; valid breakdowns are {sorted(BREAKDOWNS)}")
-        if isinstance(self.encode_workers, bool) or not isinstance(self.encode_workers, int) or self.encode_workers < 1:
+        if not is_count(self.encode_workers, minimum=1):
             raise BenchError(
                 f"encode_workers = {self.encode_workers!r}: give 1 or more encoder processes (1: in process)"
             )
@@ -605,16 +605,13 @@ class BenchRun:
         directory holds a user model (then personalized searches use it; else the fixed blend)."""
         if not self.config.users:
             return {}
-        from tbhns_opensearch.users.attention import user_model_beside
+        from tbhns_opensearch.users.attention import stored_history_size
         from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 
-        user_model = user_model_beside(encoder)
-        personalization = self.config.users.personalization()
-        if user_model is not None:
-            personalization = replace(personalization, history_size=user_model.config.max_history)
+        personalization = replace(self.config.users.personalization(), history_size=stored_history_size(encoder))
         users_index = f"users-{alias}"
         ingest_users(client, query_set.events, UsersIngestConfig(alias, users_index, personalization))
-        return {"users_index": users_index, "personalization": personalization, "user_model": user_model}
+        return {"users_index": users_index, "personalization": personalization}  # the user model: found beside
 
     def _ensure_ingested(self, client: Any, encoder: str, fingerprint: str) -> str:
         """The alias of `encoder`'s index of this catalog, ingested unless an index of this very catalog

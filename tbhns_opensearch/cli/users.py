@@ -107,10 +107,9 @@ def ingest_users(
     else:
         events = read_history(history)
     if history_size is None:
-        from tbhns_opensearch.users.attention import user_model_beside
+        from tbhns_opensearch.users.attention import stored_history_size
 
-        user_model = user_model_beside(encoder)
-        history_size = 0 if user_model is None else user_model.config.max_history
+        history_size = stored_history_size(encoder)
     personalization = PersonalizationConfig(weights, half_life, min_history, history_size=history_size)
     config = UsersIngestConfig(alias, users_index, personalization)
     product_encoder = Encoder(encoder, device=device, backend=backend, bulk=True) if catalog else None

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
-from tbhns_opensearch.config import DEFAULT_ENCODER
+from tbhns_opensearch.config import DEFAULT_ENCODER, is_count
 from tbhns_opensearch.encoder.pool import EncoderPool, WorkerSettings
 from tbhns_opensearch.errors import EncoderError
 
@@ -331,7 +331,7 @@ def worker_devices(device: str, workers: int) -> list[str]:
         tbhns_opensearch.errors.EncoderError: --device 'cuda:0,gpu1': 'gpu1' is not a device; pass one device
         (cpu, cuda, cuda:1) or a comma list of devices, one encoder process each (cuda:0,cuda:1)
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if not is_count(workers, minimum=1):
         raise EncoderError(
             f"--encode-workers {workers!r}: encoder processes must be 1 or more; pass 1 to encode in this "
             "process or N > 1 for N processes"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tbhns_opensearch.catalog.adapters import load_judgments
 from tbhns_opensearch.catalog.judgments import Judgment
+from tbhns_opensearch.config import is_count
 from tbhns_opensearch.errors import EvaluationError
 
 LABELLED_QUERY_SOURCES = ("real", "generated")  # who wrote the query: a dataset's shoppers, or `querygen`
@@ -39,7 +40,7 @@ class LabelledQuery(Judgment):
             )
         if not query_key(self.query):
             raise EvaluationError(f"judgment for product {self.product_id!r} has an empty query; drop it")
-        if isinstance(self.grade, bool) or not isinstance(self.grade, int) or self.grade < 0:
+        if not is_count(self.grade):
             raise EvaluationError(f"grade {self.grade!r} for query {self.query!r} must be an integer >= 0")
 
     @classmethod

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tbhns_opensearch.config import is_count
 from tbhns_opensearch.encoder import resolve_model_path
 from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.users.profiles import UserHistory
@@ -69,7 +70,7 @@ def recency_bucket(orders_before: int) -> int:
         >>> [recency_bucket(n) for n in (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 500)]
         [0, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
     """
-    if isinstance(orders_before, bool) or not isinstance(orders_before, (int, np.integer)) or orders_before < 1:
+    if not is_count(orders_before, minimum=1):
         raise PersonalizationError(
             f"orders_before must be an integer >= 1 (1 = the order just before the target), got {orders_before!r}"
         )
@@ -98,7 +99,7 @@ class UserAttentionConfig:
     def __post_init__(self) -> None:
         for name in ("dim", "key_dim", "max_history"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_count(value, minimum=1):
                 raise PersonalizationError(f"UserAttentionConfig.{name} must be an integer >= 1, got {value!r}")
         for name in ("sim_scale", "zero_bias"):
             if not math.isfinite(getattr(self, name)):
@@ -312,6 +313,19 @@ def user_model_beside(encoder: str) -> UserAttention | None:
     """
     directory = Path(resolve_model_path(encoder)) / USER_MODEL_DIR
     return load_user_model(directory) if (directory / CONFIG_FILE).is_file() else None
+
+
+def stored_history_size(encoder: str) -> int:
+    """How many of each user's last products to store (`PersonalizationConfig.history_size`) for searches with
+    `encoder`: the `max_history` of the user model beside it (`user_model_beside`), 0 without one (the blend
+    reads no history).
+
+    Example:
+        >>> stored_history_size("all-MiniLM-L6-v2")
+        0
+    """
+    model = user_model_beside(encoder)
+    return 0 if model is None else model.config.max_history
 
 
 def save_user_model(model: UserAttention, directory: str | Path) -> Path:

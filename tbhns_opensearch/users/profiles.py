@@ -14,6 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
+from tbhns_opensearch.config import is_count
 from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.users.events import UserEvent
 
@@ -61,10 +62,10 @@ class PersonalizationConfig:
         object.__setattr__(self, "event_weights", weights)
         if self.half_life is not None and not self.half_life > 0:
             raise PersonalizationError(f"half_life must be positive (or None for no decay), got {self.half_life!r}")
-        if isinstance(self.min_history, bool) or not isinstance(self.min_history, int) or self.min_history < 1:
+        if not is_count(self.min_history, minimum=1):
             raise PersonalizationError(f"min_history must be an integer >= 1, got {self.min_history!r}")
         check_alpha(self.alpha)
-        if isinstance(self.history_size, bool) or not isinstance(self.history_size, int) or self.history_size < 0:
+        if not is_count(self.history_size):
             raise PersonalizationError(
                 f"history_size must be an integer >= 0 (0: store no history), got {self.history_size!r}"
             )

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tbhns_opensearch.catalog.product import Product
+from tbhns_opensearch.config import is_count
 from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.seeding import keyed_rng
 from tbhns_opensearch.users.events import UserEvent
@@ -175,7 +176,7 @@ def cut_history(user: SequenceUser, last_orders: int) -> SequenceUser:
         >>> cut_history(user, 0).history
         ()
     """
-    if isinstance(last_orders, bool) or not isinstance(last_orders, int) or last_orders < 0:
+    if not is_count(last_orders):
         raise PersonalizationError(f"last_orders must be an integer >= 0 (0 keeps no history), got {last_orders!r}")
     kept = tuple(p for p in user.history if p.orders_before <= last_orders)
     return replace(user, history=kept, history_orders=min(user.history_orders, last_orders))

@@ -400,15 +400,20 @@ def _judged_only_section(result: BenchResult) -> list[str]:
 
 
 def _latency_section(result: BenchResult) -> list[str]:
-    timed = [(s, s.latency) for s in result.systems if s.latencies_s]
+    """p50/p95/p99 and QPS per system; with a BM25 system, each p50 as a multiple of the first BM25 one's (the
+    latency bar); the environment's `latency` entry says how the timings were taken."""
+    timed = [(s, s.latency) for s in result.systems if s.latencies_s and s.latency]
     if not timed:
         return []
+    bar = next(((s.name, st.p50_ms) for s, st in timed if s.mode == "bm25"), None)
+    header = ["system", "mode", "queries", "p50 ms", "p95 ms", "p99 ms", "QPS"]
     rows = [
         [s.name, s.mode, str(st.n), f"{st.p50_ms:.1f}", f"{st.p95_ms:.1f}", f"{st.p99_ms:.1f}", f"{st.qps:.1f}"]
+        + ([f"{st.p50_ms / bar[1]:.2f}x"] if bar else [])
         for s, st in timed
-        if st
     ]
-    return ["## Latency", "", *_table(["system", "mode", "queries", "p50 ms", "p95 ms", "p99 ms", "QPS"], rows)]
+    how = [result.environment["latency"] + ".", ""] if "latency" in result.environment else []
+    return ["## Latency", "", *how, *_table(header + ([f"p50 / {bar[0]} p50"] if bar else []), rows)]
 
 
 def _breakdown_sections(result: BenchResult, group_significance: GroupSignificance) -> list[list[str]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -110,7 +112,8 @@ def test_summary_states_data_sources_and_tables(tmp_path):
     )
     assert header in summary
     assert "▲" in summary  # knn is built to beat bm25
-    assert "| system | mode | queries | p50 ms | p95 ms | p99 ms | QPS |" in summary
+    assert "| system | mode | queries | p50 ms | p95 ms | p99 ms | QPS | p50 / bm25 p50 |" in summary
+    assert re.search(r"\| bm25 \| bm25 \| 12 \|[^\n]*\| 1\.00x \|", summary)
     assert "## NDCG@10 by category" in summary and "## NDCG@10 by history" in summary
     assert "## Judged-only (condensed lists)" in summary
     assert "![recall_at_k](recall_at_k.png)" in summary
@@ -197,3 +200,13 @@ def test_relevant_only_qrels_get_no_judged_only_view(tmp_path):
     assert system.judged_only is None
     write_report(BenchResult("users", "toy", (system,), "semantic"), tmp_path)
     assert "Not computed: the qrels judge no document non-relevant" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_latency_section_says_how_the_timings_were_taken_and_has_no_bar_without_bm25(tmp_path):
+    bench = _bench()
+    semantic = tuple(s for s in bench.systems if s.mode != "bm25")
+    told = replace(bench, systems=semantic, baseline=semantic[0].name, environment={"latency": "one thread"})
+    told = replace(told, significance=())
+    write_report(told, tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Latency\n\none thread.\n\n| system | mode | queries | p50 ms | p95 ms | p99 ms | QPS |\n" in summary

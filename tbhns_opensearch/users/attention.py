@@ -185,11 +185,12 @@ def history_tensors(
 
     Args:
         histories: Per example, (product row, orders before the target) pairs, most recent first.
-        product_matrix: (n_products, dim) unit product vectors.
+        product_matrix: (n_products, dim) unit product vectors, on any device.
         max_history: Slots per example.
 
     Returns:
-        history (batch, max_history, dim), buckets (batch, max_history) long, mask (batch, max_history) bool.
+        history (batch, max_history, dim) on the matrix's device; buckets (batch, max_history) long and mask
+        (batch, max_history) bool, on the CPU.
 
     Example:
         >>> h, b, m = history_tensors([[(1, 3)], []], torch.eye(2), max_history=2)
@@ -204,7 +205,7 @@ def history_tensors(
         for j, (row, orders_before) in enumerate(kept):
             rows[i, j], buckets[i, j] = row, recency_bucket(orders_before)
         mask[i, : len(kept)] = True
-    history = product_matrix[torch.from_numpy(rows)]  # (batch, max_history, dim)
+    history = product_matrix[torch.from_numpy(rows).to(product_matrix.device)]  # (batch, max_history, dim)
     return history, torch.from_numpy(buckets), torch.from_numpy(mask)
 
 

@@ -365,7 +365,7 @@ def _batch_loss(
     device, batch = matrix.device, [examples[i] for i in chosen]
     positives, hard = draw_examples(examples, chosen, negatives, seed=seed, epoch=epoch)
     history, buckets, mask = (
-        t.to(device) for t in history_tensors([e.history for e in batch], matrix.cpu(), model.config.max_history)
+        t.to(device) for t in history_tensors([e.history for e in batch], matrix, model.config.max_history)
     )
     personal = model(queries[torch.from_numpy(chosen).to(device)], history, buckets, mask)  # (batch, dim)
     positive_rows = torch.from_numpy(positives).to(device)

@@ -42,6 +42,7 @@ from tbhns_opensearch.eval.significance import cluster_means, compare_to_baselin
 from tbhns_opensearch.index.documents import catalog_fingerprint
 from tbhns_opensearch.index.templates import IndexConfig, load_template
 from tbhns_opensearch.query.fusion import HybridConfig, bm25_weighted
+from tbhns_opensearch.query.results import USER_MODES
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 from tbhns_opensearch.users.sequences import (
@@ -72,8 +73,17 @@ class BenchSystem:
         default=None,
         metadata={"help": "hybrid min-max: the BM25 weight (the vector's: 1 - it); None: HybridConfig's"},
     )
+    user_ttl_s: float = field(
+        default=0.0,
+        metadata={"help": "seconds a user's profile read is reused (SearchClient.user_ttl_s); 0: read on every query"},
+    )
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.user_ttl_s < float("inf"):
+            raise BenchError(
+                f"system {self.name!r}: user_ttl_s must be a finite number of seconds >= 0 (0: read the "
+                f"profile on every query), got {self.user_ttl_s}"
+            )
         if self.hybrid_bm25_weight is not None and not 0.0 <= self.hybrid_bm25_weight <= 1.0:
             raise BenchError(
                 f"system {self.name!r}: hybrid_bm25_weight must be in [0, 1] (the vector weight is 1 - "
@@ -532,9 +542,9 @@ class BenchRun:
                 alias=alias,
                 encoder=encoder,
                 hybrid=spec.hybrid(),
-                user_ttl_s=0.0,
+                user_ttl_s=spec.user_ttl_s,
                 **users_by_alias[alias],
-            )  # a profile read per query
+            )
             user_of = query_set.user_of if spec.personalize else {}
             under_test.append(SystemUnderTest(spec.name, search, spec.mode, user_of))
         passes = run_interleaved(under_test, texts, config.depth)
@@ -544,6 +554,8 @@ class BenchRun:
             passed = passes[spec.name]
             qps = {f"qps@{n}": f"{measure_qps(system, sample, texts, n, config.depth):.1f}" for n in config.concurrency}
             metadata = {"alias": aliases[spec.name], **qps, "fallback_queries": str(passed.fallbacks)}
+            if system.user_of and spec.mode in USER_MODES:
+                metadata["user_ttl_s"] = f"{spec.user_ttl_s:g}"  # 0: the profile read on every query
             if passed.methods:
                 metadata["personalization"] = ", ".join(f"{method} {n}" for method, n in sorted(passed.methods.items()))
             ranked = RankedRun(spec.name, passed.run, spec.mode, config.source, encoder=spec.encoder, metadata=metadata)
@@ -570,7 +582,7 @@ class BenchRun:
                 f"space={index.space_type} m={index.m} ef_construction={index.ef_construction} "
                 f"ef_search={index.ef_search}"
             ),
-            "profiles": "read on every personalized query (SearchClient user_ttl_s = 0)",
+            "profiles": "read on every personalized query (user_ttl_s = 0) unless a system sets its user_ttl_s",
             "latency": (
                 f"one client thread; the systems take turns query by query (query i starts at system i mod "
                 f"{len(under_test)}), after {WARM_UP_QUERIES} untimed queries each"

@@ -182,11 +182,12 @@ def search(
     from rich.table import Table
 
     from tbhns_opensearch.query.builders import parse_filters
+    from tbhns_opensearch.query.results import USER_MODES
 
     filters = parse_filters(filter_specs)  # a bad filter is a usage error (exit 2) before any cluster call
     client = _serve_settings(**options).search_client()
     encodes = _encodes_here(mode, user_id, options["model_id"], explain)
-    personalizes = user_id is not None and mode in ("personalized", "hybrid")
+    personalizes = user_id is not None and mode in USER_MODES
     loaded = _load_models(client, personalizes) if encodes else []
     for line in [] if as_json else loaded:  # --json: the response alone, even where stderr shows beside it
         click.echo(line, err=True)

@@ -19,6 +19,8 @@ from tbhns_opensearch.query.builders import Filters
 
 MODES = ("bm25", "semantic", "personalized", "hybrid")
 """The search modes by name (`SearchClient.search`)."""
+USER_MODES = ("personalized", "hybrid")
+"""The modes that read the user's profile when a search names a user."""
 
 
 @dataclass(frozen=True)

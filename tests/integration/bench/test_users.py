@@ -122,6 +122,7 @@ def test_order_lines_bench_evaluates_every_user_with_blend_and_learned_personali
         '[[systems]]\nname = "plain"\nmode = "semantic"\nencoder = "all-MiniLM-L6-v2"\n'
         '[[systems]]\nname = "blend"\nmode = "personalized"\nencoder = "all-MiniLM-L6-v2"\n'
         f'[[systems]]\nname = "learned"\nmode = "personalized"\nencoder = "{encoder}"\n'
+        f'[[systems]]\nname = "learned-reused"\nmode = "personalized"\nencoder = "{encoder}"\nuser_ttl_s = 60\n'
     )
     out = tmp_path / "report"
     aliases = [
@@ -142,8 +143,14 @@ def test_order_lines_bench_evaluates_every_user_with_blend_and_learned_personali
     assert systems["blend"]["metadata"]["personalization"] == "blend 5"
     assert systems["learned"]["metadata"]["personalization"] == "learned 5"  # the model beside the encoder
     assert "personalization" not in systems["plain"]["metadata"]
-    runs = read_runs(out, ("plain", "blend"))
+    assert (systems["learned"]["metadata"]["user_ttl_s"], systems["learned-reused"]["metadata"]["user_ttl_s"]) == (
+        "0",
+        "60",
+    )
+    assert "user_ttl_s" not in systems["plain"]["metadata"]
+    runs = read_runs(out, ("plain", "blend", "learned", "learned-reused"))
     assert runs["blend"]["u7-tea"] != runs["plain"]["u7-tea"]  # the chamomile buyer's tea is personalized
+    assert runs["learned-reused"] == runs["learned"]  # a profile reused answers as one read on every query
     history = report["breakdowns"]["user history (orders)"]["plain"]["recall@24"]
     assert {group: stat["count"] for group, stat in history.items()} == {"0-4": 1, "5-19": 2, "20+": 2}
     summary = (out / "summary.md").read_text()

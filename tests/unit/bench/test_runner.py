@@ -79,6 +79,14 @@ def test_a_system_overrides_hybrid_depth_and_bm25_weight_only_where_it_names_the
         BenchSystem("h", "hybrid", hybrid_bm25_weight=-0.5)  # no sentinel: a negative weight is an error
 
 
+def test_a_system_reads_profiles_on_every_query_unless_it_sets_a_ttl() -> None:
+    assert BenchSystem("p", "personalized").user_ttl_s == 0.0
+    assert BenchSystem("p", "personalized", user_ttl_s=60).user_ttl_s == 60
+    for wrong in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(BenchError, match="user_ttl_s must be a finite number of seconds >= 0"):
+            BenchSystem("p", "personalized", user_ttl_s=wrong)
+
+
 def test_shipped_configs_parse() -> None:
     for path in (ROOT / "benchmarks" / "configs").glob("*.toml"):
         config = BenchConfig.from_toml(path)

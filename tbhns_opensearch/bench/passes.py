@@ -1,9 +1,10 @@
 """Query passes of a bench run: every system over every query, interleaved query by query, and the throughput
 of one system under concurrent clients.
 
-Interleaving is what makes the latencies of one report comparable: the systems take turns on each query (the
-i-th query starts at system i mod n), so a node that warms up as the run goes, a machine that gets busier, or
-the order of the systems in the config weighs on every system alike.
+Interleaving is what makes the latencies of one report comparable: the systems take turns on each query, in
+an order shuffled per query (seeded), so a node that warms up as the run goes, a machine that gets busier, the
+order of the systems in the config, or the caches one system leaves warm for the next (two systems on one
+index, the same query) weigh on every system alike.
 
 Example:
     >>> from types import SimpleNamespace as Hit
@@ -17,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -30,6 +32,8 @@ from tbhns_opensearch.eval.runs import Run
 
 WARM_UP_QUERIES = 5
 """Queries each system answers before the timed pass (connections, encoder and node caches)."""
+ORDER_SEED = 0
+"""Seeds the systems' order on each query of the timed pass."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class SystemRun:
 
 def run_interleaved(systems: Sequence[SystemUnderTest], texts: Mapping[str, str], depth: int) -> dict[str, SystemRun]:
     """Each query once through every system, one client thread, after `WARM_UP_QUERIES` untimed queries per
-    system; query i visits the systems starting at system i mod len(systems). Runs by system name."""
+    system; on each query the systems run in an order shuffled with `ORDER_SEED`. Runs by system name."""
     items = list(texts.items())
     for system in systems:
         for qid, text in items[:WARM_UP_QUERIES]:
@@ -68,9 +72,9 @@ def run_interleaved(systems: Sequence[SystemUnderTest], texts: Mapping[str, str]
     latencies: dict[str, list[float]] = {system.name: [] for system in systems}
     fallbacks: Counter[str] = Counter()
     methods: dict[str, Counter[str]] = {system.name: Counter() for system in systems}
-    for position, (qid, text) in enumerate(tqdm(items, desc="queries", unit="q", leave=False)):
-        for turn in range(len(systems)):
-            system = systems[(position + turn) % len(systems)]
+    shuffler = random.Random(ORDER_SEED)
+    for qid, text in tqdm(items, desc="queries", unit="q", leave=False):
+        for system in shuffler.sample(systems, len(systems)):
             started = time.perf_counter()
             response = system.ask(qid, text, depth)
             latencies[system.name].append(time.perf_counter() - started)

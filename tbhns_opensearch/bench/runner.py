@@ -28,7 +28,13 @@ from tbhns_opensearch.bench.held_out import (
     model_sources,
     model_split_files,
 )
-from tbhns_opensearch.bench.passes import WARM_UP_QUERIES, SystemUnderTest, measure_qps, run_interleaved
+from tbhns_opensearch.bench.passes import (
+    ORDER_SEED,
+    WARM_UP_QUERIES,
+    SystemUnderTest,
+    measure_qps,
+    run_interleaved,
+)
 from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_report
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
@@ -584,8 +590,8 @@ class BenchRun:
             ),
             "profiles": "read on every personalized query (user_ttl_s = 0) unless a system sets its user_ttl_s",
             "latency": (
-                f"one client thread; the systems take turns query by query (query i starts at system i mod "
-                f"{len(under_test)}), after {WARM_UP_QUERIES} untimed queries each"
+                f"one client thread; the systems take turns on each query in a shuffled order (seed {ORDER_SEED}), "
+                f"after {WARM_UP_QUERIES} untimed queries each"
             ),
             "hybrid": (
                 f"{hybrid.fusion}, weights (bm25, vector) {hybrid.weights}, {max(hybrid.depth, config.depth)} "

@@ -23,10 +23,10 @@ class Recording:
         )
 
 
-def test_the_systems_take_turns_query_by_query_after_a_warm_up_each() -> None:
+def test_the_systems_take_turns_on_each_query_in_a_seeded_shuffled_order_after_a_warm_up_each() -> None:
     log: list[tuple[str, str, str | None]] = []
-    texts = {f"q{i}": f"text {i}" for i in range(7)}
-    user_of = {"q0": "u1", "q1": "u2", "q2": "u1", "q3": "u3", "q4": "u3", "q5": "u2"}  # q6: no user
+    texts = {f"q{i}": f"text {i}" for i in range(40)}
+    user_of = {f"q{i}": f"u{i % 3}" for i in range(39)}  # q39: no user
     systems = [
         SystemUnderTest("a", Recording("a", log), "bm25"),
         SystemUnderTest("b", Recording("b", log), "semantic"),
@@ -36,24 +36,25 @@ def test_the_systems_take_turns_query_by_query_after_a_warm_up_each() -> None:
     warm_up = [(name, f"text {i}") for name in "abc" for i in range(WARM_UP_QUERIES)]
     assert [(name, text) for name, text, _ in log[: len(warm_up)]] == warm_up
     timed = log[len(warm_up) :]
-    assert [name for name, _, _ in timed] == [
-        *"abc",
-        *"bca",
-        *"cab",
-        *"abc",
-        *"bca",
-        *"cab",
-        *"abc",
-    ]  # query i starts at system i mod 3
-    assert [text for _, text, _ in timed] == [f"text {i}" for i in range(7) for _ in range(3)]
+    turns = [tuple(name for name, _, _ in timed[i : i + 3]) for i in range(0, len(timed), 3)]
+    assert all(sorted(turn) == ["a", "b", "c"] for turn in turns)  # every system once on each query
+    assert [text for _, text, _ in timed] == [f"text {i}" for i in range(40) for _ in range(3)]
+    follows = {(turn[i], turn[i + 1]) for turn in turns for i in range(2)}
+    assert follows == {(x, y) for x in "abc" for y in "abc" if x != y}  # no system always runs after the same one
+    assert len({turn[0] for turn in turns}) == 3
+    log.clear()
+    run_interleaved(systems, texts, depth=10)
+    again = log[len(warm_up) :]
+    assert [tuple(name for name, _, _ in again[i : i + 3]) for i in range(0, len(again), 3)] == turns  # seeded
     assert {user for name, _, user in timed if name != "c"} == {None}
-    assert [user for name, _, user in timed if name == "c"] == [user_of.get(f"q{i}") for i in range(7)]
+    assert [user for name, _, user in timed if name == "c"] == [user_of.get(f"q{i}") for i in range(40)]
     for name in "abc":
-        assert sorted(runs[name].run) == sorted(texts) and len(runs[name].latencies) == 7
+        assert sorted(runs[name].run) == sorted(texts) and len(runs[name].latencies) == 40
         assert all(len(hits) == 1 for hits in runs[name].run.values())
         assert all(seconds >= 0 for seconds in runs[name].latencies)
-    assert runs["a"].run["q2"] == {"a-text 2": float(len(warm_up) + 3 + 3 + 2)}  # q2: c, then a
-    assert (runs["c"].fallbacks, dict(runs["c"].methods)) == (1, {"learned": 6})
+    call_of_a_on_q2 = len(warm_up) + 6 + turns[2].index("a") + 1
+    assert runs["a"].run["q2"] == {"a-text 2": float(call_of_a_on_q2)}  # the hit of a's own call on q2
+    assert (runs["c"].fallbacks, dict(runs["c"].methods)) == (1, {"learned": 39})
     assert (runs["a"].fallbacks, dict(runs["a"].methods)) == (0, {})
 
 

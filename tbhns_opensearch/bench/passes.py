@@ -24,16 +24,23 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from tqdm import tqdm
 
 from tbhns_opensearch.eval.runs import Run
+from tbhns_opensearch.query.results import SearchResponse
 
 WARM_UP_QUERIES = 5
 """Queries each system answers before the timed pass (connections, encoder and node caches)."""
 ORDER_SEED = 0
 """Seeds the systems' order on each query of the timed pass."""
+
+
+class Searcher(Protocol):
+    """What a pass sends queries to: `SearchClient.search`'s signature."""
+
+    def search(self, query: str, user_id: str | None = None, mode: str = "hybrid", k: int = 24) -> SearchResponse: ...
 
 
 @dataclass(frozen=True)
@@ -42,11 +49,12 @@ class SystemUnderTest:
     and the user of each query id for personalized systems (empty: no user)."""
 
     name: str
-    search: Any
+    search: Searcher
     mode: str
     user_of: Mapping[str, str] = field(default_factory=dict)
 
-    def ask(self, qid: str, text: str, depth: int) -> Any:
+    def ask(self, qid: str, text: str, depth: int) -> SearchResponse:
+        """The system's answer to query `qid` (`text`), `depth` hits, as the query's user where it has one."""
         return self.search.search(text, user_id=self.user_of.get(qid), mode=self.mode, k=depth)
 
 

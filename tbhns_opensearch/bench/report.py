@@ -402,7 +402,7 @@ def _judged_only_section(result: BenchResult) -> list[str]:
 def _latency_section(result: BenchResult) -> list[str]:
     """p50/p95/p99 and QPS per system; with a BM25 system, each p50 as a multiple of the first BM25 one's (the
     latency bar); the environment's `latency` entry says how the timings were taken."""
-    timed = [(s, s.latency) for s in result.systems if s.latencies_s and s.latency]
+    timed = [(s, st) for s in result.systems if (st := s.latency) is not None]
     if not timed:
         return []
     bar = next(((s.name, st.p50_ms) for s, st in timed if s.mode == "bm25"), None)

@@ -623,13 +623,14 @@ class BenchRun:
         directory holds a user model (then personalized searches use it; else the fixed blend)."""
         if not self.config.users:
             return {}
-        from tbhns_opensearch.users.attention import stored_history_size
+        from tbhns_opensearch.users.attention import stored_history_size, user_model_beside
         from tbhns_opensearch.users.store import UsersIngestConfig, ingest_users
 
-        personalization = replace(self.config.users.personalization(), history_size=stored_history_size(encoder))
+        user_model = user_model_beside(encoder)  # loaded once, for every system of this alias
+        personalization = replace(self.config.users.personalization(), history_size=stored_history_size(user_model))
         users_index = f"users-{alias}"
         ingest_users(client, query_set.events, UsersIngestConfig(alias, users_index, personalization))
-        return {"users_index": users_index, "personalization": personalization}  # the user model: found beside
+        return {"users_index": users_index, "personalization": personalization, "user_model": user_model}
 
     def _ensure_ingested(self, client: Any, encoder: str, fingerprint: str) -> str:
         """The alias of `encoder`'s index of this catalog, ingested unless an index of this very catalog

@@ -107,9 +107,9 @@ def ingest_users(
     else:
         events = read_history(history)
     if history_size is None:
-        from tbhns_opensearch.users.attention import stored_history_size
+        from tbhns_opensearch.users.attention import stored_history_size, user_model_beside
 
-        history_size = stored_history_size(encoder)
+        history_size = stored_history_size(user_model_beside(encoder))
     personalization = PersonalizationConfig(weights, half_life, min_history, history_size=history_size)
     config = UsersIngestConfig(alias, users_index, personalization)
     product_encoder = Encoder(encoder, device=device, backend=backend, bulk=True) if catalog else None

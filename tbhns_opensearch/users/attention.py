@@ -19,7 +19,7 @@ relevance on top; the residual `q + W a` keeps the query in charge, and `W = I` 
 
 Weights are stored as safetensors (`user_model.safetensors`) beside a JSON config (`user_model.json`):
 no pickle. A model trained for an encoder lives in `<encoder dir>/user_model/` (`user_model_beside`); at
-query time `UserAttention.at_query_time` gives its weights in numpy, fused for one query at a time.
+query time `UserAttention.at_query_time` copies its weights into numpy, for one query at a time.
 
 Example:
     >>> import torch
@@ -70,7 +70,7 @@ def recency_bucket(orders_before: int) -> int:
         >>> [recency_bucket(n) for n in (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 500)]
         [0, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
     """
-    if not is_count(orders_before, minimum=1):
+    if not is_count(int(orders_before) if isinstance(orders_before, np.integer) else orders_before, minimum=1):
         raise PersonalizationError(
             f"orders_before must be an integer >= 1 (1 = the order just before the target), got {orders_before!r}"
         )
@@ -316,16 +316,15 @@ def user_model_beside(encoder: str) -> UserAttention | None:
     return load_user_model(directory) if (directory / CONFIG_FILE).is_file() else None
 
 
-def stored_history_size(encoder: str) -> int:
+def stored_history_size(model: UserAttention | None) -> int:
     """How many of each user's last products to store (`PersonalizationConfig.history_size`) for searches with
-    `encoder`: the `max_history` of the user model beside it (`user_model_beside`), 0 without one (the blend
-    reads no history).
+    `model` (the user model beside the encoder, `user_model_beside`): its `max_history`, 0 without one (the
+    blend reads no history).
 
     Example:
-        >>> stored_history_size("all-MiniLM-L6-v2")
-        0
+        >>> stored_history_size(None), stored_history_size(UserAttention(UserAttentionConfig(max_history=7)))
+        (0, 7)
     """
-    model = user_model_beside(encoder)
     return 0 if model is None else model.config.max_history
 
 

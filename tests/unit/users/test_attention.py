@@ -335,3 +335,12 @@ def test_the_query_time_model_keeps_the_weights_it_was_made_with() -> None:
             parameter.add_(1.0)
     np.testing.assert_array_equal(frozen.personalize(query, history)[0], before)
     assert not np.allclose(model.at_query_time().personalize(query, history)[0], before)
+
+
+def test_counts_are_ints_but_a_recency_takes_numpy_integers_too() -> None:
+    """A config's counts stay plain ints (its JSON must be written); history orders may come out of arrays."""
+    with pytest.raises(PersonalizationError, match="max_history must be an integer >= 1"):
+        UserAttentionConfig(max_history=np.int64(5))  # type: ignore[arg-type]
+    assert recency_bucket(np.int64(3)) == recency_bucket(3) == 2
+    with pytest.raises(PersonalizationError, match="orders_before must be an integer >= 1"):
+        recency_bucket(np.int64(0))

@@ -43,7 +43,7 @@ from tbhns_opensearch.errors import ClusterError, EncoderMismatchError, Personal
 from tbhns_opensearch.query import MODES, SearchClient, SearchResponse
 from tbhns_opensearch.query.builders import parse_filters
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig
-from tbhns_opensearch.query.profile_reading import USER_TTL_S
+from tbhns_opensearch.query.profile_reading import PROFILE_CACHE_MB, USER_TTL_S
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 
 MAX_QUERY_LENGTH = 1000  # characters accepted in `query`
@@ -109,6 +109,7 @@ class ServeSettings:
         user_model: Personalize users with a stored history with the learned user model found beside each
             system's encoder (`<encoder dir>/user_model/`); False: always blend.
         user_ttl_s: Seconds a user's profile is reused before it is read again (`SearchClient`); 0: every search.
+        profile_cache_mb: Memory for the last profile read of the most recent users, per system (`SearchClient`).
         warm: Load the encoder (and the user model beside it) at startup instead of on the first search.
         name: What the comparison page calls the system above (index, encoder, users index).
         systems: More systems the page can compare with it (e.g. the base encoder next to the trained one).
@@ -141,6 +142,13 @@ class ServeSettings:
         metadata={
             "help": "seconds a user's profile is reused before it is read again; 0: read on every search "
             "(in the search's own request)"
+        },
+    )
+    profile_cache_mb: int = field(
+        default=PROFILE_CACHE_MB,
+        metadata={
+            "help": "MB per system for the last profile read of the most recent users (~13 users with a 50-product "
+            "history or ~400 without a MB); a user not kept is read whole before the search; 0: keep none"
         },
     )
     warm: bool = field(default=True, metadata={"help": "load the encoder at startup, not on the first search"})
@@ -194,6 +202,7 @@ class ServeSettings:
             personalization=self.personalization,
             hybrid=self.hybrid,
             user_ttl_s=self.user_ttl_s,
+            profile_cache_mb=self.profile_cache_mb,
             model_id=self.model_id if system.name == self.name else None,
             user_model="auto" if self.user_model else None,
         )

@@ -240,6 +240,7 @@ def search(
 )
 @click.option("--judgments-dataset", help="the layout of --judgments when it is not JSONL: icecat, wands or homedepot")
 @field_option("--threads", source=SERVE + "threads", type=click.IntRange(1, 1024))
+@field_option("--profile-cache-mb", source=SERVE + "profile_cache_mb", type=click.IntRange(0))
 @field_option(
     "--list-users",
     "user_list",
@@ -260,6 +261,7 @@ def serve(
     judgments: str | None,
     judgments_dataset: str | None,
     threads: int,
+    profile_cache_mb: int,
     user_list: str,
     **options: Any,
 ) -> None:
@@ -286,6 +288,7 @@ def serve(
         judgments=graded,
         systems=tuple(ComparedSystem.parse(spec) for spec in systems),
         threads=threads,
+        profile_cache_mb=profile_cache_mb,
         user_list=user_list,
     )
     app = create_app(settings)

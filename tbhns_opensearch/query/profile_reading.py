@@ -28,9 +28,9 @@ from tbhns_opensearch.users.store import HistoryNotRead, get_user_profile, profi
 
 PROFILE_READERS = 16  # profile reads in flight at once (one per concurrent search, as `serve --threads`)
 USER_TTL_S = 60.0  # default seconds a user's profile read is reused (`SearchClient.user_ttl_s`)
-PROFILE_CACHE_BYTES = 64 * 2**20
-"""The last profile read of the most recent users, by `cached_bytes`: 26,214 users without a stored history
-(2.5 KB at 384 dimensions), 845 with 50 history products (77.5 KB)."""
+PROFILE_CACHE_MB = 64
+"""Default memory for the last profile read of the most recent users, by `cached_bytes`: 26,214 users without a
+stored history (2.5 KB at 384 dimensions), 845 with 50 history products (77.5 KB)."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,17 @@ class ProfileLookup:
 
 
 class ProfileReader:
-    """Users' profiles from `users_index`, each read reused for `ttl_s` seconds (0: read on every search)."""
+    """Users' profiles from `users_index`, each read reused for `ttl_s` seconds (0: read on every search), the
+    last reads of the most recent users kept in `cache_mb` MB (0: none kept; every search reads its user's
+    profile whole before it can run)."""
 
-    def __init__(self, transport: ProductTransport, users_index: str, ttl_s: float = USER_TTL_S) -> None:
+    def __init__(
+        self, transport: ProductTransport, users_index: str, ttl_s: float = USER_TTL_S, cache_mb: int = PROFILE_CACHE_MB
+    ) -> None:
         self.transport = transport
         self.users_index = users_index
         self.ttl_s = ttl_s
-        self.cache: LRUCache[str, tuple[float, UserProfile | None]] = LRUCache(PROFILE_CACHE_BYTES, cached_bytes)
+        self.cache: LRUCache[str, tuple[float, UserProfile | None]] = LRUCache(cache_mb * 2**20, cached_bytes)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=PROFILE_READERS, thread_name_prefix="tbhns-profile")  # lazy
 
@@ -99,8 +103,10 @@ class ProfileReader:
             return self.remember(user_id, get_user_profile(self.transport.client, self.users_index, user_id))
 
     def remember(self, user_id: str, profile: UserProfile | None) -> UserProfile | None:
-        with self._lock:
-            self.cache[user_id] = (time.monotonic(), profile)
+        entry = (time.monotonic(), profile)
+        if cached_bytes(entry) <= self.cache.maxsize:  # larger than the whole cache: not kept
+            with self._lock:
+                self.cache[user_id] = entry
         return profile
 
 

@@ -29,13 +29,13 @@ import numpy as np
 from opensearchpy import OpenSearch
 
 from tbhns_opensearch.cluster.connection import ClusterCapabilities
-from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig
+from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig, is_count
 from tbhns_opensearch.errors import EncoderMismatchError, SearchError
 from tbhns_opensearch.query.builders import Filters, build_bm25, build_knn, build_neural, clip_query_text
 from tbhns_opensearch.query.encoding import QueryEncoder
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig
 from tbhns_opensearch.query.hybrid import HybridSearch
-from tbhns_opensearch.query.profile_reading import USER_TTL_S, ProfileReader
+from tbhns_opensearch.query.profile_reading import PROFILE_CACHE_MB, USER_TTL_S, ProfileReader
 from tbhns_opensearch.query.results import MODES, ClusterHealth, SearchRequest, SearchResponse
 from tbhns_opensearch.query.transport import ProductTransport, Rider
 from tbhns_opensearch.users.blend import PersonalizedVector, personalize
@@ -68,9 +68,12 @@ class SearchClient:
         model_id: An encoder deployed in the cluster (`tbhns deploy`): semantic and hybrid searches without a
             user send the text in a `neural` clause and the cluster embeds it. Personalized blends and
             `explain` need the query vector, so they still encode here.
-        user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again
-            (the most recent users, up to `PROFILE_CACHE_BYTES`); 0 reads it on every search. Profiles change only
-            at `ingest-users` time. A read rides in the search request itself (`query.profile_reading`).
+        user_ttl_s: Seconds a user's stored profile (or its absence) is reused before it is read again; 0 reads
+            it on every search. Profiles change only at `ingest-users` time. A read rides in the search request
+            itself (`query.profile_reading`) while the last one is kept.
+        profile_cache_mb: Memory for the last profile read of the most recent users (`PROFILE_CACHE_MB`: ~845
+            users with a 50-product history, ~26,000 without, at 384 dimensions); a user who is not kept is read
+            whole before the search can run (overlapped with encoding a new query). 0 keeps none.
         user_model: The learned user model for profiles that store a history: "auto" loads the one beside the
             encoder (`<encoder dir>/user_model/`, `users.attention.user_model_beside`) when first needed, None
             always blends, or a `UserAttention`.
@@ -94,6 +97,7 @@ class SearchClient:
         hybrid: HybridConfig | None = None,
         cache_size: int = 4096,
         user_ttl_s: float = USER_TTL_S,
+        profile_cache_mb: int = PROFILE_CACHE_MB,
         model_id: str | None = None,
         user_model: UserAttention | Literal["auto"] | None = "auto",
     ) -> None:
@@ -101,6 +105,10 @@ class SearchClient:
             raise SearchError(
                 f"user_model {user_model!r} is unknown; pass 'auto' (the model beside the encoder), "
                 "None (always blend) or a UserAttention"
+            )
+        if not is_count(profile_cache_mb):
+            raise SearchError(
+                f"profile_cache_mb must be a whole number of MB >= 0 (0: keep none), got {profile_cache_mb!r}"
             )
         self.opensearch = opensearch
         self.alias = alias
@@ -110,7 +118,7 @@ class SearchClient:
         self.model_id = model_id
         self.query_encoder = QueryEncoder(encoder, backend=backend, cache_size=cache_size)
         self.transport = ProductTransport(opensearch, alias)
-        self.profiles = ProfileReader(self.transport, users_index, user_ttl_s)
+        self.profiles = ProfileReader(self.transport, users_index, user_ttl_s, profile_cache_mb)
         self.hybrid_search = HybridSearch(self.transport, self.hybrid, model_id)
         self.modes: dict[str, Mode] = dict(zip(MODES, (self._bm25, self._semantic, self._personalized, self._hybrid)))
         self._user_model = user_model

@@ -180,6 +180,30 @@ def test_a_new_query_reads_the_profile_while_it_is_encoded(env: Env, opensearch_
     assert not first.fallback and first.hits == again.hits and first.alpha == again.alpha
 
 
+def test_without_a_profile_cache_every_search_reads_its_user_whole(
+    env: Env, opensearch_config, encoder, monkeypatch
+) -> None:
+    """profile_cache_mb=0 keeps no read: each search reads the profile whole (no rider, nothing held), and answers
+    as a client with the cache does."""
+    reads: list[str] = []
+
+    def recording_get(*args: object) -> object:
+        reads.append(str(args[-1]))
+        return get_user_profile(*args)
+
+    def client(**cache: int) -> SearchClient:
+        return SearchClient(
+            opensearch_config, env.alias, encoder, users_index=env.users_index, personalization=PERSONALIZATION, **cache
+        )
+
+    uncached, cached = client(profile_cache_mb=0), client()
+    monkeypatch.setattr(profile_reading, "get_user_profile", recording_get)
+    answers = [uncached.search("toy car for a boy", user_id="slotcar-fan", mode="personalized", k=10) for _ in "ab"]
+    assert reads == ["slotcar-fan", "slotcar-fan"] and len(uncached.profiles.cache) == 0
+    expected = cached.search("toy car for a boy", user_id="slotcar-fan", mode="personalized", k=10)
+    assert not expected.fallback and all(answer.hits == expected.hits for answer in answers)
+
+
 @pytest.mark.parametrize(("mode", "path"), [("personalized", None), ("hybrid", "server"), ("hybrid", "client")])
 def test_a_profile_read_on_every_query_rides_in_the_search_request(
     env: Env, os_client, opensearch_config, encoder, monkeypatch, mode: str, path: str | None

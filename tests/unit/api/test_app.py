@@ -295,18 +295,45 @@ def test_the_user_model_is_found_when_first_needed_and_can_be_turned_off(
         SearchClient(OpenSearchConfig(url="http://127.0.0.1:9"), user_model="learned")  # type: ignore[arg-type]
 
 
-def test_the_profile_cache_is_bounded_by_the_bytes_of_its_vectors() -> None:
-    """Profiles with a 50 x 384 history are ~50 times a plain one's size: the cache holds fewer of them."""
+@pytest.mark.parametrize(("cache_mb", "kept"), [(None, 845), (1, 13), (0, 0)])
+def test_the_profile_cache_is_bounded_by_the_bytes_of_its_vectors(cache_mb: int | None, kept: int) -> None:
+    """Profiles with a 50 x 384 history are ~50 times a plain one's size: the cache holds fewer of them, in the
+    default 64 MB or the MB given; with 0 MB, none."""
     import numpy as np
 
-    from tbhns_opensearch.query.profile_reading import PROFILE_CACHE_BYTES
     from tbhns_opensearch.users.profiles import UserHistory, UserProfile
 
-    client = SearchClient(OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}"))
+    sized = {} if cache_mb is None else {"profile_cache_mb": cache_mb}
+    client = SearchClient(OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}"), **sized)
     history = UserHistory(tuple(f"p{i}" for i in range(50)), (1,) * 50, np.zeros((50, 384), dtype=np.float32))
     for n in range(1000):
         client.profiles.remember(
             f"u{n}", UserProfile(f"u{n}", np.zeros(384, dtype=np.float32), 50, 0.0, "real", history)
         )
-    assert len(client.profiles.cache) == PROFILE_CACHE_BYTES // (1024 + 384 * 4 + 50 * 384 * 4) == 845
-    assert client.profiles.last("u999") is not None and client.profiles.last("u0") is None  # the oldest went first
+    assert len(client.profiles.cache) == client.profiles.cache.maxsize // (1024 + 384 * 4 + 50 * 384 * 4) == kept
+    assert (client.profiles.last("u999") is not None) == (kept > 0) and client.profiles.last("u0") is None
+
+
+@pytest.mark.parametrize("wrong", [-1, 1.5, True, "64"])
+def test_a_wrong_profile_cache_size_is_one_clear_error(wrong: object) -> None:
+    with pytest.raises(SearchError, match=f"profile_cache_mb must be a whole number of MB >= 0 .*got {wrong!r}"):
+        SearchClient(OpenSearchConfig(url="http://127.0.0.1:9"), profile_cache_mb=wrong)  # type: ignore[arg-type]
+
+
+def test_serve_sizes_each_systems_profile_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tbhns serve --profile-cache-mb N` reaches the search client of every system the app compares."""
+    import uvicorn
+    from click.testing import CliRunner
+
+    import tbhns_opensearch.api
+    from tbhns_opensearch.cli import cli
+
+    served: list[ServeSettings] = []
+    monkeypatch.setattr(tbhns_opensearch.api, "create_app", lambda settings: served.append(settings))
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: None)
+    monkeypatch.setenv("OPENSEARCH_URL", f"http://127.0.0.1:{_closed_port()}")
+    args = ["serve", "--profile-cache-mb", "2", "--system", "base=products-base,all-MiniLM-L6-v2", "--no-warm"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    settings = served[0]
+    assert [settings.search_client(s).profiles.cache.maxsize for s in settings.all_systems] == [2 * 2**20] * 2

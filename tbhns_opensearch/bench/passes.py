@@ -29,7 +29,7 @@ from typing import Protocol
 from tqdm import tqdm
 
 from tbhns_opensearch.eval.runs import Run
-from tbhns_opensearch.query.results import SearchResponse
+from tbhns_opensearch.query.results import USER_MODES, SearchResponse
 
 WARM_UP_QUERIES = 5
 """Queries each system answers before the timed pass (connections, encoder and node caches)."""
@@ -57,27 +57,45 @@ class SystemUnderTest:
         """The system's answer to query `qid` (`text`), `depth` hits, as the query's user where it has one."""
         return self.search.search(text, user_id=self.user_of.get(qid), mode=self.mode, k=depth)
 
+    def asked(self, qid: str, text: str) -> set[tuple[str, str | None]]:
+        """What asking query `qid` brings to the system: its text, and its user in a mode that reads the user's
+        profile (`USER_MODES`; None: no user, or a mode that reads none)."""
+        return {("text", text), ("user", self.user_of.get(qid) if self.mode in USER_MODES else None)}
+
 
 @dataclass(frozen=True)
 class SystemRun:
-    """One pass of every query: the run, per-query latencies (seconds), how many queries fell back and how
-    many were personalized by each method ("blend", "learned")."""
+    """One pass of every query: the run, per-query latencies (seconds), which of those queries were `warm`, how
+    many fell back and how many were personalized by each method ("blend", "learned").
+
+    A query is warm for a system when its text, and its user where it has one, each came to that system before
+    (in the warm-up or earlier in the pass): its vector was cached and its user's profile held, so it paid no
+    first encoding and no first profile read."""
 
     run: Run
     latencies: list[float]
     fallbacks: int
     methods: Counter[str] = field(default_factory=Counter)
+    warm: list[bool] = field(default_factory=list)
+
+    @property
+    def warm_latencies(self) -> list[float]:
+        """The latencies of the warm queries."""
+        return [seconds for seconds, warm in zip(self.latencies, self.warm) if warm]
 
 
 def run_interleaved(systems: Sequence[SystemUnderTest], texts: Mapping[str, str], depth: int) -> dict[str, SystemRun]:
     """Each query once through every system, one client thread, after `WARM_UP_QUERIES` untimed queries per
     system; on each query the systems run in an order shuffled with `ORDER_SEED`. Runs by system name."""
     items = list(texts.items())
+    met: dict[str, set[tuple[str, str | None]]] = {system.name: {("user", None)} for system in systems}
     for system in systems:
         for qid, text in items[:WARM_UP_QUERIES]:
             system.ask(qid, text, depth)
+            met[system.name] |= system.asked(qid, text)
     runs: dict[str, Run] = {system.name: {} for system in systems}
     latencies: dict[str, list[float]] = {system.name: [] for system in systems}
+    warm: dict[str, list[bool]] = {system.name: [] for system in systems}
     fallbacks: Counter[str] = Counter()
     methods: dict[str, Counter[str]] = {system.name: Counter() for system in systems}
     shuffler = random.Random(ORDER_SEED)
@@ -86,10 +104,13 @@ def run_interleaved(systems: Sequence[SystemUnderTest], texts: Mapping[str, str]
             started = time.perf_counter()
             response = system.ask(qid, text, depth)
             latencies[system.name].append(time.perf_counter() - started)
+            asked = system.asked(qid, text)
+            warm[system.name].append(asked <= met[system.name])
+            met[system.name] |= asked
             runs[system.name][qid] = {hit.id: hit.score for hit in response.hits}
             fallbacks[system.name] += response.fallback
             methods[system.name].update([response.personalization] if response.personalization else [])
-    return {name: SystemRun(runs[name], latencies[name], fallbacks[name], methods[name]) for name in runs}
+    return {name: SystemRun(runs[name], latencies[name], fallbacks[name], methods[name], warm[name]) for name in runs}
 
 
 def measure_qps(

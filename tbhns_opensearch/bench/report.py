@@ -60,6 +60,8 @@ class SystemResult:
         encoder: Encoder name; empty for lexical systems.
         judged_only: Scores on the condensed run (unjudged documents removed), or None.
         latencies_s: Per-query latencies in seconds; empty when not measured.
+        warm_latencies_s: Those of the queries that paid no first encoding and no first profile read
+            (`bench.passes.SystemRun.warm`); empty when not told apart.
         wall_s: Wall-clock seconds of the timed run, for QPS under concurrency; None = sequential.
         metadata: Free-form labels (index, k, fusion ...).
     """
@@ -73,14 +75,20 @@ class SystemResult:
     latencies_s: tuple[float, ...] = ()
     wall_s: float | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    warm_latencies_s: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", DataSource.parse(self.source))
         object.__setattr__(self, "latencies_s", tuple(float(s) for s in self.latencies_s))
+        object.__setattr__(self, "warm_latencies_s", tuple(float(s) for s in self.warm_latencies_s))
 
     @property
     def latency(self) -> LatencyStats | None:
         return latency_stats(self.latencies_s, self.wall_s) if self.latencies_s else None
+
+    @property
+    def warm_latency(self) -> LatencyStats | None:
+        return latency_stats(self.warm_latencies_s) if self.warm_latencies_s else None
 
     @classmethod
     def from_run(
@@ -90,6 +98,7 @@ class SystemResult:
         config: MetricConfig | None = None,
         *,
         latencies_s: Sequence[float] = (),
+        warm_latencies_s: Sequence[float] = (),
         wall_s: float | None = None,
     ) -> SystemResult:
         """Evaluate `ranked` (full, and judged-only when the qrels judge some documents non-relevant: with
@@ -109,6 +118,7 @@ class SystemResult:
             evaluation=evaluation,
             judged_only=evaluate(ranked.run, qrels, config, judged_only=True) if judges_non_relevant else None,
             latencies_s=tuple(latencies_s),
+            warm_latencies_s=tuple(warm_latencies_s),
             wall_s=wall_s,
             metadata=dict(ranked.metadata),
         )
@@ -272,6 +282,7 @@ def _system_dict(system: SystemResult) -> dict[str, Any]:
         "judged_only": _evaluation_dict(system.judged_only) if system.judged_only else None,
         "latency": asdict(latency) if latency else None,
         "latencies_s": list(system.latencies_s),
+        "warm_latencies_s": list(system.warm_latencies_s),
         "wall_s": system.wall_s,
     }
 
@@ -401,19 +412,27 @@ def _judged_only_section(result: BenchResult) -> list[str]:
 
 def _latency_section(result: BenchResult) -> list[str]:
     """p50/p95/p99 and QPS per system; with a BM25 system, each p50 as a multiple of the first BM25 one's (the
-    latency bar); the environment's `latency` entry says how the timings were taken."""
-    timed = [(s, st) for s in result.systems if (st := s.latency) is not None]
+    latency bar); where every system told its warm queries apart, their count and p50 (as a multiple of the
+    bar's warm p50 too); the environment's `latency` entry says how the timings were taken."""
+    timed = [(s, st, s.warm_latency) for s in result.systems if (st := s.latency) is not None]
     if not timed:
         return []
-    bar = next(((s.name, st.p50_ms) for s, st in timed if s.mode == "bm25"), None)
-    header = ["system", "mode", "queries", "p50 ms", "p95 ms", "p99 ms", "QPS"]
-    rows = [
-        [s.name, s.mode, str(st.n), f"{st.p50_ms:.1f}", f"{st.p95_ms:.1f}", f"{st.p99_ms:.1f}", f"{st.qps:.1f}"]
-        + ([f"{st.p50_ms / bar[1]:.2f}x"] if bar else [])
-        for s, st in timed
-    ]
+    bar = next(((s.name, st, hot) for s, st, hot in timed if s.mode == "bm25"), None)
+    warm = all(hot is not None for _, _, hot in timed)
+    header = ["system", "mode", "queries", "p50 ms", "p95 ms", "p99 ms", "QPS"] + (
+        [f"p50 / {bar[0]} p50"] if bar else []
+    )
+    if warm:
+        header += ["warm queries", "warm p50 ms"] + ([f"warm p50 / {bar[0]} warm p50"] if bar else [])
+    rows = []
+    for s, st, hot in timed:
+        row = [s.name, s.mode, str(st.n), f"{st.p50_ms:.1f}", f"{st.p95_ms:.1f}", f"{st.p99_ms:.1f}", f"{st.qps:.1f}"]
+        row += [f"{st.p50_ms / bar[1].p50_ms:.2f}x"] if bar else []
+        if hot is not None and warm:
+            row += [str(hot.n), f"{hot.p50_ms:.1f}"] + ([f"{hot.p50_ms / bar[2].p50_ms:.2f}x"] if bar else [])
+        rows.append(row)
     how = [result.environment["latency"] + ".", ""] if "latency" in result.environment else []
-    return ["## Latency", "", *how, *_table(header + ([f"p50 / {bar[0]} p50"] if bar else []), rows)]
+    return ["## Latency", "", *how, *_table(header, rows)]
 
 
 def _breakdown_sections(result: BenchResult, group_significance: GroupSignificance) -> list[list[str]]:

@@ -566,7 +566,11 @@ class BenchRun:
                 metadata["personalization"] = ", ".join(f"{method} {n}" for method, n in sorted(passed.methods.items()))
             ranked = RankedRun(spec.name, passed.run, spec.mode, config.source, encoder=spec.encoder, metadata=metadata)
             write_ranked_run(runs_dir / f"{spec.name}.trec", ranked)
-            systems.append(SystemResult.from_run(ranked, qrels, metric_config, latencies_s=passed.latencies))
+            systems.append(
+                SystemResult.from_run(
+                    ranked, qrels, metric_config, latencies_s=passed.latencies, warm_latencies_s=passed.warm_latencies
+                )
+            )
         per_query = {s.name: s.evaluation.per_query for s in systems}
         if query_set.user_of:  # a user's queries share one history: pair per user, each user's queries averaged
             per_query = {
@@ -591,7 +595,8 @@ class BenchRun:
             "profiles": "read on every personalized query (user_ttl_s = 0) unless a system sets its user_ttl_s",
             "latency": (
                 f"one client thread; the systems take turns on each query in a shuffled order (seed {ORDER_SEED}), "
-                f"after {WARM_UP_QUERIES} untimed queries each"
+                f"after {WARM_UP_QUERIES} untimed queries each; warm: the queries whose text, and user, the system "
+                "had met before (no first encoding, no first profile read)"
             ),
             "hybrid": (
                 f"{hybrid.fusion}, weights (bm25, vector) {hybrid.weights}, {max(hybrid.depth, config.depth)} "

@@ -63,3 +63,21 @@ def test_throughput_sends_every_query_once_with_its_user() -> None:
     system = SystemUnderTest("c", Recording("c", log, "blend"), "personalized", {"q1": "u1"})
     qps = measure_qps(system, ["q1", "q2"], {"q1": "one", "q2": "two"}, clients=2, depth=5)
     assert qps > 0 and sorted(log) == [("c", "one", "u1"), ("c", "two", None)]
+
+
+def test_a_query_is_warm_once_the_system_met_its_text_and_its_user() -> None:
+    """Warm: no first encoding of the text and no first profile read of the user, for that system."""
+    log: list[tuple[str, str, str | None]] = []
+    texts = {f"w{i}": f"warm {i}" for i in range(WARM_UP_QUERIES)}
+    texts |= {"q1": "milk", "q2": "milk", "q3": "eggs", "q4": "eggs", "q5": "milk", "q6": "u2"}
+    user_of = {"q1": "u1", "q2": "u2", "q3": "u2", "q4": "u2", "q5": "u1", "q6": "u1"}
+    plain = SystemUnderTest("plain", Recording("plain", log), "semantic", user_of)  # sent, but reads no profile
+    personal = SystemUnderTest("personal", Recording("personal", log, "learned"), "personalized", user_of)
+    runs = run_interleaved([plain, personal], texts, depth=10)
+    warm_up = [True] * WARM_UP_QUERIES  # asked once untimed before
+    assert runs["plain"].warm == [*warm_up, False, True, False, True, True, False]
+    assert runs["personal"].warm == [*warm_up, False, False, False, True, True, False]  # "u2" the text is not user u2
+    assert runs["personal"].warm_latencies == [
+        seconds for seconds, warm in zip(runs["personal"].latencies, runs["personal"].warm) if warm
+    ]
+    assert len(runs["personal"].warm_latencies) == WARM_UP_QUERIES + 2

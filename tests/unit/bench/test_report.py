@@ -210,3 +210,21 @@ def test_the_latency_section_says_how_the_timings_were_taken_and_has_no_bar_with
     write_report(told, tmp_path)
     summary = (tmp_path / "summary.md").read_text()
     assert "## Latency\n\none thread.\n\n| system | mode | queries | p50 ms | p95 ms | p99 ms | QPS |\n" in summary
+
+
+def test_the_latency_section_gives_the_warm_queries_p50_beside_all_queries(tmp_path):
+    """With each system's warm queries told apart: their count and p50, and that p50 over BM25's warm p50."""
+    bench = _bench()
+    warm = (
+        replace(bench.systems[0], latencies_s=(0.004, 0.002, 0.003), warm_latencies_s=(0.002, 0.003)),
+        replace(bench.systems[1], latencies_s=(0.020, 0.004, 0.005), warm_latencies_s=(0.004,)),
+    )
+    write_report(replace(bench, systems=warm), tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| p50 / bm25 p50 | warm queries | warm p50 ms | warm p50 / bm25 warm p50 |" in summary
+    assert "| bm25 | bm25 | 3 | 3.0 |" in summary and "| 1.00x | 2 | 2.5 | 1.00x |" in summary
+    assert "| knn-tbhns | knn | 3 | 5.0 |" in summary and "| 1.67x | 1 | 4.0 | 1.60x |" in summary
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [s["warm_latencies_s"] for s in report["systems"]] == [[0.002, 0.003], [0.004]]
+    write_report(bench, tmp_path)  # not told apart: no warm columns
+    assert "warm p50" not in (tmp_path / "summary.md").read_text()

@@ -147,8 +147,8 @@ class ServeSettings:
     profile_cache_mb: int = field(
         default=PROFILE_CACHE_MB,
         metadata={
-            "help": "MB per system for the last profile read of the most recent users (~13 users with a 50-product "
-            "history or ~400 without a MB); a user not kept is read whole before the search; 0: keep none"
+            "help": "MB per system for the last profile read of the most recent users (a MB holds ~13 users with a "
+            "50-product history, ~400 without); a user not kept is read whole before the search; 0: keep none"
         },
     )
     warm: bool = field(default=True, metadata={"help": "load the encoder at startup, not on the first search"})

@@ -68,9 +68,9 @@ class SystemRun:
     """One pass of every query: the run, per-query latencies (seconds), which of those queries were `warm`, how
     many fell back and how many were personalized by each method ("blend", "learned").
 
-    A query is warm for a system when its text, and its user where it has one, each came to that system before
-    (in the warm-up or earlier in the pass): its vector was cached and its user's profile held, so it paid no
-    first encoding and no first profile read."""
+    A query is warm for a system when its text, and its user where the system reads profiles (`asked`), each
+    came to that system before (in the warm-up or earlier in the pass): its vector was cached and its user's
+    profile held, so it paid no first encoding and no first profile read."""
 
     run: Run
     latencies: list[float]

@@ -103,10 +103,11 @@ class ProfileReader:
             return self.remember(user_id, get_user_profile(self.transport.client, self.users_index, user_id))
 
     def remember(self, user_id: str, profile: UserProfile | None) -> UserProfile | None:
-        entry = (time.monotonic(), profile)
-        if cached_bytes(entry) <= self.cache.maxsize:  # larger than the whole cache: not kept
-            with self._lock:
-                self.cache[user_id] = entry
+        with self._lock:
+            try:
+                self.cache[user_id] = (time.monotonic(), profile)
+            except ValueError:  # larger than the whole cache: not kept, and the user's last read goes too
+                self.cache.pop(user_id, None)
         return profile
 
 

@@ -314,6 +314,20 @@ def test_the_profile_cache_is_bounded_by_the_bytes_of_its_vectors(cache_mb: int 
     assert (client.profiles.last("u999") is not None) == (kept > 0) and client.profiles.last("u0") is None
 
 
+def test_a_read_larger_than_the_profile_cache_is_not_kept_nor_the_read_it_replaces() -> None:
+    import numpy as np
+
+    from tbhns_opensearch.users.profiles import UserHistory, UserProfile
+
+    client = SearchClient(OpenSearchConfig(url=f"http://127.0.0.1:{_closed_port()}"), profile_cache_mb=1)
+    client.profiles.remember("u", UserProfile("u", np.zeros(384, dtype=np.float32), 1, 0.0, "real"))
+    assert client.profiles.last("u") is not None
+    history = UserHistory(tuple(f"p{i}" for i in range(1000)), (1,) * 1000, np.zeros((1000, 384), dtype=np.float32))
+    grown = UserProfile("u", np.zeros(384, dtype=np.float32), 1000, 0.0, "real", history)  # 1.5 MB of history
+    assert client.profiles.remember("u", grown) is grown
+    assert client.profiles.last("u") is None  # not the stale read before it
+
+
 @pytest.mark.parametrize("wrong", [-1, 1.5, True, "64"])
 def test_a_wrong_profile_cache_size_is_one_clear_error(wrong: object) -> None:
     with pytest.raises(SearchError, match=f"profile_cache_mb must be a whole number of MB >= 0 .*got {wrong!r}"):

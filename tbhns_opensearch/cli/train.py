@@ -63,6 +63,7 @@ def train_command(
     from tbhns_opensearch.training.config import load_train_config
     from tbhns_opensearch.training.distributed import World, check_distributed
     from tbhns_opensearch.training.pipeline import train_and_export
+    from tbhns_opensearch.training.trainer import check_device
 
     config = load_train_config(config_file).with_overrides(
         device=device, precision=precision, max_steps=max_steps, output_dir=str(output_dir) if output_dir else None
@@ -70,7 +71,8 @@ def train_command(
     world = World.from_env()  # under torchrun: this process's rank
     if nproc > 1 and world.distributed:
         raise click.UsageError("--nproc starts torchrun itself; under torchrun leave it out")
-    check_distributed(config, max(nproc, world.size))  # refused here, before any process starts
+    check_device(config)  # refused here, before any process starts
+    check_distributed(config, max(nproc, world.size))
     checkpoint = find_checkpoint(config) if resume else None  # a missing or foreign checkpoint too
     if checkpoint is not None and world.main and nproc == 1:  # with --nproc, rank 0 says it
         click.echo(f"resuming from {checkpoint} (step {checkpoint.name.split('-')[-1]} of {config.max_steps})")

@@ -320,7 +320,7 @@ def read_manifest(name_or_path: str) -> dict[str, Any]:
 def worker_devices(device: str, workers: int) -> list[str]:
     """The device of each encoder process: the entries of a comma list (one process each), else `device`
     `workers` times. Raises EncoderError naming the fix for a bad count, a malformed list, a list with another
-    worker count, or a CUDA device this machine lacks.
+    worker count, or a device this machine lacks (`device_problem`).
 
     Example:
         >>> worker_devices("cpu", 1), worker_devices("cpu", 2)
@@ -336,39 +336,49 @@ def worker_devices(device: str, workers: int) -> list[str]:
             f"--encode-workers {workers!r}: encoder processes must be 1 or more; pass 1 to encode in this "
             "process or N > 1 for N processes"
         )
-    if "," not in device:
-        return [device] * workers
     devices = [entry.strip() for entry in device.split(",")]
-    for entry in devices:
-        if not DEVICE_NAME.fullmatch(entry):
-            raise EncoderError(
-                f"--device {device!r}: {entry!r} is not a device; pass one device (cpu, cuda, cuda:1) or a comma "
-                "list of devices, one encoder process each (cuda:0,cuda:1)"
-            )
-    if workers not in (1, len(devices)):
+    if len(devices) == 1:
+        devices *= workers
+    elif workers not in (1, len(devices)):
         raise EncoderError(
             f"--encode-workers {workers} with --device {device!r}: a device list starts one encoder process per "
             "device; pass either the list or --encode-workers"
         )
-    _require_cuda_devices(device, [entry for entry in devices if entry.startswith("cuda")])
+    unnamed = [entry for entry in devices if not DEVICE_NAME.fullmatch(entry)]
+    if unnamed:
+        raise EncoderError(
+            f"--device {device!r}: {device_problem(unnamed[0])}; pass one device (cpu, cuda, cuda:1) or a comma "
+            "list of devices, one encoder process each (cuda:0,cuda:1)"
+        )
+    for entry in dict.fromkeys(devices):
+        if problem := device_problem(entry):
+            fix = "list only this machine's devices" if len(set(devices)) > 1 else "run on a machine with it"
+            raise EncoderError(f"--device {device!r}: {problem}; {fix}, or pass --device cpu")
     return devices
 
 
-def _require_cuda_devices(device: str, cuda: list[str]) -> None:
-    """Raise EncoderError unless every `cuda` entry of the list `device` names a CUDA device of this machine."""
-    if not cuda:
-        return
+def device_problem(device: str) -> str | None:
+    """Why torch cannot run on `device` on this machine (not a device name; a CUDA device or Apple GPU the
+    machine or this torch build lacks), or None when it can. Asks the driver without starting CUDA here.
+
+    Example:
+        >>> device_problem("cpu") is None, device_problem("gpu1")
+        (True, "'gpu1' is not a device")
+    """
+    if not DEVICE_NAME.fullmatch(device):
+        return f"{device!r} is not a device"
     import torch
 
-    count = torch.cuda.device_count()  # asks the driver without starting CUDA here (the workers start it)
-    for entry in cuda:
-        index = int(entry.partition(":")[2] or 0)
-        if index >= count:
-            have = f"cuda:0 to cuda:{count - 1}" if count else "no CUDA device"
-            raise EncoderError(
-                f"--device {device!r}: {entry!r} is not on this machine, which has {have}; list only its devices, "
-                "or use --encode-workers N for N processes on the CPU"
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count()
+        if int(device.partition(":")[2] or 0) >= count:
+            have = (
+                f"cuda:0 to cuda:{count - 1}" if count else f"no CUDA device this torch ({torch.__version__}) can use"
             )
+            return f"{device!r} is not on this machine, which has {have}"
+    if device == "mps" and not torch.backends.mps.is_available():
+        return "'mps' (an Apple GPU) is not on this machine"
+    return None
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tbhns_opensearch.config import OpenSearchConfig
-from tbhns_opensearch.encoder import load_sentence_transformer, require_native_bf16
+from tbhns_opensearch.encoder import device_problem, load_sentence_transformer, require_native_bf16
 from tbhns_opensearch.errors import ConfigError, TrainingError
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.training.batches import NegativeTable
@@ -109,6 +109,26 @@ def load_model(config: TrainConfig) -> SentenceTransformer:
     return model
 
 
+def check_device(config: TrainConfig) -> None:
+    """Refuse, before anything loads on it, a `device` this machine lacks (a CUDA GPU on a CPU-only machine or
+    torch build) or a bf16 `precision` it does not run natively: one line each, naming the fix.
+
+    Example:
+        >>> from tbhns_opensearch.training.config import DataConfig
+        >>> check_device(TrainConfig(data=DataConfig(dataset="icecat"), device="cuda:99"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        tbhns_opensearch.errors.ConfigError: device='cuda:99': 'cuda:99' is not on this machine, which has ...
+    """
+    if problem := device_problem(config.device):
+        raise ConfigError(
+            f'device={config.device!r}: {problem}; train on the CPU (--device cpu, or device = "cpu" in the '
+            "config) or on a machine with that device"
+        )
+    if config.precision == "bf16":
+        require_native_bf16(config.device, 'precision="bf16"', ConfigError, 'use precision="fp32"')
+
+
 def train(
     config: TrainConfig,
     *,
@@ -138,8 +158,7 @@ def train(
         raise ConfigError(
             f"select_metric={config.select_metric!r} is not computed; use one of {', '.join(metrics.names)}"
         )
-    if config.precision == "bf16":
-        require_native_bf16(config.device, 'precision="bf16"', ConfigError, 'use precision="fp32"')
+    check_device(config)
     world = World.from_env()
     check_distributed(config, world.size)
     resume_from = find_checkpoint(config) if resume else None

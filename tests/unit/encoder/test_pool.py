@@ -123,5 +123,15 @@ def test_a_cuda_device_this_machine_lacks_is_named() -> None:
     import torch
 
     missing = f"cuda:{torch.cuda.device_count()}"
-    with pytest.raises(EncoderError, match=f"'{missing}' is not on this machine, which has"):
+    with pytest.raises(EncoderError, match=f"'{missing}' is not on this machine, which has .*; list only this"):
         worker_devices(f"cpu,{missing}", 1)
+
+
+def test_one_cuda_device_this_machine_lacks_is_refused_before_anything_loads() -> None:
+    import torch
+
+    missing = f"cuda:{torch.cuda.device_count()}"  # cuda:0 on a CPU machine: torch failed on it with a traceback
+    with pytest.raises(EncoderError) as caught:
+        Encoder(device=missing)
+    assert str(caught.value).startswith(f"--device '{missing}': '{missing}' is not on this machine, which has ")
+    assert str(caught.value).endswith("; run on a machine with it, or pass --device cpu")

@@ -163,3 +163,25 @@ def test_nproc_with_a_batch_that_does_not_split_exits_2_with_one_line(
         "error: batch_size=16 does not split over 3 processes (each takes batch_size / 3 rows of every batch); "
         "use a multiple of 3"
     ]
+
+
+@pytest.mark.parametrize("nproc", ["1", "2"])
+def test_a_cuda_device_this_machine_lacks_exits_2_with_one_line_before_anything_loads(
+    nproc: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from tbhns_opensearch.cli.app import main
+
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past this machine's last GPU (cuda:0 on a CPU machine)
+    config_file = tmp_path / "tiny.toml"
+    config_file.write_text('batch_size = 16\n[data]\ncatalog = "toys.jsonl"\n')  # never read: refused first
+    monkeypatch.setattr("sys.argv", ["tbhns", "train", str(config_file), "--device", missing, "--nproc", nproc])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: device='{missing}': '{missing}' is not on this machine, which has ")
+    assert line.endswith(
+        'train on the CPU (--device cpu, or device = "cpu" in the config) or on a machine with that device'
+    )

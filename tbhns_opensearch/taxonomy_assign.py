@@ -37,6 +37,7 @@ import numpy as np
 from tbhns_opensearch.catalog.adapters import data_root
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import CatalogError
+from tbhns_opensearch.textfiles import text_file
 
 NodePath = tuple[str, ...]
 PATH_SEPARATOR = " > "
@@ -99,7 +100,8 @@ class CategoryTree:
                 f"taxonomy file {str(path)!r} does not exist; pass Google's "
                 "taxonomy-with-ids.en-US.txt or a file of `A > B > C` lines"
             )
-        return cls.parse(path.read_text(encoding="utf-8").splitlines(), str(path))
+        with text_file(path, CatalogError, lambda: 0):
+            return cls.parse(path.read_text(encoding="utf-8").splitlines(), str(path))
 
     def children(self, node: NodePath) -> tuple[NodePath, ...]:
         return self._children.get(node, ())
@@ -190,8 +192,8 @@ def read_assignments(path: str | Path) -> dict[str, NodePath]:
             f"taxonomy assignments {str(path)!r} do not exist; write them with "
             "`tbhns taxonomy assign --dataset NAME --out FILE`"
         )
-    paths = {}
-    with path.open(encoding="utf-8") as handle:
+    paths, number = {}, 0
+    with path.open(encoding="utf-8") as handle, text_file(path, CatalogError, lambda: number):
         for number, line in enumerate(handle, start=1):
             try:
                 record = json.loads(line)

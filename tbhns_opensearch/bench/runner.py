@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -39,7 +38,7 @@ from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_repor
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
 from tbhns_opensearch.catalog.judgments import graded_qrels
-from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig, is_count
+from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig, is_count, read_config_file
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.eval.queries import load_labelled_queries
@@ -310,7 +309,7 @@ class BenchConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> BenchConfig:
         """Read a config like `benchmarks/configs/icecat.toml`."""
-        raw = tomllib.loads(Path(path).read_text())
+        raw = read_config_file(path, "benchmark config", "benchmarks/configs/*.toml", BenchError)
         own_split = [key for key in ("split_seed", "validation_fraction", "test_fraction") if key in raw]
         if own_split:
             raise BenchError(

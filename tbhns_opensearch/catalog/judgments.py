@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbhns_opensearch.errors import CatalogError
+from tbhns_opensearch.textfiles import csv_rows
 
 JUDGMENT_COLUMNS = ("query", "docid", "rating")
 
@@ -41,15 +42,8 @@ def read_judgments_csv(path: str | Path) -> list[Judgment]:
         raise CatalogError(
             f"judgments file {str(path)!r} does not exist; pass a CSV with columns {','.join(JUDGMENT_COLUMNS)}"
         )
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in JUDGMENT_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise CatalogError(
-                f"{path}: missing column(s) {missing} (has {reader.fieldnames}); "
-                f"judgments need the columns {','.join(JUDGMENT_COLUMNS)}"
-            )
-        return [_judgment(row, path, reader.line_num) for row in reader]
+    fix = f"judgments need the columns {','.join(JUDGMENT_COLUMNS)}"
+    return [_judgment(row, path, line) for line, row in csv_rows(path, CatalogError, JUDGMENT_COLUMNS, fix)]
 
 
 def graded_qrels(judgments: Iterable[Judgment], key: Callable[[str], str] = str) -> dict[str, dict[str, int]]:

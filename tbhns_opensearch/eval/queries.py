@@ -12,6 +12,7 @@ from tbhns_opensearch.catalog.adapters import load_judgments
 from tbhns_opensearch.catalog.judgments import Judgment
 from tbhns_opensearch.config import is_count
 from tbhns_opensearch.errors import EvaluationError
+from tbhns_opensearch.textfiles import text_file
 
 LABELLED_QUERY_SOURCES = ("real", "generated")  # who wrote the query: a dataset's shoppers, or `querygen`
 
@@ -69,7 +70,8 @@ def write_labelled_queries(path: str | Path, judgments: Iterable[LabelledQuery])
 def read_labelled_queries(path: str | Path) -> list[LabelledQuery]:
     """Read labelled queries written by `write_labelled_queries`."""
     judgments: list[LabelledQuery] = []
-    with Path(path).open(encoding="utf-8") as handle:
+    number = 0
+    with Path(path).open(encoding="utf-8") as handle, text_file(path, EvaluationError, lambda: number):
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -25,13 +25,12 @@ Example:
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tbhns_opensearch.catalog.adapters import dataset_dir
-from tbhns_opensearch.config import DEFAULT_ENCODER
+from tbhns_opensearch.config import DEFAULT_ENCODER, read_config_file
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.taxonomy import TAXONOMY_SOURCES
 from tbhns_opensearch.training.experimental.config import ExperimentalConfig
@@ -488,13 +487,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
         'taxonomy'
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except FileNotFoundError:
-        raise ConfigError(f"training config {str(path)!r} does not exist; see training/*.toml") from None
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"training config {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
+    raw = read_config_file(path, "training config", "training/*.toml")
     _refuse_moved_keys(raw, path)
     data = build_table(DataConfig, raw.pop("data", None), f"{path} [data]")
     sampler = build_table(SamplerConfig, raw.pop("sampler", {}), f"{path} [sampler]")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterable
@@ -11,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tbhns_opensearch.errors import PersonalizationError
+from tbhns_opensearch.textfiles import csv_rows, text_file
 
 USER_SOURCES = ("real", "simulated")
 HISTORY_COLUMNS = ("user_id", "product_id", "event", "timestamp")
@@ -64,22 +64,12 @@ def read_history(path: str | Path) -> list[UserEvent]:
         records = _csv_records(path)
     else:
         raise PersonalizationError(f"history file {path.name!r} must end in .csv or .jsonl")
-    events: list[UserEvent] = []
-    line = 0
-    try:
-        for line, record in records:
-            events.append(_event(record, path, line))
-    except UnicodeDecodeError as exc:
-        raise PersonalizationError(
-            f"{path}: byte 0x{exc.object[exc.start]:02x} after line {line} is not UTF-8; save the history as UTF-8"
-        ) from exc
-    except csv.Error as exc:
-        raise PersonalizationError(f"{path}:{line + 1}: not CSV ({exc}); fix the line or save the file as CSV") from exc
-    return events
+    return [_event(record, path, line) for line, record in records]
 
 
 def _jsonl_records(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
-    with path.open(encoding="utf-8") as lines:
+    number = 0
+    with path.open(encoding="utf-8") as lines, text_file(path, PersonalizationError, lambda: number):
         for number, line in enumerate(lines, start=1):
             if line.strip():
                 try:
@@ -93,13 +83,9 @@ def _jsonl_records(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
 
 
 def _csv_records(path: Path) -> Iterable[tuple[int, dict[str, object]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in HISTORY_COLUMNS if column not in (reader.fieldnames or [])]
-        if missing:
-            raise PersonalizationError(f"{path}: missing columns {missing}; a history has {', '.join(HISTORY_COLUMNS)}")
-        for number, row in enumerate(reader, start=2):
-            yield number, dict(row)
+    fix = f"a history has {', '.join(HISTORY_COLUMNS)}"
+    for line, row in csv_rows(path, PersonalizationError, HISTORY_COLUMNS, fix):
+        yield line, dict(row)
 
 
 def _event(record: object, path: Path, line: int) -> UserEvent:

@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -42,6 +41,7 @@ from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.config import is_count
 from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.seeding import keyed_rng
+from tbhns_opensearch.textfiles import csv_rows
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.sources import HeldOutUser, UserQuery, aisle_queries
 
@@ -259,16 +259,9 @@ def _order_rows(path: Path) -> Iterable[tuple[int, dict[str, str]]]:
             f"order-lines file {str(path)!r} does not exist; pass a CSV with the columns "
             f"{', '.join(ORDER_LINE_COLUMNS)}"
         )
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise PersonalizationError(
-                f"{path}:1: the header lacks columns {missing} (has {reader.fieldnames}); "
-                f"write the header {','.join(ORDER_LINE_COLUMNS)}"
-            )
-        for row in reader:
-            yield reader.line_num, row
+    yield from csv_rows(
+        path, PersonalizationError, REQUIRED_COLUMNS, f"write the header {','.join(ORDER_LINE_COLUMNS)}"
+    )
 
 
 def _parse_line(path: Path, line: int, row: dict[str, str]) -> _Line:

@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -42,6 +41,7 @@ import numpy as np
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.seeding import keyed_rng
+from tbhns_opensearch.textfiles import csv_rows
 from tbhns_opensearch.users.events import UserEvent
 
 INSTACART_FILES = ("orders.csv", "order_products__prior.csv")
@@ -136,9 +136,12 @@ def _instacart_purchases(directory: Path) -> dict[str, list[UserEvent]]:
     missing = [name for name in INSTACART_FILES if not (directory / name).is_file()]
     if missing:
         raise PersonalizationError(f"{directory} lacks Instacart files {missing}; point it at the unpacked Kaggle set")
-    orders = {row["order_id"]: (row["user_id"], int(row["order_number"])) for row in _rows(directory / "orders.csv")}
+    orders = {
+        row["order_id"]: (row["user_id"], int(row["order_number"]))
+        for row in _rows(directory / "orders.csv", ("order_id", "user_id", "order_number"))
+    }
     lines: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-    for row in _rows(directory / "order_products__prior.csv"):
+    for row in _rows(directory / "order_products__prior.csv", ("order_id", "product_id", "add_to_cart_order")):
         if row["order_id"] in orders:  # the sample ships lines of some orders it does not list; skip them
             user_id, order_number = orders[row["order_id"]]
             lines[user_id].append((order_number, int(row["add_to_cart_order"]), row["product_id"]))
@@ -151,9 +154,8 @@ def _instacart_purchases(directory: Path) -> dict[str, list[UserEvent]]:
     }
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+def _rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    return [row for _, row in csv_rows(path, PersonalizationError, columns, "use the file as published by Instacart")]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ raters' mean is at least 2.5, so most raters called the product an exact match.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.readers import read_csv_rows
 from tbhns_opensearch.catalog.stream import RawRow
 from tbhns_opensearch.errors import CatalogError
+from tbhns_opensearch.textfiles import csv_rows
 
 PRODUCTS_FILE = "products.csv"
 JUDGMENTS_FILE = "judgments.csv"
@@ -79,15 +79,8 @@ def read_homedepot_judgments(path: str | Path) -> list[Judgment]:
             f"Home Depot judgments file {str(path)!r} does not exist; pass a CSV with the columns "
             f"id,{','.join(JUDGMENT_COLUMNS)}"
         )
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in JUDGMENT_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise CatalogError(
-                f"{path}: missing column(s) {missing} (has {reader.fieldnames}); Home Depot "
-                f"judgments need the columns id,{','.join(JUDGMENT_COLUMNS)}"
-            )
-        return [_judgment(row, f"{path}:{reader.line_num}") for row in reader]
+    fix = f"Home Depot judgments need the columns id,{','.join(JUDGMENT_COLUMNS)}"
+    return [_judgment(row, f"{path}:{line}") for line, row in csv_rows(path, CatalogError, JUDGMENT_COLUMNS, fix)]
 
 
 def _judgment(row: dict[str, str], where: str) -> Judgment:

@@ -5,7 +5,6 @@ Non-commercial terms: read it from the shared data folder; never commit it or an
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.readers import read_csv_rows
 from tbhns_opensearch.catalog.stream import RawRow, RecordError
 from tbhns_opensearch.errors import CatalogError
+from tbhns_opensearch.textfiles import csv_rows
 
 FILES = ("products.csv", "aisles.csv", "departments.csv")
 UNKNOWN = "missing"  # Instacart's own name for "no department/aisle known"
@@ -58,14 +58,8 @@ def instacart_product(record: dict[str, Any]) -> Product:
 
 
 def _names(path: Path, id_column: str, name_column: str) -> dict[str, str]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not {id_column, name_column} <= set(reader.fieldnames or []):
-            raise CatalogError(
-                f"{path}: needs columns {id_column!r} and {name_column!r}, has "
-                f"{reader.fieldnames}; use the file as published by Instacart"
-            )
-        return {row[id_column].strip(): parse_text(row[name_column]) for row in reader}
+    rows = csv_rows(path, CatalogError, (id_column, name_column), "use the file as published by Instacart")
+    return {row[id_column].strip(): parse_text(row[name_column]) for _, row in rows}
 
 
 INSTACART = DatasetAdapter(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.readers import read_tsv_rows
 from tbhns_opensearch.catalog.stream import RawRow
 from tbhns_opensearch.errors import CatalogError
+from tbhns_opensearch.textfiles import csv_rows
 
 PRODUCTS_FILE = "product.csv"
 QUERIES_FILE = "query.csv"
@@ -120,16 +120,9 @@ def wands_judgments(labels: Path) -> list[Judgment]:
 def _tsv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     if not path.is_file():
         raise CatalogError(f"{path} does not exist; download WANDS from {WANDS.source_url} into {path.parent}")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, delimiter="\t")
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise CatalogError(
-                f"{path}: missing column(s) {missing} (has {reader.fieldnames}); "
-                f"WANDS files are tab-separated with the published headers"
-            )
-        for row in reader:
-            yield reader.line_num, {name: (value or "").strip() for name, value in row.items() if name}
+    fix = "WANDS files are tab-separated with the published headers"
+    for line, row in csv_rows(path, CatalogError, columns, fix, delimiter="\t"):
+        yield line, {name: (value or "").strip() for name, value in row.items() if name}
 
 
 WANDS = DatasetAdapter(

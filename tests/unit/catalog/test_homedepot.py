@@ -68,7 +68,7 @@ def test_bad_rows_name_file_line_and_field(tmp_path, row, message):
 def test_missing_column_and_missing_file_say_what_to_pass(tmp_path):
     path = tmp_path / "j.csv"
     path.write_text("id,product_uid,query,relevance\n")
-    with pytest.raises(CatalogError, match=r"missing column\(s\) \['search_term'\]"):
+    with pytest.raises(CatalogError, match=r"j.csv:1: the header lacks columns \[.search_term.\]"):
         read_homedepot_judgments(path)
     with pytest.raises(CatalogError, match="does not exist; pass a CSV with the columns id,product_uid"):
         read_homedepot_judgments(tmp_path / "nope.csv")

@@ -115,7 +115,7 @@ def test_read_history_csv_and_jsonl(tmp_path) -> None:
 def test_read_history_names_the_bad_line(tmp_path) -> None:
     bad = tmp_path / "history.csv"
     bad.write_text("user_id,product_id,event\nu1,p1,click\n")
-    with pytest.raises(PersonalizationError, match=r"missing columns \['timestamp'\]"):
+    with pytest.raises(PersonalizationError, match=r"the header lacks columns \['timestamp'\]"):
         read_history(bad)
     bad.write_text("user_id,product_id,event,timestamp\nu1,p1,click,yesterday\n")
     with pytest.raises(PersonalizationError, match=r"history.csv:2: timestamp 'yesterday'"):
@@ -138,7 +138,7 @@ def test_a_timestamp_that_is_no_finite_number_is_refused_naming_the_line(tmp_pat
 def test_a_history_that_is_not_utf8_is_one_error_naming_the_byte(tmp_path) -> None:
     latin1 = tmp_path / "history.csv"
     latin1.write_bytes("user_id,product_id,event,timestamp\nren\u00e9,p1,click,1\n".encode("latin-1"))
-    with pytest.raises(PersonalizationError, match=r"byte 0xe9 .* is not UTF-8; save the history as UTF-8"):
+    with pytest.raises(PersonalizationError, match=r"byte 0xe9 .* is not UTF-8; save the file as UTF-8"):
         read_history(latin1)
 
 

@@ -102,7 +102,8 @@ class UserAttentionConfig:
             if not is_count(value, minimum=1):
                 raise PersonalizationError(f"UserAttentionConfig.{name} must be an integer >= 1, got {value!r}")
         for name in ("sim_scale", "zero_bias"):
-            if not math.isfinite(getattr(self, name)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise PersonalizationError(f"UserAttentionConfig.{name} must be finite, got {getattr(self, name)!r}")
 
 
@@ -374,12 +375,28 @@ def load_user_model(directory: str | Path) -> UserAttention:
             f"{directory} lacks {CONFIG_FILE} or {WEIGHTS_FILE}; write a user model there "
             "with save_user_model (or train one)"
         )
-    stored = json.loads(config_path.read_text())
-    if stored.pop("format", None) != FORMAT:
-        raise PersonalizationError(f"{config_path} is not a {FORMAT} config; write it with save_user_model")
+    try:
+        stored = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
+        stored = {"unreadable": str(exc)}
+    if not isinstance(stored, dict) or stored.pop("format", None) != FORMAT:
+        raise PersonalizationError(
+            f"{config_path} is not a {FORMAT} config; train the user model again (`tbhns train` with a "
+            "[personalization] table) or copy the whole user_model folder again"
+        )
     known = {f.name for f in fields(UserAttentionConfig)}
     model = UserAttention(UserAttentionConfig(**{k: v for k, v in stored.items() if k in known}))
-    model.load_state_dict(_safetensors("load_file")(str(weights_path)))
+    load_file = _safetensors("load_file")
+    from safetensors import SafetensorError
+
+    try:
+        model.load_state_dict(load_file(str(weights_path)))
+    except (OSError, SafetensorError, RuntimeError) as exc:  # unreadable, truncated, weights of other shapes
+        raise PersonalizationError(
+            f"{weights_path} does not hold the weights of the model {config_path.name} describes "
+            f"({str(exc).splitlines()[0][:200]}); train the user model again or copy the whole user_model folder "
+            "again"
+        ) from exc
     return model.eval()
 
 

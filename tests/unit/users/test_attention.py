@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,39 @@ def test_save_and_load_give_identical_outputs(tmp_path: Path) -> None:
 def test_loading_from_a_folder_without_a_model_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(PersonalizationError, match="save_user_model"):
         load_user_model(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("config_not_json", r"user_model.json is not a tbhns-user-attention/1 config; train the user model again"),
+        ("config_not_utf8", r"user_model.json is not a tbhns-user-attention/1 config"),
+        ("config_a_list", r"user_model.json is not a tbhns-user-attention/1 config"),
+        ("config_scale_text", r"UserAttentionConfig.sim_scale must be finite, got 'ten'"),
+        ("weights_cut", r"user_model.safetensors does not hold the weights of the model user_model.json describes"),
+        ("weights_of_another_shape", r"does not hold the weights .*; train the user model again or copy the whole"),
+    ],
+)
+def test_a_damaged_user_model_is_one_error_naming_the_file_and_fix(damage: str, message: str, tmp_path: Path) -> None:
+    save_user_model(_model(), tmp_path / "user")
+    config, weights = tmp_path / "user" / "user_model.json", tmp_path / "user" / "user_model.safetensors"
+    stored = json.loads(config.read_text())
+    if damage == "config_not_json":
+        config.write_text("{")
+    elif damage == "config_not_utf8":
+        config.write_bytes(b"\xff\xfe")
+    elif damage == "config_a_list":
+        config.write_text("[1]")
+    elif damage == "config_scale_text":
+        config.write_text(json.dumps({**stored, "sim_scale": "ten"}))
+    elif damage == "weights_cut":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a copy stopped half way
+    else:
+        save_user_model(UserAttention(UserAttentionConfig(dim=DIM, key_dim=3)), tmp_path / "other")
+        weights.write_bytes((tmp_path / "other" / "user_model.safetensors").read_bytes())
+    with pytest.raises(PersonalizationError, match=message) as caught:
+        load_user_model(tmp_path / "user")
+    assert "\n" not in str(caught.value)
 
 
 def _history(rows: list[int], orders: list[int], matrix: np.ndarray) -> UserHistory:

@@ -37,7 +37,7 @@ import numpy as np
 from tbhns_opensearch.catalog.adapters import data_root
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import CatalogError
-from tbhns_opensearch.textfiles import text_file
+from tbhns_opensearch.textfiles import path_problem, text_file
 
 NodePath = tuple[str, ...]
 PATH_SEPARATOR = " > "
@@ -95,9 +95,9 @@ class CategoryTree:
     def read(cls, path: str | Path | None = None) -> CategoryTree:
         """Read a taxonomy file (default: Google's, under the data folder `catalog.adapters.data_root()`)."""
         path = Path(path) if path else data_root().joinpath(*GOOGLE_TAXONOMY)
-        if not path.is_file():
+        if problem := path_problem(path):
             raise CatalogError(
-                f"taxonomy file {str(path)!r} does not exist; pass Google's "
+                f"taxonomy file {str(path)!r} {problem}; pass Google's "
                 "taxonomy-with-ids.en-US.txt or a file of `A > B > C` lines"
             )
         with text_file(path, CatalogError, lambda: 0):
@@ -187,9 +187,9 @@ def write_assignments(assignments: Iterable[Assignment], path: str | Path) -> in
 def read_assignments(path: str | Path) -> dict[str, NodePath]:
     """Product id -> assigned path (empty: unknown) from a file `write_assignments` wrote."""
     path = Path(path)
-    if not path.is_file():
+    if problem := path_problem(path):
         raise CatalogError(
-            f"taxonomy assignments {str(path)!r} do not exist; write them with "
+            f"taxonomy assignments {str(path)!r} {problem}; write them with "
             "`tbhns taxonomy assign --dataset NAME --out FILE`"
         )
     paths, number = {}, 0

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,8 +56,28 @@ def csv_rows(
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
         with text_file(path, error, lambda: reader.line_num):
-            missing = [column for column in columns if column not in (reader.fieldnames or [])]
+            if reader.fieldnames is None:
+                raise error(f"{path} is empty; {fix}")
+            missing = [column for column in columns if column not in reader.fieldnames]
             if missing:
                 raise error(f"{path}:1: the header lacks columns {missing} (has {reader.fieldnames}); {fix}")
             for row in reader:
                 yield reader.line_num, row
+
+
+def path_problem(path: Path) -> str | None:
+    """What keeps `path` from being read as a file ("does not exist", "is a directory", ...), or None.
+
+    Example:
+        >>> path_problem(Path("/dev/null"))
+        'is not a regular file (a device, FIFO or socket)'
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    return None if stat.S_ISREG(mode) else "is not a regular file (a device, FIFO or socket)"

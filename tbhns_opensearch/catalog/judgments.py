@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbhns_opensearch.errors import CatalogError
-from tbhns_opensearch.textfiles import csv_rows
+from tbhns_opensearch.textfiles import csv_rows, path_problem
 
 JUDGMENT_COLUMNS = ("query", "docid", "rating")
 
@@ -38,9 +38,9 @@ def read_judgments_csv(path: str | Path) -> list[Judgment]:
         3
     """
     path = Path(path)
-    if not path.is_file():
+    if problem := path_problem(path):
         raise CatalogError(
-            f"judgments file {str(path)!r} does not exist; pass a CSV with columns {','.join(JUDGMENT_COLUMNS)}"
+            f"judgments file {str(path)!r} {problem}; pass a CSV with columns {','.join(JUDGMENT_COLUMNS)}"
         )
     fix = f"judgments need the columns {','.join(JUDGMENT_COLUMNS)}"
     return [_judgment(row, path, line) for line, row in csv_rows(path, CatalogError, JUDGMENT_COLUMNS, fix)]

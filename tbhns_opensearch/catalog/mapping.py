@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,6 +21,7 @@ from tbhns_opensearch.catalog.fields import (
 )
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.errors import CatalogError
+from tbhns_opensearch.textfiles import path_problem
 
 OPTIONAL_COLUMNS = ("description", "brand", "price", "rating", "taxonomy", "attributes")
 
@@ -184,24 +184,6 @@ class ColumnMapping:
         for column in self.attribute_columns:
             attributes.update(attribute_entries(column, record.get(column), column))
         return attributes
-
-
-def path_problem(path: Path) -> str | None:
-    """What keeps `path` from being read as a file ("does not exist", "is a directory", ...), or None.
-
-    Example:
-        >>> path_problem(Path("/dev/null"))
-        'is not a regular file (a device, FIFO or socket)'
-    """
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return "does not exist"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-    if stat.S_ISDIR(mode):
-        return "is a directory"
-    return None if stat.S_ISREG(mode) else "is not a regular file (a device, FIFO or socket)"
 
 
 def _json_kind(value: Any) -> str:

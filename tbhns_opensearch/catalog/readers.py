@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from tbhns_opensearch.catalog.fields import MAX_DEPTH
-from tbhns_opensearch.catalog.mapping import CANONICAL, ColumnMapping, path_problem
+from tbhns_opensearch.catalog.mapping import CANONICAL, ColumnMapping
 from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.stream import CatalogStream, RawRow, RecordError
 from tbhns_opensearch.errors import CatalogError
+from tbhns_opensearch.textfiles import path_problem
 
 PARQUET_BATCH_ROWS = 4096
 GZIP_MAGIC = b"\x1f\x8b"

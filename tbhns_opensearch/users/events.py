@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tbhns_opensearch.errors import PersonalizationError
-from tbhns_opensearch.textfiles import csv_rows, text_file
+from tbhns_opensearch.textfiles import csv_rows, path_problem, text_file
 
 USER_SOURCES = ("real", "simulated")
 HISTORY_COLUMNS = ("user_id", "product_id", "event", "timestamp")
@@ -56,8 +56,8 @@ def read_history(path: str | Path) -> list[UserEvent]:
         UserEvent(user_id='u1', product_id='p9', event='purchase', timestamp=1700000000.0, source='real')
     """
     path = Path(path)
-    if not path.is_file():
-        raise PersonalizationError(f"history file {str(path)!r} does not exist; pass a CSV or JSONL of user events")
+    if problem := path_problem(path):
+        raise PersonalizationError(f"history file {str(path)!r} {problem}; pass a CSV or JSONL of user events")
     if path.suffix.lower() == ".jsonl":
         records = _jsonl_records(path)
     elif path.suffix.lower() == ".csv":

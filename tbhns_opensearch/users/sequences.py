@@ -41,7 +41,7 @@ from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.config import is_count
 from tbhns_opensearch.errors import PersonalizationError
 from tbhns_opensearch.seeding import keyed_rng
-from tbhns_opensearch.textfiles import csv_rows
+from tbhns_opensearch.textfiles import csv_rows, path_problem
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.sources import HeldOutUser, UserQuery, aisle_queries
 
@@ -254,10 +254,9 @@ def sequence_queries(
 
 def _order_rows(path: Path) -> Iterable[tuple[int, dict[str, str]]]:
     """(file line, row) for each data line; the header is line 1."""
-    if not path.is_file():
+    if problem := path_problem(path):
         raise PersonalizationError(
-            f"order-lines file {str(path)!r} does not exist; pass a CSV with the columns "
-            f"{', '.join(ORDER_LINE_COLUMNS)}"
+            f"order-lines file {str(path)!r} {problem}; pass a CSV with the columns {', '.join(ORDER_LINE_COLUMNS)}"
         )
     yield from csv_rows(
         path, PersonalizationError, REQUIRED_COLUMNS, f"write the header {','.join(ORDER_LINE_COLUMNS)}"

@@ -124,3 +124,32 @@ def test_the_benchmark_cli_says_a_broken_config_in_one_line(tmp_path: Path, monk
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: benchmark config {config} is not valid TOML: ")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [
+        "judgments",
+        "home depot judgments",
+        "wands queries",
+        "history csv",
+        "order lines",
+        "taxonomy assignments",
+        "category tree",
+    ],
+)
+def test_a_folder_where_a_file_should_be_is_named_as_a_folder(reader: str, tmp_path: Path) -> None:
+    read, error, name, others = READERS[reader]
+    _write(tmp_path, others)
+    (tmp_path / name).mkdir()
+    with pytest.raises(error, match=rf"{name}'? is a directory; "):  # it said "does not exist"
+        read(tmp_path)
+
+
+@pytest.mark.parametrize("reader", ["judgments", "instacart orders", "order lines", "history csv"])
+def test_an_empty_csv_is_named_empty_with_the_columns_it_needs(reader: str, tmp_path: Path) -> None:
+    read, error, name, others = READERS[reader]
+    _write(tmp_path, others)
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(error, match=rf"{name} is empty; \w+"):  # it said "the header lacks columns [...] (has None)"
+        read(tmp_path)

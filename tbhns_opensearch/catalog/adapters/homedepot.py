@@ -27,7 +27,7 @@ from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.readers import read_csv_rows
 from tbhns_opensearch.catalog.stream import RawRow
 from tbhns_opensearch.errors import CatalogError
-from tbhns_opensearch.textfiles import csv_rows
+from tbhns_opensearch.textfiles import csv_rows, path_problem
 
 PRODUCTS_FILE = "products.csv"
 JUDGMENTS_FILE = "judgments.csv"
@@ -74,9 +74,9 @@ def read_homedepot_judgments(path: str | Path) -> list[Judgment]:
         Judgment(query='angle bracket', product_id='100001', grade=2)
     """
     path = Path(path)
-    if not path.is_file():
+    if problem := path_problem(path):
         raise CatalogError(
-            f"Home Depot judgments file {str(path)!r} does not exist; pass a CSV with the columns "
+            f"Home Depot judgments file {str(path)!r} {problem}; pass a CSV with the columns "
             f"id,{','.join(JUDGMENT_COLUMNS)}"
         )
     fix = f"Home Depot judgments need the columns id,{','.join(JUDGMENT_COLUMNS)}"

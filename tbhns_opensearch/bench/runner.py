@@ -38,7 +38,7 @@ from tbhns_opensearch.bench.report import BenchResult, SystemResult, write_repor
 from tbhns_opensearch.catalog import Product, read_catalog
 from tbhns_opensearch.catalog.adapters import ADAPTERS, dataset_dir, read_dataset
 from tbhns_opensearch.catalog.judgments import graded_qrels
-from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig, is_count, read_config_file
+from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig, is_count
 from tbhns_opensearch.errors import BenchError
 from tbhns_opensearch.eval.metrics import MetricConfig
 from tbhns_opensearch.eval.queries import load_labelled_queries
@@ -48,6 +48,7 @@ from tbhns_opensearch.index.documents import catalog_fingerprint
 from tbhns_opensearch.index.templates import IndexConfig, load_template
 from tbhns_opensearch.query.fusion import HybridConfig, bm25_weighted
 from tbhns_opensearch.query.results import USER_MODES
+from tbhns_opensearch.textfiles import read_config_file
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig
 from tbhns_opensearch.users.sequences import (

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from tbhns_opensearch.catalog.adapters import dataset_dir
-from tbhns_opensearch.config import DEFAULT_ENCODER, read_config_file
+from tbhns_opensearch.config import DEFAULT_ENCODER
 from tbhns_opensearch.errors import ConfigError
 from tbhns_opensearch.taxonomy import TAXONOMY_SOURCES
+from tbhns_opensearch.textfiles import read_config_file
 from tbhns_opensearch.training.experimental.config import ExperimentalConfig
 from tbhns_opensearch.training.losses import DIRECTIONS, HARDNESS_MODES, LOSSES
 from tbhns_opensearch.training.negatives import SAMPLERS

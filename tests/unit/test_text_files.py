@@ -6,6 +6,7 @@ Data: hand-made bytes and headers only (no rows of any real set)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,10 +103,14 @@ def test_a_field_over_the_csv_size_limit_is_one_error_naming_the_line(reader: st
 
 
 @pytest.mark.parametrize("reader", ["training config", "benchmark config"])
-def test_a_config_that_is_a_folder_or_not_a_table_is_one_error(reader: str, tmp_path: Path) -> None:
+def test_a_config_that_is_a_folder_a_fifo_or_not_a_table_is_one_error(reader: str, tmp_path: Path) -> None:
     read, error, name, _ = READERS[reader]
     (tmp_path / name).mkdir()
-    with pytest.raises(error, match=r"cannot be read \(Is a directory\); pass a TOML file, see "):
+    with pytest.raises(error, match=r"c.toml' is a directory; see "):
+        read(tmp_path)
+    (tmp_path / name).rmdir()
+    os.mkfifo(tmp_path / name)  # read whole, it would wait for a writer forever
+    with pytest.raises(error, match=r"c.toml' is not a regular file \(a device, FIFO or socket\); see "):
         read(tmp_path)
     (tmp_path / "c.json").write_text("[1, 2]", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"holds a JSON list, not a table of settings; see training/\*\.toml"):

@@ -104,7 +104,7 @@ class UserAttentionConfig:
         for name in ("sim_scale", "zero_bias"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise PersonalizationError(f"UserAttentionConfig.{name} must be finite, got {getattr(self, name)!r}")
+                raise PersonalizationError(f"UserAttentionConfig.{name} must be finite, got {value!r}")
 
 
 class UserAttention(nn.Module):
@@ -377,8 +377,8 @@ def load_user_model(directory: str | Path) -> UserAttention:
         )
     try:
         stored = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
-        stored = {"unreadable": str(exc)}
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: refused as not a config below
+        stored = None
     if not isinstance(stored, dict) or stored.pop("format", None) != FORMAT:
         raise PersonalizationError(
             f"{config_path} is not a {FORMAT} config; train the user model again (`tbhns train` with a "

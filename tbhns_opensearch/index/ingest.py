@@ -30,7 +30,21 @@ from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.errors import IngestError
 from tbhns_opensearch.index.documents import CatalogDigest, product_document
 from tbhns_opensearch.index.remote_model import TEXT_FIELD
-from tbhns_opensearch.index.templates import UNIT_VECTOR_SPACES, IndexConfig, alias_targets, create_index, swap_alias
+from tbhns_opensearch.index.templates import (
+    UNIT_VECTOR_SPACES,
+    IndexConfig,
+    alias_meta,
+    alias_targets,
+    create_index,
+    swap_alias,
+)
+from tbhns_opensearch.index.vector_space import (
+    SIGNATURE,
+    carried_signature,
+    encoder_signature,
+    same_space,
+    signature_in,
+)
 
 _DONE = object()
 FINGERPRINT = "catalog_fingerprint"  # key in the index mapping's _meta
@@ -106,13 +120,15 @@ def ingest_products(
     started = time.perf_counter()
     try:
         index, unmapped = _target_index(client, index_config, fresh, previous)
+        signature = _signature(client, encoder, index_config.alias, previous, fresh, config.pipeline)
         summary = IngestSummary(
             index=index, backend=f"pipeline {config.pipeline}" if config.pipeline else encoder.backend
         )
         aftermath = _aftermath(index, index_config.alias, fresh, previous)
         fingerprint = _fill(client, index, products, encoder, config, summary, fresh, unmapped, aftermath)
         # a fresh index holds exactly this catalog; one written into again holds a mix, which no catalog matches
-        client.indices.put_mapping(index=index, body={"_meta": {FINGERPRINT: fingerprint if fresh else None}})
+        meta = {FINGERPRINT: fingerprint if fresh else None, SIGNATURE: signature}
+        client.indices.put_mapping(index=index, body={"_meta": meta})
         if fresh:  # the alias moves only onto a complete, refreshed index
             swap_alias(client, index_config.alias, index, delete_previous=not config.keep_previous)
     except BaseException:  # Ctrl-C and SIGTERM included
@@ -172,6 +188,30 @@ def _fill(
     return digest.hexdigest()
 
 
+def _signature(
+    client: OpenSearch, encoder: Encoder, alias: str, previous: list[str], fresh: bool, pipeline: str | None
+) -> str | None:
+    """The encoder signature the written index will store (`index.vector_space`): this encoder's, or the previous
+    index's when this encoder shares its space; None when the space is unknown (a cluster pipeline embeds, or a
+    live index without one). Writing into a live index of another encoder's space is refused before anything is
+    written into it: its vectors would be a mix that no query encoder searches well."""
+    if pipeline:
+        return None
+    signature = encoder_signature(encoder)
+    if len(previous) != 1:  # a first index (a live one behind several indices was refused before)
+        return signature
+    stored = signature_in(alias_meta(client, alias))
+    if fresh:
+        return carried_signature(signature, stored)
+    if stored is not None and not same_space(signature, stored):
+        raise IngestError(
+            f"index {previous[0]} behind alias {alias} holds vectors of another encoder than "
+            f"{encoder.name_or_path!r} (another or a fine-tuned model: vectors of the two cannot be mixed); rerun "
+            "with --rebuild to build a new index for this encoder, or ingest with the encoder it was built with"
+        )
+    return stored
+
+
 def _aftermath(index: str, alias: str, fresh: bool, previous: list[str]) -> str:
     """What a failed ingest leaves, for its error message."""
     if not fresh:
@@ -228,11 +268,7 @@ def _documents(
 def stored_fingerprint(client: OpenSearch, alias: str) -> str | None:
     """The `catalog_fingerprint` of the catalog the index behind `alias` was built from, or None when it is
     unknown (no such alias, written into more than once, or built before fingerprints were stored)."""
-    targets = alias_targets(client, alias)
-    if len(targets) != 1:
-        return None
-    mapping = client.indices.get_mapping(index=targets[0])[targets[0]]["mappings"]
-    return mapping.get("_meta", {}).get(FINGERPRINT)
+    return alias_meta(client, alias).get(FINGERPRINT)
 
 
 def _target_index(

@@ -149,6 +149,14 @@ def alias_targets(client: OpenSearch, alias: str) -> list[str]:
     return sorted(client.indices.get_alias(name=alias))
 
 
+def alias_meta(client: OpenSearch, alias: str) -> dict[str, Any]:
+    """The mapping `_meta` of the one index behind `alias`; {} when there is none, or several."""
+    targets = alias_targets(client, alias)
+    if len(targets) != 1:
+        return {}
+    return dict(client.indices.get_mapping(index=targets[0])[targets[0]]["mappings"].get("_meta", {}))
+
+
 def create_index(client: OpenSearch, config: IndexConfig) -> str:
     """Create a fresh `<alias>-<timestamp>` index from the template and return its name; a k-NN engine the
     cluster cannot run (`knn_engine_gap`) is refused before the template or the index is written."""

@@ -31,6 +31,7 @@ from opensearchpy import OpenSearch
 from tbhns_opensearch.cluster.connection import ClusterCapabilities
 from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig, is_count
 from tbhns_opensearch.errors import EncoderMismatchError, SearchError
+from tbhns_opensearch.index.vector_space import encoder_signature, same_space, space_id
 from tbhns_opensearch.query.builders import Filters, build_bm25, build_knn, build_neural, clip_query_text
 from tbhns_opensearch.query.encoding import QueryEncoder
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig
@@ -259,7 +260,9 @@ class SearchClient:
 
         def page_for(profile: UserProfile | None, rider: Rider | None) -> SearchResponse:
             user_model = self.user_model if profile is not None and profile.history else None  # loaded when needed
-            decision = personalize(query_vector, request.user_id, profile, self.personalization, user_model)
+            decision = personalize(
+                query_vector, request.user_id, profile, self.personalization, user_model, self._space
+            )
             return page(query_vector, profile, decision, rider)
 
         profile = self.profiles.profile(lookup)
@@ -268,7 +271,7 @@ class SearchClient:
         return answer if stored == profile else page_for(stored, None)
 
     def _query_vector(self, text: str) -> np.ndarray:
-        """The query's vector, after checking that the index holds vectors of its dimension."""
+        """The query's vector, after checking that the index holds vectors of its dimension and space."""
         vector = self.query_encoder.encode(text)
         dimension = self.transport.index_dimension
         if dimension is not None and vector.shape[0] != dimension:
@@ -277,4 +280,22 @@ class SearchClient:
                 f"{self.alias} holds {dimension}-dimensional ones; search with the encoder the index "
                 "was built with (its tbhns_manifest.json names it), or re-ingest with this one"
             )
+        if not self._in_index_space:
+            raise EncoderMismatchError(
+                f"the encoder {self.query_encoder.name!r} is another model than the one that made the vectors "
+                f"{self.alias} holds (their vectors of the same probe texts differ); search with the encoder the "
+                "index was built with, or re-ingest with this one (--rebuild)"
+            )
         return vector
+
+    @cached_property
+    def _in_index_space(self) -> bool:
+        """Whether the query encoder's vectors are in the product index's space (checked once; True when the
+        index's space is unknown)."""
+        stored = self.transport.index_signature
+        return stored is None or same_space(encoder_signature(self.query_encoder.encoder), stored)
+
+    @cached_property
+    def _space(self) -> str | None:
+        """The product index's vector space, which each user profile's must match (None: unknown)."""
+        return space_id(self.transport.index_signature)

@@ -25,6 +25,7 @@ from opensearchpy.exceptions import SSLError, TransportError
 from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client, msearch_item
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import ClusterError, SearchError
+from tbhns_opensearch.index.vector_space import signature_in
 from tbhns_opensearch.query.builders import SOURCE_FIELDS, display_from_doc_values
 from tbhns_opensearch.query.results import ClusterHealth, SearchHit, hit_from_fields, parse_hits
 
@@ -61,20 +62,32 @@ class ProductTransport:
             return cluster_capabilities(self.client)
 
     @cached_property
-    def _index_properties(self) -> list[dict[str, Any]]:
-        """The mapped properties of each index behind the alias (read once); [] when there is none."""
+    def _index_mappings(self) -> list[dict[str, Any]]:
+        """The mappings of each index behind the alias (read once); [] when there is none."""
         with self.call("reading the product index mapping"):
             try:
                 mappings = self.client.indices.get_mapping(index=self.alias)
             except NotFoundError:
                 return []
-        return [m["mappings"].get("properties", {}) for m in mappings.values()]
+        return [m["mappings"] for m in mappings.values()]
+
+    @cached_property
+    def _index_properties(self) -> list[dict[str, Any]]:
+        """The mapped properties of each index behind the alias; [] when there is none."""
+        return [mappings.get("properties", {}) for mappings in self._index_mappings]
 
     @property
     def index_dimension(self) -> int | None:
         """The dimension of the product index's vectors, or None when the index does not exist."""
         dimensions = {props.get("embedding", {}).get("dimension") for props in self._index_properties}
         return int(dimensions.pop()) if len(dimensions) == 1 and None not in dimensions else None
+
+    @cached_property
+    def index_signature(self) -> str | None:
+        """The encoder signature of the product index's vectors (`index.vector_space`), None when unknown (no
+        index, one without a signature, or several indices behind the alias)."""
+        signatures = {signature_in(mappings.get("_meta", {})) for mappings in self._index_mappings}
+        return signatures.pop() if len(signatures) == 1 else None
 
     @cached_property
     def display_doc_values(self) -> bool:

@@ -72,9 +72,11 @@ def personalize(
     profile: UserProfile | None,
     config: PersonalizationConfig,
     user_model: QueryTimeUserModel | None = None,
+    space: str | None = None,
 ) -> PersonalizedVector:
     """The learned vector (a `user_model` and a stored history), else the blended one, or the plain
-    `query_vector` itself (fallback) with the reason.
+    `query_vector` itself (fallback) with the reason: no user, an unknown one, fewer than `min_history` events,
+    or a profile built from product vectors of another space than the index's.
 
     Args:
         query_vector: Unit query vector (dim,).
@@ -82,6 +84,7 @@ def personalize(
         profile: That user's stored profile, or None when there is none.
         config: `alpha` and `min_history`.
         user_model: The learned user model at query time (`UserAttention.at_query_time`); None: always blend.
+        space: The product index's vector space (`index.vector_space.space_id`); None: unknown, not checked.
 
     Example:
         >>> q = np.array([1.0, 0.0])
@@ -101,6 +104,14 @@ def personalize(
             0.0,
             True,
             f"user {user_id!r} has {profile.event_count} events, fewer than min_history={config.min_history}",
+        )
+    if space is not None and profile.space is not None and profile.space != space:
+        return PersonalizedVector(
+            query_vector,
+            0.0,
+            True,
+            f"the stored profile of user {user_id!r} was built from another encoder's product vectors than the "
+            "index holds now; run `tbhns ingest-users` again",
         )
     if user_model is not None and profile.history is not None and len(profile.history):
         vector, weight = user_model.personalize(query_vector, profile.history)

@@ -149,6 +149,8 @@ class UserProfile:
         source: "real" or "simulated".
         history: The last `PersonalizationConfig.history_size` products, most recent first; None when none was
             stored.
+        space: The vector space of the product vectors it was built from (`index.vector_space.space_id`); None
+            when unknown.
     """
 
     user_id: str
@@ -157,9 +159,10 @@ class UserProfile:
     last_event: float
     source: str
     history: UserHistory | None = None
+    space: str | None = None
 
     def __eq__(self, other: object) -> bool:
-        """Same user, events, vector and history (arrays compared by value).
+        """Same user, events, vector, history and space (arrays compared by value).
 
         Example:
             >>> (
@@ -170,12 +173,13 @@ class UserProfile:
         """
         if not isinstance(other, UserProfile):
             return NotImplemented
-        same_history = (self.user_id, self.event_count, self.last_event, self.source, self.history) == (
+        same_history = (self.user_id, self.event_count, self.last_event, self.source, self.history, self.space) == (
             other.user_id,
             other.event_count,
             other.last_event,
             other.source,
             other.history,
+            other.space,
         )
         return same_history and np.array_equal(self.vector, other.vector)
 

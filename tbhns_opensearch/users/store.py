@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +36,8 @@ from tbhns_opensearch.cluster.connection import msearch_item
 from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.errors import IngestError, PersonalizationError
 from tbhns_opensearch.index.documents import decode_vector, vector_bytes
-from tbhns_opensearch.index.templates import load_template
+from tbhns_opensearch.index.templates import alias_meta, load_template
+from tbhns_opensearch.index.vector_space import encoder_signature, same_space, signature_in, space_id
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.profiles import PersonalizationConfig, UserHistory, UserProfile, build_user_profiles
 
@@ -105,6 +106,7 @@ def user_document(profile: UserProfile, updated: datetime) -> dict[str, Any]:
         "last_update": updated.isoformat(),
         "source": profile.source,
         **history,
+        **({} if profile.space is None else {"encoder_space": profile.space}),
     }
 
 
@@ -132,6 +134,7 @@ def profile_from_document(source: Mapping[str, Any], known: UserHistory | None =
         # timestamp stored before histories were checked (it is informational: ranking never reads it)
         source=source["source"],
         history=_history_from_document(source, known),
+        space=source.get("encoder_space"),
     )
 
 
@@ -338,16 +341,20 @@ def ingest_users(
     ensure_users_index(client, config.users_index)  # a wrong index is refused before any work
     events = list(events)
     wanted = {event.product_id for event in events}
+    signature = signature_in(alias_meta(client, config.product_alias))  # the space of the vectors read
     vectors = fetch_product_vectors(client, config.product_alias, wanted)
     missing = wanted - vectors.keys()
     to_encode = [product for product in catalog if product.id in missing] if encoder is not None else []
     if to_encode:
+        _check_space(encoder, signature, config.product_alias)
         encoded = encoder.encode([product.text_for_embedding() for product in to_encode])  # (n, dim)
         vectors.update({product.id: vector for product, vector in zip(to_encode, encoded)})
     rejected = sorted({event.user_id for event in events if not storable_user_id(event.user_id)})
     profiles = build_user_profiles(
         [event for event in events if storable_user_id(event.user_id)], vectors, config.personalization
     )
+    space = space_id(signature)
+    profiles = {user_id: replace(profile, space=space) for user_id, profile in profiles.items()}
     written = _bulk_profiles(client, config.users_index, profiles.values())  # the index was checked first
     min_history = config.personalization.min_history
     return UsersSummary(
@@ -361,6 +368,16 @@ def ingest_users(
         rejected_users=rejected,
         seconds=time.perf_counter() - started,
     )
+
+
+def _check_space(encoder: Encoder, signature: str | None, alias: str) -> None:
+    """Refuse to encode the products `alias` lacks with an encoder of another space than its vectors'."""
+    if signature is not None and not same_space(encoder_signature(encoder), signature):
+        raise IngestError(
+            f"the encoder {encoder.name_or_path!r} is another model than the one that made the vectors of "
+            f"{alias}; pass the encoder the product index was built with (--encoder), so the products it lacks "
+            "are encoded in the same space"
+        )
 
 
 def storable_user_id(user_id: str) -> bool:

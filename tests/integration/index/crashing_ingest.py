@@ -22,6 +22,7 @@ from opensearchpy.client.indices import IndicesClient
 from tbhns_opensearch.cli.app import main
 from tbhns_opensearch.encoder import Encoder
 from tbhns_opensearch.index import ingest
+from tbhns_opensearch.index.vector_space import PROBE_TEXTS
 
 SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
 _signal = [signal.SIGKILL]
@@ -47,15 +48,24 @@ def _wrap(owner: Any, name: str, *, before: Callable[[int], None] | None = None,
     setattr(owner, name, wrapped)
 
 
-def _on_second_encode(call: int) -> None:
-    if call == 2:
-        time.sleep(3)  # the writer thread sends the first chunk meanwhile
-        _die()
+def _mid_write() -> None:
+    """Die at the second catalog chunk's encoding (the encoder signature's probe texts are no chunk)."""
+    original, chunks = Encoder.encode, [0]
+
+    def encode(self: Encoder, texts: Any, *args: Any, **kwargs: Any) -> Any:
+        if tuple(texts) != PROBE_TEXTS:
+            chunks[0] += 1
+            if chunks[0] == 2:
+                time.sleep(3)  # the writer thread sends the first chunk meanwhile
+                _die()
+        return original(self, texts, *args, **kwargs)
+
+    Encoder.encode = encode  # type: ignore[method-assign]
 
 
 POINTS: dict[str, Callable[[], None]] = {
     "index-created": lambda: _wrap(ingest, "create_index", after=True),
-    "mid-write": lambda: _wrap(Encoder, "encode", before=_on_second_encode),
+    "mid-write": _mid_write,
     "before-refresh": lambda: _wrap(IndicesClient, "refresh", before=lambda _: _die()),
     "before-alias-swap": lambda: _wrap(ingest, "swap_alias", before=lambda _: _die()),
     "alias-swapped": lambda: _wrap(IndicesClient, "update_aliases", after=True),

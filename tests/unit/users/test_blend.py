@@ -57,6 +57,25 @@ def test_enough_history_blends_with_the_configured_alpha() -> None:
     np.testing.assert_allclose(result.vector, [2**-0.5, 2**-0.5, 0.0])
 
 
+@pytest.mark.parametrize(("stored", "index"), [("a1", "b2"), ("b2", "a1")])
+def test_a_profile_from_another_vector_space_than_the_index_falls_back(stored: str, index: str) -> None:
+    """A profile built from another encoder's product vectors than the index holds (the catalog rebuilt with a
+    new model since `ingest-users` ran) would blend two spaces: before, it was blended all the same."""
+    profile = UserProfile("u1", E2, 5, 0.0, "real", space=stored)
+    result = personalize(E1, "u1", profile, PersonalizationConfig(), space=index)
+    assert (result.fallback, result.vector is E1) == (True, True)
+    assert result.reason == (
+        "the stored profile of user 'u1' was built from another encoder's product vectors than the index holds "
+        "now; run `tbhns ingest-users` again"
+    )
+
+
+@pytest.mark.parametrize(("stored", "index"), [("a1", "a1"), (None, "a1"), ("a1", None)])
+def test_a_profile_of_the_same_or_an_unknown_space_personalizes(stored: str | None, index: str | None) -> None:
+    profile = UserProfile("u1", E2, 5, 0.0, "real", space=stored)
+    assert personalize(E1, "u1", profile, PersonalizationConfig(), space=index).method == "blend"
+
+
 def test_user_vector_weights_events_by_type_and_recency() -> None:
     config = PersonalizationConfig(event_weights={"purchase": 1.0, "click": 0.2}, half_life=10.0)
     events = [

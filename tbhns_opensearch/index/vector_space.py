@@ -4,9 +4,9 @@ An encoder's *signature* is its unit vectors of a few fixed probe texts (`PROBE_
 ingest` stores it in the product index's `_meta` (`SIGNATURE`); every user profile built from that index's vectors
 stores its short id (`space_id`). Two encoders share a space when every probe's two vectors have cosine >=
 `MIN_COSINE`: a copy of a model folder, its ONNX export and a bf16 run of it do (> 0.999); a fine-tuned model,
-another base model or a permuted one do not (0.84-0.96 between MiniLM and a TB-HNS fine-tune of it). A rebuilt
-index whose encoder shares the previous index's space keeps the previous signature (`carried_signature`), so the
-profiles' ids stay valid across rebuilds with the same model.
+another base model or a permuted one do not (0.87-0.96 between MiniLM and two Instacart fine-tunes of it). A
+rebuilt index whose encoder shares the previous index's space keeps the previous signature (`carried_signature`),
+so the profiles' ids stay valid across rebuilds with the same model.
 
 Example:
     >>> probes = np.eye(len(PROBE_TEXTS), 4, dtype=np.float32)  # (probes, dim) unit vectors

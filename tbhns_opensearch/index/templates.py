@@ -150,7 +150,12 @@ def alias_targets(client: OpenSearch, alias: str) -> list[str]:
 
 
 def alias_meta(client: OpenSearch, alias: str) -> dict[str, Any]:
-    """The mapping `_meta` of the one index behind `alias`; {} when there is none, or several."""
+    """The mapping `_meta` of the one index behind `alias`; {} when there is none, or several.
+
+    Example:
+        >>> sorted(alias_meta(client, "products"))  # doctest: +SKIP
+        ['catalog_fingerprint', 'encoder_signature']
+    """
     targets = alias_targets(client, alias)
     if len(targets) != 1:
         return {}

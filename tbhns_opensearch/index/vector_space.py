@@ -37,7 +37,12 @@ PROBE_TEXTS = (
 
 
 def encoder_signature(encoder: Encoder) -> str:
-    """`encoder`'s vectors of `PROBE_TEXTS`, (probes, dim) float32 row-major, base64."""
+    """`encoder`'s vectors of `PROBE_TEXTS`, (probes, dim) float32 row-major, base64.
+
+    Example:
+        >>> len(encoder_signature(Encoder()))  # 3 x 384 float32, base64  # doctest: +SKIP
+        6144
+    """
     return signature_of_vectors(encoder.encode(list(PROBE_TEXTS)))
 
 
@@ -57,7 +62,14 @@ def same_space(first: str, second: str) -> bool:
 
 
 def carried_signature(new: str, previous: str | None) -> str:
-    """The signature a rebuilt index stores: the `previous` index's, when `new` shares its space, else `new`."""
+    """The signature a rebuilt index stores: the `previous` index's, when `new` shares its space, else `new`.
+
+    Example:
+        >>> probes = np.eye(len(PROBE_TEXTS), 4, dtype=np.float32)
+        >>> old, near = signature_of_vectors(probes), signature_of_vectors(probes + 0.001)
+        >>> carried_signature(near, old) == old, carried_signature(near, None) == near
+        (True, True)
+    """
     return previous if previous is not None and same_space(new, previous) else new
 
 

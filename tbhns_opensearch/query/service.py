@@ -31,7 +31,7 @@ from opensearchpy import OpenSearch
 from tbhns_opensearch.cluster.connection import ClusterCapabilities
 from tbhns_opensearch.config import DEFAULT_ENCODER, OpenSearchConfig, is_count
 from tbhns_opensearch.errors import EncoderMismatchError, SearchError
-from tbhns_opensearch.index.vector_space import encoder_signature, same_space, space_id
+from tbhns_opensearch.index.vector_space import encoder_signature, same_space
 from tbhns_opensearch.query.builders import Filters, build_bm25, build_knn, build_neural, clip_query_text
 from tbhns_opensearch.query.encoding import QueryEncoder
 from tbhns_opensearch.query.fusion import HYBRID_PATHS, HybridConfig
@@ -123,6 +123,7 @@ class SearchClient:
         self.hybrid_search = HybridSearch(self.transport, self.hybrid, model_id)
         self.modes: dict[str, Mode] = dict(zip(MODES, (self._bm25, self._semantic, self._personalized, self._hybrid)))
         self._user_model = user_model
+        self._fits: dict[str, bool] = {}  # index signature -> the query encoder shares its space
 
     @cached_property
     def user_model(self) -> QueryTimeUserModel | None:
@@ -261,7 +262,7 @@ class SearchClient:
         def page_for(profile: UserProfile | None, rider: Rider | None) -> SearchResponse:
             user_model = self.user_model if profile is not None and profile.history else None  # loaded when needed
             decision = personalize(
-                query_vector, request.user_id, profile, self.personalization, user_model, self._space
+                query_vector, request.user_id, profile, self.personalization, user_model, self.transport.facts.space
             )
             return page(query_vector, profile, decision, rider)
 
@@ -280,7 +281,7 @@ class SearchClient:
                 f"{self.alias} holds {dimension}-dimensional ones; search with the encoder the index "
                 "was built with (its tbhns_manifest.json names it), or re-ingest with this one"
             )
-        if not self._in_index_space:
+        if not self._in_index_space():
             raise EncoderMismatchError(
                 f"the encoder {self.query_encoder.name!r} is another model than the one that made the vectors "
                 f"{self.alias} holds (their vectors of the same probe texts differ); search with the encoder the "
@@ -288,14 +289,16 @@ class SearchClient:
             )
         return vector
 
-    @cached_property
     def _in_index_space(self) -> bool:
-        """Whether the query encoder's vectors are in the product index's space (checked once; True when the
-        index's space is unknown)."""
+        """Whether the query encoder's vectors are in the product index's space (True when the index's space is
+        unknown); worked out once per signature the alias has led to."""
         stored = self.transport.index_signature
-        return stored is None or same_space(encoder_signature(self.query_encoder.encoder), stored)
+        if stored is None:
+            return True
+        if stored not in self._fits:
+            self._fits[stored] = same_space(self._encoder_signature, stored)
+        return self._fits[stored]
 
     @cached_property
-    def _space(self) -> str | None:
-        """The product index's vector space, which each user profile's must match (None: unknown)."""
-        return space_id(self.transport.index_signature)
+    def _encoder_signature(self) -> str:
+        return encoder_signature(self.query_encoder.encoder)

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ from opensearchpy.exceptions import SSLError, TransportError
 from tbhns_opensearch.cluster.connection import ClusterCapabilities, cluster_capabilities, make_client, msearch_item
 from tbhns_opensearch.config import OpenSearchConfig
 from tbhns_opensearch.errors import ClusterError, SearchError
-from tbhns_opensearch.index.vector_space import signature_in
+from tbhns_opensearch.index.vector_space import signature_in, space_id
 from tbhns_opensearch.query.builders import SOURCE_FIELDS, display_from_doc_values
 from tbhns_opensearch.query.results import ClusterHealth, SearchHit, hit_from_fields, parse_hits
+
+MAPPING_TTL_S = 30.0  # seconds a product index's mapping facts (`IndexFacts`) are reused before they are read again
 
 
 @dataclass
@@ -44,13 +47,64 @@ class Rider:
         return self.response is None
 
 
+@dataclass(frozen=True)
+class IndexFacts:
+    """What searches need from the mappings of the indices behind the alias, read at `read_at` (monotonic s).
+
+    Args:
+        dimension: Of the product vectors; None without an index, or for indices of several dimensions.
+        signature: The encoder signature of the vectors (`index.vector_space`); None when unknown (no index, one
+            without a signature, indices of several).
+        space: `signature`'s short id, which each user profile's must match.
+        display_doc_values: Every index has the display fields as doc values (pages read them there).
+    """
+
+    read_at: float
+    dimension: int | None
+    signature: str | None
+    space: str | None
+    display_doc_values: bool
+
+
+def index_facts(mappings: list[dict[str, Any]]) -> IndexFacts:
+    """The `IndexFacts` of the indices with these `mappings` (from `get_mapping`), read now.
+
+    Example:
+        >>> facts = index_facts([{"properties": {"embedding": {"dimension": 384}}, "_meta": {}}])
+        >>> facts.dimension, facts.signature, facts.display_doc_values
+        (384, None, False)
+    """
+    properties = [m.get("properties", {}) for m in mappings]
+    dimensions = {props.get("embedding", {}).get("dimension") for props in properties}
+    signatures = {signature_in(m.get("_meta", {})) for m in mappings}
+    signature = signatures.pop() if len(signatures) == 1 else None
+
+    def displays(props: dict[str, Any]) -> bool:
+        return (
+            {"keyword", "raw"} <= set(props.get("brand", {}).get("fields", {}))
+            and "title_bytes" in props
+            and "category_levels" in props
+        )
+
+    return IndexFacts(
+        read_at=time.monotonic(),
+        dimension=int(dimensions.pop()) if len(dimensions) == 1 and None not in dimensions else None,
+        signature=signature,
+        space=space_id(signature),
+        display_doc_values=bool(properties) and all(displays(props) for props in properties),
+    )
+
+
 class ProductTransport:
-    """Requests to the product alias `alias` (and riders) through one lazily made client."""
+    """Requests to the product alias `alias` (and riders) through one lazily made client. What the index's
+    mapping says (`facts`) is read again every `MAPPING_TTL_S` seconds, so a long-running client follows the
+    alias onto a rebuilt index, or onto the first one when it started before any."""
 
     def __init__(self, opensearch: OpenSearchConfig, alias: str) -> None:
         self.opensearch = opensearch
         self.alias = alias
         self._pipelines: set[str] = set()
+        self._facts: IndexFacts | None = None
 
     @cached_property
     def client(self) -> OpenSearch:
@@ -61,47 +115,34 @@ class ProductTransport:
         with self.call("reading the cluster's plugins"):
             return cluster_capabilities(self.client)
 
-    @cached_property
-    def _index_mappings(self) -> list[dict[str, Any]]:
-        """The mappings of each index behind the alias (read once); [] when there is none."""
-        with self.call("reading the product index mapping"):
-            try:
-                mappings = self.client.indices.get_mapping(index=self.alias)
-            except NotFoundError:
-                return []
-        return [m["mappings"] for m in mappings.values()]
-
-    @cached_property
-    def _index_properties(self) -> list[dict[str, Any]]:
-        """The mapped properties of each index behind the alias; [] when there is none."""
-        return [mappings.get("properties", {}) for mappings in self._index_mappings]
+    @property
+    def facts(self) -> IndexFacts:
+        """What searches need from the product index's mapping, read again once `MAPPING_TTL_S` has passed."""
+        facts = self._facts
+        if facts is None or time.monotonic() - facts.read_at >= MAPPING_TTL_S:
+            with self.call("reading the product index mapping"):
+                try:
+                    mappings = self.client.indices.get_mapping(index=self.alias)
+                except NotFoundError:
+                    mappings = {}
+            facts = self._facts = index_facts([m["mappings"] for m in mappings.values()])
+        return facts
 
     @property
     def index_dimension(self) -> int | None:
         """The dimension of the product index's vectors, or None when the index does not exist."""
-        dimensions = {props.get("embedding", {}).get("dimension") for props in self._index_properties}
-        return int(dimensions.pop()) if len(dimensions) == 1 and None not in dimensions else None
+        return self.facts.dimension
 
-    @cached_property
+    @property
     def index_signature(self) -> str | None:
-        """The encoder signature of the product index's vectors (`index.vector_space`), None when unknown (no
-        index, one without a signature, or several indices behind the alias)."""
-        signatures = {signature_in(mappings.get("_meta", {})) for mappings in self._index_mappings}
-        return signatures.pop() if len(signatures) == 1 else None
+        """The encoder signature of the product index's vectors (`index.vector_space`), None when unknown."""
+        return self.facts.signature
 
-    @cached_property
+    @property
     def display_doc_values(self) -> bool:
         """True when every index behind the alias has the display fields as doc values (template with
         `title_bytes`), so pages read them from doc values instead of stored fields (`page`)."""
-
-        def has(props: dict[str, Any]) -> bool:
-            return (
-                {"keyword", "raw"} <= set(props.get("brand", {}).get("fields", {}))
-                and "title_bytes" in props
-                and "category_levels" in props
-            )
-
-        return bool(self._index_properties) and all(has(props) for props in self._index_properties)
+        return self.facts.display_doc_values
 
     def health(self) -> ClusterHealth:
         """Cluster colour, version, server-side hybrid support and whether the alias exists."""

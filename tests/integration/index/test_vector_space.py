@@ -17,7 +17,7 @@ from tbhns_opensearch.errors import EncoderMismatchError, IngestError
 from tbhns_opensearch.index.ingest import IngestConfig, ingest_products
 from tbhns_opensearch.index.templates import alias_meta
 from tbhns_opensearch.index.vector_space import SIGNATURE, encoder_signature
-from tbhns_opensearch.query import SearchClient
+from tbhns_opensearch.query import SearchClient, transport
 from tbhns_opensearch.users.events import UserEvent
 from tbhns_opensearch.users.store import UsersIngestConfig, get_user_profile, ingest_users
 from tests.helpers import PERSONALIZATION, fixture_products
@@ -160,3 +160,22 @@ def test_ingest_users_refuses_to_encode_missing_products_with_another_model(
         ingest_users(os_client, events, config, catalog=toys, encoder=another_model)
     assert get_user_profile(os_client, users_index, "fan") is None  # nothing written
     assert ingest_users(os_client, events, config, catalog=toys, encoder=encoder).encoded_products == 5
+
+
+def test_a_running_client_follows_the_alias_onto_a_new_index_and_checks_it(
+    os_client, opensearch_config, encoder, another_model, index_config, toys, monkeypatch
+) -> None:
+    """A long-running client (`serve`) reads the mapping again every MAPPING_TTL_S. Before, it kept what it read
+    first: started before the first ingest, it never read display fields from doc values nor checked the
+    encoder; running across a rebuild with another model, it kept searching with the old one, silently."""
+    monkeypatch.setattr(transport, "MAPPING_TTL_S", 0.0)
+    running = SearchClient(opensearch_config, index_config.alias, encoder)
+    assert running.transport.facts.dimension is None  # no index yet
+
+    ingest_products(os_client, toys, encoder, index_config, QUIET)
+    assert running.search("toy car", mode="semantic").hits
+    assert running.transport.display_doc_values and running.transport.facts.dimension == encoder.dimension
+
+    ingest_products(os_client, toys, another_model, index_config, REBUILD)
+    with pytest.raises(EncoderMismatchError, match="is another model than the one that made the vectors"):
+        running.search("toy car", mode="semantic")

@@ -36,6 +36,7 @@ from tbhns_opensearch.index.templates import (
     alias_meta,
     alias_targets,
     create_index,
+    index_meta,
     swap_alias,
 )
 from tbhns_opensearch.index.vector_space import (
@@ -200,7 +201,7 @@ def _signature(
     signature = encoder_signature(encoder)
     if len(previous) != 1:  # a first index (a live one behind several indices was refused before)
         return signature
-    stored = signature_in(alias_meta(client, alias))
+    stored = signature_in(index_meta(client, previous[0]))
     if fresh:
         return carried_signature(signature, stored)
     if stored is not None and not same_space(signature, stored):

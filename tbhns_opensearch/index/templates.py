@@ -157,9 +157,17 @@ def alias_meta(client: OpenSearch, alias: str) -> dict[str, Any]:
         ['catalog_fingerprint', 'encoder_signature']
     """
     targets = alias_targets(client, alias)
-    if len(targets) != 1:
-        return {}
-    return dict(client.indices.get_mapping(index=targets[0])[targets[0]]["mappings"].get("_meta", {}))
+    return index_meta(client, targets[0]) if len(targets) == 1 else {}
+
+
+def index_meta(client: OpenSearch, index: str) -> dict[str, Any]:
+    """The mapping `_meta` of the concrete index `index` ({} when it has none).
+
+    Example:
+        >>> index_meta(client, "products-20260101000000-000")["catalog_fingerprint"]  # doctest: +SKIP
+        '9f2c...'
+    """
+    return dict(client.indices.get_mapping(index=index)[index]["mappings"].get("_meta", {}))
 
 
 def create_index(client: OpenSearch, config: IndexConfig) -> str:

@@ -32,14 +32,13 @@ def _die() -> None:
     os.kill(os.getpid(), _signal[0])
 
 
-def _wrap(owner: Any, name: str, *, before: Callable[[int], None] | None = None, after: bool = False) -> None:
+def _wrap(owner: Any, name: str, *, before: bool = False, after: bool = False) -> None:
+    """Die on the first call of `owner.name`: `before` it runs, or `after`."""
     original = getattr(owner, name)
-    calls = [0]
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
         if before:
-            before(calls[0])
+            _die()
         result = original(*args, **kwargs)
         if after:
             _die()
@@ -66,8 +65,8 @@ def _mid_write() -> None:
 POINTS: dict[str, Callable[[], None]] = {
     "index-created": lambda: _wrap(ingest, "create_index", after=True),
     "mid-write": _mid_write,
-    "before-refresh": lambda: _wrap(IndicesClient, "refresh", before=lambda _: _die()),
-    "before-alias-swap": lambda: _wrap(ingest, "swap_alias", before=lambda _: _die()),
+    "before-refresh": lambda: _wrap(IndicesClient, "refresh", before=True),
+    "before-alias-swap": lambda: _wrap(ingest, "swap_alias", before=True),
     "alias-swapped": lambda: _wrap(IndicesClient, "update_aliases", after=True),
 }
 
